@@ -1,0 +1,192 @@
+//! The registry of sparse parameters: named candle [`Var`]s, each with its [`Mask`].
+//!
+//! A masked weight holds exact zeros at its inactive positions and is used raw in
+//! the forward pass (no `w * mask` in the graph), so candle's gradient of the `Var`
+//! stays dense: gradient-based growth (RigL) needs exactly that. After every
+//! optimizer step [`SparseParams::apply_masks`] zeroes the inactive positions again.
+//!
+//! Several registries may coexist (a GAN's generator and discriminator each have one).
+
+use std::collections::BTreeMap;
+
+use candle_core::{Tensor, Var, backprop::GradStore};
+
+use crate::error::{Result, SparseError};
+use crate::mask::Mask;
+
+/// One masked parameter.
+#[derive(Debug, Clone)]
+pub struct SparseParam {
+    /// The parameter's name in the model's `VarMap`.
+    pub name: String,
+    /// The weight itself (shared with the model: updating it updates the model).
+    pub var: Var,
+    /// Which entries of the weight exist.
+    pub mask: Mask,
+}
+
+/// Named masked parameters, iterated in name order (deterministic).
+#[derive(Debug, Clone, Default)]
+pub struct SparseParams {
+    params: BTreeMap<String, SparseParam>,
+}
+
+impl SparseParams {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a parameter with a mask; the weight is masked at once.
+    pub fn insert(&mut self, name: impl Into<String>, var: Var, mask: Mask) -> Result<()> {
+        let name = name.into();
+        if var.dims() != mask.shape() {
+            return Err(SparseError::ShapeMismatch {
+                what: format!("mask of `{name}`"),
+                expected: var.dims().to_vec(),
+                got: mask.shape().to_vec(),
+            });
+        }
+        let param = SparseParam {
+            name: name.clone(),
+            var,
+            mask,
+        };
+        apply_mask(&param)?;
+        self.params.insert(name, param);
+        Ok(())
+    }
+
+    /// Number of masked parameters.
+    pub fn len(&self) -> usize {
+        self.params.len()
+    }
+
+    /// Whether the registry is empty.
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty()
+    }
+
+    /// The parameters in name order.
+    pub fn iter(&self) -> impl Iterator<Item = &SparseParam> {
+        self.params.values()
+    }
+
+    /// The names in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.params.keys().map(String::as_str)
+    }
+
+    /// One parameter by name.
+    pub fn get(&self, name: &str) -> Option<&SparseParam> {
+        self.params.get(name)
+    }
+
+    /// Whether `name` is masked here.
+    pub fn contains(&self, name: &str) -> bool {
+        self.params.contains_key(name)
+    }
+
+    /// The mask of `name`.
+    pub fn mask(&self, name: &str) -> Result<&Mask> {
+        self.get(name)
+            .map(|p| &p.mask)
+            .ok_or_else(|| SparseError::UnknownParameter(name.to_string()))
+    }
+
+    /// Replaces the mask of `name` and zeroes the weight where the new mask is inactive.
+    /// Newly active positions keep the weight's current value (zero after a prune).
+    pub fn set_mask(&mut self, name: &str, mask: Mask) -> Result<()> {
+        let param = self
+            .params
+            .get_mut(name)
+            .ok_or_else(|| SparseError::UnknownParameter(name.to_string()))?;
+        if param.mask.shape() != mask.shape() {
+            return Err(SparseError::ShapeMismatch {
+                what: format!("mask of `{name}`"),
+                expected: param.mask.shape().to_vec(),
+                got: mask.shape().to_vec(),
+            });
+        }
+        param.mask = mask;
+        apply_mask(param)
+    }
+
+    /// Zeroes every weight at its inactive positions (call after each optimizer step).
+    pub fn apply_masks(&self) -> Result<()> {
+        self.params.values().try_for_each(apply_mask)
+    }
+
+    /// Zeroes the gradients of masked weights at inactive positions, in place in `grads`.
+    /// Use it when an optimizer must not see the dense gradient (e.g. Adam moments).
+    pub fn mask_gradients(&self, grads: &mut GradStore) -> Result<()> {
+        for param in self.params.values() {
+            if let Some(g) = grads.get(param.var.as_tensor()) {
+                let m = param.mask.to_tensor(g.dtype(), g.device())?;
+                let masked = g.mul(&m)?;
+                grads.insert(param.var.as_tensor(), masked);
+            }
+        }
+        Ok(())
+    }
+
+    /// Per-parameter density, in name order.
+    pub fn densities(&self) -> BTreeMap<String, f64> {
+        self.params
+            .iter()
+            .map(|(n, p)| (n.clone(), p.mask.density()))
+            .collect()
+    }
+
+    /// Active weights over all masked weights.
+    pub fn total_density(&self) -> f64 {
+        let (nnz, numel) = self.params.values().fold((0usize, 0usize), |(a, b), p| {
+            (a + p.mask.nnz(), b + p.mask.numel())
+        });
+        if numel == 0 {
+            1.0
+        } else {
+            nnz as f64 / numel as f64
+        }
+    }
+}
+
+/// `var <- var * mask`, skipped when the mask is all ones.
+fn apply_mask(param: &SparseParam) -> Result<()> {
+    if param.mask.nnz() == param.mask.numel() {
+        return Ok(());
+    }
+    let t: &Tensor = param.var.as_tensor();
+    let m = param.mask.to_tensor(t.dtype(), t.device())?;
+    param.var.set(&t.mul(&m)?)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn insert_masks_the_weight_and_set_mask_updates_it() {
+        let dev = Device::Cpu;
+        let var = Var::from_tensor(&Tensor::new(&[[1f32, 2.], [3., 4.]], &dev).unwrap()).unwrap();
+        let mut reg = SparseParams::new();
+        let mask = Mask::from_bits(&[2, 2], vec![1, 0, 0, 1]).unwrap();
+        reg.insert("w", var.clone(), mask).unwrap();
+        assert_eq!(
+            var.as_tensor().to_vec2::<f32>().unwrap(),
+            vec![vec![1., 0.], vec![0., 4.]]
+        );
+        reg.set_mask("w", Mask::from_bits(&[2, 2], vec![0, 0, 0, 1]).unwrap())
+            .unwrap();
+        assert_eq!(
+            var.as_tensor().to_vec2::<f32>().unwrap(),
+            vec![vec![0., 0.], vec![0., 4.]]
+        );
+        assert!((reg.total_density() - 0.25).abs() < 1e-12);
+        assert!(reg.set_mask("nope", Mask::ones(&[2, 2])).is_err());
+        assert!(reg.set_mask("w", Mask::ones(&[4])).is_err());
+        let _ = DType::F32;
+    }
+}

@@ -1,0 +1,4 @@
+//! # sparse-repro
+//!
+//! What every Sparseland reproduction shares that is not sparsity.
+#![warn(missing_docs)]
