@@ -1,0 +1,8 @@
+//! # random-pruning
+//!
+//! Reproduction of *The Unreasonable Effectiveness of Random Pruning: Return of
+//! the Most Naive Baseline for Sparse Training* (Liu et al., ICLR 2022,
+//! arXiv 2202.02643) on Sparseland.
+#![warn(missing_docs)]
+
+pub mod model;

@@ -1,0 +1,51 @@
+use candle_core::{Result, Tensor};
+use candle_nn::{Linear, Module, ModuleT, VarBuilder, linear};
+
+/// A ReLU multilayer perceptron; images are flattened on entry.
+#[derive(Debug)]
+pub struct Mlp {
+    hidden: Vec<Linear>,
+    classifier: Linear,
+    depth: usize,
+}
+
+impl Mlp {
+    /// `inputs -> width (x depth) -> classes`, parameters `hidden.{i}.*` and `classifier.*`.
+    pub fn new(
+        inputs: usize,
+        width: usize,
+        depth: usize,
+        classes: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let mut hidden = Vec::with_capacity(depth);
+        let mut fan_in = inputs;
+        for i in 0..depth {
+            hidden.push(linear(fan_in, width, vb.pp(format!("hidden.{i}")))?);
+            fan_in = width;
+        }
+        let classifier = linear(fan_in, classes, vb.pp("classifier"))?;
+        Ok(Self {
+            hidden,
+            classifier,
+            depth,
+        })
+    }
+
+    pub(crate) fn weight_names_in_order(&self) -> Vec<String> {
+        (0..self.depth)
+            .map(|i| format!("hidden.{i}.weight"))
+            .chain(std::iter::once("classifier.weight".to_string()))
+            .collect()
+    }
+}
+
+impl ModuleT for Mlp {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
+        let mut h = xs.flatten_from(1)?;
+        for layer in &self.hidden {
+            h = layer.forward(&h)?.relu()?;
+        }
+        self.classifier.forward(&h)
+    }
+}

@@ -1,0 +1,137 @@
+//! The three model families of the paper, scaled by a width multiplier.
+//!
+//! Every model is a [`candle_nn::ModuleT`] whose parameters live in a
+//! [`candle_nn::VarMap`] under stable names, so sparse-core can select and mask
+//! their weights and checkpoints can name them.
+
+mod mlp;
+mod resnet;
+mod vgg;
+
+pub use mlp::Mlp;
+pub use resnet::CifarResNet;
+pub use vgg::VggBn;
+
+use candle_core::{Result, Tensor};
+use candle_nn::{ModuleT, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+/// Which architecture to build, with its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Architecture {
+    /// Multilayer perceptron: `depth` hidden layers of `width` units.
+    Mlp {
+        /// Hidden units per layer.
+        width: usize,
+        /// Number of hidden layers.
+        depth: usize,
+    },
+    /// CIFAR-style ResNet-(6n+2) with base width `width` (the official `cifar_resnet_N_W`).
+    ResNet {
+        /// Total depth, `6n + 2` (20, 32, 44, 56, 110, ...).
+        depth: usize,
+        /// Channels of the first stage (16 in the paper's default).
+        width: usize,
+    },
+    /// A small VGG with batch norm: three stages of `width`, `2·width`, `4·width` channels.
+    Vgg {
+        /// Channels of the first stage.
+        width: usize,
+    },
+}
+
+impl Architecture {
+    /// A short name for reports, e.g. `mlp-64x2`, `resnet20-16`, `vgg-32`.
+    pub fn label(&self) -> String {
+        match self {
+            Architecture::Mlp { width, depth } => format!("mlp-{width}x{depth}"),
+            Architecture::ResNet { depth, width } => format!("resnet{depth}-{width}"),
+            Architecture::Vgg { width } => format!("vgg-{width}"),
+        }
+    }
+
+    /// The width multiplier (hidden units or first-stage channels).
+    pub fn width(&self) -> usize {
+        match self {
+            Architecture::Mlp { width, .. }
+            | Architecture::ResNet { width, .. }
+            | Architecture::Vgg { width } => *width,
+        }
+    }
+}
+
+/// The input a model receives: `channels x height x width` images, flattened for an MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputShape {
+    /// Image channels.
+    pub channels: usize,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+}
+
+impl InputShape {
+    /// Number of values per sample.
+    pub fn numel(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
+
+/// A built model of any architecture.
+#[derive(Debug)]
+pub enum Model {
+    /// See [`Mlp`].
+    Mlp(Mlp),
+    /// See [`CifarResNet`].
+    ResNet(CifarResNet),
+    /// See [`VggBn`].
+    Vgg(VggBn),
+}
+
+impl Model {
+    /// Builds `arch` for `input` and `classes`, creating its parameters in `vb`.
+    pub fn new(
+        arch: &Architecture,
+        input: InputShape,
+        classes: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(match arch {
+            Architecture::Mlp { width, depth } => {
+                Model::Mlp(Mlp::new(input.numel(), *width, *depth, classes, vb)?)
+            }
+            Architecture::ResNet { depth, width } => Model::ResNet(CifarResNet::new(
+                *depth,
+                *width,
+                input.channels,
+                classes,
+                vb,
+            )?),
+            Architecture::Vgg { width } => {
+                Model::Vgg(VggBn::new(*width, input.channels, classes, vb)?)
+            }
+        })
+    }
+
+    /// Names of the prunable weights in forward order (first layer first,
+    /// classifier last): allocations such as uniform+ and ERK+ need this order.
+    pub fn weight_names_in_order(&self) -> Vec<String> {
+        match self {
+            Model::Mlp(m) => m.weight_names_in_order(),
+            Model::ResNet(m) => m.weight_names_in_order(),
+            Model::Vgg(m) => m.weight_names_in_order(),
+        }
+    }
+}
+
+impl ModuleT for Model {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Model::Mlp(m) => m.forward_t(xs, train),
+            Model::ResNet(m) => m.forward_t(xs, train),
+            Model::Vgg(m) => m.forward_t(xs, train),
+        }
+    }
+}

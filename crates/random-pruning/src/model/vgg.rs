@@ -1,0 +1,67 @@
+use candle_core::{Result, Tensor};
+use candle_nn::{
+    BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, batch_norm,
+    conv2d_no_bias, linear,
+};
+
+/// A small VGG with batch norm: `[W, pool, 2W, pool, 4W, 4W, pool]`, global
+/// average pooling and a linear classifier. Pools are 2x2 with stride 2 (the only
+/// max-pool candle can differentiate).
+#[derive(Debug)]
+pub struct VggBn {
+    layers: Vec<(Conv2d, BatchNorm, bool)>,
+    classifier: Linear,
+    names: Vec<String>,
+}
+
+impl VggBn {
+    /// Builds the network with first-stage width `width`.
+    pub fn new(width: usize, in_channels: usize, classes: usize, vb: VarBuilder) -> Result<Self> {
+        // (output channels, pool after)
+        let plan = [
+            (width, true),
+            (2 * width, true),
+            (4 * width, false),
+            (4 * width, true),
+        ];
+        let cfg = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let mut layers = Vec::new();
+        let mut names = Vec::new();
+        let mut c_in = in_channels;
+        for (i, &(c_out, pool)) in plan.iter().enumerate() {
+            let conv = conv2d_no_bias(c_in, c_out, 3, cfg, vb.pp(format!("features.{i}.conv")))?;
+            let bn = batch_norm(c_out, 1e-5, vb.pp(format!("features.{i}.bn")))?;
+            names.push(format!("features.{i}.conv.weight"));
+            layers.push((conv, bn, pool));
+            c_in = c_out;
+        }
+        let classifier = linear(c_in, classes, vb.pp("classifier"))?;
+        names.push("classifier.weight".to_string());
+        Ok(Self {
+            layers,
+            classifier,
+            names,
+        })
+    }
+
+    pub(crate) fn weight_names_in_order(&self) -> Vec<String> {
+        self.names.clone()
+    }
+}
+
+impl ModuleT for VggBn {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = xs.clone();
+        for (conv, bn, pool) in &self.layers {
+            h = bn.forward_t(&conv.forward(&h)?, train)?.relu()?;
+            if *pool && h.dim(2)? >= 2 && h.dim(3)? >= 2 {
+                h = h.max_pool2d(2)?;
+            }
+        }
+        let pooled = h.mean(3)?.mean(2)?;
+        self.classifier.forward(&pooled)
+    }
+}
