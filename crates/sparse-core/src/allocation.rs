@@ -188,7 +188,10 @@ impl Allocation {
             return Err(invalid("layers", "no layers to allocate".into()));
         }
         if let Some(l) = layers.iter().find(|l| l.numel() == 0) {
-            return Err(invalid("layers", format!("layer `{}` has no weights", l.name)));
+            return Err(invalid(
+                "layers",
+                format!("layer `{}` has no weights", l.name),
+            ));
         }
         if self.needs_model_order() && layers.len() < 2 {
             return Err(invalid(
@@ -224,7 +227,10 @@ impl Allocation {
             }
             Self::SnipRatio | Self::GlobalMagnitude | Self::GraspRatio => {
                 let scores = scores.ok_or_else(|| {
-                    invalid("scores", format!("{self:?} needs one score vector per layer"))
+                    invalid(
+                        "scores",
+                        format!("{self:?} needs one score vector per layer"),
+                    )
                 })?;
                 if scores.len() != layers.len() {
                     return Err(invalid(
@@ -537,14 +543,19 @@ impl AllocationConfig {
             .collect();
         let ordered_scores = match (self.allocation.needs_scores(), scores) {
             (false, _) => None,
-            (true, None) => return Err(invalid("scores", format!("{:?} needs scores", self.allocation))),
+            (true, None) => {
+                return Err(invalid(
+                    "scores",
+                    format!("{:?} needs scores", self.allocation),
+                ));
+            }
             (true, Some(map)) => Some(
                 layers
                     .iter()
                     .map(|l| {
-                        map.get(&l.name).cloned().ok_or_else(|| {
-                            invalid("scores", format!("no scores for `{}`", l.name))
-                        })
+                        map.get(&l.name)
+                            .cloned()
+                            .ok_or_else(|| invalid("scores", format!("no scores for `{}`", l.name)))
                     })
                     .collect::<Result<Vec<_>>>()?,
             ),
@@ -591,11 +602,13 @@ impl AllocationConfigBuilder {
     /// Validates: `density` in `(0, 1]`, `erk_power_scale` finite and `>= 0`,
     /// `classifier_density` in `(0, 1]`. The error names the parameter.
     pub fn build(self) -> Result<AllocationConfig> {
-        let density = self.density.ok_or_else(|| SparseError::InvalidHyperparameter {
-            name: "density",
-            value: "unset".into(),
-            reason: "is required".into(),
-        })?;
+        let density = self
+            .density
+            .ok_or_else(|| SparseError::InvalidHyperparameter {
+                name: "density",
+                value: "unset".into(),
+                reason: "is required".into(),
+            })?;
         check_density(density)?;
         self.allocation.validate()?;
         Ok(AllocationConfig {
@@ -622,13 +635,25 @@ mod tests {
         let mut layers = vec![LayerSpec::new("conv1", &[16, 3, 3, 3])];
         for b in 0..3 {
             for c in 1..=2 {
-                layers.push(LayerSpec::new(format!("layer1.{b}.conv{c}"), &[16, 16, 3, 3]));
+                layers.push(LayerSpec::new(
+                    format!("layer1.{b}.conv{c}"),
+                    &[16, 16, 3, 3],
+                ));
             }
         }
         for (stage, cin, cout) in [(2, 16, 32), (3, 32, 64)] {
-            layers.push(LayerSpec::new(format!("layer{stage}.0.conv1"), &[cout, cin, 3, 3]));
-            layers.push(LayerSpec::new(format!("layer{stage}.0.conv2"), &[cout, cout, 3, 3]));
-            layers.push(LayerSpec::new(format!("layer{stage}.0.shortcut"), &[cout, cin, 1, 1]));
+            layers.push(LayerSpec::new(
+                format!("layer{stage}.0.conv1"),
+                &[cout, cin, 3, 3],
+            ));
+            layers.push(LayerSpec::new(
+                format!("layer{stage}.0.conv2"),
+                &[cout, cout, 3, 3],
+            ));
+            layers.push(LayerSpec::new(
+                format!("layer{stage}.0.shortcut"),
+                &[cout, cin, 1, 1],
+            ));
             for b in 1..3 {
                 for c in 1..=2 {
                     layers.push(LayerSpec::new(
@@ -685,7 +710,15 @@ mod tests {
                 // six identical stage-1 convs.
                 let mut v = vec!["conv1".to_string()];
                 v.extend(stage1.iter().cloned());
-                v.extend(["layer2.0.conv1", "layer2.0.shortcut", "layer3.0.shortcut", "fc"].map(String::from));
+                v.extend(
+                    [
+                        "layer2.0.conv1",
+                        "layer2.0.shortcut",
+                        "layer3.0.shortcut",
+                        "fc",
+                    ]
+                    .map(String::from),
+                );
                 v
             }),
         ];
@@ -701,7 +734,10 @@ mod tests {
             for &i in &sparse {
                 assert!((dens[i] - eps * erk_ratio(&layers[i].shape)).abs() < 1e-12);
             }
-            let max_sparse = sparse.iter().map(|&i| erk_ratio(&layers[i].shape)).fold(0.0, f64::max);
+            let max_sparse = sparse
+                .iter()
+                .map(|&i| erk_ratio(&layers[i].shape))
+                .fold(0.0, f64::max);
             for (l, &dl) in layers.iter().zip(&dens) {
                 if dl == 1.0 {
                     assert!(erk_ratio(&l.shape) > max_sparse);
@@ -728,7 +764,9 @@ mod tests {
     #[test]
     fn erk_power_scale_zero_is_uniform_and_full_density_is_dense() {
         let layers = resnet20();
-        let d = Allocation::Erk { power_scale: 0.0 }.densities(&layers, 0.2, None).unwrap();
+        let d = Allocation::Erk { power_scale: 0.0 }
+            .densities(&layers, 0.2, None)
+            .unwrap();
         assert!(d.iter().all(|&x| (x - 0.2).abs() < 1e-12));
         let d = Allocation::erk().densities(&layers, 1.0, None).unwrap();
         assert!(d.iter().all(|&x| x == 1.0));
@@ -765,7 +803,9 @@ mod tests {
         let n = total(&layers);
         let (n_first, n_fc) = (432.0, 640.0);
         for d in [0.05, 0.1] {
-            let off = Allocation::uniform_plus().densities(&layers, d, None).unwrap();
+            let off = Allocation::uniform_plus()
+                .densities(&layers, d, None)
+                .unwrap();
             assert_eq!(off[0], 1.0);
             assert_eq!(off[21], 0.2);
             let expected = (d * n - n_first - 0.2 * n_fc) / n;
@@ -779,19 +819,31 @@ mod tests {
             assert!((budget(&layers, &exact) - d * n).abs() < 1e-9 * d * n);
         }
         // At d >= 0.2 the classifier is an ordinary layer.
-        let d = Allocation::uniform_plus().densities(&layers, 0.5, None).unwrap();
+        let d = Allocation::uniform_plus()
+            .densities(&layers, 0.5, None)
+            .unwrap();
         assert_eq!(d[0], 1.0);
         assert!((d[21] - (0.5 * n - n_first) / n).abs() < 1e-15);
         // A dense first layer bigger than the budget is an error, not a negative density.
-        let tiny = vec![LayerSpec::new("first", &[100, 100]), LayerSpec::new("fc", &[10, 10])];
-        assert!(Allocation::uniform_plus().densities(&tiny, 0.1, None).is_err());
+        let tiny = vec![
+            LayerSpec::new("first", &[100, 100]),
+            LayerSpec::new("fc", &[10, 10]),
+        ];
+        assert!(
+            Allocation::uniform_plus()
+                .densities(&tiny, 0.1, None)
+                .is_err()
+        );
     }
 
     #[test]
     fn erk_plus_fixes_the_classifier_and_meets_the_budget() {
         let layers = resnet20();
         let n = total(&layers);
-        let alloc = Allocation::ErkPlus { classifier_density: 1.0, power_scale: 1.0 };
+        let alloc = Allocation::ErkPlus {
+            classifier_density: 1.0,
+            power_scale: 1.0,
+        };
         let d = alloc.densities(&layers, 0.1, None).unwrap();
         assert_eq!(d[21], 1.0);
         assert!((budget(&layers, &d) - 0.1 * n).abs() < 1e-9 * n);
@@ -805,14 +857,26 @@ mod tests {
     fn score_allocations_use_a_global_top_k() {
         let layers = vec![LayerSpec::new("a", &[2, 2]), LayerSpec::new("b", &[4])];
         let scores = vec![vec![4.0, 3.0, 0.0, 0.0], vec![2.0, 1.0, -1.0, -2.0]];
-        let snip = Allocation::SnipRatio.densities(&layers, 0.25, Some(&scores)).unwrap();
+        let snip = Allocation::SnipRatio
+            .densities(&layers, 0.25, Some(&scores))
+            .unwrap();
         assert_eq!(snip, vec![0.5, 0.0]);
         // GraSP keeps the lowest scores.
-        let grasp = Allocation::GraspRatio.densities(&layers, 0.25, Some(&scores)).unwrap();
+        let grasp = Allocation::GraspRatio
+            .densities(&layers, 0.25, Some(&scores))
+            .unwrap();
         assert_eq!(grasp, vec![0.0, 0.5]);
-        assert!(Allocation::GlobalMagnitude.densities(&layers, 0.25, None).is_err());
+        assert!(
+            Allocation::GlobalMagnitude
+                .densities(&layers, 0.25, None)
+                .is_err()
+        );
         let short = vec![vec![1.0; 4], vec![1.0; 3]];
-        assert!(Allocation::SnipRatio.densities(&layers, 0.25, Some(&short)).is_err());
+        assert!(
+            Allocation::SnipRatio
+                .densities(&layers, 0.25, Some(&short))
+                .is_err()
+        );
     }
 
     #[test]
@@ -836,8 +900,15 @@ mod tests {
     fn largest_remainder_rounding() {
         // Targets 1.5, 1.5, 1.2, total 4.2 -> 4: floors 1,1,1 plus one for layer 0
         // (remainder 0.5 ties with layer 1; model order breaks the tie).
-        let layers = vec![LayerSpec::new("a", &[10]), LayerSpec::new("b", &[10]), LayerSpec::new("c", &[10])];
-        assert_eq!(exact_counts(&layers, &[0.15, 0.15, 0.12]).unwrap(), vec![2, 1, 1]);
+        let layers = vec![
+            LayerSpec::new("a", &[10]),
+            LayerSpec::new("b", &[10]),
+            LayerSpec::new("c", &[10]),
+        ];
+        assert_eq!(
+            exact_counts(&layers, &[0.15, 0.15, 0.12]).unwrap(),
+            vec![2, 1, 1]
+        );
         assert!(exact_counts(&layers, &[0.1, 0.2]).is_err());
         assert!(exact_counts(&layers, &[0.1, 0.2, 1.5]).is_err());
     }
@@ -876,17 +947,33 @@ mod tests {
             other => panic!("expected a hyperparameter error, got {other:?}"),
         };
         for bad in [0.0, 1.5, f64::NAN, -0.1] {
-            assert_eq!(named(AllocationConfig::builder().density(bad).build()), "density");
+            assert_eq!(
+                named(AllocationConfig::builder().density(bad).build()),
+                "density"
+            );
         }
         assert_eq!(named(AllocationConfig::builder().build()), "density");
         let alloc = Allocation::Erk { power_scale: -1.0 };
         assert_eq!(
-            named(AllocationConfig::builder().density(0.1).allocation(alloc).build()),
+            named(
+                AllocationConfig::builder()
+                    .density(0.1)
+                    .allocation(alloc)
+                    .build()
+            ),
             "erk_power_scale"
         );
-        let alloc = Allocation::ErkPlus { classifier_density: 0.0, power_scale: 1.0 };
+        let alloc = Allocation::ErkPlus {
+            classifier_density: 0.0,
+            power_scale: 1.0,
+        };
         assert_eq!(
-            named(AllocationConfig::builder().density(0.1).allocation(alloc).build()),
+            named(
+                AllocationConfig::builder()
+                    .density(0.1)
+                    .allocation(alloc)
+                    .build()
+            ),
             "classifier_density"
         );
         let layers = resnet20();
@@ -912,7 +999,10 @@ mod tests {
     fn init_sparse_params_masks_the_selected_weights() {
         let varmap = small_model();
         let order = ["conv1.weight", "conv2.weight", "fc.weight"];
-        let policy = SelectionPolicy::builder().layer_order(order).build().unwrap();
+        let policy = SelectionPolicy::builder()
+            .layer_order(order)
+            .build()
+            .unwrap();
         let cfg = AllocationConfig::builder()
             .density(0.3)
             .allocation(Allocation::UniformPlus { exact_budget: true })
@@ -920,7 +1010,9 @@ mod tests {
             .build()
             .unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let params = cfg.init_sparse_params(&varmap, &policy, None, &mut rng).unwrap();
+        let params = cfg
+            .init_sparse_params(&varmap, &policy, None, &mut rng)
+            .unwrap();
         let names: Vec<&str> = params.names().collect();
         assert_eq!(names, vec!["conv1.weight", "conv2.weight", "fc.weight"]);
         assert_eq!(params.mask("conv1.weight").unwrap().density(), 1.0);
@@ -929,7 +1021,13 @@ mod tests {
         assert_eq!(nnz, 247);
         // The weights themselves are zero where the mask is.
         let w = params.get("conv2.weight").unwrap();
-        let values = w.var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let values = w
+            .var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         for (i, v) in values.iter().enumerate() {
             if !w.mask.is_active(i) {
                 assert_eq!(*v, 0.0);
@@ -941,11 +1039,16 @@ mod tests {
             .dense_threshold(0.99)
             .build()
             .unwrap();
-        let params = cfg.init_sparse_params(&varmap, &policy, None, &mut rng).unwrap();
+        let params = cfg
+            .init_sparse_params(&varmap, &policy, None, &mut rng)
+            .unwrap();
         assert!(!params.contains("conv1.weight"));
         assert!(params.contains("conv2.weight"));
         // uniform+ without a model order is refused.
         let unordered = SelectionPolicy::default();
-        assert!(cfg.init_sparse_params(&varmap, &unordered, None, &mut rng).is_err());
+        assert!(
+            cfg.init_sparse_params(&varmap, &unordered, None, &mut rng)
+                .is_err()
+        );
     }
 }

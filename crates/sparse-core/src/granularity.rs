@@ -162,7 +162,9 @@ pub fn mask_from_scores(
             if row_len % m != 0 {
                 return Err(invalid(
                     "N:M group size",
-                    format!("m = {m} does not divide the input dimension {row_len} of shape {shape:?}"),
+                    format!(
+                        "m = {m} does not divide the input dimension {row_len} of shape {shape:?}"
+                    ),
                 ));
             }
             for (g, group) in scores.chunks(m).enumerate() {
@@ -173,22 +175,20 @@ pub fn mask_from_scores(
         }
         Granularity::Channel => {
             if row_len > 0 {
-                let channel_scores: Vec<f32> =
-                    scores.chunks(row_len).map(mean_abs).collect();
+                let channel_scores: Vec<f32> = scores.chunks(row_len).map(mean_abs).collect();
                 let channels = (keep as f64 / row_len as f64).round() as usize;
                 for c in top_k(&channel_scores, channels.min(rows)) {
                     bits[c * row_len..(c + 1) * row_len].fill(1);
                 }
             }
         }
-        Granularity::Block {
-            rows: bh,
-            cols: bw,
-        } => {
+        Granularity::Block { rows: bh, cols: bw } => {
             if rows % bh != 0 || row_len % bw != 0 {
                 return Err(invalid(
                     "block size",
-                    format!("{bh}x{bw} blocks do not tile the 2-D view {rows}x{row_len} of shape {shape:?}"),
+                    format!(
+                        "{bh}x{bw} blocks do not tile the 2-D view {rows}x{row_len} of shape {shape:?}"
+                    ),
                 ));
             }
             let (grid_r, grid_c) = (rows / bh, row_len / bw);
@@ -198,7 +198,10 @@ pub fn mask_from_scores(
                     let total: f32 = (0..bh)
                         .map(|r| {
                             let start = (br * bh + r) * row_len + bc * bw;
-                            scores[start..start + bw].iter().map(|s| s.abs()).sum::<f32>()
+                            scores[start..start + bw]
+                                .iter()
+                                .map(|s| s.abs())
+                                .sum::<f32>()
                         })
                         .sum();
                     total / (bh * bw) as f32
@@ -245,13 +248,24 @@ mod tests {
     fn n_m_keeps_exactly_n_of_every_m() {
         // Shape [3, 2, 2, 2]: rows of 8 inputs, groups of 4.
         let scores: Vec<f32> = (0..24).map(|i| ((i * 7) % 11) as f32).collect();
-        let m = mask_from_scores(&scores, &[3, 2, 2, 2], 0, Granularity::nm(2, 4).unwrap()).unwrap();
+        let m =
+            mask_from_scores(&scores, &[3, 2, 2, 2], 0, Granularity::nm(2, 4).unwrap()).unwrap();
         for (g, group) in m.as_bits().chunks(4).enumerate() {
-            assert_eq!(group.iter().map(|&b| b as usize).sum::<usize>(), 2, "group {g}");
+            assert_eq!(
+                group.iter().map(|&b| b as usize).sum::<usize>(),
+                2,
+                "group {g}"
+            );
             let s = &scores[g * 4..g * 4 + 4];
             // The kept ones are the two largest of their group.
-            let kept_min = (0..4).filter(|&i| group[i] == 1).map(|i| s[i]).fold(f32::MAX, f32::min);
-            let dropped_max = (0..4).filter(|&i| group[i] == 0).map(|i| s[i]).fold(f32::MIN, f32::max);
+            let kept_min = (0..4)
+                .filter(|&i| group[i] == 1)
+                .map(|i| s[i])
+                .fold(f32::MAX, f32::min);
+            let dropped_max = (0..4)
+                .filter(|&i| group[i] == 0)
+                .map(|i| s[i])
+                .fold(f32::MIN, f32::max);
             assert!(kept_min >= dropped_max);
         }
         assert_eq!(m.nnz(), 12);
@@ -262,17 +276,36 @@ mod tests {
     #[test]
     fn bad_granularities_are_rejected_with_the_parameter_named() {
         let err = Granularity::nm(5, 4).unwrap_err();
-        assert!(matches!(err, SparseError::InvalidHyperparameter { name: "n", .. }), "{err}");
+        assert!(
+            matches!(err, SparseError::InvalidHyperparameter { name: "n", .. }),
+            "{err}"
+        );
         let err = Granularity::nm(0, 4).unwrap_err();
-        assert!(matches!(err, SparseError::InvalidHyperparameter { name: "n", .. }));
+        assert!(matches!(
+            err,
+            SparseError::InvalidHyperparameter { name: "n", .. }
+        ));
         let err = Granularity::nm(0, 0).unwrap_err();
-        assert!(matches!(err, SparseError::InvalidHyperparameter { name: "m", .. }));
+        assert!(matches!(
+            err,
+            SparseError::InvalidHyperparameter { name: "m", .. }
+        ));
         let err = Granularity::block(0, 2).unwrap_err();
-        assert!(matches!(err, SparseError::InvalidHyperparameter { name: "rows", .. }));
+        assert!(matches!(
+            err,
+            SparseError::InvalidHyperparameter { name: "rows", .. }
+        ));
         let err = Granularity::block(2, 0).unwrap_err();
-        assert!(matches!(err, SparseError::InvalidHyperparameter { name: "cols", .. }));
-        let err = mask_from_scores(&[0.0; 8], &[2, 4], 0, Granularity::NM { n: 3, m: 2 }).unwrap_err();
-        assert!(matches!(err, SparseError::InvalidHyperparameter { name: "n", .. }));
+        assert!(matches!(
+            err,
+            SparseError::InvalidHyperparameter { name: "cols", .. }
+        ));
+        let err =
+            mask_from_scores(&[0.0; 8], &[2, 4], 0, Granularity::NM { n: 3, m: 2 }).unwrap_err();
+        assert!(matches!(
+            err,
+            SparseError::InvalidHyperparameter { name: "n", .. }
+        ));
     }
 
     #[test]
@@ -295,7 +328,9 @@ mod tests {
             scores[r * 4 + c] = 1.0;
         }
         let m = mask_from_scores(&scores, &[4, 4], 4, Granularity::block(2, 2).unwrap()).unwrap();
-        let expect: Vec<u8> = (0..16).map(|i| u8::from(i / 4 >= 2 && i % 4 >= 2)).collect();
+        let expect: Vec<u8> = (0..16)
+            .map(|i| u8::from(i / 4 >= 2 && i % 4 >= 2))
+            .collect();
         assert_eq!(m.as_bits(), expect.as_slice());
         assert!(mask_from_scores(&scores, &[4, 4], 4, Granularity::block(3, 2).unwrap()).is_err());
     }

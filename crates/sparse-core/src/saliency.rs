@@ -164,7 +164,13 @@ pub fn global_topk_densities(scores: &[Vec<f32>], density: f64) -> Result<Vec<f6
     Ok(scores
         .iter()
         .zip(kept)
-        .map(|(s, k)| if s.is_empty() { 1.0 } else { k as f64 / s.len() as f64 })
+        .map(|(s, k)| {
+            if s.is_empty() {
+                1.0
+            } else {
+                k as f64 / s.len() as f64
+            }
+        })
         .collect())
 }
 
@@ -188,9 +194,17 @@ mod tests {
         let dev = Device::Cpu;
         let w = Var::from_tensor(&Tensor::new(&[2.0f32, -1.0, 0.5], &dev).unwrap()).unwrap();
         let x = Tensor::new(&[1.0f32, 2.0, 3.0], &dev).unwrap();
-        let grads = (w.as_tensor() * &x).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = (w.as_tensor() * &x)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         let vars = vec![("w".to_string(), w.clone())];
-        assert_eq!(snip_scores_for(&vars, &grads).unwrap(), vec![vec![2.0, 2.0, 1.5]]);
+        assert_eq!(
+            snip_scores_for(&vars, &grads).unwrap(),
+            vec![vec![2.0, 2.0, 1.5]]
+        );
         let other = Var::zeros(3, DType::F32, &dev).unwrap();
         let err = snip_scores_for(&[("other".to_string(), other)], &grads).unwrap_err();
         assert!(matches!(err, SparseError::MissingGradient(n) if n == "other"));
@@ -222,7 +236,11 @@ mod tests {
 
     #[test]
     fn global_topk_gives_each_layer_its_share() {
-        let scores = vec![vec![9.0, 1.0, 8.0, 2.0], vec![7.0, 0.0], vec![3.0, 6.0, 5.0, 4.0]];
+        let scores = vec![
+            vec![9.0, 1.0, 8.0, 2.0],
+            vec![7.0, 0.0],
+            vec![3.0, 6.0, 5.0, 4.0],
+        ];
         // N = 10, d = 0.5: keep 9, 8, 7, 6, 5.
         let d = global_topk_densities(&scores, 0.5).unwrap();
         assert_eq!(d, vec![0.5, 0.5, 0.5]);

@@ -390,7 +390,10 @@ mod tests {
             .ndims([2, 4])
             .build()
             .unwrap();
-        assert_eq!(names(&p.select(&varmap).unwrap()), vec!["conv1.weight", "fc.weight"]);
+        assert_eq!(
+            names(&p.select(&varmap).unwrap()),
+            vec!["conv1.weight", "fc.weight"]
+        );
         let p = SelectionPolicy::builder()
             .convolutions_only()
             .build()
@@ -439,7 +442,12 @@ mod tests {
             .layer_order(["conv1.weight"])
             .build()
             .unwrap();
-        assert!(p.select(&varmap).unwrap_err().to_string().contains("fc.weight"));
+        assert!(
+            p.select(&varmap)
+                .unwrap_err()
+                .to_string()
+                .contains("fc.weight")
+        );
     }
 
     #[test]
