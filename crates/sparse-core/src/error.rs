@@ -29,6 +29,17 @@ pub enum SparseError {
     /// A parameter name that is not in the registry.
     #[error("unknown parameter `{0}`")]
     UnknownParameter(String),
+    /// An argument (not a hyperparameter) that a function cannot work with.
+    #[error("invalid {what}: {reason}")]
+    InvalidInput {
+        /// What was wrong (an argument, a layer, a score vector).
+        what: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A gradient that a computation needs is absent from the `GradStore`.
+    #[error("no gradient for parameter `{0}`")]
+    MissingGradient(String),
 }
 
 /// Result alias of sparse-core.
