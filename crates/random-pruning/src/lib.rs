@@ -5,4 +5,9 @@
 //! arXiv 2202.02643) on Sparseland.
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod error;
 pub mod model;
+
+pub use config::{AllocationKind, Sparsity, TrainConfig};
+pub use error::{Error, Result};

@@ -1,0 +1,25 @@
+//! Typed errors of the random-pruning library.
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value out of range, rejected before training starts.
+    #[error("invalid configuration: `{name}` = {value}: {reason}")]
+    InvalidConfig {
+        /// The parameter's name.
+        name: &'static str,
+        /// The rejected value.
+        value: String,
+        /// The valid range.
+        reason: String,
+    },
+    /// An error from sparse-core (allocation, optimizer, checkpoint...).
+    #[error(transparent)]
+    Sparse(#[from] sparse_core::SparseError),
+    /// An error from candle.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
