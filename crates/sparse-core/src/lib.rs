@@ -3,12 +3,25 @@
 //! The sparse-training engine of Sparseland, built on [candle](https://github.com/huggingface/candle).
 #![warn(missing_docs)]
 
+pub mod batchnorm;
+pub mod checkpoint;
+pub mod ema;
 pub mod error;
+pub mod flops;
+pub mod init;
+pub mod lr;
 pub mod mask;
+pub mod optim;
 pub mod registry;
 pub mod state;
 
-pub use error::{Result, SparseError};
+pub use checkpoint::{CheckpointMeta, RngState};
+pub use ema::SparseEma;
+pub use error::{CheckpointError, Result, SparseError};
+pub use flops::{InferenceFlops, LayerFlops, LayerShape, ParamReport, StepKind, TrainingFlops};
+pub use init::{FanMode, Init, Nonlinearity};
+pub use lr::LrSchedule;
 pub use mask::Mask;
+pub use optim::{Adam, AdamConfig, Optimizer, OptimizerState, ParamGroup, Sgd, SgdConfig};
 pub use registry::{SparseParam, SparseParams};
 pub use state::{MaskableState, MomentumSource};
