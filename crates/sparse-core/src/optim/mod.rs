@@ -232,3 +232,6 @@ pub(crate) fn reject_unknown_keys(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
