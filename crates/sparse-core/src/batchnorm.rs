@@ -40,14 +40,23 @@ pub fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
 /// (`forward_t(x, true)`) on one batch. Statistics are reset to mean 0 / variance 1
 /// first; with no batch they stay so. Returns the number of batches seen.
 /// A BatchNorm that a batch does not reach would average in zeros: run the whole model.
-pub fn recalibrate<B, I, F>(varmap: &VarMap, momentum: f64, batches: I, mut forward: F) -> Result<usize>
+pub fn recalibrate<B, I, F>(
+    varmap: &VarMap,
+    momentum: f64,
+    batches: I,
+    mut forward: F,
+) -> Result<usize>
 where
     I: IntoIterator<Item = B>,
     F: FnMut(B) -> Result<()>,
 {
     check_positive("momentum", momentum)?;
     if momentum > 1.0 {
-        return Err(crate::optim::invalid("momentum", momentum, "must lie in (0, 1]"));
+        return Err(crate::optim::invalid(
+            "momentum",
+            momentum,
+            "must lie in (0, 1]",
+        ));
     }
     let stats: Vec<(String, Var)> = sorted_vars(varmap)
         .into_iter()
@@ -141,19 +150,30 @@ mod tests {
         .unwrap();
         assert_eq!(n, 4);
         let data = varmap.data().lock().unwrap();
-        let mean = data["bn.running_mean"].as_tensor().to_vec1::<f32>().unwrap();
+        let mean = data["bn.running_mean"]
+            .as_tensor()
+            .to_vec1::<f32>()
+            .unwrap();
         let var = data["bn.running_var"].as_tensor().to_vec1::<f32>().unwrap();
         for c in 0..2 {
             // Equal batch sizes: the mean of batch means is the dataset mean.
             let (true_mean, _) = mean_var_unbiased(&channel_values(&xs, c));
-            assert!((mean[c] as f64 - true_mean).abs() < 1e-5, "{} vs {true_mean}", mean[c]);
+            assert!(
+                (mean[c] as f64 - true_mean).abs() < 1e-5,
+                "{} vs {true_mean}",
+                mean[c]
+            );
             // PyTorch's cumulative average of per-batch unbiased variances.
             let expected_var = xs
                 .iter()
                 .map(|x| mean_var_unbiased(&channel_values(std::slice::from_ref(x), c)).1)
                 .sum::<f64>()
                 / 4.0;
-            assert!((var[c] as f64 - expected_var).abs() < 1e-4, "{} vs {expected_var}", var[c]);
+            assert!(
+                (var[c] as f64 - expected_var).abs() < 1e-4,
+                "{} vs {expected_var}",
+                var[c]
+            );
         }
     }
 
@@ -171,7 +191,10 @@ mod tests {
         })
         .unwrap();
         let data = varmap.data().lock().unwrap();
-        let mean = data["bn.running_mean"].as_tensor().to_vec1::<f32>().unwrap();
+        let mean = data["bn.running_mean"]
+            .as_tensor()
+            .to_vec1::<f32>()
+            .unwrap();
         let var = data["bn.running_var"].as_tensor().to_vec1::<f32>().unwrap();
         for c in 0..2 {
             let (m, v) = mean_var_unbiased(&channel_values(&xs, c));

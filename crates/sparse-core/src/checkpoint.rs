@@ -299,10 +299,11 @@ fn deserialize<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
 pub fn read_meta(path: impl AsRef<Path>) -> Result<CheckpointMeta> {
     let path = path.as_ref();
     let bytes = read(path)?;
-    let (_, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| CheckpointError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     parse_meta(path, metadata.metadata())
 }
 
@@ -370,7 +371,13 @@ pub fn load(path: impl AsRef<Path>, varmap: &VarMap, targets: Targets<'_>) -> Re
     if let Some(params) = targets.params.as_deref() {
         for p in params.iter() {
             let key = format!("{MASK_PREFIX}{}", p.name);
-            let t = checked(&st, &key, p.mask.shape(), DType::U8, &candle_core::Device::Cpu)?;
+            let t = checked(
+                &st,
+                &key,
+                p.mask.shape(),
+                DType::U8,
+                &candle_core::Device::Cpu,
+            )?;
             let bits = t.flatten_all()?.to_vec1::<u8>()?;
             masks.push((p.name.clone(), Mask::from_bits(p.mask.shape(), bits)?));
         }
@@ -401,7 +408,11 @@ pub fn load(path: impl AsRef<Path>, varmap: &VarMap, targets: Targets<'_>) -> Re
         if om.kind != opt.kind() {
             return Err(CheckpointError::BadMetadata {
                 path: path.to_path_buf(),
-                reason: format!("optimizer kind `{}` stored, `{}` given", om.kind, opt.kind()),
+                reason: format!(
+                    "optimizer kind `{}` stored, `{}` given",
+                    om.kind,
+                    opt.kind()
+                ),
             }
             .into());
         }

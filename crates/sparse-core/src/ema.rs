@@ -168,7 +168,11 @@ mod tests {
         }
         let mut params = SparseParams::new();
         params
-            .insert("w", w.clone(), Mask::from_bits(&[4], vec![1, 1, 0, 1]).unwrap())
+            .insert(
+                "w",
+                w.clone(),
+                Mask::from_bits(&[4], vec![1, 1, 0, 1]).unwrap(),
+            )
             .unwrap();
         (varmap, w, b, params)
     }
@@ -179,7 +183,8 @@ mod tests {
         let (varmap, w, b, mut params) = setup();
         let mut ema = SparseEma::new(&varmap, 0.9).unwrap();
         // w = [1, 2, 0, 4]; now change weights and the mask: prune 1, grow 2.
-        w.set(&Tensor::new(&[2f32, 5., 7., 8.], &dev).unwrap()).unwrap();
+        w.set(&Tensor::new(&[2f32, 5., 7., 8.], &dev).unwrap())
+            .unwrap();
         b.set(&Tensor::new(&[20f32], &dev).unwrap()).unwrap();
         params
             .set_mask("w", Mask::from_bits(&[4], vec![1, 0, 1, 1]).unwrap())

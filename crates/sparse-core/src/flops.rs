@@ -405,8 +405,12 @@ mod tests {
         let conv = Var::ones((4, 3, 3, 3), DType::F32, dev).unwrap();
         // 27 of 108 conv weights kept.
         let bits: Vec<u8> = (0..108).map(|i| u8::from(i % 4 == 0)).collect();
-        p.insert("conv.weight", conv, Mask::from_bits(&[4, 3, 3, 3], bits).unwrap())
-            .unwrap();
+        p.insert(
+            "conv.weight",
+            conv,
+            Mask::from_bits(&[4, 3, 3, 3], bits).unwrap(),
+        )
+        .unwrap();
         let fc = Var::ones((10, 144), DType::F32, dev).unwrap();
         let bits: Vec<u8> = (0..1440).map(|i| u8::from(i % 10 == 0)).collect();
         p.insert("fc.weight", fc, Mask::from_bits(&[10, 144], bits).unwrap())
@@ -468,7 +472,8 @@ mod tests {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
         let lin = candle_nn::linear(4, 2, vb.pp("fc")).unwrap();
-        let _bn = candle_nn::batch_norm(2, candle_nn::BatchNormConfig::default(), vb.pp("bn")).unwrap();
+        let _bn =
+            candle_nn::batch_norm(2, candle_nn::BatchNormConfig::default(), vb.pp("bn")).unwrap();
         let mut params = SparseParams::new();
         params
             .insert(

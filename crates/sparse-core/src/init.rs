@@ -186,7 +186,7 @@ impl Init {
                 Dist::Normal(mean, std)
             }
             Init::Uniform { low, high } => {
-                if !(low < high) {
+                if !(low.is_finite() && high.is_finite() && low < high) {
                     return Err(invalid("high", high, "must be > low"));
                 }
                 Dist::Uniform(low, high)
@@ -275,7 +275,9 @@ mod tests {
     #[test]
     fn gains() {
         assert!((Nonlinearity::Relu.gain() - 2f64.sqrt()).abs() < 1e-12);
-        assert!((Nonlinearity::LeakyRelu(5f64.sqrt()).gain() - (1.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!(
+            (Nonlinearity::LeakyRelu(5f64.sqrt()).gain() - (1.0f64 / 3.0).sqrt()).abs() < 1e-12
+        );
         assert!((Nonlinearity::Tanh.gain() - 5.0 / 3.0).abs() < 1e-12);
     }
 
@@ -286,14 +288,20 @@ mod tests {
             mode: FanMode::FanIn,
             nonlinearity: Nonlinearity::Relu,
         };
-        let a = init.sample(&shape, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
-        let b = init.sample(&shape, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+        let a = init
+            .sample(&shape, &mut ChaCha8Rng::seed_from_u64(3))
+            .unwrap();
+        let b = init
+            .sample(&shape, &mut ChaCha8Rng::seed_from_u64(3))
+            .unwrap();
         assert_eq!(a, b);
         let (mean, std, _) = stats(&a);
         let expected = (2.0f64 / 576.0).sqrt();
         assert!(mean.abs() < 3e-3 * expected * 10.0);
         assert!((std / expected - 1.0).abs() < 0.01, "{std} vs {expected}");
-        let c = init.sample(&shape, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+        let c = init
+            .sample(&shape, &mut ChaCha8Rng::seed_from_u64(4))
+            .unwrap();
         assert_ne!(a, c);
     }
 
@@ -304,7 +312,12 @@ mod tests {
         let b = Var::zeros(50, DType::F32, &dev).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         torch_default_layer(&w, Some(&b), &mut rng).unwrap();
-        let wv = w.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let wv = w
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let (_, std, max) = stats(&wv);
         // U(±0.1): max close to 0.1, std 0.1/√3.
         assert!(max <= 0.1 && max > 0.099);
@@ -319,11 +332,16 @@ mod tests {
         let v = scaled.sample(&[512, 100], &mut rng).unwrap();
         let expected = 2f64.sqrt() / (100.0f64 * 0.25).sqrt();
         assert!((stats(&v).1 / expected - 1.0).abs() < 0.02);
-        assert!(Init::ScaledKaimingNormal { nonlinearity: Nonlinearity::Relu, density: 0.0 }
+        assert!(
+            Init::ScaledKaimingNormal {
+                nonlinearity: Nonlinearity::Relu,
+                density: 0.0
+            }
             .sample(&[2, 2], &mut rng)
             .unwrap_err()
             .to_string()
-            .contains("`density`"));
+            .contains("`density`")
+        );
     }
 
     #[test]
@@ -337,10 +355,25 @@ mod tests {
         init_vars(&vars, |_, _| Some(init), &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let first = init.sample(&[4, 6], &mut rng).unwrap();
-        assert_eq!(a.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), first);
+        assert_eq!(
+            a.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            first
+        );
         let bound = (6.0f64 / 10.0).sqrt() as f32;
         assert!(first.iter().all(|x| x.abs() <= bound));
         init_var(&a, Init::Constant(0.5), &mut rng).unwrap();
-        assert!(a.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().all(|&x| x == 0.5));
+        assert!(
+            a.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .all(|&x| x == 0.5)
+        );
     }
 }

@@ -271,9 +271,13 @@ mod tests {
 
     #[test]
     fn invalid_arguments_name_the_parameter() {
-        let e = MultiStep::new(0.1, 0.1, vec![5, 5]).unwrap_err().to_string();
+        let e = MultiStep::new(0.1, 0.1, vec![5, 5])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`milestones`"), "{e}");
-        let e = WarmupCosine::with_warmup(0.1, 0.0, 10.0, 0.0, 10.0).unwrap_err().to_string();
+        let e = WarmupCosine::with_warmup(0.1, 0.0, 10.0, 0.0, 10.0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`warmup`"), "{e}");
         let e = Triangular::new(0.1, -1.0, 1.0).unwrap_err().to_string();
         assert!(e.contains("`lr2`"), "{e}");

@@ -33,7 +33,10 @@ fn model(init_seed: u64, hidden: usize) -> Model {
         // candle's own init is unseeded: every fc tensor must be drawn here.
         |n, s| match (n.starts_with("fc"), s.len()) {
             (true, 2) => Some(Init::TorchDefaultWeight),
-            (true, _) => Some(Init::Uniform { low: -0.3, high: 0.3 }),
+            (true, _) => Some(Init::Uniform {
+                low: -0.3,
+                high: 0.3,
+            }),
             _ => None,
         },
         &mut ChaCha8Rng::seed_from_u64(init_seed),
@@ -47,7 +50,11 @@ fn model(init_seed: u64, hidden: usize) -> Model {
             .map(|_| u8::from(rand::Rng::random_bool(&mut rng, 0.5)))
             .collect();
         params
-            .insert(name, var.clone(), Mask::from_bits(var.dims(), bits).unwrap())
+            .insert(
+                name,
+                var.clone(),
+                Mask::from_bits(var.dims(), bits).unwrap(),
+            )
             .unwrap();
     }
     Model {
@@ -82,7 +89,12 @@ impl OptimizerMask for Sgd {}
 impl OptimizerMask for Adam {}
 
 fn sgd(m: &Model) -> Sgd {
-    let cfg = SgdConfig::builder(0.05).momentum(0.9).nesterov(true).weight_decay(5e-4).build().unwrap();
+    let cfg = SgdConfig::builder(0.05)
+        .momentum(0.9)
+        .nesterov(true)
+        .weight_decay(5e-4)
+        .build()
+        .unwrap();
     Sgd::from_params(trainable_vars(&m.varmap), cfg).unwrap()
 }
 
@@ -95,7 +107,12 @@ fn bits(varmap: &VarMap) -> Vec<(String, Vec<u32>)> {
     sorted_vars(varmap)
         .into_iter()
         .map(|(n, v)| {
-            let b = v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = v
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             (n, b.into_iter().map(f32::to_bits).collect())
         })
         .collect()
@@ -108,8 +125,22 @@ fn state_bits(opt: &dyn Optimizer) -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .map(|(n, t)| {
             let bytes = match t.dtype() {
-                DType::I64 => t.flatten_all().unwrap().to_vec1::<i64>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect(),
-                _ => t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect(),
+                DType::I64 => t
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<i64>()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+                _ => t
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
             };
             (n, bytes)
         })
@@ -134,7 +165,8 @@ fn resume_is_bit_identical<O: OptimizerMask>(make: fn(&Model) -> O) {
     for _ in 0..n / 2 {
         train_step(&first, &mut opt1, &mut rng1);
     }
-    let meta = CheckpointMeta::new(serde_json::json!({"lr": 0.05}), (n / 2) as u64, 42).with_rng(&rng1);
+    let meta =
+        CheckpointMeta::new(serde_json::json!({"lr": 0.05}), (n / 2) as u64, 42).with_rng(&rng1);
     let sources = Sources {
         params: Some(&first.params),
         optimizer: Some(&opt1),
@@ -215,7 +247,10 @@ fn round_trip_is_bit_exact_with_masks_state_and_metadata() {
     .unwrap();
     assert_eq!(bits(&m.varmap), bits(&fresh.varmap));
     for name in ["fc1.weight", "fc2.weight"] {
-        assert_eq!(m.params.mask(name).unwrap(), fresh.params.mask(name).unwrap());
+        assert_eq!(
+            m.params.mask(name).unwrap(),
+            fresh.params.mask(name).unwrap()
+        );
     }
     assert_eq!(state_bits(&opt), state_bits(&opt2));
     assert_eq!(opt2.step_count(), 2);
@@ -223,10 +258,17 @@ fn round_trip_is_bit_exact_with_masks_state_and_metadata() {
     assert_eq!(loaded.meta.densities, m.params.densities());
     assert_eq!(loaded.meta.optimizer.as_ref().unwrap().kind, "sgd");
     assert_eq!(loaded.meta.crate_name, "sparse-core");
-    assert_eq!(loaded.extra["ema.fc1.weight"].to_vec1::<f32>().unwrap(), vec![1.0, 2.0]);
+    assert_eq!(
+        loaded.extra["ema.fc1.weight"].to_vec1::<f32>().unwrap(),
+        vec![1.0, 2.0]
+    );
     assert_eq!(read_meta(&path).unwrap(), loaded.meta);
     // BN running statistics were saved and restored too.
-    assert!(sorted_vars(&fresh.varmap).iter().any(|(n, _)| n == "bn.running_mean"));
+    assert!(
+        sorted_vars(&fresh.varmap)
+            .iter()
+            .any(|(n, _)| n == "bn.running_mean")
+    );
     // No temporary file is left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
@@ -237,7 +279,10 @@ fn rng_state_restores_the_stream_position() {
     let _: u64 = rand::Rng::random(&mut rng);
     let state = RngState::capture(&rng);
     let mut back = state.restore().unwrap();
-    assert_eq!(rand::Rng::random::<u64>(&mut rng), rand::Rng::random::<u64>(&mut back));
+    assert_eq!(
+        rand::Rng::random::<u64>(&mut rng),
+        rand::Rng::random::<u64>(&mut back)
+    );
     let bad = RngState {
         seed: "zz".into(),
         ..state
@@ -301,35 +346,58 @@ fn wrong_shape_missing_and_unexpected_tensors_are_named() {
     let before = bits(&wide.varmap);
     let e = ck_err(load(&path, &wide.varmap, Targets::default()).unwrap_err());
     match e {
-        CheckpointError::ShapeMismatch { name, expected, got } => {
+        CheckpointError::ShapeMismatch {
+            name,
+            expected,
+            got,
+        } => {
             assert_eq!(name, "bn.bias");
             assert_eq!((expected, got), (vec![6], vec![5]));
         }
         other => panic!("{other}"),
     }
-    assert_eq!(before, bits(&wide.varmap), "a failed load must not modify the target");
+    assert_eq!(
+        before,
+        bits(&wide.varmap),
+        "a failed load must not modify the target"
+    );
 
     let m = model(3, 5);
     let vb = VarBuilder::from_varmap(&m.varmap, DType::F32, &Device::Cpu);
     let _extra = candle_nn::linear(2, 2, vb.pp("head")).unwrap();
     let e = ck_err(load(&path, &m.varmap, Targets::default()).unwrap_err());
-    assert!(matches!(e, CheckpointError::MissingTensor(ref n) if n == "head.bias"), "{e}");
+    assert!(
+        matches!(e, CheckpointError::MissingTensor(ref n) if n == "head.bias"),
+        "{e}"
+    );
 
     let m = model(3, 5);
     m.varmap.data().lock().unwrap().remove("fc2.bias");
     let e = ck_err(load(&path, &m.varmap, Targets::default()).unwrap_err());
-    assert!(matches!(e, CheckpointError::UnexpectedTensor(ref n) if n == "fc2.bias"), "{e}");
+    assert!(
+        matches!(e, CheckpointError::UnexpectedTensor(ref n) if n == "fc2.bias"),
+        "{e}"
+    );
 
     let m = model(3, 5);
     let f64var = Var::zeros(5, DType::F64, &Device::Cpu).unwrap();
-    m.varmap.data().lock().unwrap().insert("fc1.bias".into(), f64var);
+    m.varmap
+        .data()
+        .lock()
+        .unwrap()
+        .insert("fc1.bias".into(), f64var);
     let e = ck_err(load(&path, &m.varmap, Targets::default()).unwrap_err());
-    assert!(matches!(e, CheckpointError::DTypeMismatch { ref name, .. } if name == "fc1.bias"), "{e}");
+    assert!(
+        matches!(e, CheckpointError::DTypeMismatch { ref name, .. } if name == "fc1.bias"),
+        "{e}"
+    );
 
     // A mask the registry expects but the file lacks.
     let mut m = model(3, 5);
     let extra_var = Var::ones((2, 2), DType::F32, &Device::Cpu).unwrap();
-    m.params.insert("z.weight", extra_var, Mask::ones(&[2, 2])).unwrap();
+    m.params
+        .insert("z.weight", extra_var, Mask::ones(&[2, 2]))
+        .unwrap();
     let e = ck_err(
         load(
             &path,
@@ -341,7 +409,10 @@ fn wrong_shape_missing_and_unexpected_tensors_are_named() {
         )
         .unwrap_err(),
     );
-    assert!(matches!(e, CheckpointError::MissingTensor(ref n) if n == "mask/z.weight"), "{e}");
+    assert!(
+        matches!(e, CheckpointError::MissingTensor(ref n) if n == "mask/z.weight"),
+        "{e}"
+    );
 
     // An optimizer of another kind.
     let m = model(3, 5);

@@ -309,13 +309,23 @@ impl Optimizer for Adam {
                     .map(|b| format!("{}/{b}", slot.name))
                     .find(|k| state.tensors.contains_key(k))
                 {
-                    let missing = if k.ends_with(EXP_AVG_SQ) { EXP_AVG } else { EXP_AVG_SQ };
-                    return Err(CheckpointError::MissingTensor(format!("{}/{missing}", slot.name)).into());
+                    let missing = if k.ends_with(EXP_AVG_SQ) {
+                        EXP_AVG
+                    } else {
+                        EXP_AVG_SQ
+                    };
+                    return Err(
+                        CheckpointError::MissingTensor(format!("{}/{missing}", slot.name)).into(),
+                    );
                 }
                 continue;
             };
             if self.config.amsgrad && max.is_none() {
-                return Err(CheckpointError::MissingTensor(format!("{}/{MAX_EXP_AVG_SQ}", slot.name)).into());
+                return Err(CheckpointError::MissingTensor(format!(
+                    "{}/{MAX_EXP_AVG_SQ}",
+                    slot.name
+                ))
+                .into());
             }
             let step_t = state
                 .tensors

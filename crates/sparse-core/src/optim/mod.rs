@@ -2,7 +2,7 @@
 //!
 //! candle-nn's `SGD` has no momentum and its `AdamW` keeps its moments private, so the
 //! sparsity engine (momentum growth, momentum masking) and checkpoints cannot use them.
-//! [`Sgd`], [`Adam`] and [`AdamW`] follow `torch.optim` update equations exactly, keep
+//! [`Sgd`] and [`Adam`] (Adam or AdamW, chosen by [`AdamConfig`]) follow `torch.optim` update equations exactly, keep
 //! every buffer as a named tensor (`<param>/<buffer>`), and implement
 //! [`MomentumSource`](crate::MomentumSource) and [`MaskableState`](crate::MaskableState).
 //!
@@ -222,9 +222,9 @@ pub(crate) fn reject_unknown_keys(
 ) -> Result<()> {
     for key in state.tensors.keys() {
         let known = slots.iter().any(|s| {
-            buffers
-                .iter()
-                .any(|b| key.len() == s.name.len() + 1 + b.len() && *key == format!("{}/{}", s.name, b))
+            buffers.iter().any(|b| {
+                key.len() == s.name.len() + 1 + b.len() && *key == format!("{}/{}", s.name, b)
+            })
         });
         if !known {
             return Err(CheckpointError::UnexpectedTensor(key.clone()).into());

@@ -38,13 +38,22 @@ fn var(values: &[f32]) -> Var {
 /// Gradients of `sum(var ⊙ g)` with respect to `var`, i.e. exactly `g`.
 fn grads_for(var: &Var, g: &[f32]) -> GradStore {
     let g = Tensor::new(g, &Device::Cpu).unwrap();
-    var.as_tensor().mul(&g).unwrap().sum_all().unwrap().backward().unwrap()
+    var.as_tensor()
+        .mul(&g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap()
 }
 
 fn assert_close(got: &Tensor, expected: &[f64], tol: f64) {
     let got = got.to_vec1::<f32>().unwrap();
     for (g, e) in got.iter().zip(expected) {
-        assert!((*g as f64 - e).abs() < tol, "got {got:?}, expected {expected:?}");
+        assert!(
+            (*g as f64 - e).abs() < tol,
+            "got {got:?}, expected {expected:?}"
+        );
     }
 }
 
@@ -58,7 +67,11 @@ fn run(opt: &mut dyn Optimizer, p: &Var, grads: &[[f32; 3]], expected: &[[f64; 3
 #[test]
 fn sgd_momentum_weight_decay_matches_torch() {
     let p = var(&P0);
-    let cfg = SgdConfig::builder(0.1).momentum(0.9).weight_decay(5e-4).build().unwrap();
+    let cfg = SgdConfig::builder(0.1)
+        .momentum(0.9)
+        .weight_decay(5e-4)
+        .build()
+        .unwrap();
     let mut opt = Sgd::from_params(vec![("p".into(), p.clone())], cfg).unwrap();
     let expected = [
         [0.989950000, -1.979900000, 0.469975000],
@@ -96,7 +109,11 @@ fn sgd_nesterov_matches_torch() {
 fn sgd_dampening_scales_later_gradients_only() {
     // buf1 = g1; buf2 = 0.5·buf1 + (1 − 0.25)·g2 ; p2 = p0 − lr·(buf1 + buf2)
     let p = var(&[1.0]);
-    let cfg = SgdConfig::builder(1.0).momentum(0.5).dampening(0.25).build().unwrap();
+    let cfg = SgdConfig::builder(1.0)
+        .momentum(0.5)
+        .dampening(0.25)
+        .build()
+        .unwrap();
     let mut opt = Sgd::from_params(vec![("p".into(), p.clone())], cfg).unwrap();
     opt.step(&grads_for(&p, &[2.0])).unwrap();
     opt.step(&grads_for(&p, &[4.0])).unwrap();
@@ -143,7 +160,10 @@ fn amsgrad_uses_the_running_maximum() {
     let ams = [0.997611001, -1.990526224, 0.471348298];
     for (amsgrad, last) in [(false, plain), (true, ams)] {
         let p = var(&P0);
-        let cfg = AdamConfig::adamw(0.01, 0.1).amsgrad(amsgrad).build().unwrap();
+        let cfg = AdamConfig::adamw(0.01, 0.1)
+            .amsgrad(amsgrad)
+            .build()
+            .unwrap();
         let mut opt = Adam::from_params(vec![("p".into(), p.clone())], cfg).unwrap();
         let expected = [
             [0.989000001, -1.988000001, 0.489500000],
@@ -165,7 +185,11 @@ fn no_decay_group_and_vars_without_gradient() {
         ("bn.running_mean".to_string(), frozen.clone()),
     ];
     let groups = ParamGroup::split_no_decay(params, is_bias_or_norm);
-    let cfg = SgdConfig::builder(0.5).momentum(0.9).weight_decay(0.1).build().unwrap();
+    let cfg = SgdConfig::builder(0.5)
+        .momentum(0.9)
+        .weight_decay(0.1)
+        .build()
+        .unwrap();
     let mut opt = Sgd::new(groups, cfg).unwrap();
     let loss = (w.as_tensor().sum_all().unwrap() + b.as_tensor().sum_all().unwrap()).unwrap();
     opt.step(&loss.backward().unwrap()).unwrap();
@@ -187,19 +211,40 @@ fn masked_training_keeps_pruned_weights_and_buffers_at_zero() {
     let mut params = SparseParams::new();
     params.insert("w", w.clone(), mask.clone()).unwrap();
     let x = Tensor::new(&[[1.0f32, 2.0, -1.0], [0.5, -0.5, 3.0]], &dev).unwrap();
-    let sgd_cfg = SgdConfig::builder(0.1).momentum(0.9).nesterov(true).weight_decay(5e-4).build().unwrap();
-    let adam_cfg = AdamConfig::adamw(0.01, 0.05).mask_moments(true).build().unwrap();
+    let sgd_cfg = SgdConfig::builder(0.1)
+        .momentum(0.9)
+        .nesterov(true)
+        .weight_decay(5e-4)
+        .build()
+        .unwrap();
+    let adam_cfg = AdamConfig::adamw(0.01, 0.05)
+        .mask_moments(true)
+        .build()
+        .unwrap();
     for which in 0..2 {
-        w.set(&Tensor::new(&[[0.5f32, -1.0, 2.0], [1.5, 0.3, -0.7]], &dev).unwrap()).unwrap();
+        w.set(&Tensor::new(&[[0.5f32, -1.0, 2.0], [1.5, 0.3, -0.7]], &dev).unwrap())
+            .unwrap();
         params.apply_masks().unwrap();
         let named = vec![("w".to_string(), w.clone())];
         let mut sgd = Sgd::from_params(named.clone(), sgd_cfg).unwrap();
         let mut adam = Adam::from_params(named, adam_cfg).unwrap();
         for _ in 0..4 {
-            let loss = x.matmul(&w.as_tensor().t().unwrap()).unwrap().sqr().unwrap().sum_all().unwrap();
+            let loss = x
+                .matmul(&w.as_tensor().t().unwrap())
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap();
             let grads = loss.backward().unwrap();
             // The gradient is dense: pruned positions get non-zero updates before masking.
-            let g = grads.get(w.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let g = grads
+                .get(w.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             assert!(g[1] != 0.0 && g[3] != 0.0);
             if which == 0 {
                 sgd.step(&grads).unwrap();
@@ -209,7 +254,12 @@ fn masked_training_keeps_pruned_weights_and_buffers_at_zero() {
                 adam.mask_state(&params).unwrap();
             }
             params.apply_masks().unwrap();
-            let wv = w.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let wv = w
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             let state: Vec<Tensor> = if which == 0 {
                 vec![sgd.momentum("w").unwrap().unwrap()]
             } else {
@@ -231,7 +281,9 @@ fn masked_training_keeps_pruned_weights_and_buffers_at_zero() {
 fn adam_moments_are_not_masked_by_default() {
     let w = var(&[1.0, 1.0]);
     let mut params = SparseParams::new();
-    params.insert("w", w.clone(), Mask::from_bits(&[2], vec![1, 0]).unwrap()).unwrap();
+    params
+        .insert("w", w.clone(), Mask::from_bits(&[2], vec![1, 0]).unwrap())
+        .unwrap();
     let mut opt = Adam::from_params(
         vec![("w".into(), w.clone())],
         AdamConfig::adam(0.1).build().unwrap(),
@@ -239,9 +291,17 @@ fn adam_moments_are_not_masked_by_default() {
     .unwrap();
     opt.step(&grads_for(&w, &[1.0, 1.0, 0.0][..2])).unwrap();
     opt.mask_state(&params).unwrap();
-    assert_eq!(opt.moments("w").unwrap().0.to_vec1::<f32>().unwrap()[1], 0.1);
+    assert_eq!(
+        opt.moments("w").unwrap().0.to_vec1::<f32>().unwrap()[1],
+        0.1
+    );
     // Momentum signal m/(sqrt(v)+1e-8) = 0.1/(sqrt(0.001)+1e-8).
-    let s = opt.momentum("w").unwrap().unwrap().to_vec1::<f32>().unwrap();
+    let s = opt
+        .momentum("w")
+        .unwrap()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert!((s[0] as f64 - 0.1 / (0.001f64.sqrt() + 1e-8)).abs() < 1e-4);
 }
 
@@ -251,7 +311,16 @@ fn invalid_hyperparameters_name_the_parameter() {
     assert!(name(SgdConfig::builder(0.0).build()).contains("`lr`"));
     assert!(name(SgdConfig::builder(0.1).momentum(1.0).build()).contains("`momentum`"));
     assert!(name(SgdConfig::builder(0.1).nesterov(true).build()).contains("`nesterov`"));
-    assert!(name(SgdConfig::builder(0.1).momentum(0.9).dampening(0.1).nesterov(true).build()).contains("`nesterov`"));
+    assert!(
+        name(
+            SgdConfig::builder(0.1)
+                .momentum(0.9)
+                .dampening(0.1)
+                .nesterov(true)
+                .build()
+        )
+        .contains("`nesterov`")
+    );
     assert!(name(SgdConfig::builder(0.1).dampening(1.5).build()).contains("`dampening`"));
     assert!(name(SgdConfig::builder(0.1).weight_decay(-1.0).build()).contains("`weight_decay`"));
     assert!(name(SgdConfig::builder(f64::NAN).build()).contains("`lr`"));
@@ -262,18 +331,33 @@ fn invalid_hyperparameters_name_the_parameter() {
     assert!(aname(AdamConfig::adamw(0.1, -0.01).build()).contains("`weight_decay`"));
     let cfg = SgdConfig::builder(0.1).build().unwrap();
     let p = var(&[1.0]);
-    let e = Sgd::new(vec![ParamGroup::with_weight_decay(vec![("p".into(), p.clone())], -1.0)], cfg)
-        .unwrap_err()
-        .to_string();
+    let e = Sgd::new(
+        vec![ParamGroup::with_weight_decay(
+            vec![("p".into(), p.clone())],
+            -1.0,
+        )],
+        cfg,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("`weight_decay`"));
     let dup = vec![("p".to_string(), p.clone()), ("p".to_string(), p)];
-    assert!(Sgd::from_params(dup, cfg).unwrap_err().to_string().contains("`params`"));
+    assert!(
+        Sgd::from_params(dup, cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("`params`")
+    );
 }
 
 #[test]
 fn state_import_validates_and_resumes() {
     let p = var(&P0);
-    let cfg = AdamConfig::adam(0.01).weight_decay(0.1).amsgrad(true).build().unwrap();
+    let cfg = AdamConfig::adam(0.01)
+        .weight_decay(0.1)
+        .amsgrad(true)
+        .build()
+        .unwrap();
     let mut a = Adam::from_params(vec![("p".into(), p.clone())], cfg).unwrap();
     a.step(&grads_for(&p, &G[0])).unwrap();
     let state = a.export_state().unwrap();
@@ -283,21 +367,44 @@ fn state_import_validates_and_resumes() {
     b.import_state(&state).unwrap();
     a.step(&grads_for(&p, &G[1])).unwrap();
     b.step(&grads_for(&q, &G[1])).unwrap();
-    assert_eq!(p.as_tensor().to_vec1::<f32>().unwrap(), q.as_tensor().to_vec1::<f32>().unwrap());
+    assert_eq!(
+        p.as_tensor().to_vec1::<f32>().unwrap(),
+        q.as_tensor().to_vec1::<f32>().unwrap()
+    );
     assert_eq!(b.step_count(), 2);
 
     let mut bad = state.clone();
-    bad.tensors.insert("p/exp_avg".into(), Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap());
+    bad.tensors.insert(
+        "p/exp_avg".into(),
+        Tensor::zeros(4, candle_core::DType::F32, &Device::Cpu).unwrap(),
+    );
     let e = b.import_state(&bad).unwrap_err();
-    assert!(matches!(e, SparseError::Checkpoint(CheckpointError::ShapeMismatch { ref name, .. }) if name == "p/exp_avg"), "{e}");
+    assert!(
+        matches!(e, SparseError::Checkpoint(CheckpointError::ShapeMismatch { ref name, .. }) if name == "p/exp_avg"),
+        "{e}"
+    );
     let mut bad = state.clone();
-    bad.tensors.insert("q/exp_avg".into(), Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap());
-    assert!(matches!(b.import_state(&bad), Err(SparseError::Checkpoint(CheckpointError::UnexpectedTensor(_)))));
+    bad.tensors.insert(
+        "q/exp_avg".into(),
+        Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap(),
+    );
+    assert!(matches!(
+        b.import_state(&bad),
+        Err(SparseError::Checkpoint(CheckpointError::UnexpectedTensor(
+            _
+        )))
+    ));
     let mut bad = state;
     bad.tensors.remove("p/exp_avg_sq");
-    assert!(matches!(b.import_state(&bad), Err(SparseError::Checkpoint(CheckpointError::MissingTensor(_)))));
+    assert!(matches!(
+        b.import_state(&bad),
+        Err(SparseError::Checkpoint(CheckpointError::MissingTensor(_)))
+    ));
     // Failed imports left b untouched: it still steps like a.
     a.step(&grads_for(&p, &G[2])).unwrap();
     b.step(&grads_for(&q, &G[2])).unwrap();
-    assert_eq!(p.as_tensor().to_vec1::<f32>().unwrap(), q.as_tensor().to_vec1::<f32>().unwrap());
+    assert_eq!(
+        p.as_tensor().to_vec1::<f32>().unwrap(),
+        q.as_tensor().to_vec1::<f32>().unwrap()
+    );
 }
