@@ -173,17 +173,20 @@ pub struct Loaded {
     pub extra: BTreeMap<String, Tensor>,
 }
 
-fn st_dtype(dtype: DType) -> Dtype {
-    match dtype {
+/// The safetensors dtype of a candle dtype (`None` for the exotic float formats).
+fn st_dtype(dtype: DType) -> Option<Dtype> {
+    Some(match dtype {
         DType::U8 => Dtype::U8,
         DType::U32 => Dtype::U32,
+        DType::I16 => Dtype::I16,
+        DType::I32 => Dtype::I32,
         DType::I64 => Dtype::I64,
         DType::BF16 => Dtype::BF16,
         DType::F16 => Dtype::F16,
         DType::F32 => Dtype::F32,
         DType::F64 => Dtype::F64,
-        _ => Dtype::F32,
-    }
+        _ => return None,
+    })
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -318,10 +321,10 @@ fn checked(
     let view = st
         .tensor(name)
         .map_err(|_| CheckpointError::MissingTensor(name.to_string()))?;
-    if view.dtype() != st_dtype(dtype) {
+    if st_dtype(dtype) != Some(view.dtype()) {
         return Err(CheckpointError::DTypeMismatch {
             name: name.to_string(),
-            expected: format!("{:?}", st_dtype(dtype)),
+            expected: format!("{dtype:?}"),
             got: format!("{:?}", view.dtype()),
         }
         .into());

@@ -33,6 +33,13 @@ pub struct ParamCount {
     pub masked: bool,
 }
 
+impl ParamCount {
+    /// `nnz / numel` (1 for an empty tensor).
+    pub fn density(&self) -> f64 {
+        ratio(self.nnz as f64, self.numel as f64)
+    }
+}
+
 /// Per-tensor and total parameter counts of a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamReport {
@@ -488,5 +495,8 @@ mod tests {
         assert_eq!(r.total_params(), 3 + 2 + 2 + 2);
         assert_eq!(r.dense_params(), 8 + 2 + 2 + 2);
         assert!((r.masked_density() - 3.0 / 8.0).abs() < 1e-12);
+        assert!((r.tensors[3].density() - 3.0 / 8.0).abs() < 1e-12);
+        assert_eq!(r.tensors[3].name, "fc.weight");
+        assert!((r.total_density() - 9.0 / 14.0).abs() < 1e-12);
     }
 }
