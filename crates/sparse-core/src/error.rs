@@ -40,6 +40,64 @@ pub enum SparseError {
     /// A gradient that a computation needs is absent from the `GradStore`.
     #[error("no gradient for parameter `{0}`")]
     MissingGradient(String),
+    /// Writing, reading or validating a checkpoint failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// Why a checkpoint could not be written, read or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file could not be read or written.
+    #[error("checkpoint I/O error on `{path}`: {source}")]
+    Io {
+        /// The file (or its temporary sibling) concerned.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid safetensors file (truncated, bad header, bad offsets).
+    #[error("corrupt checkpoint `{path}`: {reason}")]
+    Corrupt {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the safetensors parser reported.
+        reason: String,
+    },
+    /// The header metadata is missing or is not the JSON we wrote.
+    #[error("bad checkpoint metadata in `{path}`: {reason}")]
+    BadMetadata {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tensor the target expects is not in the checkpoint.
+    #[error("checkpoint has no tensor `{0}`")]
+    MissingTensor(String),
+    /// The checkpoint holds a tensor the target does not know.
+    #[error("checkpoint tensor `{0}` has no counterpart in the target")]
+    UnexpectedTensor(String),
+    /// A tensor has another shape than its target.
+    #[error("shape mismatch for checkpoint tensor `{name}`: expected {expected:?}, got {got:?}")]
+    ShapeMismatch {
+        /// The tensor's name in the checkpoint.
+        name: String,
+        /// The target's shape.
+        expected: Vec<usize>,
+        /// The stored shape.
+        got: Vec<usize>,
+    },
+    /// A tensor has another dtype than its target.
+    #[error("dtype mismatch for checkpoint tensor `{name}`: expected {expected}, got {got}")]
+    DTypeMismatch {
+        /// The tensor's name in the checkpoint.
+        name: String,
+        /// The target's dtype.
+        expected: String,
+        /// The stored dtype.
+        got: String,
+    },
 }
 
 /// Result alias of sparse-core.

@@ -4,18 +4,31 @@
 #![warn(missing_docs)]
 
 pub mod allocation;
+pub mod batchnorm;
+pub mod checkpoint;
+pub mod ema;
 pub mod error;
+pub mod flops;
 pub mod granularity;
+pub mod init;
+pub mod lr;
 pub mod mask;
+pub mod optim;
 pub mod registry;
 pub mod saliency;
 pub mod selection;
 pub mod state;
 
 pub use allocation::{Allocation, AllocationConfig, AllocationConfigBuilder, LayerSpec, Sampling};
-pub use error::{Result, SparseError};
+pub use checkpoint::{CheckpointMeta, RngState};
+pub use ema::SparseEma;
+pub use error::{CheckpointError, Result, SparseError};
+pub use flops::{InferenceFlops, LayerFlops, LayerShape, ParamReport, StepKind, TrainingFlops};
 pub use granularity::{Granularity, mask_from_scores};
+pub use init::{FanMode, Init, Nonlinearity};
+pub use lr::LrSchedule;
 pub use mask::Mask;
+pub use optim::{Adam, AdamConfig, Optimizer, OptimizerState, ParamGroup, Sgd, SgdConfig};
 pub use registry::{SparseParam, SparseParams};
 pub use selection::{SelectionPolicy, SelectionPolicyBuilder, count_parameters};
 pub use state::{MaskableState, MomentumSource};

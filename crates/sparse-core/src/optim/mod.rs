@@ -1,0 +1,237 @@
+//! Optimizers with PyTorch semantics and inspectable state.
+//!
+//! candle-nn's `SGD` has no momentum and its `AdamW` keeps its moments private, so the
+//! sparsity engine (momentum growth, momentum masking) and checkpoints cannot use them.
+//! [`Sgd`] and [`Adam`] (Adam or AdamW, chosen by [`AdamConfig`]) follow `torch.optim` update equations exactly, keep
+//! every buffer as a named tensor (`<param>/<buffer>`), and implement
+//! [`MomentumSource`](crate::MomentumSource) and [`MaskableState`](crate::MaskableState).
+//!
+//! Parameters are `(name, Var)` pairs, grouped in [`ParamGroup`]s that may override
+//! the weight decay (PyTorch users give BatchNorm and biases none). Internally the
+//! parameters are sorted by name, so updates and exported state are deterministic.
+//! A `Var` without a gradient in the `GradStore` is skipped, like PyTorch skips
+//! parameters whose `.grad` is `None` (BatchNorm running statistics never get one).
+
+mod adam;
+mod sgd;
+
+use std::collections::BTreeMap;
+
+use candle_core::{Tensor, Var, backprop::GradStore};
+
+pub use adam::{Adam, AdamConfig, AdamConfigBuilder};
+pub use sgd::{Sgd, SgdConfig, SgdConfigBuilder};
+
+use crate::error::{CheckpointError, Result, SparseError};
+
+/// An optimizer whose state can be exported and re-imported bit-exactly.
+pub trait Optimizer: std::fmt::Debug {
+    /// One update of every parameter that has a gradient in `grads`.
+    fn step(&mut self, grads: &GradStore) -> Result<()>;
+    /// The current learning rate.
+    fn learning_rate(&self) -> f64;
+    /// Sets the learning rate (used by [`LrSchedule::apply`](crate::lr::LrSchedule::apply)).
+    fn set_learning_rate(&mut self, lr: f64);
+    /// Number of completed [`Optimizer::step`] calls.
+    fn step_count(&self) -> u64;
+    /// A short name of the algorithm (`"sgd"`, `"adam"`, `"adamw"`), stored in checkpoints.
+    fn kind(&self) -> &'static str;
+    /// The names of the optimized parameters, sorted.
+    fn param_names(&self) -> Vec<String>;
+    /// A copy of the full state: step count, learning rate and every buffer.
+    fn export_state(&self) -> Result<OptimizerState>;
+    /// Replaces the state with `state`, validating names, shapes and dtypes first; on
+    /// error the optimizer is left unchanged.
+    fn import_state(&mut self, state: &OptimizerState) -> Result<()>;
+}
+
+/// The exported state of an optimizer.
+#[derive(Debug, Clone)]
+pub struct OptimizerState {
+    /// Completed steps.
+    pub step: u64,
+    /// Learning rate at export time.
+    pub learning_rate: f64,
+    /// Buffers keyed `<param name>/<buffer name>` (e.g. `fc.weight/momentum_buffer`).
+    pub tensors: BTreeMap<String, Tensor>,
+}
+
+/// Parameters sharing hyperparameter overrides, like a PyTorch param group.
+#[derive(Debug, Clone)]
+pub struct ParamGroup {
+    /// The `(name, var)` pairs of the group.
+    pub params: Vec<(String, Var)>,
+    /// Weight decay of this group; `None` uses the optimizer config's value.
+    pub weight_decay: Option<f64>,
+}
+
+impl ParamGroup {
+    /// A group that uses the config's weight decay.
+    pub fn new(params: Vec<(String, Var)>) -> Self {
+        Self {
+            params,
+            weight_decay: None,
+        }
+    }
+
+    /// A group with its own weight decay (checked when the optimizer is built).
+    pub fn with_weight_decay(params: Vec<(String, Var)>, weight_decay: f64) -> Self {
+        Self {
+            params,
+            weight_decay: Some(weight_decay),
+        }
+    }
+
+    /// Splits `params` into a group using the config's decay and a group without
+    /// decay, the latter holding every name for which `no_decay(name)` is true
+    /// (see [`is_bias_or_norm`] for the common rule).
+    pub fn split_no_decay(
+        params: Vec<(String, Var)>,
+        no_decay: impl Fn(&str) -> bool,
+    ) -> Vec<ParamGroup> {
+        let (free, decayed): (Vec<_>, Vec<_>) = params.into_iter().partition(|(n, _)| no_decay(n));
+        vec![Self::new(decayed), Self::with_weight_decay(free, 0.0)]
+    }
+}
+
+/// True for names that PyTorch recipes usually exclude from weight decay: biases and
+/// normalisation parameters (`*.bias`, names containing `bn`, `norm`, or `ln`
+/// as a dot-separated component, and 1-D `gamma`/`beta`).
+pub fn is_bias_or_norm(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('.').collect();
+    let last = parts.last().copied().unwrap_or("");
+    last == "bias"
+        || last == "gamma"
+        || last == "beta"
+        || parts.iter().any(|p| {
+            p.starts_with("bn") || p.contains("norm") || *p == "ln" || p.starts_with("ln_")
+        })
+}
+
+/// The trainable `(name, var)` pairs of a `VarMap`, sorted by name, without the
+/// BatchNorm running statistics (see [`crate::batchnorm::is_running_stat`]).
+pub fn trainable_vars(varmap: &candle_nn::VarMap) -> Vec<(String, Var)> {
+    crate::batchnorm::sorted_vars(varmap)
+        .into_iter()
+        .filter(|(n, _)| !crate::batchnorm::is_running_stat(n))
+        .collect()
+}
+
+/// One parameter as the optimizers store it.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub name: String,
+    pub var: Var,
+    pub weight_decay: f64,
+}
+
+/// Flattens groups into slots sorted by name; rejects duplicates and bad decays.
+pub(crate) fn build_slots(groups: Vec<ParamGroup>, default_wd: f64) -> Result<Vec<Slot>> {
+    let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
+    for group in groups {
+        let wd = group.weight_decay.unwrap_or(default_wd);
+        check_non_negative("weight_decay", wd)?;
+        for (name, var) in group.params {
+            if slots.contains_key(&name) {
+                return Err(SparseError::InvalidHyperparameter {
+                    name: "params",
+                    value: name,
+                    reason: "a parameter name appears twice".into(),
+                });
+            }
+            slots.insert(
+                name.clone(),
+                Slot {
+                    name,
+                    var,
+                    weight_decay: wd,
+                },
+            );
+        }
+    }
+    Ok(slots.into_values().collect())
+}
+
+pub(crate) fn invalid(name: &'static str, value: f64, reason: &str) -> SparseError {
+    SparseError::InvalidHyperparameter {
+        name,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+pub(crate) fn check_positive(name: &'static str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(name, v, "must be finite and > 0"))
+    }
+}
+
+pub(crate) fn check_non_negative(name: &'static str, v: f64) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(invalid(name, v, "must be finite and >= 0"))
+    }
+}
+
+pub(crate) fn check_unit_interval(name: &'static str, v: f64) -> Result<()> {
+    if v.is_finite() && (0.0..1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(invalid(name, v, "must lie in [0, 1)"))
+    }
+}
+
+/// Validates an imported buffer against its parameter and returns it detached.
+pub(crate) fn checked_buffer(
+    state: &OptimizerState,
+    slot: &Slot,
+    buffer: &str,
+) -> Result<Option<Tensor>> {
+    let key = format!("{}/{}", slot.name, buffer);
+    let Some(t) = state.tensors.get(&key) else {
+        return Ok(None);
+    };
+    let var = slot.var.as_tensor();
+    if t.dims() != var.dims() {
+        return Err(CheckpointError::ShapeMismatch {
+            name: key,
+            expected: var.dims().to_vec(),
+            got: t.dims().to_vec(),
+        }
+        .into());
+    }
+    if t.dtype() != var.dtype() {
+        return Err(CheckpointError::DTypeMismatch {
+            name: key,
+            expected: format!("{:?}", var.dtype()),
+            got: format!("{:?}", t.dtype()),
+        }
+        .into());
+    }
+    Ok(Some(t.to_device(var.device())?.copy()?))
+}
+
+/// Rejects imported keys that name no known `(param, buffer)` pair.
+pub(crate) fn reject_unknown_keys(
+    state: &OptimizerState,
+    slots: &[Slot],
+    buffers: &[&str],
+) -> Result<()> {
+    for key in state.tensors.keys() {
+        let known = slots.iter().any(|s| {
+            buffers.iter().any(|b| {
+                key.len() == s.name.len() + 1 + b.len() && *key == format!("{}/{}", s.name, b)
+            })
+        });
+        if !known {
+            return Err(CheckpointError::UnexpectedTensor(key.clone()).into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
