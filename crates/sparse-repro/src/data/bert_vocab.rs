@@ -95,11 +95,21 @@ pub fn load_vocab_txt(path: impl AsRef<Path>) -> Result<Vec<String>, DataError> 
 ///
 /// `[UNK]`, `[CLS]` and `[SEP]` must be in the vocabulary; `source` names it in errors.
 pub fn tokenizer_from_vocab(tokens: &[String], source: &str) -> Result<Tokenizer, DataError> {
-    let vocab: HashMap<String, u32> = tokens
-        .iter()
-        .enumerate()
-        .map(|(id, t)| (t.clone(), id as u32))
-        .collect();
+    // `WordPiece::read_bytes` is the only public way to build its vocabulary
+    // map; it trims line ends, so such tokens are refused rather than altered.
+    if let Some((id, token)) = tokens.iter().enumerate().find(|(_, t)| {
+        t.is_empty() || t.contains(['\n', '\r']) || t.trim_end().len() != t.len()
+    }) {
+        return Err(DataError::invalid(
+            source,
+            format!("token {id} ({token:?}) is empty, holds a line break or ends with white space"),
+        ));
+    }
+    let vocab = WordPiece::read_bytes(tokens.join("\n").as_bytes())
+        .map_err(|e| DataError::invalid(source, format!("WordPiece vocabulary: {e}")))?;
+    if vocab.len() != tokens.len() {
+        return Err(DataError::invalid(source, "the vocabulary holds duplicate tokens"));
+    }
     let special = |name: &str| {
         vocab
             .get(name)
