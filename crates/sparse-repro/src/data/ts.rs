@@ -1,6 +1,6 @@
 //! UCR/UEA time-series classification files in the sktime `.ts` format.
 //!
-//! A `.ts` file has `#` comment lines, `@` header lines (`@problemName`,
+//! A `.ts` file has `#` (or ARFF-style `%`) comment lines, `@` header lines (`@problemName`,
 //! `@timeStamps false`, `@missing`, `@univariate`, `@dimensions`,
 //! `@equalLength`, `@seriesLength`, `@classLabel true <labels...>`), then
 //! `@data` and one case per line: the dimensions separated by `:`, the values
@@ -301,7 +301,8 @@ pub fn parse_ts(bytes: &[u8], source: &str) -> Result<TimeSeriesDataset, DataErr
         let (number, line) = line?;
         last_line = number;
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        // Some archive files also use ARFF's `%` for comments.
+        if line.is_empty() || line.starts_with(['#', '%']) {
             continue;
         }
         if !in_data {
@@ -586,6 +587,42 @@ mod tests {
             assert!(!s.train.is_equal_length());
             assert_eq!(s.train.lengths().iter().min(), Some(&7));
             assert_eq!(s.train.max_length(), 26);
+        }
+    }
+
+    #[test]
+    fn every_sktime_ts_file_parses_when_present() {
+        let Some(root) = real("") else { return };
+        let mut files = 0;
+        for dir in crate::data::error::sorted_dir_entries(&root).unwrap() {
+            for path in crate::data::error::sorted_dir_entries(&dir).unwrap_or_default() {
+                if path.extension().is_some_and(|e| e == "ts") {
+                    let text = std::fs::read_to_string(&path).unwrap().to_ascii_lowercase();
+                    if text.contains("@targetlabel") {
+                        // Regression files are refused with a clear message.
+                        let err = load_ts(&path).unwrap_err();
+                        assert!(err.to_string().contains("not supported"), "{err}");
+                        continue;
+                    }
+                    let set = load_ts(&path).unwrap();
+                    assert!(
+                        !set.is_empty() && set.num_classes() > 0,
+                        "{}",
+                        path.display()
+                    );
+                    files += 1;
+                }
+            }
+        }
+        println!("{files} .ts files parsed");
+        assert!(files > 0);
+        if let Some(dir) = real("PLAID") {
+            let s = load_ucr(&dir, "PLAID").unwrap();
+            assert_eq!(
+                (s.train.len(), s.test.len(), s.train.num_classes()),
+                (537, 537, 11)
+            );
+            assert!(!s.train.is_equal_length());
         }
     }
 
