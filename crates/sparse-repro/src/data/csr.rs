@@ -251,6 +251,26 @@ mod tests {
     }
 
     #[test]
+    fn coo_tensors_give_the_same_product_in_candle() {
+        let m = CsrMatrix::from_triples(3, 2, vec![(0, 1, 0.5), (2, 0, 2.0), (2, 1, 1.0)]).unwrap();
+        let x = [1.0f32, 2.0, 3.0, 4.0];
+        let (rows, cols, values) = m.coo_tensors(&Device::Cpu).unwrap();
+        let xt = Tensor::from_slice(&x, (2, 2), &Device::Cpu).unwrap();
+        let gathered = xt
+            .index_select(&cols, 0)
+            .unwrap()
+            .broadcast_mul(&values.unsqueeze(1).unwrap())
+            .unwrap();
+        let product = Tensor::zeros((3, 2), candle_core::DType::F32, &Device::Cpu)
+            .unwrap()
+            .index_add(&rows, &gathered, 0)
+            .unwrap();
+        let product: Vec<f32> = product.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(product, m.matmul_dense(&x, 2).unwrap());
+        assert_eq!(product, vec![1.5, 2.0, 0.0, 0.0, 5.0, 8.0]);
+    }
+
+    #[test]
     fn invalid_arrays_are_rejected() {
         assert!(CsrMatrix::new(1, 2, vec![0, 2], vec![1, 0], vec![1.0, 1.0]).is_err());
         assert!(CsrMatrix::new(1, 2, vec![0, 1], vec![2], vec![1.0]).is_err());
