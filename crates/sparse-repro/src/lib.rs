@@ -2,3 +2,4 @@
 //!
 //! What every Sparseland reproduction shares that is not sparsity.
 #![warn(missing_docs)]
+pub mod data;
