@@ -11,3 +11,4 @@ pub mod model;
 
 pub use config::{AllocationKind, Sparsity, TrainConfig};
 pub use error::{Error, Result};
+pub mod data;
