@@ -2,3 +2,6 @@
 //!
 //! What every Sparseland reproduction shares that is not sparsity.
 #![warn(missing_docs)]
+pub mod catalogue;
+pub mod fetch;
+pub mod location;
