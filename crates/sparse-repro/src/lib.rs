@@ -6,3 +6,4 @@ pub mod catalogue;
 pub mod data;
 pub mod fetch;
 pub mod location;
+pub mod stats;

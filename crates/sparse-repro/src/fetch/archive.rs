@@ -112,7 +112,10 @@ pub(crate) fn extract(
                 if !entry.is_file() {
                     continue;
                 }
-                let path = entry.name().to_string();
+                let path = entry
+                    .name()
+                    .map_err(|err| corrupt(artefact, io::Error::other(err)))?
+                    .into_owned();
                 offer(targets, &path, &mut entry)?;
             }
         }

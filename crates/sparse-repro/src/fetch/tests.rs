@@ -24,6 +24,7 @@ static FIXTURE_SET: Dataset = Dataset {
         dest: "nested/fixture",
         conversion: None,
     }),
+    format: crate::catalogue::Format::TextDir,
 };
 
 static TEXTS_SET: Dataset = Dataset {
@@ -42,6 +43,7 @@ static TEXTS_SET: Dataset = Dataset {
         dest: "texts",
         conversion: None,
     }),
+    format: crate::catalogue::Format::TextDir,
 };
 
 fn tar_gz(path: &Path, entries: &[(&str, &[u8])]) {
