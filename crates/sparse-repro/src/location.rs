@@ -166,9 +166,13 @@ pub fn default_fetch_root(workspace_root: &Path) -> PathBuf {
     workspace_root.join("datasets").join("cache")
 }
 
-/// The default shared root of a workspace: `<root>/../shared/datasets`.
+/// The default shared root of a workspace: `<root>/../shared/datasets`
+/// (spelled without `..` when the root has a parent, for clearer messages).
 pub fn default_shared_root(workspace_root: &Path) -> PathBuf {
-    workspace_root.join("..").join("shared").join("datasets")
+    match workspace_root.parent() {
+        Some(parent) => parent.join("shared").join("datasets"),
+        None => workspace_root.join("..").join("shared").join("datasets"),
+    }
 }
 
 fn absolutize(path: &Path, base: &Path) -> PathBuf {
@@ -227,7 +231,7 @@ mod tests {
         assert_eq!(by_default.fetch_root(), ws.path().join("datasets/cache"));
         assert_eq!(
             by_default.shared_roots(),
-            &[ws.path().join("../shared/datasets")]
+            &[ws.path().parent().unwrap().join("shared/datasets")]
         );
     }
 

@@ -329,3 +329,58 @@ fn sha256_of_known_bytes() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn apt_get_update_runs_once_when_the_package_is_unknown() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("updated");
+    // A stand-in for apt-get: `download` fails like apt-get does until
+    // `update` has run, then writes a file (whose checksum will not match).
+    let script = dir.path().join("fake-apt-get");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = update ]; then echo run >> '{m}'; exit 0; fi\n\
+             if [ -f '{m}' ]; then echo deb > pkg_1_all.deb; exit 0; fi\n\
+             echo 'E: Unable to locate package pkg' >&2; exit 100\n",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pin = Pin {
+        id: "fixture".into(),
+        registry: Registry::Debian,
+        package: "pkg".into(),
+        version: "1".into(),
+        command: "apt-get download pkg=1".into(),
+        file: "pkg_1_all.deb".into(),
+        format: ArchiveFormat::Deb,
+        sha256: "0".repeat(64),
+        paths: vec!["package/data/a.bin".into()],
+        derived_sha256: Default::default(),
+    };
+    let pins = Pins {
+        schema: pins::PINS_SCHEMA,
+        comment: String::new(),
+        artefacts: vec![pin],
+    };
+    let logged = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+    let sink = logged.clone();
+    let fetcher = Fetcher::with_pins(DataLocation::with_roots(dir.path().join("cache"), dir.path()), pins)
+        .clients(Clients {
+            apt_get: script.into_os_string(),
+            ..Clients::default()
+        })
+        .log(move |line| sink.borrow_mut().push(line.to_string()));
+    let err = fetcher.fetch(&[&FIXTURE_SET]).unwrap_err();
+    assert!(matches!(err, FetchError::ChecksumMismatch { .. }), "{err}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "run\n");
+    assert!(
+        logged.borrow().iter().any(|line| line.contains("running `apt-get update` once")),
+        "{:?}",
+        logged.borrow()
+    );
+}
