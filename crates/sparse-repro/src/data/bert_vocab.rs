@@ -23,7 +23,8 @@ use super::error::{read_file, source_name};
 use super::{DataError, text_lines};
 
 /// sha256 of the `vocab.txt` of BERT-base-uncased (and of [`vocab_json_to_txt`]'s output).
-pub const VOCAB_TXT_SHA256: &str = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3";
+pub const VOCAB_TXT_SHA256: &str =
+    "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3";
 
 /// Number of tokens of BERT-base-uncased.
 pub const BERT_BASE_VOCAB_SIZE: usize = 30_522;
@@ -78,7 +79,11 @@ pub fn parse_vocab_txt(bytes: &[u8], source: &str) -> Result<Vec<String>, DataEr
             return Err(DataError::line(source, number, "empty token"));
         }
         if let Some(first) = seen.insert(token.to_owned(), number) {
-            return Err(DataError::line(source, number, format!("token {token:?} already on line {first}")));
+            return Err(DataError::line(
+                source,
+                number,
+                format!("token {token:?} already on line {first}"),
+            ));
         }
         tokens.push(token.to_owned());
     }
@@ -95,11 +100,26 @@ pub fn load_vocab_txt(path: impl AsRef<Path>) -> Result<Vec<String>, DataError> 
 ///
 /// `[UNK]`, `[CLS]` and `[SEP]` must be in the vocabulary; `source` names it in errors.
 pub fn tokenizer_from_vocab(tokens: &[String], source: &str) -> Result<Tokenizer, DataError> {
-    let vocab: HashMap<String, u32> = tokens
+    // `WordPiece::read_bytes` is the only public way to build its vocabulary
+    // map; it trims line ends, so such tokens are refused rather than altered.
+    if let Some((id, token)) = tokens
         .iter()
         .enumerate()
-        .map(|(id, t)| (t.clone(), id as u32))
-        .collect();
+        .find(|(_, t)| t.is_empty() || t.contains(['\n', '\r']) || t.trim_end().len() != t.len())
+    {
+        return Err(DataError::invalid(
+            source,
+            format!("token {id} ({token:?}) is empty, holds a line break or ends with white space"),
+        ));
+    }
+    let vocab = WordPiece::read_bytes(tokens.join("\n").as_bytes())
+        .map_err(|e| DataError::invalid(source, format!("WordPiece vocabulary: {e}")))?;
+    if vocab.len() != tokens.len() {
+        return Err(DataError::invalid(
+            source,
+            "the vocabulary holds duplicate tokens",
+        ));
+    }
     let special = |name: &str| {
         vocab
             .get(name)
@@ -141,7 +161,8 @@ mod tests {
     const NPM_VOCAB_JSON: &str = "/tmp/bert/package/assets/vocab.json";
 
     fn tiny_vocab() -> Vec<String> {
-        let json = r#"["[PAD]","▁","[UNK]","[CLS]","[SEP]","▁hello","▁un","aff","able","▁,","▁world"]"#;
+        let json =
+            r#"["[PAD]","▁","[UNK]","[CLS]","[SEP]","▁hello","▁un","aff","able","▁,","▁world"]"#;
         vocab_json_to_tokens(json.as_bytes(), "tiny").unwrap()
     }
 
@@ -160,7 +181,9 @@ mod tests {
         let encoding = tokenizer.encode("Hello, UNAFFABLE world!", true).unwrap();
         assert_eq!(
             encoding.get_tokens(),
-            &["[CLS]", "hello", ",", "un", "##aff", "##able", "world", "[UNK]", "[SEP]"]
+            &[
+                "[CLS]", "hello", ",", "un", "##aff", "##able", "world", "[UNK]", "[SEP]"
+            ]
         );
         assert_eq!(encoding.get_ids()[..4], [3, 5, 9, 6]);
     }
@@ -174,20 +197,27 @@ mod tests {
 
     #[test]
     fn npm_vocab_converts_to_the_reference_vocab_txt() {
-        let path = Path::new(NPM_VOCAB_JSON);
-        if !path.is_file() {
-            println!("skipped: {NPM_VOCAB_JSON} not found");
+        let Some(path) = crate::data::test_data_path("SPARSELAND_BERT_VOCAB_JSON", NPM_VOCAB_JSON)
+        else {
             return;
-        }
-        let text = vocab_json_to_txt(&std::fs::read(path).unwrap(), NPM_VOCAB_JSON).unwrap();
-        let digest: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        };
+        let text = vocab_json_to_txt(&std::fs::read(&path).unwrap(), "vocab.json").unwrap();
+        let digest: String = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(digest, VOCAB_TXT_SHA256);
         let tokens = parse_vocab_txt(text.as_bytes(), "vocab.txt").unwrap();
         assert_eq!(tokens.len(), BERT_BASE_VOCAB_SIZE);
         let tokenizer = tokenizer_from_vocab(&tokens, "vocab.txt").unwrap();
-        let encoding = tokenizer.encode("The quick brown fox jumps.", true).unwrap();
+        let encoding = tokenizer
+            .encode("The quick brown fox jumps.", true)
+            .unwrap();
         // BERT-base-uncased ids: [CLS]=101, the=1996, quick=4248, brown=2829, fox=4419, jumps=14523, .=1012, [SEP]=102.
-        assert_eq!(encoding.get_ids(), &[101, 1996, 4248, 2829, 4419, 14523, 1012, 102]);
+        assert_eq!(
+            encoding.get_ids(),
+            &[101, 1996, 4248, 2829, 4419, 14523, 1012, 102]
+        );
     }
 
     proptest! {

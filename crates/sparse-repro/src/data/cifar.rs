@@ -49,7 +49,7 @@ fn parse_records(
     num_classes: usize,
 ) -> Result<ImageDataset, DataError> {
     let record = label_bytes + IMAGE_BYTES;
-    if bytes.len() % record != 0 {
+    if !bytes.len().is_multiple_of(record) {
         let complete = bytes.len() / record * record;
         return Err(DataError::byte(
             source,
@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(set.sample_shape(), vec![3, 32, 32]);
         let first = set.image(0).unwrap();
         // The fixture fills channel c of record r with 10*r + c + 1.
-        assert_eq!((first[0], first[1024], first[2048], first[3071]), (1, 2, 3, 3));
+        assert_eq!(
+            (first[0], first[1024], first[2048], first[3071]),
+            (1, 2, 3, 3)
+        );
         assert_eq!(set.image(1).unwrap()[0], 11);
     }
 
@@ -159,11 +162,18 @@ mod tests {
     fn truncated_and_bad_labels_name_the_offset() {
         let mut bytes = vec![1u8; 2 * 3073 - 5];
         let err = parse_cifar10(&bytes, "c.bin").unwrap_err();
-        assert!(err.to_string().starts_with("c.bin: at byte 3073: truncated"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("c.bin: at byte 3073: truncated"),
+            "{err}"
+        );
         bytes.resize(2 * 3073, 0);
         bytes[3073] = 10;
         let err = parse_cifar10(&bytes, "c.bin").unwrap_err();
-        assert!(err.to_string().starts_with("c.bin: at byte 3073: label 10"), "{err}");
+        assert!(
+            err.to_string().starts_with("c.bin: at byte 3073: label 10"),
+            "{err}"
+        );
     }
 
     proptest! {

@@ -47,7 +47,9 @@ impl CsrMatrix {
         }
         for r in 0..rows {
             let row = &col_indices[row_ptr[r]..row_ptr[r + 1]];
-            if row.windows(2).any(|w| w[0] >= w[1]) || row.last().is_some_and(|&c| c as usize >= cols) {
+            if row.windows(2).any(|w| w[0] >= w[1])
+                || row.last().is_some_and(|&c| c as usize >= cols)
+            {
                 return Err(DataError::argument(
                     "col_indices",
                     format!("row {r}: columns must increase strictly and stay below {cols}"),
@@ -153,7 +155,10 @@ impl CsrMatrix {
     pub fn row_indices(&self) -> Vec<u32> {
         let mut rows = Vec::with_capacity(self.nnz());
         for r in 0..self.rows {
-            rows.extend(std::iter::repeat_n(r as u32, self.row_ptr[r + 1] - self.row_ptr[r]));
+            rows.extend(std::iter::repeat_n(
+                r as u32,
+                self.row_ptr[r + 1] - self.row_ptr[r],
+            ));
         }
         rows
     }
@@ -172,7 +177,11 @@ impl CsrMatrix {
 
     /// The matrix as a dense `(rows, cols)` `f32` tensor.
     pub fn to_dense_tensor(&self, device: &Device) -> Result<Tensor, DataError> {
-        Ok(Tensor::from_vec(self.to_dense(), (self.rows, self.cols), device)?)
+        Ok(Tensor::from_vec(
+            self.to_dense(),
+            (self.rows, self.cols),
+            device,
+        )?)
     }
 
     /// COO tensors `(row u32 (nnz,), col u32 (nnz,), value f32 (nnz,))`.
@@ -214,8 +223,12 @@ mod tests {
 
     #[test]
     fn triples_are_sorted_and_summed() {
-        let m = CsrMatrix::from_triples(2, 3, vec![(1, 2, 1.0), (0, 1, 2.0), (1, 2, 0.5), (1, 0, 3.0)])
-            .unwrap();
+        let m = CsrMatrix::from_triples(
+            2,
+            3,
+            vec![(1, 2, 1.0), (0, 1, 2.0), (1, 2, 0.5), (1, 0, 3.0)],
+        )
+        .unwrap();
         assert_eq!(m.row_ptr(), &[0, 1, 3]);
         assert_eq!(m.col_indices(), &[1, 0, 2]);
         assert_eq!(m.values(), &[2.0, 3.0, 1.5]);
@@ -227,7 +240,8 @@ mod tests {
 
     #[test]
     fn matmul_matches_dense_product() {
-        let m = CsrMatrix::from_triples(2, 2, vec![(0, 0, 1.0), (0, 1, 2.0), (1, 1, -1.0)]).unwrap();
+        let m =
+            CsrMatrix::from_triples(2, 2, vec![(0, 0, 1.0), (0, 1, 2.0), (1, 1, -1.0)]).unwrap();
         let x = [1.0, 2.0, 3.0, 4.0];
         assert_eq!(m.matmul_dense(&x, 2).unwrap(), vec![7.0, 10.0, -3.0, -4.0]);
         assert!(m.matmul_dense(&x, 3).is_err());

@@ -58,7 +58,10 @@ pub fn parse_digits_csv(bytes: &[u8], source: &str) -> Result<ImageDataset, Data
             return Err(DataError::line(
                 source,
                 number,
-                format!("expected {} columns (64 pixels and a label), found {fields}", PIXELS + 1),
+                format!(
+                    "expected {} columns (64 pixels and a label), found {fields}",
+                    PIXELS + 1
+                ),
             ));
         }
     }
@@ -74,7 +77,10 @@ fn parse_small_int(field: &str, max: u8) -> Option<u8> {
 }
 
 /// Reads a digits CSV (plain or gzipped) from any reader.
-pub fn read_digits_csv(reader: impl std::io::Read, source: &str) -> Result<ImageDataset, DataError> {
+pub fn read_digits_csv(
+    reader: impl std::io::Read,
+    source: &str,
+) -> Result<ImageDataset, DataError> {
     parse_digits_csv(&read_all(reader, source)?, source)
 }
 
@@ -112,7 +118,10 @@ mod tests {
         let good = row.join(",");
         let short = row[1..].join(",");
         let err = parse_digits_csv(format!("{good}\n{short}\n").as_bytes(), "d.csv").unwrap_err();
-        assert!(err.to_string().starts_with("d.csv:2: expected 65 columns"), "{err}");
+        assert!(
+            err.to_string().starts_with("d.csv:2: expected 65 columns"),
+            "{err}"
+        );
         let bad = good.replacen('0', "x", 1);
         let err = parse_digits_csv(bad.as_bytes(), "d.csv").unwrap_err();
         assert!(err.to_string().contains("d.csv:1: column 1"), "{err}");

@@ -67,7 +67,10 @@ pub fn parse_idx(bytes: &[u8], source: &str) -> Result<IdxArray, DataError> {
         return Err(DataError::byte(
             source,
             2,
-            format!("unsupported IDX data type 0x{:02x} (only 0x08, unsigned byte)", bytes[2]),
+            format!(
+                "unsupported IDX data type 0x{:02x} (only 0x08, unsigned byte)",
+                bytes[2]
+            ),
         ));
     }
     let ndims = usize::from(bytes[3]);
@@ -292,6 +295,27 @@ mod tests {
         let labels = parse_idx(&encode_idx(&[3], &[0, 1, 1]), "l").unwrap();
         let err = images_from_arrays(images, labels, "i", "l").unwrap_err();
         assert!(err.to_string().contains("3 labels for 2 images"), "{err}");
+    }
+
+    #[test]
+    fn real_mnist_when_present() {
+        let Some(dir) =
+            crate::data::test_data_path("SPARSELAND_MNIST_DIR", "/tmp/mnist/package/data")
+        else {
+            return;
+        };
+        let start = std::time::Instant::now();
+        let split = load_mnist_dir(&dir).unwrap();
+        println!("MNIST loaded in {:?}", start.elapsed());
+        assert_eq!((split.train.len(), split.test.len()), (60_000, 10_000));
+        assert_eq!(split.train.sample_shape(), vec![1, 28, 28]);
+        assert_eq!(split.train.num_classes(), 10);
+        // Well-known MNIST facts: the first training label is 5, the first test label 7.
+        assert_eq!((split.train.labels()[0], split.test.labels()[0]), (5, 7));
+        assert_eq!(
+            split.train.labels().iter().filter(|&&l| l == 1).count(),
+            6742
+        );
     }
 
     proptest! {

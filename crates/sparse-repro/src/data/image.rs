@@ -180,8 +180,16 @@ mod tests {
     use super::*;
 
     fn two_images() -> ImageDataset {
-        ImageDataset::new(vec![0, 255, 51, 102, 10, 20, 30, 40], vec![1, 0], 1, 2, 2, 2, 255)
-            .unwrap()
+        ImageDataset::new(
+            vec![0, 255, 51, 102, 10, 20, 30, 40],
+            vec![1, 0],
+            1,
+            2,
+            2,
+            2,
+            255,
+        )
+        .unwrap()
     }
 
     #[test]

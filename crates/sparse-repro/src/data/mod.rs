@@ -116,3 +116,17 @@ pub(crate) fn text_lines<'a>(
             .map_err(|e| DataError::line(source, i + 1, format!("not valid UTF-8: {e}")))
     })
 }
+
+/// Where a test finds registry data fetched outside the repository: the
+/// environment variable `var` if set, else `default`; `None` (after printing
+/// a plain "skipped" line) when the path does not exist.
+#[cfg(test)]
+pub(crate) fn test_data_path(var: &str, default: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os(var).map_or_else(|| default.into(), std::path::PathBuf::from);
+    if path.exists() {
+        Some(path)
+    } else {
+        println!("skipped: {} not found (set {var})", path.display());
+        None
+    }
+}

@@ -54,7 +54,11 @@ impl Planetoid {
             let path = dir.join(name);
             Ok::<_, DataError>((read_file(&path)?, source_name(&path)))
         };
-        let (nodes, features, edges) = (read("nodes.tsv")?, read("features.tsv")?, read("edges.tsv")?);
+        let (nodes, features, edges) = (
+            read("nodes.tsv")?,
+            read("features.tsv")?,
+            read("edges.tsv")?,
+        );
         Self::parse(
             (&nodes.0, &nodes.1),
             (&features.0, &features.1),
@@ -89,7 +93,12 @@ impl Planetoid {
         let (features, num_features) = parse_features(features.0, features.1, num_nodes)?;
         let edges = parse_edges(edges.0, edges.1, num_nodes)?;
         let adjacency = normalized_adjacency(num_nodes, &edges)?;
-        let num_classes = parsed.labels.iter().flatten().max().map_or(0, |&m| m as usize + 1);
+        let num_classes = parsed
+            .labels
+            .iter()
+            .flatten()
+            .max()
+            .map_or(0, |&m| m as usize + 1);
         Ok(Self {
             num_nodes,
             num_features,
@@ -117,7 +126,10 @@ impl Planetoid {
             match self.labels.get(node) {
                 Some(Some(label)) => labels.push(*label),
                 Some(None) => {
-                    return Err(DataError::argument("nodes", format!("node {node} has no label")));
+                    return Err(DataError::argument(
+                        "nodes",
+                        format!("node {node} has no label"),
+                    ));
                 }
                 None => {
                     return Err(DataError::argument(
@@ -151,13 +163,27 @@ fn fields<'a, const N: usize>(
 ) -> Result<[&'a str; N], DataError> {
     let parts: Vec<&str> = line.split_whitespace().collect();
     parts.try_into().map_err(|parts: Vec<&str>| {
-        DataError::line(source, number, format!("expected {N} columns, found {}", parts.len()))
+        DataError::line(
+            source,
+            number,
+            format!("expected {N} columns, found {}", parts.len()),
+        )
     })
 }
 
-fn parse_index(field: &str, what: &str, limit: usize, number: usize, source: &str) -> Result<u32, DataError> {
+fn parse_index(
+    field: &str,
+    what: &str,
+    limit: usize,
+    number: usize,
+    source: &str,
+) -> Result<u32, DataError> {
     let value: u32 = field.parse().map_err(|_| {
-        DataError::line(source, number, format!("{what} {field:?} is not a non-negative integer"))
+        DataError::line(
+            source,
+            number,
+            format!("{what} {field:?} is not a non-negative integer"),
+        )
     })?;
     if value as usize >= limit {
         return Err(DataError::line(
@@ -186,7 +212,13 @@ fn data_lines<'a>(
             ));
         }
         Some(Err(e)) => return Err(e),
-        None => return Err(DataError::line(source, 1, format!("empty file, expected the header {header:?}"))),
+        None => {
+            return Err(DataError::line(
+                source,
+                1,
+                format!("empty file, expected the header {header:?}"),
+            ));
+        }
     }
     Ok(lines.filter(|line| !matches!(line, Ok((_, text)) if text.trim().is_empty())))
 }
@@ -212,7 +244,11 @@ fn parse_nodes(bytes: &[u8], source: &str) -> Result<Nodes, DataError> {
         let label = match label {
             "-1" => None,
             _ => Some(label.parse::<u32>().map_err(|_| {
-                DataError::line(source, number, format!("label {label:?} is neither a class id nor -1"))
+                DataError::line(
+                    source,
+                    number,
+                    format!("label {label:?} is neither a class id nor -1"),
+                )
             })?),
         };
         match split {
@@ -229,14 +265,22 @@ fn parse_nodes(bytes: &[u8], source: &str) -> Result<Nodes, DataError> {
             }
         }
         if label.is_none() && split != "-" {
-            return Err(DataError::line(source, number, format!("unlabelled node {id} is in the {split} split")));
+            return Err(DataError::line(
+                source,
+                number,
+                format!("unlabelled node {id} is in the {split} split"),
+            ));
         }
         nodes.labels.push(label);
     }
     Ok(nodes)
 }
 
-fn parse_features(bytes: &[u8], source: &str, num_nodes: usize) -> Result<(CsrMatrix, usize), DataError> {
+fn parse_features(
+    bytes: &[u8],
+    source: &str,
+    num_nodes: usize,
+) -> Result<(CsrMatrix, usize), DataError> {
     let mut triples = Vec::new();
     let mut num_features = 0usize;
     for line in data_lines(bytes, source, "node feature value")? {
@@ -244,13 +288,23 @@ fn parse_features(bytes: &[u8], source: &str, num_nodes: usize) -> Result<(CsrMa
         let [node, feature, value] = fields::<3>(line, number, source)?;
         let node = parse_index(node, "node", num_nodes, number, source)?;
         let feature: u32 = feature.parse().map_err(|_| {
-            DataError::line(source, number, format!("feature {feature:?} is not a non-negative integer"))
+            DataError::line(
+                source,
+                number,
+                format!("feature {feature:?} is not a non-negative integer"),
+            )
         })?;
         let value: f32 = value
             .parse()
             .ok()
             .filter(|v: &f32| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| DataError::line(source, number, format!("value {value:?} is not a finite non-negative number")))?;
+            .ok_or_else(|| {
+                DataError::line(
+                    source,
+                    number,
+                    format!("value {value:?} is not a finite non-negative number"),
+                )
+            })?;
         num_features = num_features.max(feature as usize + 1);
         triples.push((node, feature, value));
     }
@@ -318,15 +372,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/fixtures/planetoid");
-    const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/planetoid");
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../datasets/fixtures/planetoid"
+    );
+    const SHARED: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/datasets/planetoid"
+    );
 
     #[test]
     fn fixture_graph_is_normalised_like_gcn() {
         let g = Planetoid::load(FIXTURE).unwrap();
         assert_eq!((g.num_nodes, g.num_features, g.num_classes), (10, 5, 3));
         assert_eq!(g.edges.len(), 9);
-        assert_eq!((g.train.clone(), g.val.clone(), g.test.clone()), (vec![0, 1, 2], vec![3, 4], vec![5, 6, 7]));
+        assert_eq!(
+            (g.train.clone(), g.val.clone(), g.test.clone()),
+            (vec![0, 1, 2], vec![3, 4], vec![5, 6, 7])
+        );
         assert_eq!(g.labels[9], None);
         assert_eq!(g.num_labelled(), 9);
         // Node 0 has features 0 and 3 (value 1 each) -> 0.5 each.
@@ -351,13 +414,30 @@ mod tests {
         let nodes = b"node label split\n0 0 train\n1 1 -\n";
         let features = b"node feature value\n0 0 1\n";
         let edges = b"src dst\n0 1\n1 2\n";
-        let err = Planetoid::parse((nodes, "n.tsv"), (features, "f.tsv"), (edges, "e.tsv")).unwrap_err();
-        assert_eq!(err.to_string(), "e.tsv:3: node 2 is out of range (there are 2 nodes)");
+        let err =
+            Planetoid::parse((nodes, "n.tsv"), (features, "f.tsv"), (edges, "e.tsv")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "e.tsv:3: node 2 is out of range (there are 2 nodes)"
+        );
         let features = b"node feature value\n0 x 1\n";
-        let err = Planetoid::parse((nodes, "n.tsv"), (features, "f.tsv"), (b"src dst\n", "e.tsv")).unwrap_err();
-        assert!(err.to_string().starts_with("f.tsv:2: feature \"x\""), "{err}");
+        let err = Planetoid::parse(
+            (nodes, "n.tsv"),
+            (features, "f.tsv"),
+            (b"src dst\n", "e.tsv"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("f.tsv:2: feature \"x\""),
+            "{err}"
+        );
         let nodes = b"node label split\n0 0 train\n2 1 -\n";
-        let err = Planetoid::parse((nodes, "n.tsv"), (b"node feature value\n", "f.tsv"), (b"src dst\n", "e.tsv")).unwrap_err();
+        let err = Planetoid::parse(
+            (nodes, "n.tsv"),
+            (b"node feature value\n", "f.tsv"),
+            (b"src dst\n", "e.tsv"),
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("n.tsv:3: node ids"), "{err}");
     }
 

@@ -53,7 +53,10 @@ impl CharVocab {
             .enumerate()
             .map(|(position, c)| {
                 self.id(c).ok_or_else(|| {
-                    DataError::argument("text", format!("character {c:?} at position {position} is not in the vocabulary"))
+                    DataError::argument(
+                        "text",
+                        format!("character {c:?} at position {position} is not in the vocabulary"),
+                    )
                 })
             })
             .collect()
@@ -64,7 +67,10 @@ impl CharVocab {
         ids.iter()
             .map(|&id| {
                 self.chars.get(id as usize).copied().ok_or_else(|| {
-                    DataError::argument("ids", format!("id {id} is not below the vocabulary size {}", self.len()))
+                    DataError::argument(
+                        "ids",
+                        format!("id {id} is not below the vocabulary size {}", self.len()),
+                    )
                 })
             })
             .collect()
@@ -136,7 +142,10 @@ impl CharCorpus {
     /// `train_fraction` must lie in `[0, 1]`.
     pub fn split(&self, train_fraction: f64) -> Result<(&[u32], &[u32]), DataError> {
         if !(0.0..=1.0).contains(&train_fraction) {
-            return Err(DataError::argument("train_fraction", format!("{train_fraction} is not in [0, 1]")));
+            return Err(DataError::argument(
+                "train_fraction",
+                format!("{train_fraction} is not in [0, 1]"),
+            ));
         }
         let at = (train_fraction * self.tokens.len() as f64) as usize;
         Ok(self.tokens.split_at(at.min(self.tokens.len())))
@@ -170,7 +179,10 @@ pub fn window_batch(
         targets.extend_from_slice(&tokens[s + 1..s + seq_len + 1]);
     }
     let shape = (starts.len(), seq_len);
-    Ok((Tensor::from_vec(inputs, shape, device)?, Tensor::from_vec(targets, shape, device)?))
+    Ok((
+        Tensor::from_vec(inputs, shape, device)?,
+        Tensor::from_vec(targets, shape, device)?,
+    ))
 }
 
 fn utf8<'a>(bytes: &'a [u8], source: &str) -> Result<&'a str, DataError> {
@@ -183,14 +195,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const SHAKESPEARE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/tinyshakespeare/input.txt");
+    const SHAKESPEARE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/datasets/tinyshakespeare/input.txt"
+    );
 
     #[test]
     fn vocab_is_sorted_and_round_trips() {
         let corpus = CharCorpus::from_text("hello, world");
-        assert_eq!(corpus.vocab().chars().iter().collect::<String>(), " ,dehlorw");
+        assert_eq!(
+            corpus.vocab().chars().iter().collect::<String>(),
+            " ,dehlorw"
+        );
         assert_eq!(corpus.tokens()[..3], [4, 3, 5]);
-        assert_eq!(corpus.vocab().decode(corpus.tokens()).unwrap(), "hello, world");
+        assert_eq!(
+            corpus.vocab().decode(corpus.tokens()).unwrap(),
+            "hello, world"
+        );
         assert!(corpus.vocab().encode("hex").is_err());
         assert!(corpus.vocab().decode(&[9]).is_err());
     }
@@ -209,8 +230,14 @@ mod tests {
     fn windows_shift_targets_by_one() {
         let tokens = [0, 1, 2, 3, 4];
         let (x, y) = window_batch(&tokens, &[0, 1], 3, &Device::Cpu).unwrap();
-        assert_eq!(x.to_vec2::<u32>().unwrap(), vec![vec![0, 1, 2], vec![1, 2, 3]]);
-        assert_eq!(y.to_vec2::<u32>().unwrap(), vec![vec![1, 2, 3], vec![2, 3, 4]]);
+        assert_eq!(
+            x.to_vec2::<u32>().unwrap(),
+            vec![vec![0, 1, 2], vec![1, 2, 3]]
+        );
+        assert_eq!(
+            y.to_vec2::<u32>().unwrap(),
+            vec![vec![1, 2, 3], vec![2, 3, 4]]
+        );
         assert!(window_batch(&tokens, &[2], 3, &Device::Cpu).is_err());
     }
 
@@ -227,7 +254,10 @@ mod tests {
         std::fs::write(dir.path().join("a.txt"), "hello ").unwrap();
         std::fs::write(dir.path().join("c.md"), "ignored").unwrap();
         let corpus = CharCorpus::load_txt_dir(dir.path()).unwrap();
-        assert_eq!(corpus.vocab().decode(corpus.tokens()).unwrap(), "hello world");
+        assert_eq!(
+            corpus.vocab().decode(corpus.tokens()).unwrap(),
+            "hello world"
+        );
     }
 
     #[test]
@@ -241,7 +271,10 @@ mod tests {
         assert_eq!(corpus.vocab().len(), 65);
         let (train, val) = corpus.train_val();
         assert_eq!((train.len(), val.len()), (1_003_854, 111_540));
-        assert_eq!(corpus.vocab().decode(&corpus.tokens()[..14]).unwrap(), "First Citizen:");
+        assert_eq!(
+            corpus.vocab().decode(&corpus.tokens()[..14]).unwrap(),
+            "First Citizen:"
+        );
     }
 
     proptest! {

@@ -146,7 +146,11 @@ impl ClassificationSet for TimeSeriesDataset {
     fn batch(&self, indices: &[usize], device: &Device) -> Result<Batch, DataError> {
         check_indices(indices, self.len())?;
         let values = self.padded_rows(indices, 0.0, 0.0);
-        let inputs = Tensor::from_vec(values, (indices.len(), self.dims, self.max_length()), device)?;
+        let inputs = Tensor::from_vec(
+            values,
+            (indices.len(), self.dims, self.max_length()),
+            device,
+        )?;
         let targets: Vec<u32> = indices.iter().map(|&i| self.labels[i]).collect();
         let targets = Tensor::from_vec(targets, indices.len(), device)?;
         Ok(Batch { inputs, targets })
@@ -168,7 +172,11 @@ fn parse_bool(value: &str, key: &str, number: usize, source: &str) -> Result<boo
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(DataError::line(source, number, format!("@{key} expects true or false, found {value:?}"))),
+        _ => Err(DataError::line(
+            source,
+            number,
+            format!("@{key} expects true or false, found {value:?}"),
+        )),
     }
 }
 
@@ -177,42 +185,79 @@ fn parse_count(value: &str, key: &str, number: usize, source: &str) -> Result<us
         .parse::<usize>()
         .ok()
         .filter(|&v| v > 0)
-        .ok_or_else(|| DataError::line(source, number, format!("@{key} expects a positive integer, found {value:?}")))
+        .ok_or_else(|| {
+            DataError::line(
+                source,
+                number,
+                format!("@{key} expects a positive integer, found {value:?}"),
+            )
+        })
 }
 
-fn parse_header_line(header: &mut Header, line: &str, number: usize, source: &str) -> Result<(), DataError> {
+fn parse_header_line(
+    header: &mut Header,
+    line: &str,
+    number: usize,
+    source: &str,
+) -> Result<(), DataError> {
     let mut words = line[1..].split_whitespace();
     let key = words.next().unwrap_or("").to_ascii_lowercase();
     let first = words.next().unwrap_or("");
     match key.as_str() {
         "problemname" => header.problem_name = Some(first.to_owned()),
-        "timestamps" => {
-            if parse_bool(first, "timeStamps", number, source)? {
-                return Err(DataError::line(source, number, "time-stamped data (@timeStamps true) is not supported"));
-            }
+        "timestamps" if parse_bool(first, "timeStamps", number, source)? => {
+            return Err(DataError::line(
+                source,
+                number,
+                "time-stamped data (@timeStamps true) is not supported",
+            ));
         }
         "missing" => {
             parse_bool(first, "missing", number, source)?;
         }
         "univariate" => header.univariate = Some(parse_bool(first, "univariate", number, source)?),
         "dimensions" => header.dims = Some(parse_count(first, "dimensions", number, source)?),
-        "equallength" => header.equal_length = Some(parse_bool(first, "equalLength", number, source)?),
-        "serieslength" => header.series_length = Some(parse_count(first, "seriesLength", number, source)?),
+        "equallength" => {
+            header.equal_length = Some(parse_bool(first, "equalLength", number, source)?)
+        }
+        "serieslength" => {
+            header.series_length = Some(parse_count(first, "seriesLength", number, source)?)
+        }
         "classlabel" => {
             if !parse_bool(first, "classLabel", number, source)? {
-                return Err(DataError::line(source, number, "only classification files (@classLabel true ...) are supported"));
+                return Err(DataError::line(
+                    source,
+                    number,
+                    "only classification files (@classLabel true ...) are supported",
+                ));
             }
             let names: Vec<String> = words.map(str::to_owned).collect();
             if names.is_empty() {
-                return Err(DataError::line(source, number, "@classLabel true lists no label"));
+                return Err(DataError::line(
+                    source,
+                    number,
+                    "@classLabel true lists no label",
+                ));
             }
-            if let Some(dup) = names.iter().enumerate().find(|(k, n)| names[..*k].contains(n)) {
-                return Err(DataError::line(source, number, format!("label {:?} is declared twice", dup.1)));
+            if let Some(dup) = names
+                .iter()
+                .enumerate()
+                .find(|(k, n)| names[..*k].contains(n))
+            {
+                return Err(DataError::line(
+                    source,
+                    number,
+                    format!("label {:?} is declared twice", dup.1),
+                ));
             }
             header.class_names = Some(names);
         }
         "targetlabel" => {
-            return Err(DataError::line(source, number, "regression files (@targetLabel) are not supported"));
+            return Err(DataError::line(
+                source,
+                number,
+                "regression files (@targetLabel) are not supported",
+            ));
         }
         _ => {}
     }
@@ -228,7 +273,13 @@ fn parse_value(field: &str, number: usize, source: &str) -> Result<f32, DataErro
         .parse::<f32>()
         .ok()
         .filter(|v| v.is_finite())
-        .ok_or_else(|| DataError::line(source, number, format!("{field:?} is not a number (nor ? / NaN for missing)")))
+        .ok_or_else(|| {
+            DataError::line(
+                source,
+                number,
+                format!("{field:?} is not a number (nor ? / NaN for missing)"),
+            )
+        })
 }
 
 /// Parses a `.ts` file from memory; `source` names it in errors.
@@ -255,15 +306,34 @@ pub fn parse_ts(bytes: &[u8], source: &str) -> Result<TimeSeriesDataset, DataErr
         }
         if !in_data {
             if !line.starts_with('@') {
-                return Err(DataError::line(source, number, format!("expected a # comment or an @ header before @data, found {:.40?}", line)));
+                return Err(DataError::line(
+                    source,
+                    number,
+                    format!(
+                        "expected a # comment or an @ header before @data, found {:.40?}",
+                        line
+                    ),
+                ));
             }
-            if line[1..].split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("data")) {
+            if line[1..]
+                .split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("data"))
+            {
                 if header.class_names.is_none() {
-                    return Err(DataError::line(source, number, "@data before any @classLabel true <labels...> header"));
+                    return Err(DataError::line(
+                        source,
+                        number,
+                        "@data before any @classLabel true <labels...> header",
+                    ));
                 }
                 expected_dims = match (header.dims, header.univariate) {
                     (Some(d), Some(true)) if d != 1 => {
-                        return Err(DataError::line(source, number, format!("@univariate true but @dimensions {d}")));
+                        return Err(DataError::line(
+                            source,
+                            number,
+                            format!("@univariate true but @dimensions {d}"),
+                        ));
                     }
                     (Some(d), _) => Some(d),
                     (None, Some(true)) => Some(1),
@@ -277,11 +347,22 @@ pub fn parse_ts(bytes: &[u8], source: &str) -> Result<TimeSeriesDataset, DataErr
         }
         let class_names = header.class_names.as_deref().unwrap_or_default();
         let (series, label) = line.rsplit_once(':').ok_or_else(|| {
-            DataError::line(source, number, "a case needs its values, a ':' and a class label")
+            DataError::line(
+                source,
+                number,
+                "a case needs its values, a ':' and a class label",
+            )
         })?;
         let label = label.trim();
         let label_id = class_names.iter().position(|n| n == label).ok_or_else(|| {
-            DataError::line(source, number, format!("label {label:?} is not declared in @classLabel ({})", class_names.join(" ")))
+            DataError::line(
+                source,
+                number,
+                format!(
+                    "label {label:?} is not declared in @classLabel ({})",
+                    class_names.join(" ")
+                ),
+            )
         })?;
         let mut dims = 0;
         let mut length = None;
@@ -295,7 +376,11 @@ pub fn parse_ts(bytes: &[u8], source: &str) -> Result<TimeSeriesDataset, DataErr
             match length {
                 None => length = Some(len),
                 Some(l) if l != len => {
-                    return Err(DataError::line(source, number, format!("dimension {dims} has {len} values but dimension 1 has {l}")));
+                    return Err(DataError::line(
+                        source,
+                        number,
+                        format!("dimension {dims} has {len} values but dimension 1 has {l}"),
+                    ));
                 }
                 Some(_) => {}
             }
@@ -303,15 +388,27 @@ pub fn parse_ts(bytes: &[u8], source: &str) -> Result<TimeSeriesDataset, DataErr
         let length = length.unwrap_or(0);
         match expected_dims {
             Some(d) if d != dims => {
-                return Err(DataError::line(source, number, format!("{dims} dimensions, expected {d}")));
+                return Err(DataError::line(
+                    source,
+                    number,
+                    format!("{dims} dimensions, expected {d}"),
+                ));
             }
             None => expected_dims = Some(dims),
             Some(_) => {}
         }
         if header.equal_length == Some(true) {
-            let expected = header.series_length.or_else(|| set.lengths.first().copied());
+            let expected = header
+                .series_length
+                .or_else(|| set.lengths.first().copied());
             if let Some(expected) = expected.filter(|&e| e != length) {
-                return Err(DataError::line(source, number, format!("series of length {length} in an equal-length file of length {expected}")));
+                return Err(DataError::line(
+                    source,
+                    number,
+                    format!(
+                        "series of length {length} in an equal-length file of length {expected}"
+                    ),
+                ));
             }
         }
         set.lengths.push(length);
@@ -319,7 +416,11 @@ pub fn parse_ts(bytes: &[u8], source: &str) -> Result<TimeSeriesDataset, DataErr
         set.labels.push(label_id as u32);
     }
     if !in_data {
-        return Err(DataError::line(source, last_line.max(1), "no @data section"));
+        return Err(DataError::line(
+            source,
+            last_line.max(1),
+            "no @data section",
+        ));
     }
     set.problem_name = header.problem_name;
     set.class_names = header.class_names.unwrap_or_default();
@@ -340,7 +441,10 @@ pub fn load_ts(path: impl AsRef<Path>) -> Result<TimeSeriesDataset, DataError> {
 
 /// Loads `dir/<name>_TRAIN.ts` and `dir/<name>_TEST.ts`; the test split is
 /// given the training split's class list, so label ids agree.
-pub fn load_ucr(dir: impl AsRef<Path>, name: &str) -> Result<TrainTest<TimeSeriesDataset>, DataError> {
+pub fn load_ucr(
+    dir: impl AsRef<Path>,
+    name: &str,
+) -> Result<TrainTest<TimeSeriesDataset>, DataError> {
     let dir = dir.as_ref();
     let train = load_ts(dir.join(format!("{name}_TRAIN.ts")))?;
     let test_path = dir.join(format!("{name}_TEST.ts"));
@@ -348,7 +452,11 @@ pub fn load_ucr(dir: impl AsRef<Path>, name: &str) -> Result<TrainTest<TimeSerie
     if test.dims() != train.dims() {
         return Err(DataError::invalid(
             &source_name(&test_path),
-            format!("{} dimensions but the training split has {}", test.dims(), train.dims()),
+            format!(
+                "{} dimensions but the training split has {}",
+                test.dims(),
+                train.dims()
+            ),
         ));
     }
     let test = test
@@ -377,7 +485,15 @@ mod tests {
         assert_eq!(set.missing_values(), 2);
         let batch = set.batch(&[1], &Device::Cpu).unwrap();
         assert_eq!(batch.inputs.dims(), &[1, 1, 4]);
-        assert_eq!(batch.inputs.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0.5, 0.0, -1.5, 2e-3]);
+        assert_eq!(
+            batch
+                .inputs
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            vec![0.5, 0.0, -1.5, 2e-3]
+        );
         let split = load_ucr(FIXTURES, "Tiny").unwrap();
         // The test header lists "b a": ids are remapped to the training order.
         assert_eq!(split.test.class_names(), split.train.class_names());
@@ -404,44 +520,69 @@ mod tests {
 
     #[test]
     fn bad_files_name_file_and_line() {
-        let head = "@problemName X\n@univariate true\n@equalLength true\n@classLabel true 1 2\n@data\n";
-        assert_eq!(err(&format!("{head}1,2,3:1\n1,2:2\n")), "t.ts:7: series of length 2 in an equal-length file of length 3");
+        let head =
+            "@problemName X\n@univariate true\n@equalLength true\n@classLabel true 1 2\n@data\n";
+        assert_eq!(
+            err(&format!("{head}1,2,3:1\n1,2:2\n")),
+            "t.ts:7: series of length 2 in an equal-length file of length 3"
+        );
         assert!(err(&format!("{head}1,2:3\n")).starts_with("t.ts:6: label \"3\" is not declared"));
         assert!(err(&format!("{head}1,x:1\n")).starts_with("t.ts:6: \"x\" is not a number"));
-        assert_eq!(err(&format!("{head}1,2:3,4:1\n")), "t.ts:6: 2 dimensions, expected 1");
+        assert_eq!(
+            err(&format!("{head}1,2:3,4:1\n")),
+            "t.ts:6: 2 dimensions, expected 1"
+        );
         let multi = "@dimensions 2\n@equalLength false\n@classLabel true a\n@data\n1,2:3:a\n";
-        assert_eq!(err(multi), "t.ts:5: dimension 2 has 1 values but dimension 1 has 2");
+        assert_eq!(
+            err(multi),
+            "t.ts:5: dimension 2 has 1 values but dimension 1 has 2"
+        );
         assert!(err("@classLabel true a\n1,2:a\n").starts_with("t.ts:2: expected a # comment"));
         assert!(err("@timeStamps true\n@classLabel true a\n@data\n").contains("not supported"));
         assert!(err("@classLabel true a\n").contains("no @data"));
         assert!(err("@data\n1:a\n").contains("@data before any @classLabel"));
     }
 
-    fn real(name: &str) -> Option<String> {
-        let dir = format!("/tmp/data/skt/sktime/datasets/data/{name}");
-        if Path::new(&dir).is_dir() {
-            Some(dir)
-        } else {
-            println!("skipped: {dir} not found");
-            None
-        }
+    fn real(name: &str) -> Option<std::path::PathBuf> {
+        crate::data::test_data_path(
+            "SPARSELAND_SKTIME_DATA_DIR",
+            "/tmp/data/skt/sktime/datasets/data",
+        )
+        .map(|root| root.join(name))
     }
 
     #[test]
     fn real_sktime_files_when_present() {
         if let Some(dir) = real("GunPoint") {
             let s = load_ucr(&dir, "GunPoint").unwrap();
-            assert_eq!((s.train.len(), s.test.len(), s.train.max_length(), s.train.dims()), (50, 150, 150, 1));
+            assert_eq!(
+                (
+                    s.train.len(),
+                    s.test.len(),
+                    s.train.max_length(),
+                    s.train.dims()
+                ),
+                (50, 150, 150, 1)
+            );
             assert_eq!(s.train.num_classes(), 2);
         }
         if let Some(dir) = real("BasicMotions") {
             let s = load_ucr(&dir, "BasicMotions").unwrap();
-            assert_eq!((s.train.len(), s.train.dims(), s.train.max_length()), (40, 6, 100));
-            assert_eq!(s.train.class_names().join(" "), "Standing Running Walking Badminton");
+            assert_eq!(
+                (s.train.len(), s.train.dims(), s.train.max_length()),
+                (40, 6, 100)
+            );
+            assert_eq!(
+                s.train.class_names().join(" "),
+                "Standing Running Walking Badminton"
+            );
         }
         if let Some(dir) = real("JapaneseVowels") {
             let s = load_ucr(&dir, "JapaneseVowels").unwrap();
-            assert_eq!((s.train.len(), s.test.len(), s.train.dims()), (270, 370, 12));
+            assert_eq!(
+                (s.train.len(), s.test.len(), s.train.dims()),
+                (270, 370, 12)
+            );
             assert!(!s.train.is_equal_length());
             assert_eq!(s.train.lengths().iter().min(), Some(&7));
             assert_eq!(s.train.max_length(), 26);
