@@ -338,10 +338,7 @@ macro_rules! mwp {
         Dataset {
             name: $name,
             description: $description,
-            source: concat!(
-                "shared: github.com/arkilpatel/SVAMP data/, as mwp/",
-                $path
-            ),
+            source: concat!("shared: github.com/arkilpatel/SVAMP data/, as mwp/", $path),
             licence: "MIT",
             size: $size,
             train: Some($train),
@@ -410,13 +407,62 @@ static CATALOGUE: &[Dataset] = &[
             crate_path: "crates/sparse-repro/assets/digits.csv.gz",
         },
     },
-    ucr!("gunpoint", "GunPoint", "UCR GunPoint, univariate, length 150, 2 classes", "0.3 MB", 50, 150),
-    ucr!("italypowerdemand", "ItalyPowerDemand", "UCR ItalyPowerDemand, univariate, length 24, 2 classes", "0.3 MB", 67, 1029),
-    ucr!("arrowhead", "ArrowHead", "UCR ArrowHead, univariate, length 251, 3 classes", "0.6 MB", 36, 175),
-    ucr!("osuleaf", "OSULeaf", "UCR OSULeaf, univariate, length 427, 6 classes", "2.1 MB", 200, 242),
-    ucr!("acsf1", "ACSF1", "UCR ACSF1, univariate, length 1460, 10 classes", "3.3 MB", 100, 100),
-    ucr!("basicmotions", "BasicMotions", "UEA BasicMotions, 6 dimensions, length 100, 4 classes", "0.5 MB", 40, 40),
-    ucr!("japanesevowels", "JapaneseVowels", "UEA JapaneseVowels, 12 dimensions, unequal length, 9 classes", "1.1 MB", 270, 370),
+    ucr!(
+        "gunpoint",
+        "GunPoint",
+        "UCR GunPoint, univariate, length 150, 2 classes",
+        "0.3 MB",
+        50,
+        150
+    ),
+    ucr!(
+        "italypowerdemand",
+        "ItalyPowerDemand",
+        "UCR ItalyPowerDemand, univariate, length 24, 2 classes",
+        "0.3 MB",
+        67,
+        1029
+    ),
+    ucr!(
+        "arrowhead",
+        "ArrowHead",
+        "UCR ArrowHead, univariate, length 251, 3 classes",
+        "0.6 MB",
+        36,
+        175
+    ),
+    ucr!(
+        "osuleaf",
+        "OSULeaf",
+        "UCR OSULeaf, univariate, length 427, 6 classes",
+        "2.1 MB",
+        200,
+        242
+    ),
+    ucr!(
+        "acsf1",
+        "ACSF1",
+        "UCR ACSF1, univariate, length 1460, 10 classes",
+        "3.3 MB",
+        100,
+        100
+    ),
+    ucr!(
+        "basicmotions",
+        "BasicMotions",
+        "UEA BasicMotions, 6 dimensions, length 100, 4 classes",
+        "0.5 MB",
+        40,
+        40
+    ),
+    ucr!(
+        "japanesevowels",
+        "JapaneseVowels",
+        "UEA JapaneseVowels, 12 dimensions, unequal length, 9 classes",
+        "1.1 MB",
+        270,
+        370
+    ),
     Dataset {
         name: "cora",
         description: "Cora citation graph, 2708 nodes, 1433 bag-of-words features, 7 classes, public Planetoid split",
@@ -447,9 +493,36 @@ static CATALOGUE: &[Dataset] = &[
             required: PLANETOID_FILES,
         },
     },
-    mwp!("mawps", "cv_mawps", FOLD_FILES, Format::MwpFolds { folds: 5 }, "MAWPS math word problems, 5-fold CV (fold 0 by default, --fold K)", "3.6 MB", 1537, 384),
-    mwp!("asdiv-a", "cv_asdiv-a", FOLD_FILES, Format::MwpFolds { folds: 5 }, "ASDiv-A math word problems, 5-fold CV (fold 0 by default, --fold K)", "2.5 MB", 979, 238),
-    mwp!("svamp", "mawps-asdiv-a_svamp", &["train.csv", "dev.csv"], Format::MwpSplit, "SVAMP test set (1000), trained on MAWPS + ASDiv-A (3138)", "1.7 MB", 3138, 1000),
+    mwp!(
+        "mawps",
+        "cv_mawps",
+        FOLD_FILES,
+        Format::MwpFolds { folds: 5 },
+        "MAWPS math word problems, 5-fold CV (fold 0 by default, --fold K)",
+        "3.6 MB",
+        1537,
+        384
+    ),
+    mwp!(
+        "asdiv-a",
+        "cv_asdiv-a",
+        FOLD_FILES,
+        Format::MwpFolds { folds: 5 },
+        "ASDiv-A math word problems, 5-fold CV (fold 0 by default, --fold K)",
+        "2.5 MB",
+        979,
+        238
+    ),
+    mwp!(
+        "svamp",
+        "mawps-asdiv-a_svamp",
+        &["train.csv", "dev.csv"],
+        Format::MwpSplit,
+        "SVAMP test set (1000), trained on MAWPS + ASDiv-A (3138)",
+        "1.7 MB",
+        3138,
+        1000
+    ),
     Dataset {
         name: "tinyshakespeare",
         description: "Tiny Shakespeare, 1,115,394 characters, 65 symbols; first 90% train, last 10% validation",
@@ -543,14 +616,18 @@ mod tests {
         let err = find("imagenet").unwrap_err();
         let message = err.to_string();
         assert!(message.contains("unknown data set `imagenet`"), "{message}");
-        assert!(message.contains("mnist") && message.contains("cora"), "{message}");
+        assert!(
+            message.contains("mnist") && message.contains("cora"),
+            "{message}"
+        );
         assert_eq!(find("GunPoint").unwrap().name, "gunpoint");
     }
 
     #[test]
     fn missing_fetched_set_says_how_to_fetch_it() {
         let dir = tempfile::tempdir().unwrap();
-        let location = DataLocation::with_roots(dir.path().join("cache"), dir.path().join("shared"));
+        let location =
+            DataLocation::with_roots(dir.path().join("cache"), dir.path().join("shared"));
         let err = find("mnist").unwrap().resolve(&location).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -564,7 +641,8 @@ mod tests {
     #[test]
     fn missing_shared_set_names_the_expected_path() {
         let dir = tempfile::tempdir().unwrap();
-        let location = DataLocation::with_roots(dir.path().join("cache"), dir.path().join("shared"));
+        let location =
+            DataLocation::with_roots(dir.path().join("cache"), dir.path().join("shared"));
         let err = find("cora").unwrap().resolve(&location).unwrap_err();
         let message = err.to_string();
         let expected = dir.path().join("shared/planetoid/cora");

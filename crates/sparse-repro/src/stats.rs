@@ -174,7 +174,11 @@ pub fn compute(
     match dataset.format {
         Format::Idx => {
             let sets = data::idx::load_mnist_dir(dir).map_err(load)?;
-            Ok(image_stats(name, path, &[("train", &sets.train), ("test", &sets.test)]))
+            Ok(image_stats(
+                name,
+                path,
+                &[("train", &sets.train), ("test", &sets.test)],
+            ))
         }
         Format::EmbeddedDigits => {
             let set = data::digits::embedded().map_err(load)?;
@@ -324,14 +328,20 @@ mod tests {
 
     fn empty_location() -> (tempfile::TempDir, DataLocation) {
         let dir = tempfile::tempdir().unwrap();
-        let location = DataLocation::with_roots(dir.path().join("cache"), dir.path().join("shared"));
+        let location =
+            DataLocation::with_roots(dir.path().join("cache"), dir.path().join("shared"));
         (dir, location)
     }
 
     #[test]
     fn embedded_digits_need_no_data_dir() {
         let (_dir, location) = empty_location();
-        let stats = compute(catalogue::find("digits").unwrap(), &location, StatsOptions::default()).unwrap();
+        let stats = compute(
+            catalogue::find("digits").unwrap(),
+            &location,
+            StatsOptions::default(),
+        )
+        .unwrap();
         assert_eq!(stats.split_size("all"), Some(1797));
         assert_eq!(stats.classes, Some(10));
         assert_eq!(stats.sample_shape, Some(vec![1, 8, 8]));
@@ -342,33 +352,78 @@ mod tests {
     #[test]
     fn json_keys_are_stable() {
         let (_dir, location) = empty_location();
-        let stats = compute(catalogue::find("digits").unwrap(), &location, StatsOptions::default()).unwrap();
+        let stats = compute(
+            catalogue::find("digits").unwrap(),
+            &location,
+            StatsOptions::default(),
+        )
+        .unwrap();
         let json = serde_json::to_value(&stats).unwrap();
-        let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["classes", "details", "kind", "name", "path", "sample_shape", "splits"]);
-        assert_eq!(json["splits"][0], serde_json::json!({"name": "all", "samples": 1797}));
+        assert_eq!(
+            keys,
+            [
+                "classes",
+                "details",
+                "kind",
+                "name",
+                "path",
+                "sample_shape",
+                "splits"
+            ]
+        );
+        assert_eq!(
+            json["splits"][0],
+            serde_json::json!({"name": "all", "samples": 1797})
+        );
     }
 
     #[test]
     fn fold_is_checked() {
         let (dir, location) = empty_location();
-        let err = compute(catalogue::find("digits").unwrap(), &location, StatsOptions { fold: Some(1) }).unwrap_err();
-        assert_eq!(err.to_string(), "--fold 1: digits has no cross-validation folds");
+        let err = compute(
+            catalogue::find("digits").unwrap(),
+            &location,
+            StatsOptions { fold: Some(1) },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--fold 1: digits has no cross-validation folds"
+        );
         // Make mawps present (fold0 files) so that the fold range is reached.
         let fold0 = dir.path().join("shared/mwp/cv_mawps/fold0");
         std::fs::create_dir_all(&fold0).unwrap();
         std::fs::write(fold0.join("train.csv"), "").unwrap();
         std::fs::write(fold0.join("dev.csv"), "").unwrap();
-        let err = compute(catalogue::find("mawps").unwrap(), &location, StatsOptions { fold: Some(5) }).unwrap_err();
+        let err = compute(
+            catalogue::find("mawps").unwrap(),
+            &location,
+            StatsOptions { fold: Some(5) },
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "--fold 5: mawps has folds 0..4");
     }
 
     #[test]
     fn absent_data_is_a_catalogue_error() {
         let (_dir, location) = empty_location();
-        let err = compute(catalogue::find("gunpoint").unwrap(), &location, StatsOptions::default()).unwrap_err();
-        assert!(matches!(err, StatsError::Missing(CatalogueError::NotFetched { .. })), "{err}");
+        let err = compute(
+            catalogue::find("gunpoint").unwrap(),
+            &location,
+            StatsOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, StatsError::Missing(CatalogueError::NotFetched { .. })),
+            "{err}"
+        );
     }
 
     #[test]

@@ -55,7 +55,9 @@ fn splits(stats: &serde_json::Value) -> Vec<(String, u64)> {
 }
 
 fn pairs(list: &[(&str, u64)]) -> Vec<(String, u64)> {
-    list.iter().map(|(name, n)| (name.to_string(), *n)).collect()
+    list.iter()
+        .map(|(name, n)| (name.to_string(), *n))
+        .collect()
 }
 
 #[test]
@@ -65,7 +67,8 @@ fn list_shows_every_data_set() {
     let text = stdout(&output);
     for name in catalogue::known_names() {
         assert!(
-            text.lines().any(|line| line.split_whitespace().next() == Some(name)),
+            text.lines()
+                .any(|line| line.split_whitespace().next() == Some(name)),
             "{name} missing from:\n{text}"
         );
     }
@@ -90,7 +93,10 @@ fn env_var_and_flag_choose_the_data_dir() {
         .output()
         .unwrap();
     assert!(
-        stdout(&output).contains(&format!("fetch root (SPARSELAND_DATA): {}", dir.path().display())),
+        stdout(&output).contains(&format!(
+            "fetch root (SPARSELAND_DATA): {}",
+            dir.path().display()
+        )),
         "{}",
         stdout(&output)
     );
@@ -114,10 +120,17 @@ fn unknown_name_lists_the_known_names() {
     assert!(!output.status.success());
     let err = stderr(&output);
     assert!(err.contains("unknown data set `imagenet`"), "{err}");
-    assert!(err.contains("gunpoint") && err.contains("bert-vocab"), "{err}");
+    assert!(
+        err.contains("gunpoint") && err.contains("bert-vocab"),
+        "{err}"
+    );
     let output = sparse_data(&["fetch", "imagenet"]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("known data sets: mnist"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("known data sets: mnist"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -142,8 +155,13 @@ fn embedded_digits_stats() {
 
 #[test]
 fn cora_stats_match_the_planetoid_numbers() {
-    let Some(stats) = stats_json("cora", &[]) else { return };
-    assert_eq!(splits(&stats), pairs(&[("train", 140), ("val", 500), ("test", 1000)]));
+    let Some(stats) = stats_json("cora", &[]) else {
+        return;
+    };
+    assert_eq!(
+        splits(&stats),
+        pairs(&[("train", 140), ("val", 500), ("test", 1000)])
+    );
     assert_eq!(stats["classes"], 7);
     assert_eq!(stats["details"]["nodes"], 2708);
     assert_eq!(stats["details"]["undirected_edges"], 5278);
@@ -153,8 +171,13 @@ fn cora_stats_match_the_planetoid_numbers() {
 
 #[test]
 fn citeseer_stats_match_the_planetoid_numbers() {
-    let Some(stats) = stats_json("citeseer", &[]) else { return };
-    assert_eq!(splits(&stats), pairs(&[("train", 120), ("val", 500), ("test", 1000)]));
+    let Some(stats) = stats_json("citeseer", &[]) else {
+        return;
+    };
+    assert_eq!(
+        splits(&stats),
+        pairs(&[("train", 120), ("val", 500), ("test", 1000)])
+    );
     assert_eq!(stats["details"]["nodes"], 3327);
     assert_eq!(stats["details"]["labelled_nodes"], 3312);
     assert_eq!(stats["details"]["undirected_edges"], 4552);
@@ -176,7 +199,9 @@ fn math_word_problem_stats() {
 
 #[test]
 fn tinyshakespeare_stats() {
-    let Some(stats) = stats_json("tinyshakespeare", &[]) else { return };
+    let Some(stats) = stats_json("tinyshakespeare", &[]) else {
+        return;
+    };
     assert_eq!(stats["details"]["characters"], 1_115_394);
     assert_eq!(stats["details"]["vocabulary"], 65);
 }

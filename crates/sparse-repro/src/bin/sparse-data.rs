@@ -22,7 +22,11 @@ use sparse_repro::location::DataLocation;
 use sparse_repro::stats::{self, StatsOptions};
 
 #[derive(Parser)]
-#[command(name = "sparse-data", version, about = "List, fetch and summarise Sparseland's data sets")]
+#[command(
+    name = "sparse-data",
+    version,
+    about = "List, fetch and summarise Sparseland's data sets"
+)]
 struct Cli {
     /// Data directory (overrides $SPARSELAND_DATA and the defaults).
     #[arg(long, global = true, value_name = "DIR")]
@@ -123,7 +127,10 @@ fn list(location: &DataLocation, json: bool) -> Result<()> {
         .map(|root| root.display().to_string())
         .collect();
     println!("shared data: {}\n", shared.join(", "));
-    println!("{:<17} {:<9} {:<7} {:<8} PATH", "NAME", "WHERE", "SIZE", "PRESENT");
+    println!(
+        "{:<17} {:<9} {:<7} {:<8} PATH",
+        "NAME", "WHERE", "SIZE", "PRESENT"
+    );
     for row in &rows {
         println!(
             "{:<17} {:<9} {:<7} {:<8} {}",
@@ -134,7 +141,11 @@ fn list(location: &DataLocation, json: bool) -> Result<()> {
             row.path.as_deref().unwrap_or("(embedded in sparse-repro)")
         );
         println!("    source: {}", row.source);
-        println!("    licence: {}; used by: {}", row.licence, row.used_by.join(", "));
+        println!(
+            "    licence: {}; used by: {}",
+            row.licence,
+            row.used_by.join(", ")
+        );
     }
     Ok(())
 }
@@ -157,7 +168,10 @@ fn fetch(location: &DataLocation, names: &[String], all: bool) -> Result<()> {
         match dataset.storage {
             Storage::Fetched(_) => to_fetch.push(dataset),
             Storage::Embedded { .. } => {
-                println!("{}: embedded in sparse-repro, nothing to fetch", dataset.name)
+                println!(
+                    "{}: embedded in sparse-repro, nothing to fetch",
+                    dataset.name
+                )
             }
             Storage::Shared { .. } => match dataset.resolve(location) {
                 Ok(presence) => println!("{}: shared data, present at {presence}", dataset.name),

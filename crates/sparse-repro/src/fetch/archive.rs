@@ -10,9 +10,9 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use super::FetchError;
 use super::client::{self, Clients};
 use super::pins::{ArchiveFormat, Pin};
-use super::FetchError;
 use crate::catalogue::{Extraction, FileSelection};
 
 /// Where one extraction writes, and what it has written so far.
@@ -85,9 +85,7 @@ pub(crate) fn extract(
             let file = File::open(artefact).map_err(|err| io_error("opening", artefact, err))?;
             let gz = flate2::read::GzDecoder::new(BufReader::new(file));
             let mut archive = tar::Archive::new(gz);
-            let entries = archive
-                .entries()
-                .map_err(|err| corrupt(artefact, err))?;
+            let entries = archive.entries().map_err(|err| corrupt(artefact, err))?;
             for entry in entries {
                 let mut entry = entry.map_err(|err| corrupt(artefact, err))?;
                 if !entry.header().entry_type().is_file() {

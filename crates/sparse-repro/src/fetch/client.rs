@@ -51,9 +51,8 @@ impl Clients {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// Downloads `pin`'s artefact into `dir` with its registry's client and
@@ -80,10 +79,14 @@ pub(crate) fn download(
             }
         })
         .collect();
-    log(&format!("downloading {} {} ({})", pin.registry, pin.package_spec(), pin.command));
+    log(&format!(
+        "downloading {} {} ({})",
+        pin.registry,
+        pin.package_spec(),
+        pin.command
+    ));
     let mut output = run(program, &args, dir, pin)?;
-    if !output.status.success() && pin.registry == Registry::Debian && apt_lacks_package(&output)
-    {
+    if !output.status.success() && pin.registry == Registry::Debian && apt_lacks_package(&output) {
         log("apt-get cannot locate the package: running `apt-get update` once, then retrying");
         let update = run(program, &[OsString::from("update")], dir, pin)?;
         if !update.status.success() {

@@ -123,15 +123,17 @@ impl Pin {
 
     /// Whether `path` (inside the archive) is covered by [`Pin::paths`].
     pub fn covers(&self, path: &str) -> bool {
-        self.paths.iter().any(|pattern| match pattern.split_once('*') {
-            Some((prefix, suffix)) => {
-                path.len() >= prefix.len() + suffix.len()
-                    && path.starts_with(prefix)
-                    && path.ends_with(suffix)
-                    && !path[prefix.len()..path.len() - suffix.len()].contains('/')
-            }
-            None => pattern == path,
-        })
+        self.paths
+            .iter()
+            .any(|pattern| match pattern.split_once('*') {
+                Some((prefix, suffix)) => {
+                    path.len() >= prefix.len() + suffix.len()
+                        && path.starts_with(prefix)
+                        && path.ends_with(suffix)
+                        && !path[prefix.len()..path.len() - suffix.len()].contains('/')
+                }
+                None => pattern == path,
+            })
     }
 
     fn validate(&self) -> Result<(), PinsError> {
@@ -143,7 +145,11 @@ impl Pin {
         if !is_sha256(&self.sha256) {
             return Err(field("sha256", "must be 64 lowercase hex digits"));
         }
-        if let Some((name, _)) = self.derived_sha256.iter().find(|(_, hash)| !is_sha256(hash)) {
+        if let Some((name, _)) = self
+            .derived_sha256
+            .iter()
+            .find(|(_, hash)| !is_sha256(hash))
+        {
             return Err(field(
                 "derived_sha256",
                 &format!("entry `{name}` must be 64 lowercase hex digits"),
@@ -212,7 +218,10 @@ impl Pins {
 }
 
 fn is_sha256(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -293,7 +302,11 @@ mod tests {
             "pins file, artefact `x`: field `sha256` must be 64 lowercase hex digits"
         );
         let err = Pins::parse(&one_pin("command", "pip download x")).unwrap_err();
-        assert!(err.to_string().contains("field `command` must start with `npm`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("field `command` must start with `npm`"),
+            "{err}"
+        );
         let err = Pins::parse(&one_pin("file", "../x.tgz")).unwrap_err();
         assert!(err.to_string().contains("field `file`"), "{err}");
         let err = Pins::parse(&one_pin("format", "rar")).unwrap_err();
@@ -303,11 +316,17 @@ mod tests {
     #[test]
     fn wrong_schema_and_duplicates_are_rejected() {
         let text = one_pin("id", "x").replace("\"schema\":1", "\"schema\":2");
-        assert!(matches!(Pins::parse(&text), Err(PinsError::Schema { found: 2 })));
+        assert!(matches!(
+            Pins::parse(&text),
+            Err(PinsError::Schema { found: 2 })
+        ));
         let mut value: serde_json::Value = serde_json::from_str(&one_pin("id", "x")).unwrap();
         let pin = value["artefacts"][0].clone();
         value["artefacts"].as_array_mut().unwrap().push(pin);
         let err = Pins::parse(&value.to_string()).unwrap_err();
-        assert!(matches!(err, PinsError::DuplicateId(ref id) if id == "x"), "{err}");
+        assert!(
+            matches!(err, PinsError::DuplicateId(ref id) if id == "x"),
+            "{err}"
+        );
     }
 }

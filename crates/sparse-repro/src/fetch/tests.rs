@@ -112,14 +112,21 @@ fn setup_tar() -> Setup {
             ("package/data/../escape.bin", b"hostile"),
         ],
     );
-    let pin = pin_for(&artefact, ArchiveFormat::TarGz, sha256_file(&artefact).unwrap());
+    let pin = pin_for(
+        &artefact,
+        ArchiveFormat::TarGz,
+        sha256_file(&artefact).unwrap(),
+    );
     let root = dir.path().join("cache");
     let pins = Pins {
         schema: pins::PINS_SCHEMA,
         comment: String::new(),
         artefacts: vec![pin.clone()],
     };
-    let fetcher = Fetcher::with_pins(DataLocation::with_roots(&root, dir.path().join("shared")), pins);
+    let fetcher = Fetcher::with_pins(
+        DataLocation::with_roots(&root, dir.path().join("shared")),
+        pins,
+    );
     Setup {
         _dir: dir,
         root,
@@ -131,7 +138,10 @@ fn setup_tar() -> Setup {
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|it| it.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|it| {
+            it.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -147,7 +157,11 @@ fn wrong_checksum_is_rejected_before_extraction() {
         .install_from_artefact(&pin, &[&FIXTURE_SET], &setup.artefact)
         .unwrap_err();
     match &err {
-        FetchError::ChecksumMismatch { file, expected, actual } => {
+        FetchError::ChecksumMismatch {
+            file,
+            expected,
+            actual,
+        } => {
             assert_eq!(file, &setup.artefact);
             assert_eq!(expected, &"0".repeat(64));
             assert_eq!(actual, &setup.pin.sha256);
@@ -158,7 +172,10 @@ fn wrong_checksum_is_rejected_before_extraction() {
     // Nothing extracted, no staging directory left behind.
     assert!(!setup.root.join("nested/fixture").exists());
     assert_eq!(entries(&setup.root.join("nested")), Vec::<String>::new());
-    assert_eq!(entries(&setup.root.join(DOWNLOADS_DIR)), Vec::<String>::new());
+    assert_eq!(
+        entries(&setup.root.join(DOWNLOADS_DIR)),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -181,7 +198,10 @@ fn extraction_takes_only_the_selected_files_and_stamps_them() {
     );
     assert!(!setup.root.join("escape.bin").exists());
     assert!(!setup.root.join("nested/escape.bin").exists());
-    assert_eq!(FIXTURE_SET.resolve(&setup.fetcher.location), Ok(Presence::OnDisk(dest)));
+    assert_eq!(
+        FIXTURE_SET.resolve(&setup.fetcher.location),
+        Ok(Presence::OnDisk(dest))
+    );
 }
 
 #[test]
@@ -241,7 +261,11 @@ fn missing_client_names_the_client_and_the_package() {
             if client == "sparseland-no-such-npm" && package == "npm package fixture@1.0.0"),
         "{err}"
     );
-    assert!(err.to_string().starts_with("`sparseland-no-such-npm` not found"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("`sparseland-no-such-npm` not found"),
+        "{err}"
+    );
     assert!(!setup.root.join("nested/fixture").exists());
 }
 
@@ -283,7 +307,11 @@ fn zip_artefact_with_suffix_selection() {
             ("pkg/other/three.txt", b"skip"),
         ],
     );
-    let pin = pin_for(&artefact, ArchiveFormat::Zip, sha256_file(&artefact).unwrap());
+    let pin = pin_for(
+        &artefact,
+        ArchiveFormat::Zip,
+        sha256_file(&artefact).unwrap(),
+    );
     let root = dir.path().join("cache");
     let pins = Pins {
         schema: pins::PINS_SCHEMA,
@@ -295,7 +323,10 @@ fn zip_artefact_with_suffix_selection() {
         .install_from_artefact(&pin, &[&TEXTS_SET], &artefact)
         .unwrap();
     assert_eq!(reports[0].files, vec!["one.txt", "two.txt"]);
-    assert_eq!(std::fs::read(root.join("texts/two.txt")).unwrap(), b"or not");
+    assert_eq!(
+        std::fs::read(root.join("texts/two.txt")).unwrap(),
+        b"or not"
+    );
 }
 
 #[test]
@@ -306,7 +337,10 @@ fn shared_and_embedded_sets_are_not_fetchable() {
     assert!(err.to_string().starts_with("cora is shared data"), "{err}");
     let digits = catalogue::find("digits").unwrap();
     let err = setup.fetcher.fetch(&[digits]).unwrap_err();
-    assert!(err.to_string().starts_with("digits is embedded data"), "{err}");
+    assert!(
+        err.to_string().starts_with("digits is embedded data"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -314,7 +348,11 @@ fn every_fetched_catalogue_set_has_a_pin() {
     let fetcher = Fetcher::new(DataLocation::with_roots("/x", "/y")).unwrap();
     for dataset in catalogue::all() {
         if let Some(extraction) = dataset.extraction() {
-            assert!(fetcher.pin_for(dataset, extraction).is_ok(), "{}", dataset.name);
+            assert!(
+                fetcher.pin_for(dataset, extraction).is_ok(),
+                "{}",
+                dataset.name
+            );
         }
     }
 }
@@ -369,17 +407,23 @@ fn apt_get_update_runs_once_when_the_package_is_unknown() {
     };
     let logged = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
     let sink = logged.clone();
-    let fetcher = Fetcher::with_pins(DataLocation::with_roots(dir.path().join("cache"), dir.path()), pins)
-        .clients(Clients {
-            apt_get: script.into_os_string(),
-            ..Clients::default()
-        })
-        .log(move |line| sink.borrow_mut().push(line.to_string()));
+    let fetcher = Fetcher::with_pins(
+        DataLocation::with_roots(dir.path().join("cache"), dir.path()),
+        pins,
+    )
+    .clients(Clients {
+        apt_get: script.into_os_string(),
+        ..Clients::default()
+    })
+    .log(move |line| sink.borrow_mut().push(line.to_string()));
     let err = fetcher.fetch(&[&FIXTURE_SET]).unwrap_err();
     assert!(matches!(err, FetchError::ChecksumMismatch { .. }), "{err}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "run\n");
     assert!(
-        logged.borrow().iter().any(|line| line.contains("running `apt-get update` once")),
+        logged
+            .borrow()
+            .iter()
+            .any(|line| line.contains("running `apt-get update` once")),
         "{:?}",
         logged.borrow()
     );
