@@ -345,6 +345,11 @@ impl Fetcher {
                 target.written = convert(conversion, &target.dir, pin)?;
             }
             write_stamp(&target.dir, &pin.sha256, &target.written)?;
+            if catalogue::stamped_sha256(&dest).as_deref() == Some(pin.sha256.as_str()) {
+                // Another process completed it meanwhile; keep theirs (the
+                // staging directory is removed when `stage` drops).
+                continue;
+            }
             if dest.exists() {
                 std::fs::remove_dir_all(&dest)
                     .map_err(|err| io_error("removing incomplete", &dest, err))?;
