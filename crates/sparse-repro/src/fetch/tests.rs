@@ -179,6 +179,20 @@ fn wrong_checksum_is_rejected_before_extraction() {
 }
 
 #[test]
+fn checksum_is_checked_before_the_archive_is_read() {
+    // Garbage that no archive reader accepts: if extraction ran first, the
+    // error would be a read error, not the checksum mismatch.
+    let setup = setup_tar();
+    let garbage = setup.root.parent().unwrap().join("garbage.tgz");
+    std::fs::write(&garbage, b"not a gzip stream").unwrap();
+    let err = setup
+        .fetcher
+        .install_from_artefact(&setup.pin, &[&FIXTURE_SET], &garbage)
+        .unwrap_err();
+    assert!(matches!(err, FetchError::ChecksumMismatch { .. }), "{err}");
+}
+
+#[test]
 fn extraction_takes_only_the_selected_files_and_stamps_them() {
     let setup = setup_tar();
     let reports = setup
