@@ -16,6 +16,21 @@ pub enum Error {
     /// An error from sparse-core (allocation, optimizer, checkpoint...).
     #[error(transparent)]
     Sparse(#[from] sparse_core::SparseError),
+    /// An error from the harness (batching, metrics, reports).
+    #[error(transparent)]
+    Harness(#[from] sparse_repro::HarnessError),
+    /// A data set could not be found or read.
+    #[error(transparent)]
+    Load(#[from] crate::data::LoadError),
+    /// A data set could not be parsed.
+    #[error(transparent)]
+    Data(#[from] sparse_repro::data::DataError),
+    /// A lock over the model's parameters was poisoned by a panic elsewhere.
+    #[error("the parameter map's lock is poisoned")]
+    Poisoned,
+    /// Training ran no epoch, so there is nothing to report.
+    #[error("training ran no epoch")]
+    NoEpoch,
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

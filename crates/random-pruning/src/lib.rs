@@ -12,3 +12,4 @@ pub mod model;
 pub use config::{AllocationKind, Sparsity, TrainConfig};
 pub use error::{Error, Result};
 pub mod data;
+pub mod training;

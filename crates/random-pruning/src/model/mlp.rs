@@ -1,4 +1,5 @@
 use candle_core::{Result, Tensor};
+use sparse_core::{LayerFlops, LayerShape};
 use candle_nn::{Linear, Module, ModuleT, VarBuilder, linear};
 
 /// A ReLU multilayer perceptron; images are flattened on entry.
@@ -7,6 +8,8 @@ pub struct Mlp {
     hidden: Vec<Linear>,
     classifier: Linear,
     depth: usize,
+    /// Fan-in and fan-out of every layer, classifier last.
+    sizes: Vec<(usize, usize)>,
 }
 
 impl Mlp {
@@ -20,15 +23,19 @@ impl Mlp {
     ) -> Result<Self> {
         let mut hidden = Vec::with_capacity(depth);
         let mut fan_in = inputs;
+        let mut sizes = Vec::new();
         for i in 0..depth {
             hidden.push(linear(fan_in, width, vb.pp(format!("hidden.{i}")))?);
+            sizes.push((fan_in, width));
             fan_in = width;
         }
         let classifier = linear(fan_in, classes, vb.pp("classifier"))?;
+        sizes.push((fan_in, classes));
         Ok(Self {
             hidden,
             classifier,
             depth,
+            sizes,
         })
     }
 
@@ -36,6 +43,23 @@ impl Mlp {
         (0..self.depth)
             .map(|i| format!("hidden.{i}.weight"))
             .chain(std::iter::once("classifier.weight".to_string()))
+            .collect()
+    }
+
+    pub(crate) fn layer_flops(&self) -> Vec<LayerFlops> {
+        self.weight_names_in_order()
+            .into_iter()
+            .zip(&self.sizes)
+            .map(|(name, &(i, o))| {
+                LayerFlops::new(
+                    name,
+                    LayerShape::Linear {
+                        in_features: i,
+                        out_features: o,
+                        bias: true,
+                    },
+                )
+            })
             .collect()
     }
 }

@@ -126,6 +126,17 @@ impl Model {
     }
 }
 
+impl Model {
+    /// FLOP descriptions of every prunable layer for inputs of shape `input`.
+    pub fn layer_flops(&self, input: InputShape) -> Vec<sparse_core::LayerFlops> {
+        match self {
+            Model::Mlp(m) => m.layer_flops(),
+            Model::ResNet(m) => m.layer_flops(input.height, input.width),
+            Model::Vgg(m) => m.layer_flops(input.height, input.width),
+        }
+    }
+}
+
 impl ModuleT for Model {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         match self {

@@ -1,4 +1,5 @@
 use candle_core::{Result, Tensor};
+use sparse_core::{LayerFlops, LayerShape};
 use candle_nn::{
     BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, batch_norm,
     conv2d_no_bias, linear,
@@ -79,6 +80,9 @@ pub struct CifarResNet {
     blocks: Vec<BasicBlock>,
     classifier: Linear,
     names: Vec<String>,
+    /// (weight name, c_in, c_out, kernel, stride) of every convolution, forward order.
+    convs: Vec<(String, usize, usize, usize, usize)>,
+    classes: usize,
 }
 
 impl CifarResNet {
@@ -96,6 +100,7 @@ impl CifarResNet {
         let per_stage = (depth - 2) / 6;
         let stem = ConvBn::new(in_channels, width, 3, 1, vb.clone(), "stem")?;
         let mut names = vec!["stem.conv.weight".to_string()];
+        let mut convs = vec![("stem.conv.weight".to_string(), in_channels, width, 3, 1)];
         let mut blocks = Vec::new();
         let mut c_in = width;
         for stage in 0..3 {
@@ -104,27 +109,70 @@ impl CifarResNet {
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };
                 let prefix = format!("stage{stage}.block{b}");
                 let block = BasicBlock::new(c_in, c_out, stride, vb.pp(&prefix))?;
-                names.push(format!("{prefix}.conv1.conv.weight"));
-                names.push(format!("{prefix}.conv2.conv.weight"));
+                convs.push((format!("{prefix}.conv1.conv.weight"), c_in, c_out, 3, stride));
+                convs.push((format!("{prefix}.conv2.conv.weight"), c_out, c_out, 3, 1));
                 if block.shortcut.is_some() {
-                    names.push(format!("{prefix}.shortcut.conv.weight"));
+                    convs.push((format!("{prefix}.shortcut.conv.weight"), c_in, c_out, 1, stride));
                 }
                 blocks.push(block);
                 c_in = c_out;
             }
         }
         let classifier = linear(c_in, classes, vb.pp("classifier"))?;
+        names.extend(convs[1..].iter().map(|c| c.0.clone()));
         names.push("classifier.weight".to_string());
         Ok(Self {
             stem,
             blocks,
             classifier,
             names,
+            convs,
+            classes,
         })
     }
 
     pub(crate) fn weight_names_in_order(&self) -> Vec<String> {
         self.names.clone()
+    }
+
+    pub(crate) fn layer_flops(&self, height: usize, width: usize) -> Vec<LayerFlops> {
+        // A stride-2 3x3 (padding 1) or 1x1 (padding 0) convolution gives ceil(n / 2).
+        let (mut h, mut w) = (height, width);
+        let mut layers = Vec::new();
+        for (name, c_in, c_out, k, stride) in &self.convs {
+            // A projection shortcut is listed after its block's main path and has
+            // the block's output size; the main path moves the size on.
+            let shortcut = name.ends_with("shortcut.conv.weight");
+            let (oh, ow) = if shortcut {
+                (h, w)
+            } else {
+                (h.div_ceil(*stride), w.div_ceil(*stride))
+            };
+            layers.push(LayerFlops::new(
+                name.clone(),
+                LayerShape::Conv2d {
+                    in_channels: *c_in,
+                    out_channels: *c_out,
+                    kernel_h: *k,
+                    kernel_w: *k,
+                    groups: 1,
+                    out_h: oh,
+                    out_w: ow,
+                    bias: false,
+                },
+            ));
+            (h, w) = (oh, ow);
+        }
+        let c_last = self.convs.last().map_or(0, |c| c.2);
+        layers.push(LayerFlops::new(
+            "classifier.weight",
+            LayerShape::Linear {
+                in_features: c_last,
+                out_features: self.classes,
+                bias: true,
+            },
+        ));
+        layers
     }
 }
 

@@ -1,4 +1,5 @@
 use candle_core::{Result, Tensor};
+use sparse_core::{LayerFlops, LayerShape};
 use candle_nn::{
     BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, batch_norm,
     conv2d_no_bias, linear,
@@ -12,6 +13,9 @@ pub struct VggBn {
     layers: Vec<(Conv2d, BatchNorm, bool)>,
     classifier: Linear,
     names: Vec<String>,
+    /// (c_in, c_out, pool after) of every convolution.
+    plan: Vec<(usize, usize, bool)>,
+    classes: usize,
 }
 
 impl VggBn {
@@ -31,7 +35,9 @@ impl VggBn {
         let mut layers = Vec::new();
         let mut names = Vec::new();
         let mut c_in = in_channels;
+        let mut shapes = Vec::new();
         for (i, &(c_out, pool)) in plan.iter().enumerate() {
+            shapes.push((c_in, c_out, pool));
             let conv = conv2d_no_bias(c_in, c_out, 3, cfg, vb.pp(format!("features.{i}.conv")))?;
             let bn = batch_norm(c_out, 1e-5, vb.pp(format!("features.{i}.bn")))?;
             names.push(format!("features.{i}.conv.weight"));
@@ -44,11 +50,46 @@ impl VggBn {
             layers,
             classifier,
             names,
+            plan: shapes,
+            classes,
         })
     }
 
     pub(crate) fn weight_names_in_order(&self) -> Vec<String> {
         self.names.clone()
+    }
+
+    pub(crate) fn layer_flops(&self, height: usize, width: usize) -> Vec<LayerFlops> {
+        let (mut h, mut w) = (height, width);
+        let mut layers = Vec::new();
+        for (name, &(c_in, c_out, pool)) in self.names.iter().zip(&self.plan) {
+            layers.push(LayerFlops::new(
+                name.clone(),
+                LayerShape::Conv2d {
+                    in_channels: c_in,
+                    out_channels: c_out,
+                    kernel_h: 3,
+                    kernel_w: 3,
+                    groups: 1,
+                    out_h: h,
+                    out_w: w,
+                    bias: false,
+                },
+            ));
+            if pool && h >= 2 && w >= 2 {
+                (h, w) = (h / 2, w / 2);
+            }
+        }
+        let c_last = self.plan.last().map_or(0, |p| p.1);
+        layers.push(LayerFlops::new(
+            "classifier.weight",
+            LayerShape::Linear {
+                in_features: c_last,
+                out_features: self.classes,
+                bias: true,
+            },
+        ));
+        layers
     }
 }
 
