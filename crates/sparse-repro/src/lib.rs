@@ -4,6 +4,11 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod claim;
 pub mod error;
 pub mod metrics;
+pub mod progress;
+pub mod report;
 pub mod rng;
+pub mod run_dir;
+pub mod utc;
