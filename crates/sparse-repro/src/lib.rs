@@ -7,6 +7,7 @@ pub mod batch;
 pub mod claim;
 pub mod error;
 pub mod metrics;
+pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod rng;
