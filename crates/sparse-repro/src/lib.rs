@@ -1,10 +1,30 @@
 //! # sparse-repro
 //!
 //! What every Sparseland reproduction shares that is not sparsity.
+//!
+//! ## Experiment harness
+//!
+//! | module | what it gives a paper crate |
+//! |---|---|
+//! | [`rng`] | `ChaCha8Rng` from a seed, independent named sub-streams, seeded dropout |
+//! | [`batch`] | shuffled / fixed-order batches, batch tensors from flat stores, train/validation split |
+//! | [`metrics`] | accuracy, mean ± std over seeds, bits per character, ECE, AUROC, max-softmax |
+//! | [`progress`] | progress bars on a terminal, plain lines otherwise, quiet for tests |
+//! | [`report`] | `report.json` (the contract's shape) and `report.md` |
+//! | [`claim`] | a paper's claim checked against the run's own numbers |
+//! | [`plot`] | SVG line plots, one series per arm |
+//! | [`cli`] | `Preset`, `ReproduceArgs`, `EvalArgs`, `OutArgs` for the crate's binary |
+//! | [`train`] | evaluation, best-epoch selection, cross-entropy with label smoothing, gradient clipping, stopwatch |
+//! | [`run_dir`] | the run's output directory and atomic writes |
+//! | [`utc`] | UTC timestamps without a date-time dependency |
+//! | [`error`] | [`HarnessError`], the typed error of the modules above |
+//!
+//! See `shared/REPRODUCTION.md` for the contract these pieces implement.
 #![warn(missing_docs)]
 
 pub mod batch;
 pub mod claim;
+pub mod cli;
 pub mod error;
 pub mod metrics;
 pub mod plot;
@@ -12,4 +32,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod run_dir;
+pub mod train;
 pub mod utc;
+
+pub use error::{HarnessError, HarnessResult};
