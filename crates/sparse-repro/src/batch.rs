@@ -129,7 +129,7 @@ pub fn gather_samples(
             "every dimension must be at least 1",
         ));
     }
-    if samples.len() % len != 0 {
+    if !samples.len().is_multiple_of(len) {
         return Err(HarnessError::SizeMismatch {
             what: format!("sample store length (a multiple of the sample size {len})"),
             expected: samples.len() / len * len,

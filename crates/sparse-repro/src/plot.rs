@@ -156,14 +156,14 @@ impl LinePlot {
                     "a log x axis needs x > 0",
                 ));
             }
-            if let Some(errors) = &series.errors {
-                if errors.len() != series.points.len() {
-                    return Err(HarnessError::SizeMismatch {
-                        what: format!("error bars of series `{}`", series.name),
-                        expected: series.points.len(),
-                        got: errors.len(),
-                    });
-                }
+            if let Some(errors) = &series.errors
+                && errors.len() != series.points.len()
+            {
+                return Err(HarnessError::SizeMismatch {
+                    what: format!("error bars of series `{}`", series.name),
+                    expected: series.points.len(),
+                    got: errors.len(),
+                });
             }
         }
         Ok(())

@@ -40,6 +40,9 @@ pub const REPORT_JSON: &str = "report.json";
 /// The file name of the human-readable report.
 pub const REPORT_MD: &str = "report.md";
 
+/// The extra arm field holding per-seed values (see [`ArmReport::with_seed_values`]).
+pub const PER_SEED: &str = "per_seed";
+
 /// Everything one `reproduce` run found, as written to `report.json`.
 ///
 /// The first nine fields are the contract's; `machine`, `config` and `anchors` are
@@ -118,6 +121,26 @@ impl ArmReport {
         self.metrics.insert(format!("{name}_mean"), value.mean);
         self.metrics.insert(format!("{name}_std"), value.std);
         self
+    }
+
+    /// Adds `<name>_mean` / `<name>_std` over the per-seed `values`, and keeps the
+    /// values themselves under `per_seed.<name>` (an extra field) for later analysis.
+    pub fn with_seed_values(mut self, name: &str, values: &[f64]) -> HarnessResult<Self> {
+        let summary = MeanStd::from_values(values)?;
+        let per_seed = self
+            .extra
+            .entry(PER_SEED.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(map) = per_seed {
+            map.insert(name.to_string(), serde_json::json!(values));
+        }
+        Ok(self.with_mean_std(name, summary))
+    }
+
+    /// The per-seed values stored by [`ArmReport::with_seed_values`].
+    pub fn seed_values(&self, name: &str) -> Option<Vec<f64>> {
+        let values = self.extra.get(PER_SEED)?.get(name)?.as_array()?;
+        values.iter().map(Value::as_f64).collect()
     }
 
     /// Adds an extra field (serialised beside `metrics`).
@@ -622,10 +645,14 @@ mod tests {
             .clone()
             .with_extra("per_seed", json!([0.98, 0.99]));
         report.arms[1].metrics.insert("loss".into(), f64::NAN);
+        // A mean of three floats: not exactly representable in a short decimal.
+        let awkward = (0.98 + 0.99 + 0.99) / 3.0;
+        report.arms[1].metrics.insert("awkward".into(), awkward);
         let dir = tempfile::tempdir().map_err(|e| HarnessError::io("tempdir", e))?;
         report.write_to_dir(dir.path())?;
         let back = RunReport::from_json_file(&dir.path().join(REPORT_JSON))?;
         assert!(back.arms[1].metrics["loss"].is_nan());
+        assert_eq!(back.arms[1].metrics["awkward"].to_bits(), awkward.to_bits());
         // NaN != NaN: compare the rest.
         let mut back_cmp = back.clone();
         back_cmp.arms[1].metrics.remove("loss");
@@ -635,6 +662,19 @@ mod tests {
         assert_eq!(back.extra["notes"], json!("x"));
         assert_eq!(back.arms[0].extra["per_seed"], json!([0.98, 0.99]));
         assert!(dir.path().join(REPORT_MD).is_file());
+        Ok(())
+    }
+
+    #[test]
+    fn seed_values_give_mean_std_and_are_kept() -> HarnessResult<()> {
+        let arm = ArmReport::new("a", "d").with_seed_values("test_accuracy", &[0.8, 0.9, 1.0])?;
+        assert!((arm.metrics["test_accuracy_mean"] - 0.9).abs() < 1e-12);
+        assert!((arm.metrics["test_accuracy_std"] - 0.1).abs() < 1e-12);
+        assert_eq!(arm.seed_values("test_accuracy"), Some(vec![0.8, 0.9, 1.0]));
+        let arm = arm.with_seed_values("loss", &[2.0])?;
+        assert_eq!(arm.seed_values("loss"), Some(vec![2.0]));
+        assert_eq!(arm.seed_values("test_accuracy").map(|v| v.len()), Some(3));
+        assert!(ArmReport::new("a", "d").with_seed_values("x", &[]).is_err());
         Ok(())
     }
 

@@ -52,7 +52,7 @@ pub fn cross_entropy(
 /// Returns the global norm before clipping. Vars without a gradient are skipped. Pass
 /// the vars in a fixed order (sorted by name) so that the float sum is reproducible.
 pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> HarnessResult<f64> {
-    if !(max_norm > 0.0) {
+    if max_norm.is_nan() || max_norm <= 0.0 {
         return Err(HarnessError::invalid(
             "max_norm",
             max_norm,
