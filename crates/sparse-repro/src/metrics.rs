@@ -185,6 +185,15 @@ pub fn auroc(in_scores: &[f64], out_scores: &[f64]) -> HarnessResult<f64> {
     Ok((rank_sum_in - n_in * (n_in + 1.0) / 2.0) / (n_in * n_out))
 }
 
+/// AUROC of the maximum-softmax-probability detector: in-distribution logits against
+/// out-of-distribution logits, each `[n, classes]` (Hendrycks & Gimpel's baseline).
+pub fn msp_auroc(in_logits: &Tensor, out_logits: &Tensor) -> HarnessResult<f64> {
+    auroc(
+        &max_softmax_scores(in_logits)?,
+        &max_softmax_scores(out_logits)?,
+    )
+}
+
 /// The mean and sample standard deviation of a metric over seeds.
 ///
 /// The standard deviation uses the `n − 1` (Bessel) denominator, as papers reporting
@@ -328,6 +337,15 @@ mod tests {
         assert!(close(auroc(&[2.0, 3.0], &[2.0, 1.0])?, 0.875));
         assert!(auroc(&[], &[1.0]).is_err());
         assert!(auroc(&[f64::NAN], &[1.0]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn msp_auroc_prefers_confident_in_distribution() -> HarnessResult<()> {
+        let confident = Tensor::new(&[[5f32, 0.], [0., 4.]], &Device::Cpu)?;
+        let unsure = Tensor::new(&[[0.1f32, 0.], [0., 0.2]], &Device::Cpu)?;
+        assert!(close(msp_auroc(&confident, &unsure)?, 1.0));
+        assert!(close(msp_auroc(&unsure, &confident)?, 0.0));
         Ok(())
     }
 
