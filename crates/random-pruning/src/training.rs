@@ -54,7 +54,8 @@ impl Network {
     /// Builds the model of `config` with seeded initialisation and, for sparse runs,
     /// its random mask.
     pub fn new(config: &TrainConfig, data: &ImageData) -> Result<Self> {
-        let (varmap, model) = build_model(config, data, &mut derive_rng(config.seed, streams::INIT))?;
+        let (varmap, model) =
+            build_model(config, data, &mut derive_rng(config.seed, streams::INIT))?;
         let params = match config.sparsity.allocation_config()? {
             None => SparseParams::new(),
             Some(alloc) => {
@@ -107,7 +108,10 @@ impl Network {
         let batches = indices
             .chunks(EVAL_BATCH)
             .map(|chunk| data.test_batch(chunk, &Device::Cpu).map_err(Into::into));
-        Ok(sparse_repro::train::collect_logits(|x| self.logits(x), batches)?)
+        Ok(sparse_repro::train::collect_logits(
+            |x| self.logits(x),
+            batches,
+        )?)
     }
 
     /// Copies of every tensor, to restore the best epoch later.
@@ -194,7 +198,11 @@ pub fn train(
         &mut derive_rng(config.seed, streams::SPLIT),
     )?;
     let train_idx: Vec<usize> = split.train.iter().map(|&i| data.train_pool()[i]).collect();
-    let val_idx: Vec<usize> = split.validation.iter().map(|&i| data.train_pool()[i]).collect();
+    let val_idx: Vec<usize> = split
+        .validation
+        .iter()
+        .map(|&i| data.train_pool()[i])
+        .collect();
 
     let sgd = SgdConfig::builder(config.learning_rate)
         .momentum(config.momentum)
@@ -209,8 +217,12 @@ pub fn train(
     let mut best = BestTracker::new(Goal::Maximize);
     let mut best_state = net.snapshot()?;
     let mut final_test = 0.0;
-    let mut progress = Progress::new(options.label.clone(), config.epochs as u64, options.progress)
-        .with_unit("epoch");
+    let mut progress = Progress::new(
+        options.label.clone(),
+        config.epochs as u64,
+        options.progress,
+    )
+    .with_unit("epoch");
     for epoch in 0..config.epochs {
         schedule.apply(&mut optimizer, epoch as f64);
         let mut loss_sum = 0.0;
@@ -247,7 +259,7 @@ pub fn train(
     net.restore(&best_state)?;
     let best = best.best().ok_or(Error::NoEpoch)?;
     let (logits, labels) = net.test_logits(data, data.test_pool())?;
-    let test_ece = metrics::expected_calibration_error_from_logits(&logits, &labels, 15)?;
+    let test_ece = metrics::expected_calibration_error_from_logits(&logits, &labels)?;
 
     let report = ParamReport::new(&net.varmap, &net.params);
     let flops = InferenceFlops::new(&net.model.layer_flops(data.input_shape()), &net.params);

@@ -1,6 +1,6 @@
 use candle_core::{Result, Tensor};
-use sparse_core::{LayerFlops, LayerShape};
 use candle_nn::{Linear, Module, ModuleT, VarBuilder, linear};
+use sparse_core::{LayerFlops, LayerShape};
 
 /// A ReLU multilayer perceptron; images are flattened on entry.
 #[derive(Debug)]

@@ -1,9 +1,9 @@
 use candle_core::{Result, Tensor};
-use sparse_core::{LayerFlops, LayerShape};
 use candle_nn::{
     BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, batch_norm,
     conv2d_no_bias, linear,
 };
+use sparse_core::{LayerFlops, LayerShape};
 
 /// Convolution without bias followed by batch norm, as every ResNet layer here is.
 #[derive(Debug)]
@@ -109,10 +109,22 @@ impl CifarResNet {
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };
                 let prefix = format!("stage{stage}.block{b}");
                 let block = BasicBlock::new(c_in, c_out, stride, vb.pp(&prefix))?;
-                convs.push((format!("{prefix}.conv1.conv.weight"), c_in, c_out, 3, stride));
+                convs.push((
+                    format!("{prefix}.conv1.conv.weight"),
+                    c_in,
+                    c_out,
+                    3,
+                    stride,
+                ));
                 convs.push((format!("{prefix}.conv2.conv.weight"), c_out, c_out, 3, 1));
                 if block.shortcut.is_some() {
-                    convs.push((format!("{prefix}.shortcut.conv.weight"), c_in, c_out, 1, stride));
+                    convs.push((
+                        format!("{prefix}.shortcut.conv.weight"),
+                        c_in,
+                        c_out,
+                        1,
+                        stride,
+                    ));
                 }
                 blocks.push(block);
                 c_in = c_out;

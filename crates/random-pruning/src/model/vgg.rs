@@ -1,9 +1,9 @@
 use candle_core::{Result, Tensor};
-use sparse_core::{LayerFlops, LayerShape};
 use candle_nn::{
     BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, batch_norm,
     conv2d_no_bias, linear,
 };
+use sparse_core::{LayerFlops, LayerShape};
 
 /// A small VGG with batch norm: `[W, pool, 2W, pool, 4W, 4W, pool]`, global
 /// average pooling and a linear classifier. Pools are 2x2 with stride 2 (the only

@@ -1,0 +1,87 @@
+//! Typed errors of the experiment harness (RNG, batching, metrics, reports, plots, CLI).
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the harness modules of sparse-repro.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// An error raised by candle.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// A data set could not be read or a batch not built from it.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// A parameter outside its valid range; names the parameter.
+    #[error("invalid parameter `{name}` = {value}: {reason}")]
+    InvalidParameter {
+        /// The parameter's name.
+        name: &'static str,
+        /// The rejected value, rendered.
+        value: String,
+        /// What the valid range is.
+        reason: String,
+    },
+    /// Two lengths or shapes that must agree do not.
+    #[error("size mismatch for {what}: expected {expected}, got {got}")]
+    SizeMismatch {
+        /// What was being compared.
+        what: String,
+        /// The expected size.
+        expected: usize,
+        /// The size found.
+        got: usize,
+    },
+    /// A file could not be read, written or created.
+    #[error("I/O error on `{path}`: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A report file is not valid JSON of the expected shape.
+    #[error("invalid report `{path}` at line {line}, column {column}: {message}")]
+    ReportParse {
+        /// The report file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// A report could not be serialised.
+    #[error("cannot serialise report: {0}")]
+    Serialise(String),
+    /// A plot could not be drawn.
+    #[error("cannot draw plot `{path}`: {message}")]
+    Plot {
+        /// The SVG file.
+        path: PathBuf,
+        /// The backend's message.
+        message: String,
+    },
+}
+
+impl HarnessError {
+    /// Builds an [`HarnessError::InvalidParameter`].
+    pub fn invalid(name: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
+        Self::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias of the harness modules.
+pub type HarnessResult<T> = std::result::Result<T, HarnessError>;
