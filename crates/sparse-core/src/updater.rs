@@ -1,0 +1,561 @@
+//! The one topology-update interface ([`TopologyUpdater`]) and the engine that
+//! implements every dynamic-sparse-training method as a configuration of it
+//! ([`SparsityEngine`] driven by a [`DynamicSparsity`] config).
+//!
+//! The call order is the official `Masking.step()` (methods notes §1.3): after the
+//! optimizer step, masks are applied to the weights (and optionally to momentum
+//! buffers), the death rate is read for the current step, and every `period` steps
+//! the engine prunes, regrows and updates the ITOP record. A new DST method is a new
+//! [`PruneMethod`] / [`GrowthMethod`] variant plus a preset here.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Tensor, backprop::GradStore};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Result, SparseError};
+use crate::grow::{GrowthInit, GrowthInputs, GrowthMethod, GrowthRegion};
+use crate::itop::FiredMasks;
+use crate::mask::Mask;
+use crate::prune::{GradualPruning, LayerView, PruneMethod};
+use crate::registry::SparseParams;
+use crate::schedule::{DeathRate, check_positive, invalid};
+use crate::state::{MaskableState, MomentumSource};
+
+/// Optimizer state the engine can both read (momentum growth) and mask (ITOP-style
+/// momentum masking). Implemented for every type implementing both traits.
+pub trait OptimizerState: MomentumSource + MaskableState {}
+
+impl<T: MomentumSource + MaskableState + ?Sized> OptimizerState for T {}
+
+/// What a topology update may read besides the weights.
+#[derive(Clone, Copy, Default)]
+pub struct UpdateContext<'a> {
+    /// The gradients of the last backward pass (dense, since weights are used raw in
+    /// the forward pass).
+    pub grads: Option<&'a GradStore>,
+    /// The optimizer's momentum, for momentum growth.
+    pub momentum: Option<&'a dyn MomentumSource>,
+}
+
+impl std::fmt::Debug for UpdateContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateContext")
+            .field("grads", &self.grads.is_some())
+            .field("momentum", &self.momentum.is_some())
+            .finish()
+    }
+}
+
+/// How one layer changed at a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerChange {
+    /// The parameter's name.
+    pub name: String,
+    /// Active weights before the update.
+    pub nnz_before: usize,
+    /// Weights removed (gradual pruning plus prune-and-regrow).
+    pub pruned: usize,
+    /// Positions activated by growth.
+    pub grown: usize,
+    /// Active weights after the update.
+    pub nnz_after: usize,
+}
+
+/// What a call of the engine did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateReport {
+    /// The step the report is for.
+    pub step: usize,
+    /// The death rate of this step (whether or not the topology changed).
+    pub death_rate: f64,
+    /// Whether prune-and-regrow ran at this step.
+    pub prune_regrow: bool,
+    /// The density gradual pruning pruned to at this step, if it ran.
+    pub gradual_density: Option<f64>,
+    /// Per-layer changes in name order; empty when nothing ran.
+    pub layers: Vec<LayerChange>,
+    /// The ITOP rate after this step.
+    pub itop_rate: f64,
+}
+
+impl UpdateReport {
+    /// Whether any mask changed at this step.
+    pub fn topology_changed(&self) -> bool {
+        self.layers.iter().any(|l| l.pruned > 0 || l.grown > 0)
+    }
+}
+
+/// The single interface of topology updates.
+pub trait TopologyUpdater {
+    /// Runs the topology update of `step` (1-based count of optimizer steps taken,
+    /// this one included): a no-op on steps that are not update steps.
+    fn update(
+        &mut self,
+        step: usize,
+        params: &mut SparseParams,
+        ctx: &UpdateContext<'_>,
+    ) -> Result<UpdateReport>;
+}
+
+/// A validated dynamic-sparsity configuration; build it with
+/// [`DynamicSparsity::builder`] or a preset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamicSparsity {
+    prune: PruneMethod,
+    growth: GrowthMethod,
+    death_rate: DeathRate,
+    period: Option<usize>,
+    end_step: Option<usize>,
+    gradual: Option<GradualPruning>,
+    regions: BTreeMap<String, GrowthRegion>,
+    mask_momentum: bool,
+    growth_init: GrowthInit,
+    seed: u64,
+}
+
+impl DynamicSparsity {
+    /// A builder with the official ITOP-lineage defaults: magnitude pruning, gradient
+    /// growth, constant death rate 0.5, static topology (no period), momentum masking
+    /// on, zero-initialised growth, seed 0.
+    pub fn builder() -> DynamicSparsityBuilder {
+        DynamicSparsityBuilder {
+            config: Self {
+                prune: PruneMethod::Magnitude,
+                growth: GrowthMethod::Gradient,
+                death_rate: DeathRate::Constant(0.5),
+                period: None,
+                end_step: None,
+                gradual: None,
+                regions: BTreeMap::new(),
+                mask_momentum: true,
+                growth_init: GrowthInit::Zero,
+                seed: 0,
+            },
+        }
+    }
+
+    /// SET (ITOP-lineage form): magnitude pruning, Bernoulli random growth, cosine
+    /// death rate 0.5 → 0.005 over `total_steps`, an update every `period` steps.
+    pub fn set(period: usize, total_steps: usize) -> DynamicSparsityBuilder {
+        Self::dst(GrowthMethod::Random, period, total_steps)
+    }
+
+    /// RigL: magnitude pruning, gradient growth, cosine death rate 0.5 → 0.005.
+    pub fn rigl(period: usize, total_steps: usize) -> DynamicSparsityBuilder {
+        Self::dst(GrowthMethod::Gradient, period, total_steps)
+    }
+
+    /// Sparse momentum (Dettmers & Zettlemoyer) with per-layer regrowth: magnitude
+    /// pruning, momentum growth, cosine death rate 0.5 → 0.005. Momentum-based
+    /// redistribution across layers is not implemented.
+    pub fn sparse_momentum(period: usize, total_steps: usize) -> DynamicSparsityBuilder {
+        Self::dst(GrowthMethod::Momentum, period, total_steps)
+    }
+
+    /// Static sparse training (`--fix`): masks are applied, never changed.
+    pub fn static_sparse() -> DynamicSparsityBuilder {
+        Self::builder()
+    }
+
+    /// Gradual magnitude pruning without regrowth (GMP).
+    pub fn gradual_magnitude(gradual: GradualPruning) -> DynamicSparsityBuilder {
+        Self::builder().gradual(gradual)
+    }
+
+    /// GraNet: gradual magnitude pruning plus prune-and-regrow (magnitude / gradient)
+    /// every `period` steps with a cosine death rate.
+    pub fn granet(
+        gradual: GradualPruning,
+        period: usize,
+        total_steps: usize,
+    ) -> DynamicSparsityBuilder {
+        Self::rigl(period, total_steps).gradual(gradual)
+    }
+
+    fn dst(growth: GrowthMethod, period: usize, total_steps: usize) -> DynamicSparsityBuilder {
+        let mut b = Self::builder().growth(growth).period(Some(period));
+        b.config.death_rate = DeathRate::Cosine {
+            initial: 0.5,
+            eta_min: crate::schedule::DEFAULT_ETA_MIN,
+            t_max: total_steps,
+        };
+        b
+    }
+
+    /// The pruning criterion.
+    pub fn prune_method(&self) -> PruneMethod {
+        self.prune
+    }
+
+    /// The growth criterion.
+    pub fn growth_method(&self) -> GrowthMethod {
+        self.growth
+    }
+
+    /// The death-rate schedule.
+    pub fn death_rate(&self) -> DeathRate {
+        self.death_rate
+    }
+
+    /// Steps between prune-and-regrow updates (`None` = static).
+    pub fn period(&self) -> Option<usize> {
+        self.period
+    }
+
+    /// Whether `step` (1-based) is a prune-and-regrow step.
+    pub fn is_update_step(&self, step: usize) -> bool {
+        self.period.is_some_and(|p| step % p == 0)
+            && self.end_step.is_none_or(|end| step <= end)
+    }
+}
+
+/// Checked builder of [`DynamicSparsity`]; [`DynamicSparsityBuilder::build`]
+/// validates every hyperparameter and names the offending one.
+#[derive(Debug, Clone)]
+pub struct DynamicSparsityBuilder {
+    config: DynamicSparsity,
+}
+
+impl DynamicSparsityBuilder {
+    /// The pruning criterion.
+    pub fn prune(mut self, method: PruneMethod) -> Self {
+        self.config.prune = method;
+        self
+    }
+
+    /// The growth criterion.
+    pub fn growth(mut self, method: GrowthMethod) -> Self {
+        self.config.growth = method;
+        self
+    }
+
+    /// The death-rate schedule.
+    pub fn death_rate(mut self, schedule: DeathRate) -> Self {
+        self.config.death_rate = schedule;
+        self
+    }
+
+    /// Steps between prune-and-regrow updates; `None` = static topology. Must be > 0.
+    pub fn period(mut self, period: Option<usize>) -> Self {
+        self.config.period = period;
+        self
+    }
+
+    /// No prune-and-regrow after this step (RigL stops at 75 % of training).
+    pub fn end_step(mut self, end_step: Option<usize>) -> Self {
+        self.config.end_step = end_step;
+        self
+    }
+
+    /// Gradual magnitude pruning on its own cubic schedule.
+    pub fn gradual(mut self, gradual: GradualPruning) -> Self {
+        self.config.gradual = Some(gradual);
+        self
+    }
+
+    /// Restricts growth in parameter `name` to `region`.
+    pub fn region(mut self, name: impl Into<String>, region: GrowthRegion) -> Self {
+        self.config.regions.insert(name.into(), region);
+        self
+    }
+
+    /// Whether optimizer momentum buffers are masked after each step (ITOP, GraNet,
+    /// SLaK: yes; Dettmers, Random_Pruning CIFAR, STU-GAN: no).
+    pub fn mask_momentum(mut self, on: bool) -> Self {
+        self.config.mask_momentum = on;
+        self
+    }
+
+    /// The value newly grown weights start from.
+    pub fn growth_init(mut self, init: GrowthInit) -> Self {
+        self.config.growth_init = init;
+        self
+    }
+
+    /// Seed of the engine's `ChaCha8Rng`.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// Validates and returns the configuration.
+    pub fn build(self) -> Result<DynamicSparsity> {
+        let c = self.config;
+        c.death_rate.validate()?;
+        c.prune.validate()?;
+        if let Some(p) = c.period {
+            check_positive("period", p)?;
+        }
+        if let Some(g) = &c.gradual {
+            g.validate()?;
+        }
+        if let GrowthInit::Value(v) = c.growth_init
+            && !v.is_finite()
+        {
+            return Err(invalid("growth_init", v, "must be finite"));
+        }
+        Ok(c)
+    }
+}
+
+/// The engine the paper crates call once per optimizer step.
+#[derive(Debug, Clone)]
+pub struct SparsityEngine {
+    config: DynamicSparsity,
+    rng: ChaCha8Rng,
+    fired: FiredMasks,
+}
+
+impl SparsityEngine {
+    /// An engine for the masks now in `params`; the ITOP record starts from them and
+    /// every region must belong to a registered parameter of the same shape.
+    pub fn new(config: DynamicSparsity, params: &SparseParams) -> Result<Self> {
+        for (name, region) in &config.regions {
+            let mask = params.mask(name)?;
+            if mask.shape() != region.allowed().shape() {
+                return Err(SparseError::ShapeMismatch {
+                    what: format!("growth region of `{name}`"),
+                    expected: mask.shape().to_vec(),
+                    got: region.allowed().shape().to_vec(),
+                });
+            }
+        }
+        Ok(Self {
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            fired: FiredMasks::new(params),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DynamicSparsity {
+        &self.config
+    }
+
+    /// The ITOP record.
+    pub fn fired_masks(&self) -> &FiredMasks {
+        &self.fired
+    }
+
+    /// Call right after `optimizer.step()`. `step` is the 1-based count of optimizer
+    /// steps taken (this one included). Applies the masks to the weights, masks the
+    /// optimizer's momentum when configured, and runs the topology update of `step`
+    /// (prune + regrow + ITOP record on update steps), masking the state again after
+    /// a change. After the call no inactive weight is non-zero.
+    pub fn after_optimizer_step(
+        &mut self,
+        step: usize,
+        params: &mut SparseParams,
+        grads: &GradStore,
+        mut optimizer: Option<&mut dyn OptimizerState>,
+    ) -> Result<UpdateReport> {
+        params.apply_masks()?;
+        if self.config.mask_momentum
+            && let Some(opt) = optimizer.as_deref_mut()
+        {
+            opt.mask_state(params)?;
+        }
+        let report = {
+            let ctx = UpdateContext {
+                grads: Some(grads),
+                momentum: optimizer.as_deref().map(|o| o as &dyn MomentumSource),
+            };
+            self.update(step, params, &ctx)?
+        };
+        if report.topology_changed()
+            && self.config.mask_momentum
+            && let Some(opt) = optimizer
+        {
+            opt.mask_state(params)?;
+        }
+        Ok(report)
+    }
+
+    fn prune_and_regrow(
+        &mut self,
+        rate: f64,
+        params: &mut SparseParams,
+        ctx: &UpdateContext<'_>,
+        changes: &mut [LayerChange],
+    ) -> Result<()> {
+        let prune = self.config.prune;
+        let growth = self.config.growth;
+        let hosts = host_data(params, ctx, prune.needs_gradients() || growth.needs_gradients())?;
+        let views: Vec<LayerView<'_>> = hosts
+            .iter()
+            .map(|h| LayerView {
+                name: &h.name,
+                weights: &h.weights,
+                grads: h.grads.as_deref(),
+                mask: &h.mask,
+            })
+            .collect();
+        let pruned = prune.prune(&views, rate, &mut self.rng)?;
+        for ((host, mask), change) in hosts.iter().zip(pruned).zip(changes.iter_mut()) {
+            let removed = host.mask.nnz() - mask.nnz();
+            change.pruned += removed;
+            let momentum = if growth.needs_momentum() {
+                Some(momentum_of(ctx, &host.name)?)
+            } else {
+                None
+            };
+            let inputs = GrowthInputs {
+                grads: host.grads.as_deref(),
+                momentum: momentum.as_deref(),
+                fired: self.fired.fired(&host.name),
+                region: self.config.regions.get(&host.name),
+            };
+            let grown = growth.grow(&host.name, &mask, removed, &inputs, &mut self.rng)?;
+            change.grown += grown.nnz() - mask.nnz();
+            // zero the pruned weights first, so regrown positions start from zero
+            params.set_mask(&host.name, mask.clone())?;
+            if let GrowthInit::Value(v) = self.config.growth_init {
+                write_grown(params, &host.name, &mask, &grown, v)?;
+            }
+            params.set_mask(&host.name, grown)?;
+        }
+        Ok(())
+    }
+}
+
+impl TopologyUpdater for SparsityEngine {
+    fn update(
+        &mut self,
+        step: usize,
+        params: &mut SparseParams,
+        ctx: &UpdateContext<'_>,
+    ) -> Result<UpdateReport> {
+        if step == 0 {
+            return Err(invalid("step", 0, "is the 1-based count of optimizer steps"));
+        }
+        let death_rate = self.config.death_rate.rate_at(step);
+        let gradual = self
+            .config
+            .gradual
+            .filter(|g| g.schedule().is_pruning_step(step));
+        let prune_regrow = self.config.is_update_step(step);
+        let mut report = UpdateReport {
+            step,
+            death_rate,
+            prune_regrow,
+            gradual_density: None,
+            layers: Vec::new(),
+            itop_rate: self.fired.rate(),
+        };
+        if gradual.is_none() && !prune_regrow {
+            return Ok(report);
+        }
+        let mut changes: Vec<LayerChange> = params
+            .iter()
+            .map(|p| LayerChange {
+                name: p.name.clone(),
+                nnz_before: p.mask.nnz(),
+                pruned: 0,
+                grown: 0,
+                nnz_after: 0,
+            })
+            .collect();
+        if let Some(g) = gradual {
+            let hosts = host_data(params, ctx, false)?;
+            let views: Vec<LayerView<'_>> = hosts
+                .iter()
+                .map(|h| LayerView {
+                    name: &h.name,
+                    weights: &h.weights,
+                    grads: None,
+                    mask: &h.mask,
+                })
+                .collect();
+            let masks = g.prune(step, &views)?;
+            for ((host, mask), change) in hosts.iter().zip(masks).zip(changes.iter_mut()) {
+                change.pruned += host.mask.nnz() - mask.nnz();
+                params.set_mask(&host.name, mask)?;
+            }
+            report.gradual_density = Some(g.schedule().density_at(step));
+        }
+        if prune_regrow {
+            self.prune_and_regrow(death_rate, params, ctx, &mut changes)?;
+        }
+        for (p, change) in params.iter().zip(changes.iter_mut()) {
+            change.nnz_after = p.mask.nnz();
+        }
+        self.fired.record(params)?;
+        report.itop_rate = self.fired.rate();
+        report.layers = changes;
+        Ok(report)
+    }
+}
+
+/// Host copies of one layer.
+struct HostLayer {
+    name: String,
+    weights: Vec<f32>,
+    grads: Option<Vec<f32>>,
+    mask: Mask,
+}
+
+fn to_host(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+}
+
+fn host_data(
+    params: &SparseParams,
+    ctx: &UpdateContext<'_>,
+    with_grads: bool,
+) -> Result<Vec<HostLayer>> {
+    params
+        .iter()
+        .map(|p| {
+            let grads = if with_grads {
+                let g = ctx
+                    .grads
+                    .and_then(|gs| gs.get(p.var.as_tensor()))
+                    .ok_or_else(|| SparseError::MissingGradient(p.name.clone()))?;
+                Some(to_host(g)?)
+            } else {
+                None
+            };
+            Ok(HostLayer {
+                name: p.name.clone(),
+                weights: to_host(p.var.as_tensor())?,
+                grads,
+                mask: p.mask.clone(),
+            })
+        })
+        .collect()
+}
+
+fn momentum_of(ctx: &UpdateContext<'_>, name: &str) -> Result<Vec<f32>> {
+    let source = ctx
+        .momentum
+        .ok_or_else(|| SparseError::MissingMomentum(name.to_string()))?;
+    let m = source
+        .momentum(name)?
+        .ok_or_else(|| SparseError::MissingMomentum(name.to_string()))?;
+    to_host(&m)
+}
+
+/// Writes `value` at the positions active in `grown` but not in `before`.
+fn write_grown(
+    params: &SparseParams,
+    name: &str,
+    before: &Mask,
+    grown: &Mask,
+    value: f32,
+) -> Result<()> {
+    let param = params
+        .get(name)
+        .ok_or_else(|| SparseError::UnknownParameter(name.to_string()))?;
+    let t = param.var.as_tensor();
+    let mut w = to_host(t)?;
+    for (i, x) in w.iter_mut().enumerate() {
+        if grown.is_active(i) && !before.is_active(i) {
+            *x = value;
+        }
+    }
+    let new = Tensor::from_vec(w, t.dims(), t.device())?.to_dtype(t.dtype())?;
+    param.var.set(&new)?;
+    Ok(())
+}
