@@ -30,10 +30,14 @@ pub enum SparseError {
     #[error("unknown parameter `{0}`")]
     UnknownParameter(String),
     /// A criterion needs the gradient of a parameter that the `GradStore` lacks.
-    #[error("no gradient for parameter `{0}` (gradient-based pruning/growth needs the last backward pass)")]
+    #[error(
+        "no gradient for parameter `{0}` (gradient-based pruning/growth needs the last backward pass)"
+    )]
     MissingGradient(String),
     /// Momentum growth was asked for a parameter whose optimizer keeps no momentum.
-    #[error("no momentum for parameter `{0}` (momentum growth needs a MomentumSource with state for it)")]
+    #[error(
+        "no momentum for parameter `{0}` (momentum growth needs a MomentumSource with state for it)"
+    )]
     MissingMomentum(String),
 }
 

@@ -139,38 +139,69 @@ pub struct GrowthInputs<'a> {
 }
 
 /// Positions of one parameter where growth may activate weights; growth never
-/// activates a position outside it. DSN's per-group receptive-field constraint
-/// (output-channel group `i` may only use taps `0..k_i`) is one such region.
+/// activates a position outside it.
+///
+/// A region is either one set of allowed positions (the layer is pruned as a
+/// whole, growth lands inside the set) or a list of disjoint **groups**, each pruned
+/// and regrown on its own: the death rate applies to the group's active weights and
+/// the same number is regrown inside the group, so every group keeps its own
+/// budget. DSN's constraint (output-channel group `i` may only use taps `0..k_i`,
+/// with a per-group nnz) is a grouped region; see [`GrowthRegion::grouped`].
+/// Active weights outside every group are left untouched by the update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrowthRegion {
     allowed: Mask,
+    groups: Vec<Mask>,
 }
 
 impl GrowthRegion {
     /// A region from a mask of allowed positions.
     pub fn new(allowed: Mask) -> Self {
-        Self { allowed }
+        Self {
+            allowed,
+            groups: Vec::new(),
+        }
+    }
+
+    /// A region of disjoint groups of one shape, each pruned and regrown on its own.
+    pub fn grouped(groups: Vec<Mask>) -> Result<Self> {
+        let first = groups
+            .first()
+            .ok_or_else(|| crate::schedule::invalid("groups", 0, "needs at least one group"))?;
+        let mut allowed = Mask::zeros(first.shape());
+        for (g, group) in groups.iter().enumerate() {
+            if group.shape() != allowed.shape() {
+                return Err(SparseError::ShapeMismatch {
+                    what: format!("growth region group {g}"),
+                    expected: allowed.shape().to_vec(),
+                    got: group.shape().to_vec(),
+                });
+            }
+            if group
+                .active_indices()
+                .into_iter()
+                .any(|i| allowed.is_active(i))
+            {
+                return Err(crate::schedule::invalid(
+                    "groups",
+                    g,
+                    "groups must be disjoint",
+                ));
+            }
+            allowed.union_with(group)?;
+        }
+        Ok(Self { allowed, groups })
     }
 
     /// A region over `shape` from a predicate on multi-indices (row-major), e.g.
     /// `|ix| ix[2] < taps_of_group(ix[0])` for a `[out, in, k]` convolution.
     pub fn from_fn(shape: &[usize], allowed: impl Fn(&[usize]) -> bool) -> Self {
-        let numel: usize = shape.iter().product();
-        let mut ix = vec![0usize; shape.len()];
-        let mut bits = Vec::with_capacity(numel);
-        for _ in 0..numel {
-            bits.push(u8::from(allowed(&ix)));
-            for d in (0..shape.len()).rev() {
-                ix[d] += 1;
-                if ix[d] < shape[d] {
-                    break;
-                }
-                ix[d] = 0;
-            }
-        }
-        Self {
-            allowed: Mask::from_bits(shape, bits).unwrap_or_else(|_| Mask::zeros(shape)),
-        }
+        Self::new(mask_from_fn(shape, allowed))
+    }
+
+    /// The groups of a grouped region (empty for a plain one).
+    pub fn groups(&self) -> &[Mask] {
+        &self.groups
     }
 
     /// The allowed positions.
@@ -192,6 +223,26 @@ pub enum GrowthInit {
     Zero,
     /// A fixed value.
     Value(f32),
+}
+
+/// A mask over `shape` from a predicate on row-major multi-indices.
+pub fn mask_from_fn(shape: &[usize], keep: impl Fn(&[usize]) -> bool) -> Mask {
+    let numel: usize = shape.iter().product();
+    let mut ix = vec![0usize; shape.len()];
+    let mut mask = Mask::zeros(shape);
+    for flat in 0..numel {
+        if keep(&ix) {
+            mask.set(flat, true);
+        }
+        for d in (0..shape.len()).rev() {
+            ix[d] += 1;
+            if ix[d] < shape[d] {
+                break;
+            }
+            ix[d] = 0;
+        }
+    }
+    mask
 }
 
 fn sample_from(pool: &[usize], count: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
@@ -226,7 +277,9 @@ mod tests {
             grads: Some(&g),
             ..Default::default()
         };
-        let out = GrowthMethod::Gradient.grow("w", &m, 2, &inputs, &mut rng()).unwrap();
+        let out = GrowthMethod::Gradient
+            .grow("w", &m, 2, &inputs, &mut rng())
+            .unwrap();
         assert_eq!(out.as_bits(), &[1, 0, 1, 1, 1, 0]);
         assert!(matches!(
             GrowthMethod::Gradient.grow("w", &m, 2, &GrowthInputs::default(), &mut rng()),
@@ -244,7 +297,9 @@ mod tests {
             momentum: Some(&mom),
             ..Default::default()
         };
-        let out = GrowthMethod::Momentum.grow("w", &m, 1, &inputs, &mut rng()).unwrap();
+        let out = GrowthMethod::Momentum
+            .grow("w", &m, 1, &inputs, &mut rng())
+            .unwrap();
         assert_eq!(out.as_bits(), &[1, 0, 0, 1]);
     }
 

@@ -64,7 +64,11 @@ impl FiredMasks {
             .fired
             .values()
             .fold((0, 0), |(a, b), m| (a + m.nnz(), b + m.numel()));
-        if total == 0 { 1.0 } else { fired as f64 / total as f64 }
+        if total == 0 {
+            1.0
+        } else {
+            fired as f64 / total as f64
+        }
     }
 
     /// Share of the positions of `region` (for parameter `name`) that were ever

@@ -187,7 +187,12 @@ fn magnitude_threshold(w: &[f32], mask: &Mask, k: usize) -> Mask {
 }
 
 /// Removes the `k` candidates of smallest score (ties: lower index first).
-fn remove_smallest(mask: &Mask, candidates: &[usize], k: usize, score: impl Fn(usize) -> f32) -> Mask {
+fn remove_smallest(
+    mask: &Mask,
+    candidates: &[usize],
+    k: usize,
+    score: impl Fn(usize) -> f32,
+) -> Mask {
     let mut order = candidates.to_vec();
     order.sort_by(|&a, &b| score(a).total_cmp(&score(b)).then(a.cmp(&b)));
     let mut out = mask.clone();
@@ -414,7 +419,9 @@ mod tests {
         let w = [0.3, 0.1, -0.05, -0.8, 0.6, -0.2];
         let m = Mask::ones(&[6]);
         // k = ceil(0.5*6) = 3 -> 2 smallest positives (0.1, 0.3) + 1 largest negative (-0.05)
-        let out = PruneMethod::Set.prune(&[view(&w, &m)], 0.5, &mut rng()).unwrap();
+        let out = PruneMethod::Set
+            .prune(&[view(&w, &m)], 0.5, &mut rng())
+            .unwrap();
         assert_eq!(out[0].as_bits(), &[0, 0, 0, 1, 1, 1]);
     }
 
@@ -442,9 +449,13 @@ mod tests {
             Err(SparseError::MissingGradient(_))
         ));
 
-        let out = PruneMethod::Random.prune(&[view(&w, &m)], 0.5, &mut rng()).unwrap();
+        let out = PruneMethod::Random
+            .prune(&[view(&w, &m)], 0.5, &mut rng())
+            .unwrap();
         assert_eq!(out[0].nnz(), 2);
-        let again = PruneMethod::Random.prune(&[view(&w, &m)], 0.5, &mut rng()).unwrap();
+        let again = PruneMethod::Random
+            .prune(&[view(&w, &m)], 0.5, &mut rng())
+            .unwrap();
         assert_eq!(out, again, "same seed, same result");
 
         let w2 = [0.02, 0.8];
@@ -474,7 +485,10 @@ mod tests {
         let b = [0.9, 0.8, 0.05, 0.06];
         let (ma, mb) = (Mask::ones(&[4]), Mask::ones(&[4]));
         // step 10 = end: density 0.5 -> keep 4 of 8: 0.9, 0.8, 0.4, 0.3
-        let out = g.exact().prune(10, &[view(&a, &ma), view(&b, &mb)]).unwrap();
+        let out = g
+            .exact()
+            .prune(10, &[view(&a, &ma), view(&b, &mb)])
+            .unwrap();
         assert_eq!(out[0].as_bits(), &[0, 0, 1, 1]);
         assert_eq!(out[1].as_bits(), &[1, 1, 0, 0]);
         // official strict rule keeps one fewer on distinct magnitudes (drops 0.3)

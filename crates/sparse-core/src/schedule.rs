@@ -226,7 +226,7 @@ impl CubicDensitySchedule {
     /// (so `final_density` is reached); GraNet's code stops one iteration early.
     pub fn is_pruning_step(&self, step: usize) -> bool {
         let i = step / self.period;
-        step % self.period == 0
+        step.is_multiple_of(self.period)
             && i >= self.start_step / self.period
             && i <= self.end_step / self.period
     }

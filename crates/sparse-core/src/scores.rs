@@ -254,7 +254,8 @@ mod tests {
         let w = [0.5f32, -1.0, 2.0, 0.25, -0.75, 1.5];
         let s = [0.9f32, 0.1, 0.8, 0.3, 0.2, 0.7];
         let l = layer("fc", &w, &s, &[2, 3]);
-        let net = ScoreSubnetwork::new(vec![l], ThresholdScope::PerLayer, ScoreCount::Floor).unwrap();
+        let net =
+            ScoreSubnetwork::new(vec![l], ThresholdScope::PerLayer, ScoreCount::Floor).unwrap();
         let masks = net.masks(0.5).unwrap();
         // lowest three scores (0.1, 0.2, 0.3) removed
         assert_eq!(masks["fc"].as_bits(), &[1, 0, 1, 0, 0, 1]);
@@ -265,7 +266,13 @@ mod tests {
         );
         let x = Tensor::new(&[[1f32, 2., 3.]], &dev).unwrap();
         let c = Tensor::new(&[[1f32, -2.]], &dev).unwrap();
-        let loss = x.matmul(&w_eff.t().unwrap()).unwrap().mul(&c).unwrap().sum_all().unwrap();
+        let loss = x
+            .matmul(&w_eff.t().unwrap())
+            .unwrap()
+            .mul(&c)
+            .unwrap()
+            .sum_all()
+            .unwrap();
         let grads = loss.backward().unwrap();
         let gs = grads
             .get(net.layers().next().unwrap().scores().as_tensor())
@@ -303,7 +310,10 @@ mod tests {
         assert_eq!(masks["a"].as_bits()[..4], [0, 0, 0, 1]);
         assert_eq!(masks["b"].as_bits()[..4], [0, 0, 0, 1]);
         // per layer: floor(0.3·8)=2 and floor(0.3·12)=3
-        let per = ScoreSubnetwork { scope: ThresholdScope::PerLayer, ..net };
+        let per = ScoreSubnetwork {
+            scope: ThresholdScope::PerLayer,
+            ..net
+        };
         let masks = per.masks(0.3).unwrap();
         assert_eq!(masks["a"].numel() - masks["a"].nnz(), 2);
         assert_eq!(masks["b"].numel() - masks["b"].nnz(), 3);

@@ -206,8 +206,7 @@ impl DynamicSparsity {
 
     /// Whether `step` (1-based) is a prune-and-regrow step.
     pub fn is_update_step(&self, step: usize) -> bool {
-        self.period.is_some_and(|p| step % p == 0)
-            && self.end_step.is_none_or(|end| step <= end)
+        self.period.is_some_and(|p| step.is_multiple_of(p)) && self.end_step.is_none_or(|end| step <= end)
     }
 }
 
@@ -373,6 +372,8 @@ impl SparsityEngine {
         Ok(report)
     }
 
+    /// Prunes and regrows every layer (or every group of a grouped region). Units
+    /// are pruned together, so [`PruneMethod::GlobalMagnitude`] ranks all of them.
     fn prune_and_regrow(
         &mut self,
         rate: f64,
@@ -382,20 +383,38 @@ impl SparsityEngine {
     ) -> Result<()> {
         let prune = self.config.prune;
         let growth = self.config.growth;
-        let hosts = host_data(params, ctx, prune.needs_gradients() || growth.needs_gradients())?;
-        let views: Vec<LayerView<'_>> = hosts
+        let hosts = host_data(
+            params,
+            ctx,
+            prune.needs_gradients() || growth.needs_gradients(),
+        )?;
+        let units = self.units(&hosts);
+        let views: Vec<LayerView<'_>> = units
             .iter()
-            .map(|h| LayerView {
-                name: &h.name,
-                weights: &h.weights,
-                grads: h.grads.as_deref(),
-                mask: &h.mask,
+            .map(|u| {
+                let h = &hosts[u.layer];
+                LayerView {
+                    name: &h.name,
+                    weights: &h.weights,
+                    grads: h.grads.as_deref(),
+                    mask: &u.mask,
+                }
             })
             .collect();
         let pruned = prune.prune(&views, rate, &mut self.rng)?;
-        for ((host, mask), change) in hosts.iter().zip(pruned).zip(changes.iter_mut()) {
-            let removed = host.mask.nnz() - mask.nnz();
-            change.pruned += removed;
+        // layer masks after pruning, then after growth
+        let mut after_prune: Vec<Mask> = hosts.iter().map(|h| h.mask.clone()).collect();
+        for (unit, new) in units.iter().zip(&pruned) {
+            for i in unit.mask.active_indices() {
+                if !new.is_active(i) {
+                    after_prune[unit.layer].set(i, false);
+                }
+            }
+        }
+        let mut after_growth = after_prune.clone();
+        for (unit, new) in units.iter().zip(&pruned) {
+            let host = &hosts[unit.layer];
+            let removed = unit.mask.nnz() - new.nnz();
             let momentum = if growth.needs_momentum() {
                 Some(momentum_of(ctx, &host.name)?)
             } else {
@@ -405,19 +424,70 @@ impl SparsityEngine {
                 grads: host.grads.as_deref(),
                 momentum: momentum.as_deref(),
                 fired: self.fired.fired(&host.name),
-                region: self.config.regions.get(&host.name),
+                region: unit.region.as_ref(),
             };
-            let grown = growth.grow(&host.name, &mask, removed, &inputs, &mut self.rng)?;
-            change.grown += grown.nnz() - mask.nnz();
-            // zero the pruned weights first, so regrown positions start from zero
-            params.set_mask(&host.name, mask.clone())?;
-            if let GrowthInit::Value(v) = self.config.growth_init {
-                write_grown(params, &host.name, &mask, &grown, v)?;
+            // grow against the whole layer's pruned mask, so positions of other
+            // groups count as taken
+            let layer_mask = &after_prune[unit.layer];
+            let grown = growth.grow(&host.name, layer_mask, removed, &inputs, &mut self.rng)?;
+            for i in grown.active_indices() {
+                if !layer_mask.is_active(i) {
+                    after_growth[unit.layer].set(i, true);
+                }
             }
-            params.set_mask(&host.name, grown)?;
+        }
+        for (l, host) in hosts.iter().enumerate() {
+            let change = &mut changes[l];
+            change.pruned += host.mask.nnz() - after_prune[l].nnz();
+            change.grown += after_growth[l].nnz() - after_prune[l].nnz();
+            // zero the pruned weights first, so regrown positions start from zero
+            params.set_mask(&host.name, after_prune[l].clone())?;
+            if let GrowthInit::Value(v) = self.config.growth_init {
+                write_grown(params, &host.name, &after_prune[l], &after_growth[l], v)?;
+            }
+            params.set_mask(&host.name, after_growth[l].clone())?;
         }
         Ok(())
     }
+
+    /// The prune-and-regrow units: one per plain layer, one per group of a grouped
+    /// region.
+    fn units(&self, hosts: &[HostLayer]) -> Vec<Unit> {
+        let mut units = Vec::new();
+        for (layer, host) in hosts.iter().enumerate() {
+            match self.config.regions.get(&host.name) {
+                Some(region) if !region.groups().is_empty() => {
+                    for group in region.groups() {
+                        let mut mask = host.mask.clone();
+                        for i in host.mask.active_indices() {
+                            if !group.is_active(i) {
+                                mask.set(i, false);
+                            }
+                        }
+                        units.push(Unit {
+                            layer,
+                            mask,
+                            region: Some(GrowthRegion::new(group.clone())),
+                        });
+                    }
+                }
+                region => units.push(Unit {
+                    layer,
+                    mask: host.mask.clone(),
+                    region: region.cloned(),
+                }),
+            }
+        }
+        units
+    }
+}
+
+/// One prune-and-regrow unit: a layer, or one group of a grouped region.
+struct Unit {
+    layer: usize,
+    /// The active weights the unit may prune.
+    mask: Mask,
+    region: Option<GrowthRegion>,
 }
 
 impl TopologyUpdater for SparsityEngine {
@@ -428,7 +498,11 @@ impl TopologyUpdater for SparsityEngine {
         ctx: &UpdateContext<'_>,
     ) -> Result<UpdateReport> {
         if step == 0 {
-            return Err(invalid("step", 0, "is the 1-based count of optimizer steps"));
+            return Err(invalid(
+                "step",
+                0,
+                "is the 1-based count of optimizer steps",
+            ));
         }
         let death_rate = self.config.death_rate.rate_at(step);
         let gradual = self
@@ -575,40 +649,62 @@ mod tests {
 
     fn random_mask(rng: &mut ChaCha8Rng, shape: &[usize], density: f64) -> Mask {
         let n: usize = shape.iter().product();
-        let bits = (0..n).map(|_| u8::from(rng.random::<f64>() < density)).collect();
+        let bits = (0..n)
+            .map(|_| u8::from(rng.random::<f64>() < density))
+            .collect();
         Mask::from_bits(shape, bits).unwrap()
     }
 
     /// Two-layer linear model with plain SGD; returns the masks after every step
     /// and the reports.
-    fn train(config: DynamicSparsity, steps: usize) -> (Vec<BTreeMap<String, Mask>>, Vec<UpdateReport>) {
+    fn train(
+        config: DynamicSparsity,
+        steps: usize,
+    ) -> (Vec<BTreeMap<String, Mask>>, Vec<UpdateReport>) {
         let mut rng = ChaCha8Rng::seed_from_u64(42);
         let w1 = Var::from_tensor(&random_tensor(&mut rng, &[8, 6])).unwrap();
         let w2 = Var::from_tensor(&random_tensor(&mut rng, &[3, 8])).unwrap();
         let mut params = SparseParams::new();
-        params.insert("l1", w1.clone(), random_mask(&mut rng, &[8, 6], 0.4)).unwrap();
-        params.insert("l2", w2.clone(), random_mask(&mut rng, &[3, 8], 0.5)).unwrap();
+        params
+            .insert("l1", w1.clone(), random_mask(&mut rng, &[8, 6], 0.4))
+            .unwrap();
+        params
+            .insert("l2", w2.clone(), random_mask(&mut rng, &[3, 8], 0.5))
+            .unwrap();
         let x = random_tensor(&mut rng, &[16, 6]);
         let y = random_tensor(&mut rng, &[16, 3]);
         let mut engine = SparsityEngine::new(config, &params).unwrap();
         let (mut masks, mut reports) = (Vec::new(), Vec::new());
         for step in 1..=steps {
-            let h = x.matmul(&w1.as_tensor().t().unwrap()).unwrap().relu().unwrap();
+            let h = x
+                .matmul(&w1.as_tensor().t().unwrap())
+                .unwrap()
+                .relu()
+                .unwrap();
             let out = h.matmul(&w2.as_tensor().t().unwrap()).unwrap();
             let loss = out.sub(&y).unwrap().sqr().unwrap().mean_all().unwrap();
             let grads = loss.backward().unwrap();
             for w in [&w1, &w2] {
                 let g = grads.get(w.as_tensor()).unwrap();
-                w.set(&w.as_tensor().sub(&(g * 0.1).unwrap()).unwrap()).unwrap();
+                w.set(&w.as_tensor().sub(&(g * 0.1).unwrap()).unwrap())
+                    .unwrap();
             }
             let report = engine
                 .after_optimizer_step(step, &mut params, &grads, None)
                 .unwrap();
-            masks.push(params.iter().map(|p| (p.name.clone(), p.mask.clone())).collect());
+            masks.push(
+                params
+                    .iter()
+                    .map(|p| (p.name.clone(), p.mask.clone()))
+                    .collect(),
+            );
             for p in params.iter() {
                 let w = to_host(p.var.as_tensor()).unwrap();
                 for (i, v) in w.iter().enumerate() {
-                    assert!(p.mask.is_active(i) || *v == 0.0, "step {step}: masked weight non-zero");
+                    assert!(
+                        p.mask.is_active(i) || *v == 0.0,
+                        "step {step}: masked weight non-zero"
+                    );
                 }
             }
             reports.push(report);
@@ -628,7 +724,11 @@ mod tests {
             assert_eq!(nnz, nnz0, "per-layer nnz constant with exact growth");
             assert_eq!(report.prune_regrow, step % 3 == 0);
             if s > 0 && step % 3 != 0 {
-                assert_eq!(masks[s], masks[s - 1], "mask changed off an update step {step}");
+                assert_eq!(
+                    masks[s],
+                    masks[s - 1],
+                    "mask changed off an update step {step}"
+                );
             }
             if step % 3 == 0 {
                 for l in &report.layers {
@@ -660,7 +760,9 @@ mod tests {
 
     #[test]
     fn gradual_magnitude_reaches_the_final_density() {
-        let gp = GradualPruning::new(1.0, 0.2, 2, 8, 2, true).unwrap().exact();
+        let gp = GradualPruning::new(1.0, 0.2, 2, 8, 2, true)
+            .unwrap()
+            .exact();
         let config = DynamicSparsity::gradual_magnitude(gp).build().unwrap();
         let (masks, reports) = train(config, 10);
         // l1 (48) + l2 (24) = 72 weights; keep floor(72 * 0.2) = 14 at step 8
@@ -717,7 +819,8 @@ mod tests {
     }
 
     fn one_layer(w: &[f32], bits: Vec<u8>) -> (Var, SparseParams) {
-        let var = Var::from_tensor(&Tensor::from_slice(w, &[w.len()], &Device::Cpu).unwrap()).unwrap();
+        let var =
+            Var::from_tensor(&Tensor::from_slice(w, &[w.len()], &Device::Cpu).unwrap()).unwrap();
         let mut params = SparseParams::new();
         params
             .insert("w", var.clone(), Mask::from_bits(&[w.len()], bits).unwrap())
@@ -746,7 +849,11 @@ mod tests {
         // 0.1 pruned (ceil(0.5 * 2) = 1), the largest |momentum| inactive (index 3) grown
         assert_eq!(params.mask("w").unwrap().as_bits(), &[1, 0, 0, 1, 0, 0]);
         assert_eq!(report.layers[0].pruned, 1);
-        assert_eq!(opt.masked.get(), 2, "masked after the step and after the update");
+        assert_eq!(
+            opt.masked.get(),
+            2,
+            "masked after the step and after the update"
+        );
         // without a momentum source momentum growth is an error
         let err = engine.after_optimizer_step(2, &mut params, &grads, None);
         assert!(matches!(err, Err(SparseError::MissingMomentum(_))));
@@ -787,10 +894,70 @@ mod tests {
     }
 
     #[test]
+    fn grouped_region_keeps_per_group_budgets_dsn_style() {
+        // a [6 out, 1 in, 6 taps] kernel; group g = channels 2g..2g+2, taps < 2(g+1)
+        let shape = [6, 1, 6];
+        let groups: Vec<Mask> = (0..3)
+            .map(|g| crate::grow::mask_from_fn(&shape, |ix| ix[0] / 2 == g && ix[2] < 2 * (g + 1)))
+            .collect();
+        let region = GrowthRegion::grouped(groups.clone()).unwrap();
+        // init: tap 0 of every channel, plus tap 1 of group 2 (per-group nnz 2, 2, 4)
+        let init = crate::grow::mask_from_fn(&shape, |ix| ix[2] == 0 || (ix[0] >= 4 && ix[2] == 1));
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let var = Var::from_tensor(&random_tensor(&mut rng, &shape)).unwrap();
+        let mut params = SparseParams::new();
+        params.insert("conv", var.clone(), init).unwrap();
+        let config = DynamicSparsity::rigl(1, 100)
+            .region("conv", region)
+            .build()
+            .unwrap();
+        let mut engine = SparsityEngine::new(config, &params).unwrap();
+        let per_group = |m: &Mask| -> Vec<usize> {
+            groups
+                .iter()
+                .map(|g| {
+                    g.active_indices()
+                        .into_iter()
+                        .filter(|&i| m.is_active(i))
+                        .count()
+                })
+                .collect()
+        };
+        let mut changed = false;
+        for step in 1..=6 {
+            // a gradient that favours the far taps, so growth wants to leave the region
+            let loss = var
+                .as_tensor()
+                .mul(&random_tensor(&mut rng, &shape))
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            let before = params.mask("conv").unwrap().clone();
+            engine
+                .after_optimizer_step(step, &mut params, &grads, None)
+                .unwrap();
+            let m = params.mask("conv").unwrap();
+            changed |= *m != before;
+            assert_eq!(per_group(m), vec![2, 2, 4], "step {step}");
+            let allowed = crate::grow::mask_from_fn(&shape, |ix| ix[2] < 2 * (ix[0] / 2 + 1));
+            for i in m.active_indices() {
+                assert!(
+                    allowed.is_active(i),
+                    "position {i} outside its group's taps"
+                );
+            }
+        }
+        assert!(changed, "the topology never moved");
+        assert!(GrowthRegion::grouped(vec![groups[0].clone(), groups[0].clone()]).is_err());
+    }
+
+    #[test]
     fn step_zero_is_rejected() {
         let (_var, mut params) = one_layer(&[1.0], vec![1]);
         let mut engine =
-            SparsityEngine::new(DynamicSparsity::static_sparse().build().unwrap(), &params).unwrap();
+            SparsityEngine::new(DynamicSparsity::static_sparse().build().unwrap(), &params)
+                .unwrap();
         let err = engine.after_optimizer_step(0, &mut params, &empty_grads(), None);
         assert!(err.unwrap_err().to_string().contains("`step`"));
     }
