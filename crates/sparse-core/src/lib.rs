@@ -8,6 +8,7 @@ pub mod grow;
 pub mod itop;
 pub mod mask;
 pub mod prune;
+pub mod redistribution;
 pub mod registry;
 pub mod schedule;
 pub mod scores;
@@ -22,6 +23,7 @@ pub use state::{MaskableState, MomentumSource};
 pub use grow::{GrowthInit, GrowthInputs, GrowthMethod, GrowthRegion};
 pub use itop::FiredMasks;
 pub use prune::{GradualPruning, LayerView, PruneMethod};
+pub use redistribution::Redistribution;
 pub use schedule::{CubicDensitySchedule, DeathRate};
 pub use scores::{ScoreCount, ScoreSubnetwork, ScoredLayer, SparsityRamp, ThresholdScope};
 pub use updater::{

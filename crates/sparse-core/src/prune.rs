@@ -30,7 +30,9 @@ pub enum PruneMethod {
     /// The official ITOP / GraNet / RigL-port criterion: `k = ceil(rate·nnz)`,
     /// `t = sort_ascending(|W|)[nz + k - 1]` over all entries (inactive ones are 0),
     /// keep `|W| > t`. Weights tied with the k-th smallest are removed too, so more
-    /// than `k` may go when magnitudes tie.
+    /// than `k` may go when magnitudes tie. When `k = 0` the mask is kept as is (the
+    /// official code returns `W != 0`, which would also drop active weights that are
+    /// exactly zero, e.g. grown ones that were never updated).
     Magnitude,
     /// Removes exactly `ceil(rate·nnz)` active weights of smallest `|W|`; ties are
     /// broken by the lower flat index first (SLaK / Dettmers `funcs.py` exact count).

@@ -28,6 +28,16 @@ pub enum DeathRate {
         /// Half period in steps (`> 0`).
         t_max: usize,
     },
+    /// The cosine of [`DeathRate::Cosine`] up to `t_max`, then `eta_min` for good
+    /// (DSN: cosine over the first 80 % of training, fixed at the floor after).
+    CosineThenFloor {
+        /// Rate at step 0.
+        initial: f64,
+        /// Rate from `t_max` on.
+        eta_min: f64,
+        /// Length of the cosine in steps (`> 0`).
+        t_max: usize,
+    },
     /// Straight line from `initial` at step 0 to `final_rate` at `t_max`, constant
     /// after (Dettmers' `LinearDecay`, which subtracts `initial / t_max` per step, is
     /// `final_rate = 0`).
@@ -106,6 +116,11 @@ impl DeathRate {
                 initial,
                 eta_min,
                 t_max,
+            }
+            | Self::CosineThenFloor {
+                initial,
+                eta_min,
+                t_max,
             } => {
                 check_unit("death_rate.initial", initial)?;
                 check_unit("death_rate.eta_min", eta_min)?;
@@ -145,6 +160,16 @@ impl DeathRate {
                 let phase = std::f64::consts::PI * step as f64 / t_max as f64;
                 eta_min + (initial - eta_min) * (1.0 + phase.cos()) / 2.0
             }
+            Self::CosineThenFloor {
+                initial,
+                eta_min,
+                t_max,
+            } => Self::Cosine {
+                initial,
+                eta_min,
+                t_max,
+            }
+            .rate_at(step.min(t_max)),
             Self::Linear {
                 initial,
                 final_rate,
@@ -269,6 +294,19 @@ mod tests {
         // periodic past t_max, like PyTorch's CosineAnnealingLR closed form
         assert!((s.rate_at(150) - 0.2525).abs() < 1e-12);
         assert!((s.rate_at(200) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cosine_then_floor_stays_at_the_floor() {
+        let s = DeathRate::CosineThenFloor {
+            initial: 0.5,
+            eta_min: 0.001,
+            t_max: 80,
+        };
+        s.validate().unwrap();
+        assert!((s.rate_at(40) - 0.2505).abs() < 1e-12);
+        assert!((s.rate_at(80) - 0.001).abs() < 1e-12);
+        assert!((s.rate_at(160) - 0.001).abs() < 1e-12);
     }
 
     #[test]

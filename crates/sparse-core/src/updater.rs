@@ -19,6 +19,7 @@ use crate::grow::{GrowthInit, GrowthInputs, GrowthMethod, GrowthRegion};
 use crate::itop::FiredMasks;
 use crate::mask::Mask;
 use crate::prune::{GradualPruning, LayerView, PruneMethod};
+use crate::redistribution::{Redistribution, apportion};
 use crate::registry::SparseParams;
 use crate::schedule::{DeathRate, check_positive, invalid};
 use crate::state::{MaskableState, MomentumSource};
@@ -112,6 +113,7 @@ pub struct DynamicSparsity {
     regions: BTreeMap<String, GrowthRegion>,
     mask_momentum: bool,
     growth_init: GrowthInit,
+    redistribution: Redistribution,
     seed: u64,
 }
 
@@ -131,6 +133,7 @@ impl DynamicSparsity {
                 regions: BTreeMap::new(),
                 mask_momentum: true,
                 growth_init: GrowthInit::Zero,
+                redistribution: Redistribution::PerLayer,
                 seed: 0,
             },
         }
@@ -147,11 +150,12 @@ impl DynamicSparsity {
         Self::dst(GrowthMethod::Gradient, period, total_steps)
     }
 
-    /// Sparse momentum (Dettmers & Zettlemoyer) with per-layer regrowth: magnitude
-    /// pruning, momentum growth, cosine death rate 0.5 → 0.005. Momentum-based
-    /// redistribution across layers is not implemented.
+    /// Sparse momentum (Dettmers & Zettlemoyer): magnitude pruning, momentum growth,
+    /// momentum redistribution across layers ([`Redistribution::Momentum`], so only
+    /// the total nnz is fixed), cosine death rate 0.5 → 0.005.
     pub fn sparse_momentum(period: usize, total_steps: usize) -> DynamicSparsityBuilder {
         Self::dst(GrowthMethod::Momentum, period, total_steps)
+            .redistribution(Redistribution::Momentum)
     }
 
     /// Static sparse training (`--fix`): masks are applied, never changed.
@@ -206,7 +210,8 @@ impl DynamicSparsity {
 
     /// Whether `step` (1-based) is a prune-and-regrow step.
     pub fn is_update_step(&self, step: usize) -> bool {
-        self.period.is_some_and(|p| step.is_multiple_of(p)) && self.end_step.is_none_or(|end| step <= end)
+        self.period.is_some_and(|p| step.is_multiple_of(p))
+            && self.end_step.is_none_or(|end| step <= end)
     }
 }
 
@@ -264,6 +269,12 @@ impl DynamicSparsityBuilder {
     /// SLaK: yes; Dettmers, Random_Pruning CIFAR, STU-GAN: no).
     pub fn mask_momentum(mut self, on: bool) -> Self {
         self.config.mask_momentum = on;
+        self
+    }
+
+    /// How removed weights are shared out for regrowth (default per layer).
+    pub fn redistribution(mut self, redistribution: Redistribution) -> Self {
+        self.config.redistribution = redistribution;
         self
     }
 
@@ -411,25 +422,52 @@ impl SparsityEngine {
                 }
             }
         }
+        let redistribute = self.config.redistribution == Redistribution::Momentum;
+        let momenta: Vec<Option<Vec<f32>>> = hosts
+            .iter()
+            .map(|h| {
+                (growth.needs_momentum() || redistribute)
+                    .then(|| momentum_of(ctx, &h.name))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        let removed: Vec<usize> = units
+            .iter()
+            .zip(&pruned)
+            .map(|(u, new)| u.mask.nnz() - new.nnz())
+            .collect();
+        let regrow = if redistribute {
+            let shares: Vec<f64> = units
+                .iter()
+                .map(|u| mean_abs_over(&u.mask, momenta[u.layer].as_deref().unwrap_or(&[])))
+                .collect();
+            let capacity: Vec<usize> = units
+                .iter()
+                .map(|u| {
+                    after_prune[u.layer]
+                        .inactive_indices()
+                        .into_iter()
+                        .filter(|&i| u.region.as_ref().is_none_or(|r| r.allows(i)))
+                        .count()
+                })
+                .collect();
+            apportion(removed.iter().sum(), &shares, &capacity)
+        } else {
+            removed
+        };
         let mut after_growth = after_prune.clone();
-        for (unit, new) in units.iter().zip(&pruned) {
+        for (unit, &count) in units.iter().zip(&regrow) {
             let host = &hosts[unit.layer];
-            let removed = unit.mask.nnz() - new.nnz();
-            let momentum = if growth.needs_momentum() {
-                Some(momentum_of(ctx, &host.name)?)
-            } else {
-                None
-            };
             let inputs = GrowthInputs {
                 grads: host.grads.as_deref(),
-                momentum: momentum.as_deref(),
+                momentum: momenta[unit.layer].as_deref(),
                 fired: self.fired.fired(&host.name),
                 region: unit.region.as_ref(),
             };
             // grow against the whole layer's pruned mask, so positions of other
             // groups count as taken
             let layer_mask = &after_prune[unit.layer];
-            let grown = growth.grow(&host.name, layer_mask, removed, &inputs, &mut self.rng)?;
+            let grown = growth.grow(&host.name, layer_mask, count, &inputs, &mut self.rng)?;
             for i in grown.active_indices() {
                 if !layer_mask.is_active(i) {
                     after_growth[unit.layer].set(i, true);
@@ -599,6 +637,19 @@ fn host_data(
             })
         })
         .collect()
+}
+
+/// Mean `|values|` over the active positions of `mask` (0 when none).
+fn mean_abs_over(mask: &Mask, values: &[f32]) -> f64 {
+    let active = mask.active_indices();
+    if active.is_empty() || values.len() != mask.numel() {
+        return 0.0;
+    }
+    active
+        .iter()
+        .map(|&i| f64::from(values[i].abs()))
+        .sum::<f64>()
+        / active.len() as f64
 }
 
 fn momentum_of(ctx: &UpdateContext<'_>, name: &str) -> Result<Vec<f32>> {
@@ -950,6 +1001,49 @@ mod tests {
         }
         assert!(changed, "the topology never moved");
         assert!(GrowthRegion::grouped(vec![groups[0].clone(), groups[0].clone()]).is_err());
+    }
+
+    /// Momentum for two layers, larger in "a".
+    struct TwoLayerMomentum;
+
+    impl MomentumSource for TwoLayerMomentum {
+        fn momentum(&self, name: &str) -> Result<Option<Tensor>> {
+            let v = if name == "a" { 3.0f32 } else { 1.0 };
+            Ok(Some(Tensor::full(v, 8, &Device::Cpu)?))
+        }
+    }
+
+    impl MaskableState for TwoLayerMomentum {
+        fn mask_state(&mut self, _params: &SparseParams) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn momentum_redistribution_moves_budget_to_high_momentum_layers() {
+        let mut params = SparseParams::new();
+        for name in ["a", "b"] {
+            let w = [0.5f32, 0.4, 0.3, 0.2, 0.0, 0.0, 0.0, 0.0];
+            let var = Var::from_tensor(&Tensor::new(&w, &Device::Cpu).unwrap()).unwrap();
+            let mask = Mask::from_bits(&[8], vec![1, 1, 1, 1, 0, 0, 0, 0]).unwrap();
+            params.insert(name, var, mask).unwrap();
+        }
+        let config = DynamicSparsity::sparse_momentum(1, 100)
+            .death_rate(DeathRate::Constant(0.5))
+            .build()
+            .unwrap();
+        let mut engine = SparsityEngine::new(config, &params).unwrap();
+        let mut opt = TwoLayerMomentum;
+        let report = engine
+            .after_optimizer_step(1, &mut params, &empty_grads(), Some(&mut opt))
+            .unwrap();
+        // each layer loses 2; the 4 regrown split 3:1 by mean |momentum|
+        let grown: Vec<usize> = report.layers.iter().map(|l| l.grown).collect();
+        assert_eq!(grown, vec![3, 1]);
+        assert_eq!(
+            params.mask("a").unwrap().nnz() + params.mask("b").unwrap().nnz(),
+            8
+        );
     }
 
     #[test]
