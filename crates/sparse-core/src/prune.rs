@@ -470,6 +470,35 @@ mod tests {
         assert_eq!(out[1].as_bits(), &[0, 1]);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn exact_methods_remove_exactly_ceil_rate_nnz(
+            raw in proptest::collection::vec((-1.0f32..1.0, proptest::bool::ANY), 1..40),
+            rate in 0.0f64..=1.0,
+        ) {
+            let w: Vec<f32> = raw.iter().map(|&(v, on)| if on { v } else { 0.0 }).collect();
+            let m = Mask::from_bools(&[w.len()], &raw.iter().map(|r| r.1).collect::<Vec<_>>()).unwrap();
+            let g: Vec<f32> = w.iter().map(|v| v * 0.5 + 0.1).collect();
+            let layer = LayerView { grads: Some(&g), ..view(&w, &m) };
+            let k = removal_count(rate, m.nnz());
+            for method in [
+                PruneMethod::MagnitudeExact,
+                PruneMethod::Set,
+                PruneMethod::TaylorFirstOrder,
+                PruneMethod::Random,
+                PruneMethod::GlobalMagnitude,
+            ] {
+                let out = method.prune(&[layer], rate, &mut rng()).unwrap();
+                proptest::prop_assert_eq!(out[0].nnz(), m.nnz() - k, "{:?}", method);
+                // a subset of the old mask
+                proptest::prop_assert!(out[0].active_indices().iter().all(|&i| m.is_active(i)));
+            }
+            // the threshold variant removes at least k
+            let out = PruneMethod::Magnitude.prune(&[layer], rate, &mut rng()).unwrap();
+            proptest::prop_assert!(out[0].nnz() <= m.nnz() - k);
+        }
+    }
+
     #[test]
     fn invalid_rate_is_rejected() {
         let w = [1.0];

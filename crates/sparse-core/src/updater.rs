@@ -208,6 +208,41 @@ impl DynamicSparsity {
         self.period
     }
 
+    /// The last step at which prune-and-regrow may run, if any.
+    pub fn end_step(&self) -> Option<usize> {
+        self.end_step
+    }
+
+    /// The gradual-pruning schedule, if any.
+    pub fn gradual(&self) -> Option<&GradualPruning> {
+        self.gradual.as_ref()
+    }
+
+    /// The growth regions by parameter name.
+    pub fn regions(&self) -> &BTreeMap<String, GrowthRegion> {
+        &self.regions
+    }
+
+    /// Whether optimizer momentum is masked with the weights.
+    pub fn masks_momentum(&self) -> bool {
+        self.mask_momentum
+    }
+
+    /// The value grown weights start from.
+    pub fn growth_init(&self) -> GrowthInit {
+        self.growth_init
+    }
+
+    /// How regrowth is shared out.
+    pub fn redistribution(&self) -> Redistribution {
+        self.redistribution
+    }
+
+    /// The seed of the engine's random generator.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// Whether `step` (1-based) is a prune-and-regrow step.
     pub fn is_update_step(&self, step: usize) -> bool {
         self.period.is_some_and(|p| step.is_multiple_of(p))
@@ -311,6 +346,30 @@ impl DynamicSparsityBuilder {
 }
 
 /// The engine the paper crates call once per optimizer step.
+///
+/// ```
+/// use candle_core::{Device, Tensor, Var};
+/// use sparse_core::{DynamicSparsity, Mask, SparseParams, SparsityEngine};
+///
+/// # fn main() -> sparse_core::Result<()> {
+/// let w = Var::from_tensor(&Tensor::new(&[[0.3f32, -0.2, 0.5, 0.1]], &Device::Cpu)?)?;
+/// let mut params = SparseParams::new();
+/// params.insert("fc.weight", w.clone(), Mask::from_bits(&[1, 4], vec![1, 1, 0, 0])?)?;
+/// let rigl = DynamicSparsity::rigl(2, 100).seed(7).build()?;
+/// let mut engine = SparsityEngine::new(rigl, &params)?;
+/// let x = Tensor::new(&[[1f32], [2.], [3.], [4.]], &Device::Cpu)?;
+/// for step in 1..=4 {
+///     let loss = w.as_tensor().matmul(&x)?.sqr()?.sum_all()?;
+///     let grads = loss.backward()?;
+///     let g = grads.get(w.as_tensor()).expect("w is in the graph");
+///     w.set(&w.as_tensor().sub(&(g * 0.01)?)?)?; // your optimizer's step
+///     let report = engine.after_optimizer_step(step, &mut params, &grads, None)?;
+///     assert_eq!(params.mask("fc.weight")?.nnz(), 2); // RigL keeps the budget
+///     assert_eq!(report.prune_regrow, step % 2 == 0);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SparsityEngine {
     config: DynamicSparsity,
