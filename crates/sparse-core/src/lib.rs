@@ -22,7 +22,7 @@ pub use state::{MaskableState, MomentumSource};
 
 pub use grow::{GrowthInit, GrowthInputs, GrowthMethod, GrowthRegion};
 pub use itop::FiredMasks;
-pub use prune::{GradualPruning, LayerView, PruneMethod};
+pub use prune::{GradualPruning, KeepRule, LayerView, PruneMethod, keep_top_magnitude};
 pub use redistribution::Redistribution;
 pub use schedule::{CubicDensitySchedule, DeathRate};
 pub use scores::{ScoreCount, ScoreSubnetwork, ScoredLayer, SparsityRamp, ThresholdScope};

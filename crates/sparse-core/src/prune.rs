@@ -237,9 +237,89 @@ fn global_magnitude(layers: &[LayerView<'_>], rate: f64) -> Vec<Mask> {
     out
 }
 
+/// How "keep the `keep` largest magnitudes" treats ties at the cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeepRule {
+    /// GraNet / GMP official: `t` = the `keep`-th largest `|W|`, keep `|W| > t`
+    /// ("must be > to prevent acceptable_score is zero"). Keeps `keep − 1` on
+    /// distinct magnitudes and drops every tie at `t`.
+    #[default]
+    Strict,
+    /// Sup-tickets' re-prune of the superposition: keep `|W| >= t`, so ties at `t`
+    /// are all kept (exactly `keep` on distinct magnitudes).
+    Inclusive,
+    /// Exactly `keep` (ties by layer order, then lower index).
+    Exact,
+}
+
+/// Keeps the `floor(N·density)` active weights of largest `|W|`, counted over all
+/// layers together (`global`, `N` = all entries) or per layer (`N` = the layer's
+/// entries), with ties at the cut resolved by `rule`. Masks only shrink.
+pub fn keep_top_magnitude(
+    layers: &[LayerView<'_>],
+    density: f64,
+    global: bool,
+    rule: KeepRule,
+) -> Result<Vec<Mask>> {
+    check_unit("density", density)?;
+    for layer in layers {
+        check_len(layer)?;
+    }
+    let groups: Vec<Vec<usize>> = if global {
+        vec![(0..layers.len()).collect()]
+    } else {
+        (0..layers.len()).map(|l| vec![l]).collect()
+    };
+    let mut out: Vec<Mask> = layers.iter().map(|l| Mask::zeros(l.mask.shape())).collect();
+    for group in groups {
+        let n: usize = group.iter().map(|&l| layers[l].mask.numel()).sum();
+        let keep = (n as f64 * density + 1e-9).floor() as usize;
+        let mut all: Vec<(f32, usize, usize)> = group
+            .iter()
+            .flat_map(|&l| {
+                let layer = &layers[l];
+                layer
+                    .mask
+                    .active_indices()
+                    .into_iter()
+                    .map(move |i| (layer.weights[i].abs(), l, i))
+            })
+            .collect();
+        for (l, i) in select_kept(&mut all, keep, rule) {
+            out[l].set(i, true);
+        }
+    }
+    Ok(out)
+}
+
+/// Sorts candidates by descending magnitude and returns the kept (layer, index).
+fn select_kept(
+    all: &mut [(f32, usize, usize)],
+    keep: usize,
+    rule: KeepRule,
+) -> Vec<(usize, usize)> {
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    if keep >= all.len() {
+        return all.iter().map(|&(_, l, i)| (l, i)).collect();
+    }
+    if keep == 0 {
+        return Vec::new();
+    }
+    let t = all[keep - 1].0;
+    let kept = all
+        .iter()
+        .enumerate()
+        .filter(|&(rank, &(s, _, _))| match rule {
+            KeepRule::Strict => s > t,
+            KeepRule::Inclusive => s >= t,
+            KeepRule::Exact => rank < keep,
+        });
+    kept.map(|(_, &(_, l, i))| (l, i)).collect()
+}
+
 /// Gradual magnitude pruning (GMP; GraNet's `pruning()`): at every pruning step of
 /// the cubic schedule ([`CubicDensitySchedule`]) the weights of largest magnitude
-/// are kept, globally over all layers or per layer.
+/// are kept ([`keep_top_magnitude`]), globally over all layers or per layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradualPruning {
     /// Density before pruning starts (`1.0` for dense-to-sparse).
@@ -254,10 +334,8 @@ pub struct GradualPruning {
     pub period: usize,
     /// One ranking over all layers (GraNet, GMP) or one per layer (`*_uniform`).
     pub global: bool,
-    /// `false` (official): keep `int(N·d)` by the strict rule `|W| > t`, `t` the
-    /// `int(N·d)`-th largest `|W|`, which keeps one fewer on distinct magnitudes and
-    /// drops all ties at `t`. `true`: keep exactly `int(N·d)` (ties by lower index).
-    pub exact: bool,
+    /// Tie rule at the cut (official GraNet: [`KeepRule::Strict`]).
+    pub rule: KeepRule,
 }
 
 impl GradualPruning {
@@ -277,18 +355,15 @@ impl GradualPruning {
             end_step,
             period,
             global,
-            exact: false,
+            rule: KeepRule::Strict,
         };
         g.validate()?;
         Ok(g)
     }
 
-    /// The same configuration keeping exact counts.
-    pub fn exact(self) -> Self {
-        Self {
-            exact: true,
-            ..self
-        }
+    /// The same configuration with another tie rule.
+    pub fn with_rule(self, rule: KeepRule) -> Self {
+        Self { rule, ..self }
     }
 
     /// The cubic density schedule.
@@ -310,63 +385,12 @@ impl GradualPruning {
     /// The masks after pruning to the scheduled density of `step`. Masks only
     /// shrink: a layer already below its target is left alone.
     pub fn prune(&self, step: usize, layers: &[LayerView<'_>]) -> Result<Vec<Mask>> {
-        for layer in layers {
-            check_len(layer)?;
-        }
-        let density = self.schedule().density_at(step);
-        if self.global {
-            let n: usize = layers.iter().map(|l| l.mask.numel()).sum();
-            let keep = (n as f64 * density + 1e-9).floor() as usize;
-            let mut all: Vec<(f32, usize, usize)> = Vec::new();
-            for (l, layer) in layers.iter().enumerate() {
-                for i in layer.mask.active_indices() {
-                    all.push((layer.weights[i].abs(), l, i));
-                }
-            }
-            let kept = self.select_kept(&mut all, keep);
-            let mut out: Vec<Mask> = layers.iter().map(|l| Mask::zeros(l.mask.shape())).collect();
-            for (l, i) in kept {
-                out[l].set(i, true);
-            }
-            Ok(out)
-        } else {
-            Ok(layers
-                .iter()
-                .map(|layer| {
-                    let keep = (layer.mask.numel() as f64 * density + 1e-9).floor() as usize;
-                    let mut all: Vec<(f32, usize, usize)> = layer
-                        .mask
-                        .active_indices()
-                        .into_iter()
-                        .map(|i| (layer.weights[i].abs(), 0, i))
-                        .collect();
-                    let mut out = Mask::zeros(layer.mask.shape());
-                    for (_, i) in self.select_kept(&mut all, keep) {
-                        out.set(i, true);
-                    }
-                    out
-                })
-                .collect())
-        }
-    }
-
-    /// Sorts candidates by descending magnitude and returns the kept (layer, index).
-    fn select_kept(&self, all: &mut [(f32, usize, usize)], keep: usize) -> Vec<(usize, usize)> {
-        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        if keep >= all.len() {
-            return all.iter().map(|&(_, l, i)| (l, i)).collect();
-        }
-        if self.exact {
-            return all[..keep].iter().map(|&(_, l, i)| (l, i)).collect();
-        }
-        if keep == 0 {
-            return Vec::new();
-        }
-        let t = all[keep - 1].0;
-        all.iter()
-            .filter(|&&(s, _, _)| s > t)
-            .map(|&(_, l, i)| (l, i))
-            .collect()
+        keep_top_magnitude(
+            layers,
+            self.schedule().density_at(step),
+            self.global,
+            self.rule,
+        )
     }
 }
 
@@ -517,7 +541,7 @@ mod tests {
         let (ma, mb) = (Mask::ones(&[4]), Mask::ones(&[4]));
         // step 10 = end: density 0.5 -> keep 4 of 8: 0.9, 0.8, 0.4, 0.3
         let out = g
-            .exact()
+            .with_rule(KeepRule::Exact)
             .prune(10, &[view(&a, &ma), view(&b, &mb)])
             .unwrap();
         assert_eq!(out[0].as_bits(), &[0, 0, 1, 1]);
@@ -526,12 +550,21 @@ mod tests {
         let out = g.prune(10, &[view(&a, &ma), view(&b, &mb)]).unwrap();
         assert_eq!(out[0].as_bits(), &[0, 0, 0, 1]);
         // per layer: each layer keeps 2
-        let per = GradualPruning { global: false, ..g }.exact();
+        let per = GradualPruning { global: false, ..g }.with_rule(KeepRule::Exact);
         let out = per.prune(10, &[view(&a, &ma), view(&b, &mb)]).unwrap();
         assert_eq!(out[0].as_bits(), &[0, 0, 1, 1]);
         assert_eq!(out[1].as_bits(), &[1, 1, 0, 0]);
+        // Sup-tickets' inclusive rule keeps every tie at the cut
+        let tied = [0.5, 0.2, 0.2, 0.1];
+        let out = keep_top_magnitude(&[view(&tied, &ma)], 0.5, true, KeepRule::Inclusive).unwrap();
+        assert_eq!(out[0].as_bits(), &[1, 1, 1, 0]);
+        let out = keep_top_magnitude(&[view(&tied, &ma)], 0.5, true, KeepRule::Strict).unwrap();
+        assert_eq!(out[0].as_bits(), &[1, 0, 0, 0]);
         // before the window nothing changes
-        let out = g.exact().prune(0, &[view(&a, &ma)]).unwrap();
+        let out = g
+            .with_rule(KeepRule::Exact)
+            .prune(0, &[view(&a, &ma)])
+            .unwrap();
         assert_eq!(out[0].nnz(), 4);
         assert!(GradualPruning::new(0.5, 0.8, 0, 10, 1, true).is_err());
     }

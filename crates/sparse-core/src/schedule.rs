@@ -19,7 +19,10 @@ pub enum DeathRate {
     ///
     /// Like PyTorch's scheduler (and hence the official code) it does not stop at
     /// `t_max`: the cosine is periodic, so the rate rises again after `t_max` and is
-    /// back at `initial` at `2·t_max` (STU-GAN relies on this quirk, §4 of the notes).
+    /// back at `initial` at `2·t_max`. STU-GAN relies on this quirk: it steps the
+    /// schedule on every discriminator step (`n_critic` per generator step) with
+    /// `t_max` = the number of generator steps; read in generator steps that is this
+    /// schedule with `t_max / n_critic`.
     Cosine {
         /// Rate at step 0.
         initial: f64,

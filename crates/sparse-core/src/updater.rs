@@ -442,6 +442,49 @@ impl SparsityEngine {
         Ok(report)
     }
 
+    /// Runs one prune-and-regrow at `rate` now, whatever the schedule, and records
+    /// it in the ITOP record (Sup-tickets' re-exploration at the start of each cycle,
+    /// `truncate_weights(prune_rate = 0.5)`). `step` only labels the report.
+    pub fn prune_and_regrow_now(
+        &mut self,
+        step: usize,
+        rate: f64,
+        params: &mut SparseParams,
+        ctx: &UpdateContext<'_>,
+    ) -> Result<UpdateReport> {
+        crate::schedule::check_unit("death_rate", rate)?;
+        let mut changes = layer_changes(params);
+        self.prune_and_regrow(rate, params, ctx, &mut changes)?;
+        self.finish(
+            params,
+            changes,
+            UpdateReport {
+                step,
+                death_rate: rate,
+                prune_regrow: true,
+                gradual_density: None,
+                layers: Vec::new(),
+                itop_rate: 0.0,
+            },
+        )
+    }
+
+    /// Fills in the after-counts and the ITOP rate.
+    fn finish(
+        &mut self,
+        params: &SparseParams,
+        mut changes: Vec<LayerChange>,
+        mut report: UpdateReport,
+    ) -> Result<UpdateReport> {
+        for (p, change) in params.iter().zip(changes.iter_mut()) {
+            change.nnz_after = p.mask.nnz();
+        }
+        self.fired.record(params)?;
+        report.itop_rate = self.fired.rate();
+        report.layers = changes;
+        Ok(report)
+    }
+
     /// Prunes and regrows every layer (or every group of a grouped region). Units
     /// are pruned together, so [`PruneMethod::GlobalMagnitude`] ranks all of them.
     fn prune_and_regrow(
@@ -618,16 +661,7 @@ impl TopologyUpdater for SparsityEngine {
         if gradual.is_none() && !prune_regrow {
             return Ok(report);
         }
-        let mut changes: Vec<LayerChange> = params
-            .iter()
-            .map(|p| LayerChange {
-                name: p.name.clone(),
-                nnz_before: p.mask.nnz(),
-                pruned: 0,
-                grown: 0,
-                nnz_after: 0,
-            })
-            .collect();
+        let mut changes = layer_changes(params);
         if let Some(g) = gradual {
             let hosts = host_data(params, ctx, false)?;
             let views: Vec<LayerView<'_>> = hosts
@@ -649,14 +683,22 @@ impl TopologyUpdater for SparsityEngine {
         if prune_regrow {
             self.prune_and_regrow(death_rate, params, ctx, &mut changes)?;
         }
-        for (p, change) in params.iter().zip(changes.iter_mut()) {
-            change.nnz_after = p.mask.nnz();
-        }
-        self.fired.record(params)?;
-        report.itop_rate = self.fired.rate();
-        report.layers = changes;
-        Ok(report)
+        self.finish(params, changes, report)
     }
+}
+
+/// Zeroed change records with the current nnz, in name order.
+fn layer_changes(params: &SparseParams) -> Vec<LayerChange> {
+    params
+        .iter()
+        .map(|p| LayerChange {
+            name: p.name.clone(),
+            nnz_before: p.mask.nnz(),
+            pruned: 0,
+            grown: 0,
+            nnz_after: 0,
+        })
+        .collect()
 }
 
 /// Host copies of one layer.
@@ -872,7 +914,7 @@ mod tests {
     fn gradual_magnitude_reaches_the_final_density() {
         let gp = GradualPruning::new(1.0, 0.2, 2, 8, 2, true)
             .unwrap()
-            .exact();
+            .with_rule(crate::prune::KeepRule::Exact);
         let config = DynamicSparsity::gradual_magnitude(gp).build().unwrap();
         let (masks, reports) = train(config, 10);
         // l1 (48) + l2 (24) = 72 weights; keep floor(72 * 0.2) = 14 at step 8
@@ -898,7 +940,7 @@ mod tests {
             end_step: 10,
             period: 1,
             global: true,
-            exact: false,
+            rule: crate::prune::KeepRule::Strict,
         };
         assert!(err(DynamicSparsity::gradual_magnitude(bad)).contains("final_density"));
     }
@@ -1102,6 +1144,27 @@ mod tests {
         assert_eq!(
             params.mask("a").unwrap().nnz() + params.mask("b").unwrap().nnz(),
             8
+        );
+    }
+
+    #[test]
+    fn forced_update_prunes_at_the_given_rate() {
+        let (_var, mut params) = one_layer(&[0.9, 0.1, 0.4, 0.3, 0.0, 0.0], vec![1, 1, 1, 1, 0, 0]);
+        let config = DynamicSparsity::static_sparse()
+            .growth(GrowthMethod::RandomExact)
+            .build()
+            .unwrap();
+        let mut engine = SparsityEngine::new(config, &params).unwrap();
+        let report = engine
+            .prune_and_regrow_now(7, 0.5, &mut params, &UpdateContext::default())
+            .unwrap();
+        assert_eq!((report.layers[0].pruned, report.layers[0].grown), (2, 2));
+        let m = params.mask("w").unwrap();
+        assert!(m.is_active(0) && m.is_active(2), "the two largest survive");
+        assert!(
+            engine
+                .prune_and_regrow_now(8, 1.5, &mut params, &UpdateContext::default())
+                .is_err()
         );
     }
 
