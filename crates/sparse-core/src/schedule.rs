@@ -185,7 +185,7 @@ impl DeathRate {
                 initial,
                 factor,
                 every,
-            } => initial * factor.powi((step / every) as i32),
+            } => initial * factor.powf((step / every) as f64),
         }
     }
 }
