@@ -40,6 +40,11 @@ pub enum SparseError {
     /// A gradient that a computation needs is absent from the `GradStore`.
     #[error("no gradient for parameter `{0}`")]
     MissingGradient(String),
+    /// Momentum growth was asked for a parameter whose optimizer keeps no momentum.
+    #[error(
+        "no momentum for parameter `{0}` (momentum growth needs a MomentumSource with state for it)"
+    )]
+    MissingMomentum(String),
     /// Writing, reading or validating a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

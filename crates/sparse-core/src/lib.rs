@@ -10,14 +10,21 @@ pub mod ema;
 pub mod error;
 pub mod flops;
 pub mod granularity;
+pub mod grow;
 pub mod init;
+pub mod itop;
 pub mod lr;
 pub mod mask;
 pub mod optim;
+pub mod prune;
+pub mod redistribution;
 pub mod registry;
 pub mod saliency;
+pub mod schedule;
+pub mod scores;
 pub mod selection;
 pub mod state;
+pub mod updater;
 
 pub use allocation::{Allocation, AllocationConfig, AllocationConfigBuilder, LayerSpec, Sampling};
 pub use checkpoint::{CheckpointMeta, RngState};
@@ -25,10 +32,20 @@ pub use ema::SparseEma;
 pub use error::{CheckpointError, Result, SparseError};
 pub use flops::{InferenceFlops, LayerFlops, LayerShape, ParamReport, StepKind, TrainingFlops};
 pub use granularity::{Granularity, mask_from_scores};
+pub use grow::{GrowthInit, GrowthInputs, GrowthMethod, GrowthRegion};
 pub use init::{FanMode, Init, Nonlinearity};
+pub use itop::FiredMasks;
 pub use lr::LrSchedule;
 pub use mask::Mask;
 pub use optim::{Adam, AdamConfig, Optimizer, OptimizerState, ParamGroup, Sgd, SgdConfig};
+pub use prune::{GradualPruning, KeepRule, LayerView, PruneMethod, keep_top_magnitude};
+pub use redistribution::Redistribution;
 pub use registry::{SparseParam, SparseParams};
+pub use schedule::{CubicDensitySchedule, DeathRate};
+pub use scores::{ScoreCount, ScoreSubnetwork, ScoredLayer, SparsityRamp, ThresholdScope};
 pub use selection::{SelectionPolicy, SelectionPolicyBuilder, count_parameters};
 pub use state::{MaskableState, MomentumSource};
+pub use updater::{
+    DynamicSparsity, DynamicSparsityBuilder, LayerChange, OptimizerBuffers, SparsityEngine,
+    TopologyUpdater, UpdateContext, UpdateReport,
+};

@@ -1,0 +1,356 @@
+//! Step-indexed schedules of the topology engine: the death (prune) rate of
+//! prune-and-regrow methods and the cubic density schedule of gradual magnitude
+//! pruning (GMP, Zhu & Gupta 2017; GraNet).
+
+use crate::error::{Result, SparseError};
+
+/// Default floor of the cosine death-rate schedule (`CosineDecay(eta_min=0.005)` in
+/// the `sparselearning` lineage).
+pub const DEFAULT_ETA_MIN: f64 = 0.005;
+
+/// The fraction of each layer's active weights removed at a topology update, as a
+/// function of the optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DeathRate {
+    /// The same rate at every step (GraNet / Sup-tickets `--decay-schedule constant`).
+    Constant(f64),
+    /// PyTorch `CosineAnnealingLR` in closed form:
+    /// `eta_min + (initial - eta_min) · (1 + cos(π·t / t_max)) / 2`.
+    ///
+    /// Like PyTorch's scheduler (and hence the official code) it does not stop at
+    /// `t_max`: the cosine is periodic, so the rate rises again after `t_max` and is
+    /// back at `initial` at `2·t_max`. STU-GAN relies on this quirk: it steps the
+    /// schedule on every discriminator step (`n_critic` per generator step) with
+    /// `t_max` = the number of generator steps; read in generator steps that is this
+    /// schedule with `t_max / n_critic`.
+    Cosine {
+        /// Rate at step 0.
+        initial: f64,
+        /// Rate at `t_max` (official default [`DEFAULT_ETA_MIN`]).
+        eta_min: f64,
+        /// Half period in steps (`> 0`).
+        t_max: usize,
+    },
+    /// The cosine of [`DeathRate::Cosine`] up to `t_max`, then `eta_min` for good
+    /// (DSN: cosine over the first 80 % of training, fixed at the floor after).
+    CosineThenFloor {
+        /// Rate at step 0.
+        initial: f64,
+        /// Rate from `t_max` on.
+        eta_min: f64,
+        /// Length of the cosine in steps (`> 0`).
+        t_max: usize,
+    },
+    /// Straight line from `initial` at step 0 to `final_rate` at `t_max`, constant
+    /// after (Dettmers' `LinearDecay`, which subtracts `initial / t_max` per step, is
+    /// `final_rate = 0`).
+    Linear {
+        /// Rate at step 0.
+        initial: f64,
+        /// Rate from `t_max` on.
+        final_rate: f64,
+        /// Length of the ramp in steps (`> 0`).
+        t_max: usize,
+    },
+    /// Multiplies the rate by `factor` every `every` steps (the ITOP lineage's
+    /// `LinearDecay(0.99, 600)`, which despite its name is geometric).
+    Step {
+        /// Rate at step 0.
+        initial: f64,
+        /// Multiplier applied every `every` steps, in `[0, 1]`.
+        factor: f64,
+        /// Steps between multiplications (`> 0`).
+        every: usize,
+    },
+}
+
+impl DeathRate {
+    /// A checked constant rate.
+    pub fn constant(rate: f64) -> Result<Self> {
+        let s = Self::Constant(rate);
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// A checked cosine schedule with the official `eta_min` = 0.005.
+    pub fn cosine(initial: f64, t_max: usize) -> Result<Self> {
+        Self::cosine_with_eta_min(initial, DEFAULT_ETA_MIN, t_max)
+    }
+
+    /// A checked cosine schedule with an explicit floor (DSN uses 0.001).
+    pub fn cosine_with_eta_min(initial: f64, eta_min: f64, t_max: usize) -> Result<Self> {
+        let s = Self::Cosine {
+            initial,
+            eta_min,
+            t_max,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// A checked linear schedule.
+    pub fn linear(initial: f64, final_rate: f64, t_max: usize) -> Result<Self> {
+        let s = Self::Linear {
+            initial,
+            final_rate,
+            t_max,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// A checked geometric step schedule.
+    pub fn step(initial: f64, factor: f64, every: usize) -> Result<Self> {
+        let s = Self::Step {
+            initial,
+            factor,
+            every,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks that every rate lies in `[0, 1]` and every length is positive; the
+    /// error names the offending field.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Self::Constant(r) => check_unit("death_rate", r),
+            Self::Cosine {
+                initial,
+                eta_min,
+                t_max,
+            }
+            | Self::CosineThenFloor {
+                initial,
+                eta_min,
+                t_max,
+            } => {
+                check_unit("death_rate.initial", initial)?;
+                check_unit("death_rate.eta_min", eta_min)?;
+                check_positive("death_rate.t_max", t_max)
+            }
+            Self::Linear {
+                initial,
+                final_rate,
+                t_max,
+            } => {
+                check_unit("death_rate.initial", initial)?;
+                check_unit("death_rate.final_rate", final_rate)?;
+                check_positive("death_rate.t_max", t_max)
+            }
+            Self::Step {
+                initial,
+                factor,
+                every,
+            } => {
+                check_unit("death_rate.initial", initial)?;
+                check_unit("death_rate.factor", factor)?;
+                check_positive("death_rate.every", every)
+            }
+        }
+    }
+
+    /// The rate after `step` scheduler steps (the official code steps its scheduler
+    /// once per optimizer step, before the topology update).
+    pub fn rate_at(&self, step: usize) -> f64 {
+        match *self {
+            Self::Constant(r) => r,
+            Self::Cosine {
+                initial,
+                eta_min,
+                t_max,
+            } => {
+                let phase = std::f64::consts::PI * step as f64 / t_max as f64;
+                eta_min + (initial - eta_min) * (1.0 + phase.cos()) / 2.0
+            }
+            Self::CosineThenFloor {
+                initial,
+                eta_min,
+                t_max,
+            } => Self::Cosine {
+                initial,
+                eta_min,
+                t_max,
+            }
+            .rate_at(step.min(t_max)),
+            Self::Linear {
+                initial,
+                final_rate,
+                t_max,
+            } => {
+                let u = (step as f64 / t_max as f64).min(1.0);
+                initial + (final_rate - initial) * u
+            }
+            Self::Step {
+                initial,
+                factor,
+                every,
+            } => initial * factor.powf((step / every) as f64),
+        }
+    }
+}
+
+/// The cubic density schedule of gradual magnitude pruning:
+/// `d(i) = d_final + (d_init - d_final)·(1 - (i - i0)/(i1 - i0))^3` on pruning
+/// iterations `i = step / period`, `i0 = start_step / period`, `i1 = end_step / period`;
+/// `d_init` before `i0`, `d_final` from `i1` on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CubicDensitySchedule {
+    /// Density before pruning starts (`1.0` = dense-to-sparse).
+    pub initial_density: f64,
+    /// Density reached at `end_step`.
+    pub final_density: f64,
+    /// First step at which pruning happens.
+    pub start_step: usize,
+    /// Step at which `final_density` is reached.
+    pub end_step: usize,
+    /// Steps between pruning iterations (`> 0`).
+    pub period: usize,
+}
+
+impl CubicDensitySchedule {
+    /// Checks densities in `[0, 1]`, `final <= initial`, `period > 0` and
+    /// `start_step / period < end_step / period`.
+    pub fn validate(&self) -> Result<()> {
+        check_unit("initial_density", self.initial_density)?;
+        check_unit("final_density", self.final_density)?;
+        if self.final_density > self.initial_density {
+            return Err(invalid(
+                "final_density",
+                self.final_density,
+                "must not exceed initial_density",
+            ));
+        }
+        check_positive("period", self.period)?;
+        if self.end_step / self.period <= self.start_step / self.period {
+            return Err(invalid(
+                "end_step",
+                self.end_step,
+                "must be at least one period after start_step",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The scheduled density at `step`.
+    pub fn density_at(&self, step: usize) -> f64 {
+        let (i, i0, i1) = (
+            step / self.period,
+            self.start_step / self.period,
+            self.end_step / self.period,
+        );
+        if i < i0 {
+            return self.initial_density;
+        }
+        if i >= i1 {
+            return self.final_density;
+        }
+        let remaining = 1.0 - (i - i0) as f64 / (i1 - i0) as f64;
+        self.final_density + (self.initial_density - self.final_density) * remaining.powi(3)
+    }
+
+    /// Whether `step` is a pruning step: a multiple of `period` with
+    /// `i0 <= step / period <= i1`. The paper's schedule includes the last iteration
+    /// (so `final_density` is reached); GraNet's code stops one iteration early.
+    pub fn is_pruning_step(&self, step: usize) -> bool {
+        let i = step / self.period;
+        step.is_multiple_of(self.period)
+            && i >= self.start_step / self.period
+            && i <= self.end_step / self.period
+    }
+}
+
+pub(crate) fn invalid(name: &'static str, value: impl ToString, reason: &str) -> SparseError {
+    SparseError::InvalidHyperparameter {
+        name,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+pub(crate) fn check_unit(name: &'static str, v: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(invalid(name, v, "must lie in [0, 1]"))
+    }
+}
+
+pub(crate) fn check_positive(name: &'static str, v: usize) -> Result<()> {
+    if v > 0 {
+        Ok(())
+    } else {
+        Err(invalid(name, v, "must be > 0"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_values_at_zero_half_and_end() {
+        let s = DeathRate::cosine(0.5, 100).unwrap();
+        assert!((s.rate_at(0) - 0.5).abs() < 1e-12);
+        assert!((s.rate_at(50) - 0.2525).abs() < 1e-12);
+        assert!((s.rate_at(100) - 0.005).abs() < 1e-12);
+        // periodic past t_max, like PyTorch's CosineAnnealingLR closed form
+        assert!((s.rate_at(150) - 0.2525).abs() < 1e-12);
+        assert!((s.rate_at(200) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cosine_then_floor_stays_at_the_floor() {
+        let s = DeathRate::CosineThenFloor {
+            initial: 0.5,
+            eta_min: 0.001,
+            t_max: 80,
+        };
+        s.validate().unwrap();
+        assert!((s.rate_at(40) - 0.2505).abs() < 1e-12);
+        assert!((s.rate_at(80) - 0.001).abs() < 1e-12);
+        assert!((s.rate_at(160) - 0.001).abs() < 1e-12);
+    }
+
+    #[test]
+    fn linear_and_step_schedules() {
+        let l = DeathRate::linear(0.4, 0.0, 10).unwrap();
+        assert!((l.rate_at(5) - 0.2).abs() < 1e-12);
+        assert_eq!(l.rate_at(20), 0.0);
+        let g = DeathRate::step(0.5, 0.5, 10).unwrap();
+        assert_eq!(g.rate_at(9), 0.5);
+        assert_eq!(g.rate_at(20), 0.125);
+    }
+
+    #[test]
+    fn invalid_schedules_name_the_parameter() {
+        let err = DeathRate::cosine(-0.1, 10).unwrap_err().to_string();
+        assert!(err.contains("death_rate.initial"), "{err}");
+        let err = DeathRate::cosine(0.5, 0).unwrap_err().to_string();
+        assert!(err.contains("death_rate.t_max"), "{err}");
+        let err = DeathRate::constant(1.5).unwrap_err().to_string();
+        assert!(err.contains("death_rate"), "{err}");
+    }
+
+    #[test]
+    fn cubic_schedule_endpoints_and_midpoint() {
+        let s = CubicDensitySchedule {
+            initial_density: 1.0,
+            final_density: 0.1,
+            start_step: 100,
+            end_step: 500,
+            period: 100,
+        };
+        s.validate().unwrap();
+        assert_eq!(s.density_at(0), 1.0);
+        assert_eq!(s.density_at(100), 1.0);
+        // i = 3 of [1, 5]: remaining = 1 - 2/4 = 0.5 -> 0.1 + 0.9 * 0.125
+        assert!((s.density_at(300) - 0.2125).abs() < 1e-12);
+        assert_eq!(s.density_at(500), 0.1);
+        assert_eq!(s.density_at(10_000), 0.1);
+        assert!(s.is_pruning_step(500) && s.is_pruning_step(100));
+        assert!(!s.is_pruning_step(600) && !s.is_pruning_step(250) && !s.is_pruning_step(0));
+        let bad = CubicDensitySchedule { period: 0, ..s };
+        assert!(bad.validate().unwrap_err().to_string().contains("period"));
+    }
+}
