@@ -512,7 +512,8 @@ pub fn claims(plan: &Plan, results: &[SeedResult]) -> Result<Vec<Claim>> {
             is_alloc_at(s, AllocationKind::Erk, CLAIM_DENSITY)
         });
         if let (Some(dense), Some(erk)) = (dense, erk) {
-            gaps.push((format!("gap_{}", arch.label()), dense - erk));
+            // Zero-padded so that the report's alphabetical order is the width order.
+            gaps.push((format!("gap_width_{:04}", arch.width()), dense - erk));
         }
     }
     let shrinking = gaps.len() >= 2 && gaps.windows(2).all(|w| w[1].1 <= w[0].1);
