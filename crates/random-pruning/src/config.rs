@@ -267,14 +267,14 @@ impl TrainConfigBuilder {
         if c.architecture.width() == 0 {
             return bad("width", "0".into(), "must be at least 1");
         }
-        if let crate::model::Architecture::ResNet { depth, .. } = c.architecture {
-            if depth < 8 || (depth - 2) % 6 != 0 {
-                return bad(
-                    "depth",
-                    depth.to_string(),
-                    "a CIFAR ResNet has depth 6n+2, n >= 1",
-                );
-            }
+        if let crate::model::Architecture::ResNet { depth, .. } = c.architecture
+            && (depth < 8 || !(depth - 2).is_multiple_of(6))
+        {
+            return bad(
+                "depth",
+                depth.to_string(),
+                "a CIFAR ResNet has depth 6n+2, n >= 1",
+            );
         }
         // Validates density, allocation, sampling and the schedule through sparse-core.
         c.sparsity.allocation_config()?;
