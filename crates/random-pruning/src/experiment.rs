@@ -109,8 +109,8 @@ impl Plan {
             Preset::Quick => Plan {
                 preset,
                 dataset,
-                train_limit: Some(4000),
-                test_limit: Some(2000),
+                train_limit: Some(2000),
+                test_limit: Some(1000),
                 ood_dataset: match dataset {
                     DatasetName::FashionMnist => Some(DatasetName::Mnist),
                     DatasetName::Mnist => Some(DatasetName::FashionMnist),
@@ -118,7 +118,7 @@ impl Plan {
                 },
                 architectures: vec![resnet(8, 4), resnet(8, 8), resnet(8, 16)],
                 sparsities: grid(&[0.5, 0.2, CLAIM_DENSITY, 0.05]),
-                epochs: 6,
+                epochs: 3,
                 batch_size: 64,
                 learning_rate: 0.1,
                 seeds: 3,

@@ -82,6 +82,12 @@ struct TrainArgs {
     /// Seed.
     #[arg(long, default_value_t = 17)]
     seed: u64,
+    /// Keep only the first N training images.
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Keep only the first N test images.
+    #[arg(long)]
+    test_limit: Option<usize>,
     #[command(flatten)]
     out: OutArgs,
 }
@@ -155,7 +161,8 @@ fn train(args: TrainArgs) -> Result<()> {
         .learning_rate(args.lr)
         .seed(args.seed)
         .build()?;
-    let data = ImageData::load(args.dataset, args.data_dir.as_deref())?;
+    let data = ImageData::load(args.dataset, args.data_dir.as_deref())?
+        .truncated(args.train_limit, args.test_limit);
     let out = args
         .out
         .out_dir(env!("CARGO_PKG_NAME"), "train", &UtcDateTime::now())?;
@@ -168,8 +175,8 @@ fn train(args: TrainArgs) -> Result<()> {
     let spec = EvalSpec {
         config,
         dataset: args.dataset,
-        train_limit: None,
-        test_limit: None,
+        train_limit: args.train_limit,
+        test_limit: args.test_limit,
         test_accuracy: outcome.test_accuracy,
     };
     let ckpt = out.join("model.safetensors");
