@@ -13,6 +13,7 @@ use sparse_repro::metrics::{self, MeanStd};
 use sparse_repro::plot::{LinePlot, Series};
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::report::{Anchor, ArmReport, RunReport};
+use sparse_repro::run_dir::write_atomic;
 use sparse_repro::train::Stopwatch;
 
 use crate::config::{AllocationKind, Sparsity, TrainConfig};
@@ -246,7 +247,8 @@ pub struct SeedResult {
 }
 
 /// Runs `plan` for `seeds`, writing checkpoints, `report.json`, `report.md` and
-/// plots into `out`.
+/// plots into `out`. Arms already finished in `out` by an interrupted run of the
+/// same plan are taken from their records instead of being trained again.
 pub fn reproduce(
     plan: &Plan,
     seeds: &[u64],
@@ -269,38 +271,14 @@ pub fn reproduce(
     let mut results = Vec::new();
     for &seed in seeds {
         for config in plan.configs(seed)? {
-            let name = arm_name(&config.architecture, &config.sparsity);
-            let options = RunOptions {
+            results.push(run_arm(
+                plan,
+                &config,
+                &data,
+                ood.as_ref(),
+                &ckpt_dir,
                 progress,
-                label: format!("{name} seed {seed}"),
-            };
-            let (outcome, net) = training::train(&config, &data, &options)?;
-            let ood_auroc = match &ood {
-                Some(ood) => Some(ood_auroc(&net, &data, ood)?),
-                None => None,
-            };
-            let file = ckpt_dir.join(format!(
-                "{}-seed{seed}.safetensors",
-                name.replace([' ', '@'], "-")
-            ));
-            let spec = EvalSpec {
-                config: config.clone(),
-                dataset: plan.dataset,
-                train_limit: plan.train_limit,
-                test_limit: plan.test_limit,
-                test_accuracy: outcome.test_accuracy,
-            };
-            save_checkpoint(&file, &net, &spec)?;
-            results.push(SeedResult {
-                checkpoint_mask_nnz: mask_nnz_in_checkpoint(&file)?,
-                budget: budget(&config, &net)?,
-                architecture: config.architecture.clone(),
-                sparsity: config.sparsity,
-                seed,
-                outcome,
-                ood_auroc,
-                checkpoint: file,
-            });
+            )?);
         }
     }
 
@@ -311,6 +289,77 @@ pub fn reproduce(
     report.write_to_dir(out)?;
     write_plots(plan, &results, out)?;
     Ok(report)
+}
+
+/// What a finished arm leaves beside its checkpoint, so that an interrupted
+/// `reproduce` into the same `--out` resumes instead of retraining.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SeedRecord {
+    config: TrainConfig,
+    outcome: RunOutcome,
+    ood_auroc: Option<f64>,
+}
+
+/// Trains one arm for one seed, or takes it from a previous run into the same folder.
+fn run_arm(
+    plan: &Plan,
+    config: &TrainConfig,
+    data: &ImageData,
+    ood: Option<&ImageData>,
+    ckpt_dir: &Path,
+    progress: ProgressMode,
+) -> Result<SeedResult> {
+    let name = arm_name(&config.architecture, &config.sparsity);
+    let stem = format!("{}-seed{}", name.replace([' ', '@'], "-"), config.seed);
+    let file = ckpt_dir.join(format!("{stem}.safetensors"));
+    let record_file = ckpt_dir.join(format!("{stem}.json"));
+    let previous = std::fs::read(&record_file)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<SeedRecord>(&bytes).ok())
+        .filter(|r| &r.config == config && file.is_file());
+    let record = match previous {
+        Some(record) => record,
+        None => {
+            let options = RunOptions {
+                progress,
+                label: format!("{name} seed {}", config.seed),
+            };
+            let (outcome, net) = training::train(config, data, &options)?;
+            let ood_auroc = match ood {
+                Some(ood) => Some(ood_auroc(&net, data, ood)?),
+                None => None,
+            };
+            let spec = EvalSpec {
+                config: config.clone(),
+                dataset: plan.dataset,
+                train_limit: plan.train_limit,
+                test_limit: plan.test_limit,
+                test_accuracy: outcome.test_accuracy,
+            };
+            save_checkpoint(&file, &net, &spec)?;
+            let record = SeedRecord {
+                config: config.clone(),
+                outcome,
+                ood_auroc,
+            };
+            let json =
+                serde_json::to_vec_pretty(&record).map_err(|e| Error::Serialise(e.to_string()))?;
+            write_atomic(&record_file, &json)?;
+            record
+        }
+    };
+    // The budget depends only on the configuration: rebuild the initial network.
+    let budget = budget(config, &Network::new(config, data)?)?;
+    Ok(SeedResult {
+        checkpoint_mask_nnz: mask_nnz_in_checkpoint(&file)?,
+        budget,
+        architecture: config.architecture.clone(),
+        sparsity: config.sparsity,
+        seed: config.seed,
+        outcome: record.outcome,
+        ood_auroc: record.ood_auroc,
+        checkpoint: file,
+    })
 }
 
 /// Saves the best-validation network of a run with its eval spec as metadata.

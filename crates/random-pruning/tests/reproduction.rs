@@ -177,6 +177,9 @@ fn smoke_preset_writes_the_report_and_checkpoints_that_eval_reproduces() {
     let mut checked = 0;
     for entry in std::fs::read_dir(out.path().join("checkpoints")).unwrap() {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "safetensors") {
+            continue;
+        }
         let (spec, accuracy) = experiment::evaluate_checkpoint(&path, None).unwrap();
         assert_eq!(accuracy, spec.test_accuracy, "{}", path.display());
         let arm = report
@@ -189,6 +192,33 @@ fn smoke_preset_writes_the_report_and_checkpoints_that_eval_reproduces() {
         checked += 1;
     }
     assert_eq!(checked, report.arms.len());
+}
+
+#[test]
+fn a_second_run_into_the_same_folder_resumes_from_the_finished_arms() {
+    let out = tempfile::tempdir().unwrap();
+    let plan = Plan::new(Preset::Smoke, None).unwrap();
+    let first = experiment::reproduce(&plan, &[1], None, out.path(), ProgressMode::Quiet).unwrap();
+    let ckpts = out.path().join("checkpoints");
+    let stamp = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let before: Vec<_> = std::fs::read_dir(&ckpts)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (p.clone(), stamp(&p))
+        })
+        .collect();
+    let second = experiment::reproduce(&plan, &[1], None, out.path(), ProgressMode::Quiet).unwrap();
+    for (path, time) in before {
+        assert_eq!(stamp(&path), time, "{} was rewritten", path.display());
+    }
+    let accuracies = |r: &RunReport| -> Vec<Vec<f64>> {
+        r.arms
+            .iter()
+            .map(|a| a.seed_values("test_accuracy").unwrap())
+            .collect()
+    };
+    assert_eq!(accuracies(&first), accuracies(&second));
 }
 
 #[test]
