@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod kernels;
 pub mod mask;
 pub mod registry;
 pub mod state;

@@ -1,0 +1,115 @@
+//! Runtime SIMD dispatch for the kernels' hot loops.
+//!
+//! The workspace compiles for baseline x86-64 (SSE2), so without help LLVM would never
+//! emit AVX2/AVX-512 code. Each hot function is written once as a generic body over
+//! [`Fma`] and instantiated three times by [`multiversion!`]: with `avx512f`, with
+//! `avx2,fma`, and without extra features; the best one supported by the running CPU is
+//! picked once per call (the check is a cached atomic load).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Multiply-add `a * b + c`, fused where the instantiation has hardware FMA.
+pub(crate) trait Fma {
+    /// `a * b + c`.
+    fn fma(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// Fused multiply-add (only used inside `fma`-enabled instantiations, where it is one
+/// instruction; elsewhere `mul_add` would be a slow libm call).
+pub(crate) struct Fused;
+
+/// Separate multiply and add, for CPUs without FMA.
+pub(crate) struct Unfused;
+
+impl Fma for Fused {
+    #[inline(always)]
+    fn fma(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl Fma for Unfused {
+    #[inline(always)]
+    fn fma(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+/// The widest instruction set the running CPU supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// No usable extension beyond the compile-time baseline.
+    Baseline = 1,
+    /// AVX2 with FMA.
+    Avx2 = 2,
+    /// AVX-512F (plus AVX2 and FMA).
+    Avx512 = 3,
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// The detected [`Level`], cached after the first call.
+#[inline]
+pub(crate) fn level() -> Level {
+    match LEVEL.load(Ordering::Relaxed) {
+        1 => Level::Baseline,
+        2 => Level::Avx2,
+        3 => Level::Avx512,
+        _ => {
+            let detected = detect();
+            LEVEL.store(detected as u8, Ordering::Relaxed);
+            detected
+        }
+    }
+}
+
+fn detect() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        if avx2 && is_x86_feature_detected!("avx512f") {
+            return Level::Avx512;
+        }
+        if avx2 {
+            return Level::Avx2;
+        }
+    }
+    Level::Baseline
+}
+
+/// Defines `fn name(args)` that runs the generic body `fn<F: Fma>(args)` compiled for the
+/// best instruction set available at run time.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident<$F:ident>($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn imp<$F: $crate::kernels::simd::Fma>($($arg: $ty),*) $body
+
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v512($($arg: $ty),*) {
+                    imp::<$crate::kernels::simd::Fused>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v256($($arg: $ty),*) {
+                    imp::<$crate::kernels::simd::Fused>($($arg),*)
+                }
+                match $crate::kernels::simd::level() {
+                    // SAFETY: `level()` checked at run time that the CPU has these features.
+                    $crate::kernels::simd::Level::Avx512 => return unsafe { v512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::kernels::simd::Level::Avx2 => return unsafe { v256($($arg),*) },
+                    $crate::kernels::simd::Level::Baseline => {}
+                }
+            }
+            imp::<$crate::kernels::simd::Unfused>($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;

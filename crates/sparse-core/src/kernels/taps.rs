@@ -1,0 +1,165 @@
+//! The shared inner engine of every kernel here: sums of shifted, weighted rows.
+//!
+//! A depthwise conv output row, a conv1d output row, a row of `x W^T` in transposed
+//! layout and their input gradients are all `out[j] = Σ_taps w · src[off + j]`: a list of
+//! *taps* (an offset into a zero-padded source and a weight) applied to contiguous
+//! rows. Weight gradients are the dual, `g_tap = Σ_j dy[j] · src[off + j]`. Writing both
+//! once, with register-resident accumulator tiles, gives every kernel the same
+//! vectorised loop, and a sparse kernel is simply a shorter tap list.
+
+use super::simd::{Fma, multiversion};
+
+/// Width granularity of rows: every row handed to the engine is padded to a multiple of
+/// this many floats so that the tiles below never need a scalar remainder loop.
+pub(crate) const LANES: usize = 16;
+
+/// Rounds `n` up to a multiple of [`LANES`].
+pub(crate) fn round_up(n: usize) -> usize {
+    n.div_ceil(LANES) * LANES
+}
+
+/// One weighted shift: `w` times the source starting at `off`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tap {
+    /// Offset of the tap into the source row block.
+    pub off: usize,
+    /// The tap's weight.
+    pub w: f32,
+}
+
+#[inline(always)]
+fn fwd_tile<F: Fma, const T: usize>(src: &[f32], j: usize, taps: &[Tap], init: f32, out: &mut [f32]) {
+    // The accumulator is a fixed-size array so that LLVM keeps it in vector registers
+    // across all taps: each multiply-add then costs one load.
+    let mut acc = [init; T];
+    for tap in taps {
+        let start = tap.off + j;
+        let xs = &src[start..start + T];
+        for (a, &x) in acc.iter_mut().zip(xs) {
+            *a = F::fma(tap.w, x, *a);
+        }
+    }
+    out[..T].copy_from_slice(&acc);
+}
+
+multiversion! {
+    /// For `r < rows`, `j < width`:
+    /// `out[r * out_stride + j] = init + Σ_taps w · src[r * src_stride + off + j]`.
+    /// `width` must be a multiple of [`LANES`] and `src` long enough for every read.
+    pub(crate) fn taps_fwd<F>(
+        src: &[f32],
+        src_stride: usize,
+        taps: &[Tap],
+        init: f32,
+        out: &mut [f32],
+        out_stride: usize,
+        rows: usize,
+        width: usize,
+    ) {
+        debug_assert_eq!(width % LANES, 0);
+        for r in 0..rows {
+            let s = &src[r * src_stride..];
+            let o = &mut out[r * out_stride..r * out_stride + width];
+            let mut j = 0;
+            while j + 64 <= width {
+                fwd_tile::<F, 64>(s, j, taps, init, &mut o[j..]);
+                j += 64;
+            }
+            while j + 32 <= width {
+                fwd_tile::<F, 32>(s, j, taps, init, &mut o[j..]);
+                j += 32;
+            }
+            while j < width {
+                fwd_tile::<F, 16>(s, j, taps, init, &mut o[j..]);
+                j += 16;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn wgrad_group<F: Fma, const G: usize>(
+    dy: &[f32],
+    dy_stride: usize,
+    src: &[f32],
+    src_stride: usize,
+    offs: &[usize],
+    grads: &mut [f32],
+    rows: usize,
+    width: usize,
+) {
+    // G taps share each loaded `dy` vector; partial sums stay lane-wise until the end.
+    let mut acc = [[0.0f32; LANES]; G];
+    for r in 0..rows {
+        let d_row = &dy[r * dy_stride..r * dy_stride + width];
+        let s_row = &src[r * src_stride..];
+        for (jb, d) in d_row.chunks_exact(LANES).enumerate() {
+            let j = jb * LANES;
+            for g in 0..G {
+                let start = offs[g] + j;
+                let xs = &s_row[start..start + LANES];
+                for ((a, &dv), &x) in acc[g].iter_mut().zip(d).zip(xs) {
+                    *a = F::fma(dv, x, *a);
+                }
+            }
+        }
+    }
+    for g in 0..G {
+        grads[g] += acc[g].iter().sum::<f32>();
+    }
+}
+
+multiversion! {
+    /// For each tap `t`: `grads[t] += Σ_{r < rows, j < width} dy[r * dy_stride + j] ·
+    /// src[r * src_stride + offs[t] + j]`. `width` must be a multiple of [`LANES`].
+    pub(crate) fn taps_wgrad<F>(
+        dy: &[f32],
+        dy_stride: usize,
+        src: &[f32],
+        src_stride: usize,
+        offs: &[usize],
+        grads: &mut [f32],
+        rows: usize,
+        width: usize,
+    ) {
+        debug_assert_eq!(width % LANES, 0);
+        debug_assert_eq!(offs.len(), grads.len());
+        let mut t = 0;
+        while t + 4 <= offs.len() {
+            wgrad_group::<F, 4>(dy, dy_stride, src, src_stride, &offs[t..], &mut grads[t..], rows, width);
+            t += 4;
+        }
+        while t + 2 <= offs.len() {
+            wgrad_group::<F, 2>(dy, dy_stride, src, src_stride, &offs[t..], &mut grads[t..], rows, width);
+            t += 2;
+        }
+        while t < offs.len() {
+            wgrad_group::<F, 1>(dy, dy_stride, src, src_stride, &offs[t..], &mut grads[t..], rows, width);
+            t += 1;
+        }
+    }
+}
+
+/// Copies the `rows x cols` row-major matrix `src` transposed into `dst`, a `cols x
+/// dst_stride` matrix whose padding columns (`rows..dst_stride`) are zeroed.
+pub(crate) fn transpose_padded(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], dst_stride: usize) {
+    use rayon::prelude::*;
+    const BLOCK: usize = 16;
+    // Blocks of 16 destination rows read 16 consecutive floats (one cache line) of each
+    // source row, so every source line is used fully while it is in L1.
+    dst.par_chunks_mut(BLOCK * dst_stride)
+        .enumerate()
+        .for_each(|(blk, chunk)| {
+            let c0 = blk * BLOCK;
+            let nc = chunk.len() / dst_stride;
+            for row in chunk.chunks_exact_mut(dst_stride) {
+                row[rows..].fill(0.0);
+            }
+            for r in 0..rows {
+                let s = &src[r * cols + c0..r * cols + c0 + nc];
+                for (c, &v) in s.iter().enumerate() {
+                    chunk[c * dst_stride + r] = v;
+                }
+            }
+        });
+}
