@@ -24,14 +24,14 @@
 //mod conv2d;
 mod depthwise;
 mod simd;
-//mod sparse_conv1d;
+mod sparse_conv1d;
 mod sparse_depthwise;
 mod sparse_linear;
 mod taps;
 
 //pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};
-//pub use sparse_conv1d::{Conv1dPadding, SparseConv1d, conv1d_candle};
+pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};
 pub use sparse_depthwise::SparseDepthwiseConv2d;
 pub use sparse_linear::{SPARSE_LINEAR_MAX_DENSITY, SparseLinear};
 
