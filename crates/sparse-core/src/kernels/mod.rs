@@ -21,7 +21,7 @@
 //! All kernels run on rayon's global pool and dispatch at run time to AVX-512, AVX2+FMA
 //! or baseline code.
 
-//mod conv2d;
+mod conv2d;
 mod depthwise;
 mod simd;
 mod sparse_conv1d;
@@ -29,7 +29,7 @@ mod sparse_depthwise;
 mod sparse_linear;
 mod taps;
 
-//pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
+pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};
 pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};
 pub use sparse_depthwise::SparseDepthwiseConv2d;
