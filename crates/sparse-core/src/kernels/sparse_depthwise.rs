@@ -26,13 +26,13 @@ pub struct SparseDepthwiseConv2d {
 }
 
 impl SparseDepthwiseConv2d {
-    /// A layer over `weight: [C, 1, K, N]`, optional `bias: [C]` and a mask of the
-    /// weight's shape.
-    pub fn new(weight: Tensor, bias: Option<Tensor>, mask: &Mask) -> Result<Self> {
+    /// A layer over `weight: [C, 1, K, N]` and a mask of the weight's shape, without
+    /// bias.
+    pub fn new(weight: Tensor, mask: &Mask) -> Result<Self> {
         let mask_tensor = mask.to_tensor(weight.dtype(), weight.device())?;
         let mut layer = Self {
             weight,
-            bias,
+            bias: None,
             mask_tensor,
             active: Arc::new(Vec::new()),
             density: 0.0,
@@ -40,6 +40,16 @@ impl SparseDepthwiseConv2d {
         };
         layer.set_mask(mask)?;
         Ok(layer)
+    }
+
+    /// Adds a bias `[C]`.
+    pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
+        let c = self.weight.dims()[0];
+        if bias.dims() != [c] {
+            return Err(mismatch("sparse depthwise conv2d bias [C]", &[c], bias.dims()));
+        }
+        self.bias = Some(bias);
+        Ok(self)
     }
 
     /// Replaces the mask and rebuilds the per-channel active-tap lists.
@@ -131,7 +141,11 @@ mod tests {
 
     fn layer(w: &Tensor, b: Option<&Tensor>, density: f64, seed: u64, mode: WeightGrad) -> SparseDepthwiseConv2d {
         let mask = Mask::from_bits(w.dims(), rand_bits(w.elem_count(), density, seed)).unwrap();
-        SparseDepthwiseConv2d::new(w.clone(), b.cloned(), &mask).unwrap().with_weight_grad(mode)
+        let l = SparseDepthwiseConv2d::new(w.clone(), &mask).unwrap().with_weight_grad(mode);
+        match b {
+            Some(b) => l.with_bias(b.clone()).unwrap(),
+            None => l,
+        }
     }
 
     fn case(dims: [usize; 6], density: f64, bias: bool, mode: WeightGrad, seed: u64) {
