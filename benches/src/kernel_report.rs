@@ -23,6 +23,8 @@ pub struct Options {
     pub quick: bool,
     /// Where the JSON array goes.
     pub out: PathBuf,
+    /// Only the sections whose kernel name contains this (for quick iterations).
+    pub only: Option<String>,
 }
 
 impl Default for Options {
@@ -30,6 +32,7 @@ impl Default for Options {
         Self {
             quick: false,
             out: PathBuf::from("target/kernel-report.json"),
+            only: None,
         }
     }
 }
@@ -360,11 +363,19 @@ pub fn run(options: &Options) -> Result<()> {
         "{:<24} {:<34} {:>7} {:<8} {:>10} {:>11} {:>9}",
         "kernel", "shape", "density", "pass", "ours_ms", "candle_ms", "speedup"
     );
-    sparse_linear(&mut rep)?;
-    sparse_conv1d(&mut rep)?;
-    conv2d(&mut rep)?;
-    depthwise(&mut rep)?;
-    sparse_depthwise(&mut rep)?;
+    type Section = fn(&mut Report) -> Result<()>;
+    let sections: [(&str, Section); 5] = [
+        ("sparse_linear", sparse_linear),
+        ("sparse_conv1d", sparse_conv1d),
+        ("conv2d", conv2d),
+        ("depthwise_conv2d", depthwise),
+        ("sparse_depthwise_conv2d", sparse_depthwise),
+    ];
+    for (name, section) in sections {
+        if options.only.as_deref().is_none_or(|only| name.contains(only)) {
+            section(&mut rep)?;
+        }
+    }
     println!("\ntargets (measured in this run):");
     for t in targets(&rep) {
         let (verdict, value) = match t.value {

@@ -1,6 +1,7 @@
 //! Sparseland benchmark reports.
 //!
-//! `cargo run --release -p sparse-benches -- kernels [--quick] [--out PATH]` times every
+//! `cargo run --release -p sparse-benches -- kernels [--quick] [--only KERNEL] [--out PATH]`
+//! times every
 //! custom kernel of `sparse_core::kernels` against candle's own op on the same inputs,
 //! prints a table plus the performance targets with PASS/FAIL, and writes a JSON array
 //! to `target/kernel-report.json` (or `PATH`).
@@ -11,7 +12,7 @@ mod timing;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: sparse-benches kernels [--quick] [--out PATH]";
+const USAGE: &str = "usage: sparse-benches kernels [--quick] [--only KERNEL] [--out PATH]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +27,10 @@ fn main() -> Result<()> {
     while let Some(flag) = flags.next() {
         match flag.as_str() {
             "--quick" => options.quick = true,
+            "--only" => match flags.next() {
+                Some(kernel) => options.only = Some(kernel.clone()),
+                None => bail!("`--only` needs a kernel name; {USAGE}"),
+            },
             "--out" => match flags.next() {
                 Some(path) => options.out = path.into(),
                 None => bail!("`--out` needs a path; {USAGE}"),

@@ -8,27 +8,48 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Multiply-add `a * b + c`, fused where the instantiation has hardware FMA.
+/// One instruction-set instantiation: its multiply-add and its register budget.
 pub(crate) trait Fma {
+    /// Widest accumulator tile (in f32) that fits the vector registers with room for
+    /// operands: 8 vectors of 16 (AVX-512), 8 of 8 (AVX2), 8 of 4 (SSE2).
+    const MAX_TILE: usize;
+    /// Taps per weight-gradient group: 16-float accumulators held in registers.
+    const WGRAD_GROUP: usize;
     /// `a * b + c`.
     fn fma(a: f32, b: f32, c: f32) -> f32;
 }
 
-/// Fused multiply-add (only used inside `fma`-enabled instantiations, where it is one
-/// instruction; elsewhere `mul_add` would be a slow libm call).
-pub(crate) struct Fused;
+/// AVX-512F + FMA (32 vector registers of 16 floats).
+pub(crate) struct Avx512;
 
-/// Separate multiply and add, for CPUs without FMA.
-pub(crate) struct Unfused;
+/// AVX2 + FMA (16 vector registers of 8 floats).
+pub(crate) struct Avx2;
 
-impl Fma for Fused {
+/// Baseline SSE2 without FMA (16 registers of 4 floats): `mul_add` would be a slow
+/// libm call here, so multiply and add stay separate.
+pub(crate) struct Baseline;
+
+impl Fma for Avx512 {
+    const MAX_TILE: usize = 128;
+    const WGRAD_GROUP: usize = 8;
     #[inline(always)]
     fn fma(a: f32, b: f32, c: f32) -> f32 {
         a.mul_add(b, c)
     }
 }
 
-impl Fma for Unfused {
+impl Fma for Avx2 {
+    const MAX_TILE: usize = 64;
+    const WGRAD_GROUP: usize = 4;
+    #[inline(always)]
+    fn fma(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl Fma for Baseline {
+    const MAX_TILE: usize = 32;
+    const WGRAD_GROUP: usize = 2;
     #[inline(always)]
     fn fma(a: f32, b: f32, c: f32) -> f32 {
         a * b + c
@@ -93,12 +114,12 @@ macro_rules! multiversion {
                 #[target_feature(enable = "avx512f,avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn v512($($arg: $ty),*) {
-                    imp::<$crate::kernels::simd::Fused>($($arg),*)
+                    imp::<$crate::kernels::simd::Avx512>($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn v256($($arg: $ty),*) {
-                    imp::<$crate::kernels::simd::Fused>($($arg),*)
+                    imp::<$crate::kernels::simd::Avx2>($($arg),*)
                 }
                 match $crate::kernels::simd::level() {
                     // SAFETY: `level()` checked at run time that the CPU has these features.
@@ -108,7 +129,7 @@ macro_rules! multiversion {
                     $crate::kernels::simd::Level::Baseline => {}
                 }
             }
-            imp::<$crate::kernels::simd::Unfused>($($arg),*)
+            imp::<$crate::kernels::simd::Baseline>($($arg),*)
         }
     };
 }

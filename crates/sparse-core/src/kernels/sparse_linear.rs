@@ -403,3 +403,31 @@ mod tests {
         finite_difference_check(&inputs, f, 4);
     }
 }
+#[cfg(test)]
+mod probe {
+    use super::*;
+    use crate::kernels::testutil::{rand_bits, rand_tensor};
+    #[test]
+    #[ignore]
+    fn probe_times() {
+        let x = rand_tensor(&[256, 1024], 1);
+        let w = rand_tensor(&[1024, 1024], 2);
+        let mask = Mask::from_bits(&[1024, 1024], rand_bits(1024 * 1024, 0.1, 3)).unwrap();
+        let p = Arc::new(CsrPattern::new(1024, 1024, mask.as_bits()));
+        let dy = rand_tensor(&[256, 1024], 4);
+        let t = |name: &str, f: &dyn Fn()| {
+            f();
+            let s = std::time::Instant::now();
+            for _ in 0..10 { f(); }
+            eprintln!("{name}: {:.3} ms", s.elapsed().as_secs_f64() * 100.0);
+        };
+        t("fwd", &|| { x.apply_op2_no_bwd(&w, &SparseLinearOp { pattern: p.clone(), weight_grad: WeightGrad::Masked }).unwrap(); });
+        t("dx", &|| { dy.apply_op2_no_bwd(&w, &SparseLinearInputGrad(p.clone())).unwrap(); });
+        t("dw", &|| { x.apply_op2_no_bwd(&dy, &SparseLinearWeightGrad(p.clone())).unwrap(); });
+        t("transpose", &|| { let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap(); to_transposed(&v, 256, 1024); });
+        let xv = candle_core::Var::from_tensor(&x).unwrap();
+        let wv = candle_core::Var::from_tensor(&w).unwrap();
+        let l = SparseLinear::new(wv.as_tensor().clone(), &mask).unwrap();
+        t("fwdbwd", &|| { l.forward_custom(xv.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap(); });
+    }
+}

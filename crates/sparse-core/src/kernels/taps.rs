@@ -27,16 +27,25 @@ pub(crate) struct Tap {
     pub w: f32,
 }
 
+/// `src[start..start + T]` as an array, so that every loop over it has a trip count
+/// LLVM knows (a runtime count would keep the accumulators in memory).
+#[inline(always)]
+fn lanes<const T: usize>(src: &[f32], start: usize) -> &[f32; T] {
+    match src[start..start + T].try_into() {
+        Ok(array) => array,
+        Err(_) => unreachable!("a slice of length T converts to [f32; T]"),
+    }
+}
+
 #[inline(always)]
 fn fwd_tile<F: Fma, const T: usize>(src: &[f32], j: usize, taps: &[Tap], init: f32, out: &mut [f32]) {
     // The accumulator is a fixed-size array so that LLVM keeps it in vector registers
     // across all taps: each multiply-add then costs one load.
     let mut acc = [init; T];
     for tap in taps {
-        let start = tap.off + j;
-        let xs = &src[start..start + T];
-        for (a, &x) in acc.iter_mut().zip(xs) {
-            *a = F::fma(tap.w, x, *a);
+        let xs = lanes::<T>(src, tap.off + j);
+        for t in 0..T {
+            acc[t] = F::fma(tap.w, xs[t], acc[t]);
         }
     }
     out[..T].copy_from_slice(&acc);
@@ -61,7 +70,11 @@ multiversion! {
             let s = &src[r * src_stride..];
             let o = &mut out[r * out_stride..r * out_stride + width];
             let mut j = 0;
-            while j + 64 <= width {
+            while F::MAX_TILE >= 128 && j + 128 <= width {
+                fwd_tile::<F, 128>(s, j, taps, init, &mut o[j..]);
+                j += 128;
+            }
+            while F::MAX_TILE >= 64 && j + 64 <= width {
                 fwd_tile::<F, 64>(s, j, taps, init, &mut o[j..]);
                 j += 64;
             }
@@ -90,18 +103,23 @@ fn wgrad_group<F: Fma, const G: usize>(
 ) {
     // G taps share each loaded `dy` vector; partial sums stay lane-wise until the end.
     let mut acc = [[0.0f32; LANES]; G];
+    let offs: &[usize; G] = match offs[..G].try_into() {
+        Ok(array) => array,
+        Err(_) => unreachable!("a slice of length G converts to [usize; G]"),
+    };
     for r in 0..rows {
-        let d_row = &dy[r * dy_stride..r * dy_stride + width];
-        let s_row = &src[r * src_stride..];
-        for (jb, d) in d_row.chunks_exact(LANES).enumerate() {
-            let j = jb * LANES;
+        let d_base = r * dy_stride;
+        let s_base = r * src_stride;
+        let mut j = 0;
+        while j < width {
+            let d = lanes::<LANES>(dy, d_base + j);
             for g in 0..G {
-                let start = offs[g] + j;
-                let xs = &s_row[start..start + LANES];
-                for ((a, &dv), &x) in acc[g].iter_mut().zip(d).zip(xs) {
-                    *a = F::fma(dv, x, *a);
+                let xs = lanes::<LANES>(src, s_base + offs[g] + j);
+                for l in 0..LANES {
+                    acc[g][l] = F::fma(d[l], xs[l], acc[g][l]);
                 }
             }
+            j += LANES;
         }
     }
     for g in 0..G {
@@ -125,7 +143,11 @@ multiversion! {
         debug_assert_eq!(width % LANES, 0);
         debug_assert_eq!(offs.len(), grads.len());
         let mut t = 0;
-        while t + 4 <= offs.len() {
+        while F::WGRAD_GROUP >= 8 && t + 8 <= offs.len() {
+            wgrad_group::<F, 8>(dy, dy_stride, src, src_stride, &offs[t..], &mut grads[t..], rows, width);
+            t += 8;
+        }
+        while F::WGRAD_GROUP >= 4 && t + 4 <= offs.len() {
             wgrad_group::<F, 4>(dy, dy_stride, src, src_stride, &offs[t..], &mut grads[t..], rows, width);
             t += 4;
         }
