@@ -11,7 +11,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::sparse_depthwise::effective_weight;
-use super::taps::{Tap, round_up, taps_fwd, taps_wgrad, transpose_padded};
+use super::taps::{LANES, Tap, round_up, taps_fwd, taps_wgrad, transpose_padded};
 use super::{WeightGrad, custom_applies, f32_data, mismatch};
 use crate::{Mask, Result};
 
@@ -83,6 +83,14 @@ impl CsrPattern {
     }
 }
 
+/// Rows of the batch processed together: the transposed source block (`src_width`
+/// rows of this many floats) should stay in L2 (~1 MiB) while every output row
+/// streams through it.
+fn sub_batch(src_width: usize) -> usize {
+    const L2_FLOATS: usize = 256 * 1024;
+    round_up((L2_FLOATS / src_width.max(1)).clamp(LANES, 256))
+}
+
 /// `[B, n]` → transposed `[n, round_up(B)]`, zero-padded.
 fn to_transposed(x: &[f32], b: usize, n: usize) -> (Vec<f32>, usize) {
     let bp = round_up(b);
@@ -138,9 +146,17 @@ impl CustomOp2 for SparseLinearOp {
         p.check(inp, wl)?;
         let x = f32_data(xs, xl, "sparse linear input")?;
         let w = f32_data(ws, wl, "sparse linear weight")?;
-        let (xt, bp) = to_transposed(x, b, inp);
-        let yt = sparse_rows(&xt, bp, p.out, &p.row_ptr, &p.cols, |o, k| w[o * inp + k]);
-        Ok((CpuStorage::F32(from_transposed(&yt, p.out, bp, b)), Shape::from((b, p.out))))
+        if b * inp * p.out == 0 {
+            return Ok((CpuStorage::F32(vec![0.0; b * p.out]), Shape::from((b, p.out))));
+        }
+        let mut y = Vec::with_capacity(b * p.out);
+        for xb in x.chunks(sub_batch(inp) * inp) {
+            let nb = xb.len() / inp;
+            let (xt, bp) = to_transposed(xb, nb, inp);
+            let yt = sparse_rows(&xt, bp, p.out, &p.row_ptr, &p.cols, |o, k| w[o * inp + k]);
+            y.extend(from_transposed(&yt, p.out, bp, nb));
+        }
+        Ok((CpuStorage::F32(y), Shape::from((b, p.out))))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
@@ -171,10 +187,18 @@ impl CustomOp2 for SparseLinearInputGrad {
         }
         let dy = f32_data(ds, dl, "sparse linear output grad")?;
         let w = f32_data(ws, wl, "sparse linear weight")?;
-        let (dyt, bp) = to_transposed(dy, b, out);
         let inp = p.inp;
-        let dxt = sparse_rows(&dyt, bp, inp, &p.col_ptr, &p.rows, |k, o| w[o * inp + k]);
-        Ok((CpuStorage::F32(from_transposed(&dxt, inp, bp, b)), Shape::from((b, inp))))
+        if b * inp * out == 0 {
+            return Ok((CpuStorage::F32(vec![0.0; b * inp]), Shape::from((b, inp))));
+        }
+        let mut dx = Vec::with_capacity(b * inp);
+        for dyb in dy.chunks(sub_batch(out) * out) {
+            let nb = dyb.len() / out;
+            let (dyt, bp) = to_transposed(dyb, nb, out);
+            let dxt = sparse_rows(&dyt, bp, inp, &p.col_ptr, &p.rows, |k, o| w[o * inp + k]);
+            dx.extend(from_transposed(&dxt, inp, bp, nb));
+        }
+        Ok((CpuStorage::F32(dx), Shape::from((b, inp))))
     }
 }
 
@@ -195,23 +219,30 @@ impl CustomOp2 for SparseLinearWeightGrad {
         }
         let x = f32_data(xs, xl, "sparse linear input")?;
         let dy = f32_data(ds, dl, "sparse linear output grad")?;
-        let (xt, bp) = to_transposed(x, b, inp);
-        let (dyt, _) = to_transposed(dy, b, out);
         let mut dw = vec![0.0f32; out * inp];
-        dw.par_chunks_mut(inp).enumerate().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(offs, grads), (o, dw_row)| {
-                let cols = &p.cols[p.row_ptr[o]..p.row_ptr[o + 1]];
-                offs.clear();
-                offs.extend(cols.iter().map(|&k| k as usize * bp));
-                grads.clear();
-                grads.resize(cols.len(), 0.0f32);
-                taps_wgrad(&dyt[o * bp..(o + 1) * bp], 0, &xt, 0, offs, grads, 1, bp);
-                for (&k, &g) in cols.iter().zip(grads.iter()) {
-                    dw_row[k as usize] = g;
-                }
-            },
-        );
+        if b * inp * out == 0 {
+            return Ok((CpuStorage::F32(dw), Shape::from((out, inp))));
+        }
+        let nb_max = sub_batch(inp);
+        for (xb, dyb) in x.chunks(nb_max * inp).zip(dy.chunks(nb_max * out)) {
+            let nb = xb.len() / inp;
+            let (xt, bp) = to_transposed(xb, nb, inp);
+            let (dyt, _) = to_transposed(dyb, nb, out);
+            dw.par_chunks_mut(inp).enumerate().for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(offs, grads), (o, dw_row)| {
+                    let cols = &p.cols[p.row_ptr[o]..p.row_ptr[o + 1]];
+                    offs.clear();
+                    offs.extend(cols.iter().map(|&k| k as usize * bp));
+                    grads.clear();
+                    grads.resize(cols.len(), 0.0f32);
+                    taps_wgrad(&dyt[o * bp..(o + 1) * bp], 0, &xt, 0, offs, grads, 1, bp);
+                    for (&k, &g) in cols.iter().zip(grads.iter()) {
+                        dw_row[k as usize] += g;
+                    }
+                },
+            );
+        }
         Ok((CpuStorage::F32(dw), Shape::from((out, inp))))
     }
 }
@@ -401,33 +432,5 @@ mod tests {
         let inputs = [rand_tensor(&[3, 8], 1), rand_tensor(&[5, 8], 2)];
         let f = |t: &[Tensor]| layer(&t[1], None, 0.4, 3, WeightGrad::Masked).forward_custom(&t[0]).unwrap();
         finite_difference_check(&inputs, f, 4);
-    }
-}
-#[cfg(test)]
-mod probe {
-    use super::*;
-    use crate::kernels::testutil::{rand_bits, rand_tensor};
-    #[test]
-    #[ignore]
-    fn probe_times() {
-        let x = rand_tensor(&[256, 1024], 1);
-        let w = rand_tensor(&[1024, 1024], 2);
-        let mask = Mask::from_bits(&[1024, 1024], rand_bits(1024 * 1024, 0.1, 3)).unwrap();
-        let p = Arc::new(CsrPattern::new(1024, 1024, mask.as_bits()));
-        let dy = rand_tensor(&[256, 1024], 4);
-        let t = |name: &str, f: &dyn Fn()| {
-            f();
-            let s = std::time::Instant::now();
-            for _ in 0..10 { f(); }
-            eprintln!("{name}: {:.3} ms", s.elapsed().as_secs_f64() * 100.0);
-        };
-        t("fwd", &|| { x.apply_op2_no_bwd(&w, &SparseLinearOp { pattern: p.clone(), weight_grad: WeightGrad::Masked }).unwrap(); });
-        t("dx", &|| { dy.apply_op2_no_bwd(&w, &SparseLinearInputGrad(p.clone())).unwrap(); });
-        t("dw", &|| { x.apply_op2_no_bwd(&dy, &SparseLinearWeightGrad(p.clone())).unwrap(); });
-        t("transpose", &|| { let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap(); to_transposed(&v, 256, 1024); });
-        let xv = candle_core::Var::from_tensor(&x).unwrap();
-        let wv = candle_core::Var::from_tensor(&w).unwrap();
-        let l = SparseLinear::new(wv.as_tensor().clone(), &mask).unwrap();
-        t("fwdbwd", &|| { l.forward_custom(xv.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap(); });
     }
 }
