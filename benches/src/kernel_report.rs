@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use candle_core::{Tensor, Var};
 use serde::Serialize;
 use sparse_core::kernels::{
-    Conv1dPadding, Conv2dParams, SparseConv1d, SparseDepthwiseConv2d, SparseLinear, conv2d_candle, conv2d_custom,
-    depthwise_conv2d_candle, depthwise_conv2d_custom,
+    Conv1dPadding, Conv2dParams, SparseConv1d, SparseDepthwiseConv2d, SparseLinear, conv2d_candle,
+    conv2d_custom, depthwise_conv2d_candle, depthwise_conv2d_custom,
 };
 
 use crate::inputs::{masked, random_mask, uniform};
@@ -108,7 +108,15 @@ impl Report {
         };
         println!(
             "{:<24} {:<34} {:>7.2} {:<8} {:>10.3} {:>11.3} {:>8.2}x   ({}/{} reps)",
-            entry.kernel, entry.shape, density, entry.pass, o.median_ms, c.median_ms, c.median_ms / o.median_ms, o.reps, c.reps
+            entry.kernel,
+            entry.shape,
+            density,
+            entry.pass,
+            o.median_ms,
+            c.median_ms,
+            c.median_ms / o.median_ms,
+            o.reps,
+            c.reps
         );
         std::io::stdout().flush()?;
         self.entries.push(entry);
@@ -126,9 +134,12 @@ impl Report {
     }
 
     fn find(&self, kernel: &str, shape: &str, density: f64, pass: Pass) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .find(|e| e.kernel == kernel && e.shape == shape && (e.density - density).abs() < 1e-9 && e.pass == pass.as_str())
+        self.entries.iter().find(|e| {
+            e.kernel == kernel
+                && e.shape == shape
+                && (e.density - density).abs() < 1e-9
+                && e.pass == pass.as_str()
+        })
     }
 }
 
@@ -156,9 +167,15 @@ fn sparse_linear(rep: &mut Report) -> Result<()> {
         let layer_v = SparseLinear::new(wv.as_tensor().clone(), &mask)?;
         // Candle: a plain dense matmul on the already-masked weight.
         let key = format!("linear|{shape}|{density}");
-        rep.row("sparse_linear", shape, density, Pass::Fwd, || Ok(layer.forward_custom(&x).map(drop)?), &key, || {
-            Ok(x.matmul(&wm.t()?).map(drop)?)
-        })?;
+        rep.row(
+            "sparse_linear",
+            shape,
+            density,
+            Pass::Fwd,
+            || Ok(layer.forward_custom(&x).map(drop)?),
+            &key,
+            || Ok(x.matmul(&wm.t()?).map(drop)?),
+        )?;
         rep.row(
             "sparse_linear",
             shape,
@@ -180,14 +197,23 @@ fn sparse_conv1d(rep: &mut Report) -> Result<()> {
     let (xv, wv) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?);
     // Candle: its native conv1d on the replicate-padded input (the masked weight's zeros
     // do not change its cost, so one measurement serves every density).
-    let candle_fwd = |x: &Tensor, w: &Tensor| -> Result<Tensor> { Ok(x.pad_with_same(2, 0, k - 1)?.conv1d(w, 0, 1, 1, 1)?) };
+    let candle_fwd = |x: &Tensor, w: &Tensor| -> Result<Tensor> {
+        Ok(x.pad_with_same(2, 0, k - 1)?.conv1d(w, 0, 1, 1, 1)?)
+    };
     for (i, &density) in [1.0, 0.5, 0.2, 0.13, 0.1, 0.05].iter().enumerate() {
         let mask = random_mask(&[c, c, k], density, 22 + i as u64)?;
         let layer = SparseConv1d::new(w.clone(), &mask, Conv1dPadding::ReplicateRight)?;
-        let layer_v = SparseConv1d::new(wv.as_tensor().clone(), &mask, Conv1dPadding::ReplicateRight)?;
-        rep.row("sparse_conv1d", shape, density, Pass::Fwd, || Ok(layer.forward_custom(&x).map(drop)?), shape, || {
-            candle_fwd(&x, &w).map(drop)
-        })?;
+        let layer_v =
+            SparseConv1d::new(wv.as_tensor().clone(), &mask, Conv1dPadding::ReplicateRight)?;
+        rep.row(
+            "sparse_conv1d",
+            shape,
+            density,
+            Pass::Fwd,
+            || Ok(layer.forward_custom(&x).map(drop)?),
+            shape,
+            || candle_fwd(&x, &w).map(drop),
+        )?;
         rep.row(
             "sparse_conv1d",
             shape,
@@ -213,9 +239,15 @@ fn conv2d(rep: &mut Report) -> Result<()> {
         let x = uniform(&xs, 30 + i as u64)?;
         let w = uniform(&[cout, xs[1], k, k], 40 + i as u64)?;
         let (xv, wv) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?);
-        rep.row("conv2d", shape, 1.0, Pass::Fwd, || Ok(conv2d_custom(&x, &w, None, p).map(drop)?), shape, || {
-            Ok(conv2d_candle(&x, &w, None, p).map(drop)?)
-        })?;
+        rep.row(
+            "conv2d",
+            shape,
+            1.0,
+            Pass::Fwd,
+            || Ok(conv2d_custom(&x, &w, None, p).map(drop)?),
+            shape,
+            || Ok(conv2d_candle(&x, &w, None, p).map(drop)?),
+        )?;
         rep.row(
             "conv2d",
             shape,
@@ -236,17 +268,35 @@ fn depthwise(rep: &mut Report) -> Result<()> {
         let shape = dw_shape(k, n);
         let w = uniform(&[96, 1, k, n], 51 + i as u64)?;
         let wv = Var::from_tensor(&w)?;
-        rep.row("depthwise_conv2d", &shape, 1.0, Pass::Fwd, || Ok(depthwise_conv2d_custom(&x, &w, None).map(drop)?), &shape, || {
-            Ok(depthwise_conv2d_candle(&x, &w, None).map(drop)?)
-        })?;
+        rep.row(
+            "depthwise_conv2d",
+            &shape,
+            1.0,
+            Pass::Fwd,
+            || Ok(depthwise_conv2d_custom(&x, &w, None).map(drop)?),
+            &shape,
+            || Ok(depthwise_conv2d_candle(&x, &w, None).map(drop)?),
+        )?;
         rep.row(
             "depthwise_conv2d",
             &shape,
             1.0,
             Pass::FwdBwd,
-            || backward(depthwise_conv2d_custom(xv.as_tensor(), wv.as_tensor(), None)?),
+            || {
+                backward(depthwise_conv2d_custom(
+                    xv.as_tensor(),
+                    wv.as_tensor(),
+                    None,
+                )?)
+            },
             &shape,
-            || backward(depthwise_conv2d_candle(xv.as_tensor(), wv.as_tensor(), None)?),
+            || {
+                backward(depthwise_conv2d_candle(
+                    xv.as_tensor(),
+                    wv.as_tensor(),
+                    None,
+                )?)
+            },
         )?;
     }
     Ok(())
@@ -265,9 +315,15 @@ fn sparse_depthwise(rep: &mut Report) -> Result<()> {
             let layer_v = SparseDepthwiseConv2d::new(wv.as_tensor().clone(), &mask)?;
             // Candle's grouped conv costs the same for any weight values: the dense
             // depthwise rows of this shape measured it in this run.
-            rep.row("sparse_depthwise_conv2d", &shape, density, Pass::Fwd, || Ok(layer.forward_custom(&x).map(drop)?), &shape, || {
-                Ok(depthwise_conv2d_candle(&x, &w, None).map(drop)?)
-            })?;
+            rep.row(
+                "sparse_depthwise_conv2d",
+                &shape,
+                density,
+                Pass::Fwd,
+                || Ok(layer.forward_custom(&x).map(drop)?),
+                &shape,
+                || Ok(depthwise_conv2d_candle(&x, &w, None).map(drop)?),
+            )?;
             rep.row(
                 "sparse_depthwise_conv2d",
                 &shape,
@@ -275,7 +331,13 @@ fn sparse_depthwise(rep: &mut Report) -> Result<()> {
                 Pass::FwdBwd,
                 || backward(layer_v.forward_custom(xv.as_tensor())?),
                 &shape,
-                || backward(depthwise_conv2d_candle(xv.as_tensor(), wv.as_tensor(), None)?),
+                || {
+                    backward(depthwise_conv2d_candle(
+                        xv.as_tensor(),
+                        wv.as_tensor(),
+                        None,
+                    )?)
+                },
             )?;
         }
     }
@@ -291,29 +353,79 @@ struct Target {
 }
 
 fn targets(rep: &Report) -> Vec<Target> {
-    let speedup = |kernel: &str, shape: &str, density: f64, pass: Pass| rep.find(kernel, shape, density, pass).and_then(|e| e.speedup);
+    let speedup = |kernel: &str, shape: &str, density: f64, pass: Pass| {
+        rep.find(kernel, shape, density, pass)
+            .and_then(|e| e.speedup)
+    };
     let mut t = Vec::new();
-    let mut at_least = |what: String, value: Option<f64>, bound: f64| t.push(Target { what, value, bound, at_least: true });
-    at_least("depthwise 7x7 fwd+bwd speedup vs candle".into(), speedup("depthwise_conv2d", &dw_shape(7, 7), 1.0, Pass::FwdBwd), 25.0);
-    at_least("depthwise 31x31 fwd+bwd speedup vs candle".into(), speedup("depthwise_conv2d", &dw_shape(31, 31), 1.0, Pass::FwdBwd), 50.0);
-    let lin = "b256 1024x1024";
-    at_least("sparse linear 90% sparse fwd speedup".into(), speedup("sparse_linear", lin, 0.1, Pass::Fwd), 4.0);
-    at_least("sparse linear 90% sparse fwd+bwd speedup".into(), speedup("sparse_linear", lin, 0.1, Pass::FwdBwd), 3.0);
-    at_least("sparse linear 95% sparse fwd speedup".into(), speedup("sparse_linear", lin, 0.05, Pass::Fwd), 8.0);
-    at_least("sparse linear 95% sparse fwd+bwd speedup".into(), speedup("sparse_linear", lin, 0.05, Pass::FwdBwd), 5.0);
+    let mut at_least = |what: String, value: Option<f64>, bound: f64| {
+        t.push(Target {
+            what,
+            value,
+            bound,
+            at_least: true,
+        })
+    };
     at_least(
-        "sparse conv1d k39 density 0.13 fwd+bwd speedup".into(),
-        speedup("sparse_conv1d", "b16 c141->141 L128 k39 replicate", 0.13, Pass::FwdBwd),
+        "depthwise 7x7 fwd+bwd speedup vs candle".into(),
+        speedup("depthwise_conv2d", &dw_shape(7, 7), 1.0, Pass::FwdBwd),
+        25.0,
+    );
+    at_least(
+        "depthwise 31x31 fwd+bwd speedup vs candle".into(),
+        speedup("depthwise_conv2d", &dw_shape(31, 31), 1.0, Pass::FwdBwd),
+        50.0,
+    );
+    let lin = "b256 1024x1024";
+    at_least(
+        "sparse linear 90% sparse fwd speedup".into(),
+        speedup("sparse_linear", lin, 0.1, Pass::Fwd),
+        4.0,
+    );
+    at_least(
+        "sparse linear 90% sparse fwd+bwd speedup".into(),
+        speedup("sparse_linear", lin, 0.1, Pass::FwdBwd),
         3.0,
     );
-    at_least("conv2d 3x3 fwd+bwd speedup".into(), speedup("conv2d", "b32 64->64 32x32 k3 s1 p1", 1.0, Pass::FwdBwd), 2.0);
+    at_least(
+        "sparse linear 95% sparse fwd speedup".into(),
+        speedup("sparse_linear", lin, 0.05, Pass::Fwd),
+        8.0,
+    );
+    at_least(
+        "sparse linear 95% sparse fwd+bwd speedup".into(),
+        speedup("sparse_linear", lin, 0.05, Pass::FwdBwd),
+        5.0,
+    );
+    at_least(
+        "sparse conv1d k39 density 0.13 fwd+bwd speedup".into(),
+        speedup(
+            "sparse_conv1d",
+            "b16 c141->141 L128 k39 replicate",
+            0.13,
+            Pass::FwdBwd,
+        ),
+        3.0,
+    );
+    at_least(
+        "conv2d 3x3 fwd+bwd speedup".into(),
+        speedup("conv2d", "b32 64->64 32x32 k3 s1 p1", 1.0, Pass::FwdBwd),
+        2.0,
+    );
     for (k, n) in [(31, 31), (51, 5)] {
         for pass in [Pass::Fwd, Pass::FwdBwd] {
             let shape = dw_shape(k, n);
-            let sparse = rep.find("sparse_depthwise_conv2d", &shape, 0.4, pass).map(|e| e.ours_ms);
-            let dense = rep.find("depthwise_conv2d", &shape, 1.0, pass).map(|e| e.ours_ms);
+            let sparse = rep
+                .find("sparse_depthwise_conv2d", &shape, 0.4, pass)
+                .map(|e| e.ours_ms);
+            let dense = rep
+                .find("depthwise_conv2d", &shape, 1.0, pass)
+                .map(|e| e.ours_ms);
             t.push(Target {
-                what: format!("sparse depthwise {k}x{n} d=0.4 {} time / dense custom", pass.as_str()),
+                what: format!(
+                    "sparse depthwise {k}x{n} d=0.4 {} time / dense custom",
+                    pass.as_str()
+                ),
                 value: sparse.zip(dense).map(|(s, d)| s / d),
                 bound: 0.55,
                 at_least: false,
@@ -326,7 +438,11 @@ fn targets(rep: &Report) -> Vec<Target> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     format!("{cpu}, {} rayon threads", rayon_threads())
 }
@@ -335,20 +451,36 @@ fn rayon_threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 /// Runs the whole report.
 pub fn run(options: &Options) -> Result<()> {
     let (ours, candle) = if options.quick {
         (
-            Timer { reps: 5, budget: Duration::from_secs(2) },
-            Timer { reps: 3, budget: Duration::from_secs(3) },
+            Timer {
+                reps: 5,
+                budget: Duration::from_secs(2),
+            },
+            Timer {
+                reps: 3,
+                budget: Duration::from_secs(3),
+            },
         )
     } else {
         (
-            Timer { reps: 15, budget: Duration::from_secs(10) },
-            Timer { reps: 7, budget: Duration::from_secs(30) },
+            Timer {
+                reps: 15,
+                budget: Duration::from_secs(10),
+            },
+            Timer {
+                reps: 7,
+                budget: Duration::from_secs(30),
+            },
         )
     };
     let mut rep = Report {
@@ -358,7 +490,11 @@ pub fn run(options: &Options) -> Result<()> {
         entries: Vec::new(),
         out: options.out.clone(),
     };
-    println!("machine: {}{}", machine(), if options.quick { " (--quick)" } else { "" });
+    println!(
+        "machine: {}{}",
+        machine(),
+        if options.quick { " (--quick)" } else { "" }
+    );
     println!(
         "{:<24} {:<34} {:>7} {:<8} {:>10} {:>11} {:>9}",
         "kernel", "shape", "density", "pass", "ours_ms", "candle_ms", "speedup"
@@ -372,7 +508,11 @@ pub fn run(options: &Options) -> Result<()> {
         ("sparse_depthwise_conv2d", sparse_depthwise),
     ];
     for (name, section) in sections {
-        if options.only.as_deref().is_none_or(|only| name.contains(only)) {
+        if options
+            .only
+            .as_deref()
+            .is_none_or(|only| name.contains(only))
+        {
             section(&mut rep)?;
         }
     }
@@ -380,11 +520,16 @@ pub fn run(options: &Options) -> Result<()> {
     for t in targets(&rep) {
         let (verdict, value) = match t.value {
             None => ("NOT MEASURED", "-".to_string()),
-            Some(v) if (t.at_least && v >= t.bound) || (!t.at_least && v <= t.bound) => ("PASS", format!("{v:.2}")),
+            Some(v) if (t.at_least && v >= t.bound) || (!t.at_least && v <= t.bound) => {
+                ("PASS", format!("{v:.2}"))
+            }
             Some(v) => ("FAIL", format!("{v:.2}")),
         };
         let op = if t.at_least { ">=" } else { "<=" };
-        println!("  {verdict:<12} {:<52} {value:>8} (target {op} {})", t.what, t.bound);
+        println!(
+            "  {verdict:<12} {:<52} {value:>8} (target {op} {})",
+            t.what, t.bound
+        );
     }
     println!("\nwrote {}", options.out.display());
     Ok(())

@@ -79,13 +79,25 @@ fn pad_plane(x: &[f32], g: &Geom, pad_top: usize, pad_left: usize, xpad: &mut [f
 
 /// Depthwise-convolves every plane of `src` (`[B, C, H, W]`) with its channel's taps,
 /// the plane padded by (`pad_top`, `pad_left`).
-pub(crate) fn conv_planes(src: &[f32], g: &Geom, pad_top: usize, pad_left: usize, taps: &[Vec<Tap>]) -> Vec<f32> {
+pub(crate) fn conv_planes(
+    src: &[f32],
+    g: &Geom,
+    pad_top: usize,
+    pad_left: usize,
+    taps: &[Vec<Tap>],
+) -> Vec<f32> {
     let hw = g.h * g.w;
     let mut out = vec![0.0f32; g.b * g.c * hw];
     out.par_chunks_mut(hw).enumerate().for_each_init(
         || (vec![0.0f32; g.xrows * g.xs], vec![0.0f32; g.h * g.wr]),
         |(xpad, tmp), (plane, o)| {
-            pad_plane(&src[plane * hw..(plane + 1) * hw], g, pad_top, pad_left, xpad);
+            pad_plane(
+                &src[plane * hw..(plane + 1) * hw],
+                g,
+                pad_top,
+                pad_left,
+                xpad,
+            );
             taps_fwd(xpad, g.xs, &taps[plane % g.c], 0.0, tmp, g.wr, g.h, g.wr);
             for (o_row, t_row) in o.chunks_exact_mut(g.w).zip(tmp.chunks_exact(g.wr)) {
                 o_row.copy_from_slice(&t_row[..g.w]);
@@ -96,12 +108,26 @@ pub(crate) fn conv_planes(src: &[f32], g: &Geom, pad_top: usize, pad_left: usize
 }
 
 /// Weight gradient `[C, K*N]` at the kernel indices `kidx[c]` (zero elsewhere).
-pub(crate) fn weight_grad(x: &[f32], dy: &[f32], g: &Geom, pad_top: usize, pad_left: usize, kidx: &[Vec<u32>]) -> Vec<f32> {
+pub(crate) fn weight_grad(
+    x: &[f32],
+    dy: &[f32],
+    g: &Geom,
+    pad_top: usize,
+    pad_left: usize,
+    kidx: &[Vec<u32>],
+) -> Vec<f32> {
     let hw = g.h * g.w;
     let kn = g.k * g.n;
     let mut dw = vec![0.0f32; g.c * kn];
     dw.par_chunks_mut(kn).enumerate().for_each_init(
-        || (vec![0.0f32; g.xrows * g.xs], vec![0.0f32; g.h * g.wr], Vec::new(), Vec::new()),
+        || {
+            (
+                vec![0.0f32; g.xrows * g.xs],
+                vec![0.0f32; g.h * g.wr],
+                Vec::new(),
+                Vec::new(),
+            )
+        },
         |(xpad, dypad, offs, grads), (c, dwc)| {
             offs.clear();
             offs.extend(kidx[c].iter().map(|&ki| {
@@ -116,7 +142,10 @@ pub(crate) fn weight_grad(x: &[f32], dy: &[f32], g: &Geom, pad_top: usize, pad_l
             for b in 0..g.b {
                 let plane = b * g.c + c;
                 pad_plane(&x[plane * hw..(plane + 1) * hw], g, pad_top, pad_left, xpad);
-                for (d_row, s_row) in dypad.chunks_exact_mut(g.wr).zip(dy[plane * hw..(plane + 1) * hw].chunks_exact(g.w)) {
+                for (d_row, s_row) in dypad
+                    .chunks_exact_mut(g.wr)
+                    .zip(dy[plane * hw..(plane + 1) * hw].chunks_exact(g.w))
+                {
                     d_row[..g.w].copy_from_slice(s_row);
                     d_row[g.w..].fill(0.0);
                 }
@@ -155,7 +184,11 @@ impl DepthwiseOp {
         let kn = g.k * g.n;
         let build = |c: usize, ki: usize| {
             let (p, q) = (ki / g.n, ki % g.n);
-            let (p, q) = if flip { (g.k - 1 - p, g.n - 1 - q) } else { (p, q) };
+            let (p, q) = if flip {
+                (g.k - 1 - p, g.n - 1 - q)
+            } else {
+                (p, q)
+            };
             Tap {
                 off: p * g.xs + q,
                 w: w[c * kn + ki],
@@ -167,7 +200,9 @@ impl DepthwiseOp {
                 .enumerate()
                 .map(|(c, list)| list.iter().map(|&ki| build(c, ki as usize)).collect())
                 .collect(),
-            None => (0..g.c).map(|c| (0..kn).map(|ki| build(c, ki)).collect()).collect(),
+            None => (0..g.c)
+                .map(|c| (0..kn).map(|ki| build(c, ki)).collect())
+                .collect(),
         }
     }
 
@@ -187,7 +222,13 @@ impl CustomOp2 for DepthwiseOp {
         "depthwise-conv2d"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = Geom::from_layouts(xl, wl)?;
         self.check_active(&g)?;
         let x = f32_data(xs, xl, "depthwise conv2d input")?;
@@ -197,11 +238,24 @@ impl CustomOp2 for DepthwiseOp {
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dx = dy.apply_op2_no_bwd(w, &DepthwiseInputGrad(self.clone()))?;
         let (_, _, k, n) = w.dims4()?;
-        let dw = x.apply_op2_no_bwd(&dy, &DepthwiseWeightGrad { op: self.clone(), k, n })?;
+        let dw = x.apply_op2_no_bwd(
+            &dy,
+            &DepthwiseWeightGrad {
+                op: self.clone(),
+                k,
+                n,
+            },
+        )?;
         Ok((Some(dx), Some(dw)))
     }
 }
@@ -214,12 +268,24 @@ impl CustomOp2 for DepthwiseInputGrad {
         "depthwise-conv2d-input-grad"
     }
 
-    fn cpu_fwd(&self, ds: &CpuStorage, dl: &Layout, ws: &CpuStorage, wl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        ds: &CpuStorage,
+        dl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = Geom::from_layouts(dl, wl)?;
         let dy = f32_data(ds, dl, "depthwise conv2d output grad")?;
         let w = f32_data(ws, wl, "depthwise conv2d weight")?;
         let taps = self.0.taps(&g, w, true);
-        let out = conv_planes(dy, &g, g.k - 1 - self.0.pad_top, g.n - 1 - self.0.pad_left, &taps);
+        let out = conv_planes(
+            dy,
+            &g,
+            g.k - 1 - self.0.pad_top,
+            g.n - 1 - self.0.pad_left,
+            &taps,
+        );
         Ok((CpuStorage::F32(out), dl.shape().clone()))
     }
 }
@@ -236,10 +302,20 @@ impl CustomOp2 for DepthwiseWeightGrad {
         "depthwise-conv2d-weight-grad"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ds: &CpuStorage, dl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = xl.shape().dims4()?;
         if dl.shape() != xl.shape() {
-            candle_core::bail!("depthwise conv2d weight grad: dy {:?} != x {:?}", dl.shape(), xl.shape())
+            candle_core::bail!(
+                "depthwise conv2d weight grad: dy {:?} != x {:?}",
+                dl.shape(),
+                xl.shape()
+            )
         }
         let g = Geom::new(b, c, h, w, self.k, self.n);
         let x = f32_data(xs, xl, "depthwise conv2d input")?;
@@ -251,11 +327,19 @@ impl CustomOp2 for DepthwiseWeightGrad {
 }
 
 /// Checks `x: [B, C, H, W]`, `w: [C, 1, K, N]`, `bias: [C]`; returns `(C, K, N)`.
-pub(crate) fn check_depthwise(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<(usize, usize, usize)> {
+pub(crate) fn check_depthwise(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<(usize, usize, usize)> {
     let xd = dims_of(x, 4, "depthwise conv2d input [B, C, H, W]")?;
     let wd = dims_of(w, 4, "depthwise conv2d weight [C, 1, K, N]")?;
     if wd[0] != xd[1] || wd[1] != 1 || wd[2] == 0 || wd[3] == 0 {
-        return Err(mismatch("depthwise conv2d weight [C, 1, K, N]", &[xd[1], 1, wd[2], wd[3]], wd));
+        return Err(mismatch(
+            "depthwise conv2d weight [C, 1, K, N]",
+            &[xd[1], 1, wd[2], wd[3]],
+            wd,
+        ));
     }
     if let Some(bias) = bias
         && bias.dims() != [xd[1]]
@@ -304,7 +388,9 @@ pub fn depthwise_conv2d_custom(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) ->
 pub fn depthwise_conv2d_candle(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (c, k, n) = check_depthwise(x, w, bias)?;
     let (pad_top, pad_left) = same_padding(k, n);
-    let xp = x.pad_with_zeros(2, pad_top, k - 1 - pad_top)?.pad_with_zeros(3, pad_left, n - 1 - pad_left)?;
+    let xp = x
+        .pad_with_zeros(2, pad_top, k - 1 - pad_top)?
+        .pad_with_zeros(3, pad_left, n - 1 - pad_left)?;
     let y = xp.conv2d(w, 0, 1, 1, c)?;
     add_channel_bias(y, bias)
 }
@@ -312,9 +398,9 @@ pub fn depthwise_conv2d_candle(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testutil::{assert_close, check_grads_match, finite_difference_check, rand_tensor};
+    use crate::kernels::testutil::{check_grads_match, finite_difference_check, rand_tensor};
 
-    fn case(b: usize, c: usize, h: usize, w: usize, k: usize, n: usize, bias: bool, seed: u64) {
+    fn case([b, c, h, w, k, n]: [usize; 6], bias: bool, seed: u64) {
         let x = rand_tensor(&[b, c, h, w], seed);
         let wt = rand_tensor(&[c, 1, k, n], seed + 1);
         let bs = bias.then(|| rand_tensor(&[c], seed + 2));
@@ -327,21 +413,28 @@ mod tests {
 
     #[test]
     fn matches_candle_on_awkward_shapes() {
-        case(2, 3, 9, 11, 3, 3, true, 1); // small odd everything
-        case(1, 5, 7, 6, 1, 1, false, 10); // 1x1 kernel, batch 1
-        case(1, 2, 4, 5, 7, 7, true, 20); // kernel larger than the input
-        case(2, 17, 8, 20, 5, 3, false, 30); // channels not a multiple of 16, rectangular
-        case(1, 3, 12, 6, 9, 2, true, 40); // tall kernel, even width
-        case(1, 2, 5, 33, 4, 6, false, 50); // even kernel, width crossing a tile
+        case([2, 3, 9, 11, 3, 3], true, 1); // small odd everything
+        case([1, 5, 7, 6, 1, 1], false, 10); // 1x1 kernel, batch 1
+        case([1, 2, 4, 5, 7, 7], true, 20); // kernel larger than the input
+        case([2, 17, 8, 20, 5, 3], false, 30); // channels not a multiple of 16, rectangular
+        case([1, 3, 12, 6, 9, 2], true, 40); // tall kernel, even width
+        case([1, 2, 5, 33, 4, 6], false, 50); // even kernel, width crossing a tile
     }
 
     #[test]
     fn matches_hand_computed_values() {
         // 1x1 plane of a 3x3 kernel: only the centre tap sees the input.
         let x = Tensor::new(&[[[[2.0f32]]]], &candle_core::Device::Cpu).unwrap();
-        let w = Tensor::new(&[[[[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]], &candle_core::Device::Cpu).unwrap();
+        let w = Tensor::new(
+            &[[[[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]],
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
         let y = depthwise_conv2d_custom(&x, &w, None).unwrap();
-        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![10.0]);
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![10.0]
+        );
     }
 
     #[test]
@@ -358,6 +451,5 @@ mod tests {
         let x = rand_tensor(&[1, 3, 5, 5], 1);
         let w = rand_tensor(&[4, 1, 3, 3], 2);
         assert!(depthwise_conv2d(&x, &w, None).is_err());
-        let _ = assert_close;
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// One instruction-set instantiation: its multiply-add and its register budget.
 pub(crate) trait Fma {
     /// Widest accumulator tile (in f32) that fits the vector registers with room for
-    /// operands: 8 vectors of 16 (AVX-512), 8 of 8 (AVX2), 8 of 4 (SSE2).
+    /// operands: 16 vectors of 16 (AVX-512), 8 of 8 (AVX2), 8 of 4 (SSE2).
     const MAX_TILE: usize;
     /// Taps per weight-gradient group: 16-float accumulators held in registers.
     const WGRAD_GROUP: usize;
@@ -30,7 +30,7 @@ pub(crate) struct Avx2;
 pub(crate) struct Baseline;
 
 impl Fma for Avx512 {
-    const MAX_TILE: usize = 128;
+    const MAX_TILE: usize = 256;
     const WGRAD_GROUP: usize = 8;
     #[inline(always)]
     fn fma(a: f32, b: f32, c: f32) -> f32 {

@@ -109,12 +109,14 @@ impl Geom {
 /// `[B, Cin, L]` → `[B, Cin, xs]` with the padding written out.
 fn pad_input(x: &[f32], g: &Geom, padding: Conv1dPadding) -> Vec<f32> {
     let mut xp = vec![0.0f32; g.b * g.cin * g.xs];
-    xp.par_chunks_mut(g.xs).zip(x.par_chunks(g.l)).for_each(|(dst, src)| {
-        dst[g.left..g.left + g.l].copy_from_slice(src);
-        if padding == Conv1dPadding::ReplicateRight && g.l > 0 {
-            dst[g.l..g.l + g.k - 1].fill(src[g.l - 1]);
-        }
-    });
+    xp.par_chunks_mut(g.xs)
+        .zip(x.par_chunks(g.l))
+        .for_each(|(dst, src)| {
+            dst[g.left..g.left + g.l].copy_from_slice(src);
+            if padding == Conv1dPadding::ReplicateRight && g.l > 0 {
+                dst[g.l..g.l + g.k - 1].fill(src[g.l - 1]);
+            }
+        });
     xp
 }
 
@@ -130,7 +132,11 @@ impl Conv1dOp {
         let (b, cin, l) = xl.shape().dims3()?;
         let p = &self.pattern;
         if wl.shape().dims() != [p.cout, p.cin, p.k] || cin != p.cin || p.k == 0 {
-            candle_core::bail!("sparse conv1d: weight {:?} / input {:?} do not fit the pattern", wl.shape(), xl.shape())
+            candle_core::bail!(
+                "sparse conv1d: weight {:?} / input {:?} do not fit the pattern",
+                wl.shape(),
+                xl.shape()
+            )
         }
         Ok(Geom::new(b, cin, l, p, self.padding))
     }
@@ -141,7 +147,13 @@ impl CustomOp2 for Conv1dOp {
         "sparse-conv1d"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.geom(xl, wl)?;
         let x = f32_data(xs, xl, "sparse conv1d input")?;
         let w = f32_data(ws, wl, "sparse conv1d weight")?;
@@ -154,7 +166,10 @@ impl CustomOp2 for Conv1dOp {
                     .iter()
                     .map(|&t| {
                         let (i, kk) = (t as usize / g.k, t as usize % g.k);
-                        Tap { off: i * g.xs + kk, w: row[t as usize] }
+                        Tap {
+                            off: i * g.xs + kk,
+                            w: row[t as usize],
+                        }
                     })
                     .collect()
             })
@@ -166,7 +181,16 @@ impl CustomOp2 for Conv1dOp {
                 || vec![0.0f32; g.lr],
                 |tmp, (row, out)| {
                     let (b, o) = (row / g.cout, row % g.cout);
-                    taps_fwd(&xp[b * plane..(b + 1) * plane], 0, &taps[o], 0.0, tmp, 0, 1, g.lr);
+                    taps_fwd(
+                        &xp[b * plane..(b + 1) * plane],
+                        0,
+                        &taps[o],
+                        0.0,
+                        tmp,
+                        0,
+                        1,
+                        g.lr,
+                    );
                     out.copy_from_slice(&tmp[..g.l]);
                 },
             );
@@ -174,12 +198,30 @@ impl CustomOp2 for Conv1dOp {
         Ok((CpuStorage::F32(y), Shape::from((g.b, g.cout, g.l))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dx = x.apply_op3_no_bwd(w, &dy, &Conv1dInputGrad(self.clone()))?;
         let dw = match self.weight_grad {
-            WeightGrad::Masked => x.apply_op2_no_bwd(&dy, &Conv1dWeightGrad { op: self.clone(), dense: false })?,
-            WeightGrad::Dense => x.apply_op2_no_bwd(&dy, &Conv1dWeightGrad { op: self.clone(), dense: true })?,
+            WeightGrad::Masked => x.apply_op2_no_bwd(
+                &dy,
+                &Conv1dWeightGrad {
+                    op: self.clone(),
+                    dense: false,
+                },
+            )?,
+            WeightGrad::Dense => x.apply_op2_no_bwd(
+                &dy,
+                &Conv1dWeightGrad {
+                    op: self.clone(),
+                    dense: true,
+                },
+            )?,
         };
         Ok((Some(dx), Some(dw)))
     }
@@ -216,9 +258,11 @@ impl candle_core::CustomOp3 for Conv1dInputGrad {
         let ys = upr + g.k - 1;
         let mut dyp = vec![0.0f32; g.b * g.cout * ys];
         if g.l > 0 {
-            dyp.par_chunks_mut(ys).zip(dy.par_chunks(g.l)).for_each(|(dst, src)| {
-                dst[g.k - 1..g.k - 1 + g.l].copy_from_slice(src);
-            });
+            dyp.par_chunks_mut(ys)
+                .zip(dy.par_chunks(g.l))
+                .for_each(|(dst, src)| {
+                    dst[g.k - 1..g.k - 1 + g.l].copy_from_slice(src);
+                });
         }
         let taps: Vec<Vec<Tap>> = (0..g.cin)
             .map(|i| {
@@ -226,7 +270,10 @@ impl candle_core::CustomOp3 for Conv1dInputGrad {
                     .iter()
                     .map(|&t| {
                         let (o, kk) = (t as usize / g.k, t as usize % g.k);
-                        Tap { off: o * ys + (g.k - 1 - kk), w: w[(o * g.cin + i) * g.k + kk] }
+                        Tap {
+                            off: o * ys + (g.k - 1 - kk),
+                            w: w[(o * g.cin + i) * g.k + kk],
+                        }
                     })
                     .collect()
             })
@@ -239,7 +286,16 @@ impl candle_core::CustomOp3 for Conv1dInputGrad {
                 || vec![0.0f32; upr],
                 |tmp, (row, out)| {
                     let (b, i) = (row / g.cin, row % g.cin);
-                    taps_fwd(&dyp[b * plane..(b + 1) * plane], 0, &taps[i], 0.0, tmp, 0, 1, upr);
+                    taps_fwd(
+                        &dyp[b * plane..(b + 1) * plane],
+                        0,
+                        &taps[i],
+                        0.0,
+                        tmp,
+                        0,
+                        1,
+                        upr,
+                    );
                     out.copy_from_slice(&tmp[g.left..g.left + g.l]);
                     if padding == Conv1dPadding::ReplicateRight {
                         out[g.l - 1] += tmp[g.l..lp].iter().sum::<f32>();
@@ -262,11 +318,21 @@ impl CustomOp2 for Conv1dWeightGrad {
         "sparse-conv1d-weight-grad"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ds: &CpuStorage, dl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, cin, l) = xl.shape().dims3()?;
         let p = &self.op.pattern;
         if cin != p.cin || dl.shape().dims() != [b, p.cout, l] {
-            candle_core::bail!("sparse conv1d weight grad: x {:?} / dy {:?} do not fit", xl.shape(), dl.shape())
+            candle_core::bail!(
+                "sparse conv1d weight grad: x {:?} / dy {:?} do not fit",
+                xl.shape(),
+                dl.shape()
+            )
         }
         let g = Geom::new(b, cin, l, p, self.op.padding);
         let x = f32_data(xs, xl, "sparse conv1d input")?;
@@ -274,9 +340,11 @@ impl CustomOp2 for Conv1dWeightGrad {
         let xp = pad_input(x, &g, self.op.padding);
         let mut dyp = vec![0.0f32; g.b * g.cout * g.lr];
         if g.l > 0 {
-            dyp.par_chunks_mut(g.lr).zip(dy.par_chunks(g.l)).for_each(|(dst, src)| {
-                dst[..g.l].copy_from_slice(src);
-            });
+            dyp.par_chunks_mut(g.lr)
+                .zip(dy.par_chunks(g.l))
+                .for_each(|(dst, src)| {
+                    dst[..g.l].copy_from_slice(src);
+                });
         }
         let all: Vec<u32> = (0..(g.cin * g.k) as u32).collect();
         let ck = g.cin * g.k;
@@ -287,12 +355,24 @@ impl CustomOp2 for Conv1dWeightGrad {
             |(offs, grads), (o, dw_row)| {
                 let list = if self.dense { &all } else { &p.by_out[o] };
                 offs.clear();
-                offs.extend(list.iter().map(|&t| (t as usize / g.k) * g.xs + t as usize % g.k));
+                offs.extend(
+                    list.iter()
+                        .map(|&t| (t as usize / g.k) * g.xs + t as usize % g.k),
+                );
                 grads.clear();
                 grads.resize(list.len(), 0.0f32);
                 for b in 0..g.b {
                     let d = &dyp[(b * g.cout + o) * g.lr..(b * g.cout + o + 1) * g.lr];
-                    taps_wgrad(d, 0, &xp[b * plane..(b + 1) * plane], 0, offs, grads, 1, g.lr);
+                    taps_wgrad(
+                        d,
+                        0,
+                        &xp[b * plane..(b + 1) * plane],
+                        0,
+                        offs,
+                        grads,
+                        1,
+                        g.lr,
+                    );
                 }
                 for (&t, &gv) in list.iter().zip(grads.iter()) {
                     dw_row[t as usize] = gv;
@@ -326,7 +406,11 @@ impl SparseConv1d {
     pub fn new(weight: Tensor, mask: &Mask, padding: Conv1dPadding) -> Result<Self> {
         let dims = dims_of(&weight, 3, "sparse conv1d weight [Cout, Cin, K]")?;
         if dims[2] == 0 {
-            return Err(mismatch("sparse conv1d kernel size (K >= 1)", &[1], &dims[2..]));
+            return Err(mismatch(
+                "sparse conv1d kernel size (K >= 1)",
+                &[1],
+                &dims[2..],
+            ));
         }
         let mut layer = Self {
             mask_tensor: mask.to_tensor(weight.dtype(), weight.device())?,
@@ -368,7 +452,12 @@ impl SparseConv1d {
         if mask.shape() != dims {
             return Err(mismatch("sparse conv1d mask", dims, mask.shape()));
         }
-        self.pattern = Arc::new(Conv1dPattern::new(dims[0], dims[1], dims[2], mask.as_bits()));
+        self.pattern = Arc::new(Conv1dPattern::new(
+            dims[0],
+            dims[1],
+            dims[2],
+            mask.as_bits(),
+        ));
         self.mask_tensor = mask.to_tensor(self.weight.dtype(), self.weight.device())?;
         self.density = mask.density();
         Ok(())
@@ -386,7 +475,10 @@ impl SparseConv1d {
 
     /// `conv1d(pad(x), W ⊙ M) + b` for `x: [B, Cin, L]`, choosing the faster kernel.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.density <= SPARSE_CONV1D_MAX_DENSITY && custom_applies(x) && custom_applies(&self.weight) {
+        if self.density <= SPARSE_CONV1D_MAX_DENSITY
+            && custom_applies(x)
+            && custom_applies(&self.weight)
+        {
             self.forward_custom(x)
         } else {
             self.forward_candle(x)
@@ -416,7 +508,11 @@ impl SparseConv1d {
         let xd = dims_of(x, 3, "sparse conv1d input [B, Cin, L]")?;
         let cin = self.weight.dims()[1];
         if xd[1] != cin || xd[2] == 0 {
-            return Err(mismatch("sparse conv1d input [B, Cin, L >= 1]", &[xd[0], cin, xd[2].max(1)], xd));
+            return Err(mismatch(
+                "sparse conv1d input [B, Cin, L >= 1]",
+                &[xd[0], cin, xd[2].max(1)],
+                xd,
+            ));
         }
         Ok(())
     }
@@ -431,7 +527,12 @@ impl SparseConv1d {
 
 /// Candle's dense convolution with the same "same"-length padding (the reference):
 /// `x: [B, Cin, L]`, `w: [Cout, Cin, K]`, optional `bias: [Cout]`.
-pub fn conv1d_candle(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, padding: Conv1dPadding) -> Result<Tensor> {
+pub fn conv1d_candle(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    padding: Conv1dPadding,
+) -> Result<Tensor> {
     let wd = dims_of(w, 3, "conv1d weight [Cout, Cin, K]")?;
     let k = wd[2];
     let left = padding.left(k);
@@ -442,7 +543,10 @@ pub fn conv1d_candle(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, padding: Con
     // Through conv2d with a 1xK kernel: candle 0.11.1's own conv1d returns a wrong input
     // gradient for some shapes (e.g. x [2, 4, 38], w [3, 4, 6]; found by this module's
     // tests), while its conv2d gradients are right.
-    let y = xp.unsqueeze(2)?.conv2d(&w.unsqueeze(2)?, 0, 1, 1, 1)?.squeeze(2)?;
+    let y = xp
+        .unsqueeze(2)?
+        .conv2d(&w.unsqueeze(2)?, 0, 1, 1, 1)?
+        .squeeze(2)?;
     Ok(match bias {
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1))?)?,
         None => y,
@@ -452,25 +556,54 @@ pub fn conv1d_candle(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, padding: Con
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testutil::{check_grads_match, finite_difference_check, rand_bits, rand_tensor};
+    use crate::kernels::testutil::{
+        check_grads_match, finite_difference_check, rand_bits, rand_tensor,
+    };
 
-    fn layer(w: &Tensor, b: Option<&Tensor>, density: f64, seed: u64, pad: Conv1dPadding, mode: WeightGrad) -> SparseConv1d {
+    fn layer(
+        w: &Tensor,
+        b: Option<&Tensor>,
+        density: f64,
+        seed: u64,
+        pad: Conv1dPadding,
+        mode: WeightGrad,
+    ) -> SparseConv1d {
         let mask = Mask::from_bits(w.dims(), rand_bits(w.elem_count(), density, seed)).unwrap();
-        let l = SparseConv1d::new(w.clone(), &mask, pad).unwrap().with_weight_grad(mode);
+        let l = SparseConv1d::new(w.clone(), &mask, pad)
+            .unwrap()
+            .with_weight_grad(mode);
         match b {
             Some(b) => l.with_bias(b.clone()).unwrap(),
             None => l,
         }
     }
 
-    fn case(dims: [usize; 5], density: f64, bias: bool, pad: Conv1dPadding, mode: WeightGrad, seed: u64) {
+    fn case(
+        dims: [usize; 5],
+        density: f64,
+        bias: bool,
+        pad: Conv1dPadding,
+        mode: WeightGrad,
+        seed: u64,
+    ) {
         let [b, cin, cout, l, k] = dims;
-        let mut inputs = vec![rand_tensor(&[b, cin, l], seed), rand_tensor(&[cout, cin, k], seed + 1)];
+        let mut inputs = vec![
+            rand_tensor(&[b, cin, l], seed),
+            rand_tensor(&[cout, cin, k], seed + 1),
+        ];
         if bias {
             inputs.push(rand_tensor(&[cout], seed + 2));
         }
-        let ours = |t: &[Tensor]| layer(&t[1], t.get(2), density, seed, pad, mode).forward_custom(&t[0]).unwrap();
-        let reference = |t: &[Tensor]| layer(&t[1], t.get(2), density, seed, pad, mode).forward_candle(&t[0]).unwrap();
+        let ours = |t: &[Tensor]| {
+            layer(&t[1], t.get(2), density, seed, pad, mode)
+                .forward_custom(&t[0])
+                .unwrap()
+        };
+        let reference = |t: &[Tensor]| {
+            layer(&t[1], t.get(2), density, seed, pad, mode)
+                .forward_candle(&t[0])
+                .unwrap()
+        };
         check_grads_match(&inputs, ours, reference, seed + 3);
     }
 
@@ -480,11 +613,32 @@ mod tests {
         use WeightGrad::*;
         for (i, &density) in [0.0, 0.13, 0.5, 1.0].iter().enumerate() {
             let s = 100 * i as u64;
-            case([2, 3, 5, 20, 7], density, true, ReplicateRight, Masked, s + 1);
-            case([1, 17, 4, 9, 39], density, false, ReplicateRight, Masked, s + 2); // K > L
+            case(
+                [2, 3, 5, 20, 7],
+                density,
+                true,
+                ReplicateRight,
+                Masked,
+                s + 1,
+            );
+            case(
+                [1, 17, 4, 9, 39],
+                density,
+                false,
+                ReplicateRight,
+                Masked,
+                s + 2,
+            ); // K > L
             case([2, 4, 3, 33, 6], density, true, Zeros, Dense, s + 3); // even K
             case([1, 2, 2, 5, 1], density, false, Zeros, Masked, s + 4); // K = 1
-            case([3, 1, 1, 1, 3], density, false, ReplicateRight, Dense, s + 5); // L = 1
+            case(
+                [3, 1, 1, 1, 3],
+                density,
+                false,
+                ReplicateRight,
+                Dense,
+                s + 5,
+            ); // L = 1
         }
     }
 
@@ -493,9 +647,16 @@ mod tests {
         // y[t] = x[t] + x[t + 1] with x[L] = x[L - 1].
         let dev = candle_core::Device::Cpu;
         let w = Tensor::new(&[[[1.0f32, 1.0]]], &dev).unwrap();
-        let l = SparseConv1d::new(w, &Mask::ones(&[1, 1, 2]), Conv1dPadding::ReplicateRight).unwrap();
+        let l =
+            SparseConv1d::new(w, &Mask::ones(&[1, 1, 2]), Conv1dPadding::ReplicateRight).unwrap();
         let x = Tensor::new(&[[[1.0f32, 2.0, 4.0]]], &dev).unwrap();
-        let y = l.forward_custom(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let y = l
+            .forward_custom(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(y, vec![3.0, 6.0, 8.0]);
     }
 
@@ -503,7 +664,11 @@ mod tests {
     fn gradients_pass_finite_differences() {
         for pad in [Conv1dPadding::Zeros, Conv1dPadding::ReplicateRight] {
             let inputs = [rand_tensor(&[2, 3, 6], 1), rand_tensor(&[2, 3, 4], 2)];
-            let f = |t: &[Tensor]| layer(&t[1], None, 0.5, 3, pad, WeightGrad::Masked).forward_custom(&t[0]).unwrap();
+            let f = |t: &[Tensor]| {
+                layer(&t[1], None, 0.5, 3, pad, WeightGrad::Masked)
+                    .forward_custom(&t[0])
+                    .unwrap()
+            };
             finite_difference_check(&inputs, f, 4);
         }
     }

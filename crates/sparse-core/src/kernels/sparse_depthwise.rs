@@ -46,7 +46,11 @@ impl SparseDepthwiseConv2d {
     pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
         let c = self.weight.dims()[0];
         if bias.dims() != [c] {
-            return Err(mismatch("sparse depthwise conv2d bias [C]", &[c], bias.dims()));
+            return Err(mismatch(
+                "sparse depthwise conv2d bias [C]",
+                &[c],
+                bias.dims(),
+            ));
         }
         self.bias = Some(bias);
         Ok(self)
@@ -137,11 +141,21 @@ pub(crate) fn effective_weight(w: &Tensor, mask: &Tensor, mode: WeightGrad) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testutil::{check_grads_match, finite_difference_check, rand_bits, rand_tensor};
+    use crate::kernels::testutil::{
+        check_grads_match, finite_difference_check, rand_bits, rand_tensor,
+    };
 
-    fn layer(w: &Tensor, b: Option<&Tensor>, density: f64, seed: u64, mode: WeightGrad) -> SparseDepthwiseConv2d {
+    fn layer(
+        w: &Tensor,
+        b: Option<&Tensor>,
+        density: f64,
+        seed: u64,
+        mode: WeightGrad,
+    ) -> SparseDepthwiseConv2d {
         let mask = Mask::from_bits(w.dims(), rand_bits(w.elem_count(), density, seed)).unwrap();
-        let l = SparseDepthwiseConv2d::new(w.clone(), &mask).unwrap().with_weight_grad(mode);
+        let l = SparseDepthwiseConv2d::new(w.clone(), &mask)
+            .unwrap()
+            .with_weight_grad(mode);
         match b {
             Some(b) => l.with_bias(b.clone()).unwrap(),
             None => l,
@@ -150,12 +164,23 @@ mod tests {
 
     fn case(dims: [usize; 6], density: f64, bias: bool, mode: WeightGrad, seed: u64) {
         let [b, c, h, w, k, n] = dims;
-        let mut inputs = vec![rand_tensor(&[b, c, h, w], seed), rand_tensor(&[c, 1, k, n], seed + 1)];
+        let mut inputs = vec![
+            rand_tensor(&[b, c, h, w], seed),
+            rand_tensor(&[c, 1, k, n], seed + 1),
+        ];
         if bias {
             inputs.push(rand_tensor(&[c], seed + 2));
         }
-        let ours = |t: &[Tensor]| layer(&t[1], t.get(2), density, seed, mode).forward_custom(&t[0]).unwrap();
-        let reference = |t: &[Tensor]| layer(&t[1], t.get(2), density, seed, mode).forward_candle(&t[0]).unwrap();
+        let ours = |t: &[Tensor]| {
+            layer(&t[1], t.get(2), density, seed, mode)
+                .forward_custom(&t[0])
+                .unwrap()
+        };
+        let reference = |t: &[Tensor]| {
+            layer(&t[1], t.get(2), density, seed, mode)
+                .forward_candle(&t[0])
+                .unwrap()
+        };
         check_grads_match(&inputs, ours, reference, seed + 3);
     }
 
@@ -163,8 +188,20 @@ mod tests {
     fn matches_masked_dense_reference() {
         for (i, &density) in [0.0, 0.05, 0.4, 1.0].iter().enumerate() {
             let s = 100 * i as u64;
-            case([2, 3, 9, 11, 5, 5], density, true, WeightGrad::Masked, s + 1);
-            case([1, 17, 6, 5, 7, 3], density, false, WeightGrad::Masked, s + 2);
+            case(
+                [2, 3, 9, 11, 5, 5],
+                density,
+                true,
+                WeightGrad::Masked,
+                s + 1,
+            );
+            case(
+                [1, 17, 6, 5, 7, 3],
+                density,
+                false,
+                WeightGrad::Masked,
+                s + 2,
+            );
             case([1, 2, 3, 4, 9, 9], density, false, WeightGrad::Dense, s + 3);
             case([2, 4, 5, 7, 1, 1], density, true, WeightGrad::Dense, s + 4);
         }
@@ -176,8 +213,20 @@ mod tests {
         let x = candle_core::Var::from_tensor(&rand_tensor(&[1, 3, 4, 4], 6)).unwrap();
         let wv = candle_core::Var::from_tensor(&w).unwrap();
         let l = layer(wv.as_tensor(), None, 0.3, 7, WeightGrad::Masked);
-        let grads = l.forward(x.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
-        let dw = grads.get(wv.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let grads = l
+            .forward(x.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let dw = grads
+            .get(wv.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let bits = rand_bits(27, 0.3, 7);
         assert!(dw.iter().zip(&bits).all(|(g, &b)| b == 1 || *g == 0.0));
         assert!(dw.iter().zip(&bits).any(|(g, &b)| b == 1 && *g != 0.0));
@@ -186,7 +235,11 @@ mod tests {
     #[test]
     fn gradients_pass_finite_differences() {
         let inputs = [rand_tensor(&[1, 2, 5, 4], 1), rand_tensor(&[2, 1, 3, 3], 2)];
-        let f = |t: &[Tensor]| layer(&t[1], None, 0.5, 3, WeightGrad::Masked).forward_custom(&t[0]).unwrap();
+        let f = |t: &[Tensor]| {
+            layer(&t[1], None, 0.5, 3, WeightGrad::Masked)
+                .forward_custom(&t[0])
+                .unwrap()
+        };
         finite_difference_check(&inputs, f, 4);
     }
 }

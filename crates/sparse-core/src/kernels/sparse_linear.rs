@@ -117,14 +117,17 @@ fn sparse_rows(
     weight_of: impl Fn(usize, usize) -> f32 + Sync,
 ) -> Vec<f32> {
     let mut out_t = vec![0.0f32; n_rows * bp];
-    out_t.par_chunks_mut(bp).enumerate().for_each_init(Vec::new, |taps, (r, row)| {
-        taps.clear();
-        taps.extend(idx[ptr[r]..ptr[r + 1]].iter().map(|&s| Tap {
-            off: s as usize * bp,
-            w: weight_of(r, s as usize),
-        }));
-        taps_fwd(src_t, 0, taps, 0.0, row, 0, 1, bp);
-    });
+    out_t
+        .par_chunks_mut(bp)
+        .enumerate()
+        .for_each_init(Vec::new, |taps, (r, row)| {
+            taps.clear();
+            taps.extend(idx[ptr[r]..ptr[r + 1]].iter().map(|&s| Tap {
+                off: s as usize * bp,
+                w: weight_of(r, s as usize),
+            }));
+            taps_fwd(src_t, 0, taps, 0.0, row, 0, 1, bp);
+        });
     out_t
 }
 
@@ -140,14 +143,23 @@ impl CustomOp2 for SparseLinearOp {
         "sparse-linear"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, inp) = xl.shape().dims2()?;
         let p = &self.pattern;
         p.check(inp, wl)?;
         let x = f32_data(xs, xl, "sparse linear input")?;
         let w = f32_data(ws, wl, "sparse linear weight")?;
         if b * inp * p.out == 0 {
-            return Ok((CpuStorage::F32(vec![0.0; b * p.out]), Shape::from((b, p.out))));
+            return Ok((
+                CpuStorage::F32(vec![0.0; b * p.out]),
+                Shape::from((b, p.out)),
+            ));
         }
         let mut y = Vec::with_capacity(b * p.out);
         for xb in x.chunks(sub_batch(inp) * inp) {
@@ -159,11 +171,19 @@ impl CustomOp2 for SparseLinearOp {
         Ok((CpuStorage::F32(y), Shape::from((b, p.out))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dx = dy.apply_op2_no_bwd(w, &SparseLinearInputGrad(self.pattern.clone()))?;
         let dw = match self.weight_grad {
-            WeightGrad::Masked => x.apply_op2_no_bwd(&dy, &SparseLinearWeightGrad(self.pattern.clone()))?,
+            WeightGrad::Masked => {
+                x.apply_op2_no_bwd(&dy, &SparseLinearWeightGrad(self.pattern.clone()))?
+            }
             WeightGrad::Dense => dy.t()?.matmul(x)?,
         };
         Ok((Some(dx), Some(dw)))
@@ -178,7 +198,13 @@ impl CustomOp2 for SparseLinearInputGrad {
         "sparse-linear-input-grad"
     }
 
-    fn cpu_fwd(&self, ds: &CpuStorage, dl: &Layout, ws: &CpuStorage, wl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        ds: &CpuStorage,
+        dl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, out) = dl.shape().dims2()?;
         let p = &self.0;
         p.check(p.inp, wl)?;
@@ -210,12 +236,22 @@ impl CustomOp2 for SparseLinearWeightGrad {
         "sparse-linear-weight-grad"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ds: &CpuStorage, dl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, inp) = xl.shape().dims2()?;
         let (b2, out) = dl.shape().dims2()?;
         let p = &self.0;
         if b != b2 || inp != p.inp || out != p.out {
-            candle_core::bail!("sparse linear weight grad: x {:?} / dy {:?} do not fit the pattern", xl.shape(), dl.shape())
+            candle_core::bail!(
+                "sparse linear weight grad: x {:?} / dy {:?} do not fit the pattern",
+                xl.shape(),
+                dl.shape()
+            )
         }
         let x = f32_data(xs, xl, "sparse linear input")?;
         let dy = f32_data(ds, dl, "sparse linear output grad")?;
@@ -268,7 +304,11 @@ impl SparseLinear {
     pub fn new(weight: Tensor, mask: &Mask) -> Result<Self> {
         let dims = weight.dims();
         if dims.len() != 2 {
-            return Err(mismatch("sparse linear weight [out, in] (rank)", &[2], dims));
+            return Err(mismatch(
+                "sparse linear weight [out, in] (rank)",
+                &[2],
+                dims,
+            ));
         }
         let mut layer = Self {
             mask_tensor: mask.to_tensor(weight.dtype(), weight.device())?,
@@ -328,7 +368,10 @@ impl SparseLinear {
 
     /// `x (W ⊙ M)^T + b` for `x: [.., in]`, choosing the faster kernel.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.density <= SPARSE_LINEAR_MAX_DENSITY && custom_applies(x) && custom_applies(&self.weight) {
+        if self.density <= SPARSE_LINEAR_MAX_DENSITY
+            && custom_applies(x)
+            && custom_applies(&self.weight)
+        {
             self.forward_custom(x)
         } else {
             self.forward_candle(x)
@@ -354,7 +397,11 @@ impl SparseLinear {
         })
     }
 
-    fn with_flat_batch(&self, x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    fn with_flat_batch(
+        &self,
+        x: &Tensor,
+        f: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let (out, inp) = (self.weight.dims()[0], self.weight.dims()[1]);
         let dims = x.dims();
         if dims.is_empty() || dims[dims.len() - 1] != inp {
@@ -375,24 +422,53 @@ impl SparseLinear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testutil::{check_grads_match, finite_difference_check, rand_bits, rand_tensor};
+    use crate::kernels::testutil::{
+        check_grads_match, finite_difference_check, rand_bits, rand_tensor,
+    };
 
-    fn layer(w: &Tensor, b: Option<&Tensor>, density: f64, seed: u64, mode: WeightGrad) -> SparseLinear {
+    fn layer(
+        w: &Tensor,
+        b: Option<&Tensor>,
+        density: f64,
+        seed: u64,
+        mode: WeightGrad,
+    ) -> SparseLinear {
         let mask = Mask::from_bits(w.dims(), rand_bits(w.elem_count(), density, seed)).unwrap();
-        let l = SparseLinear::new(w.clone(), &mask).unwrap().with_weight_grad(mode);
+        let l = SparseLinear::new(w.clone(), &mask)
+            .unwrap()
+            .with_weight_grad(mode);
         match b {
             Some(b) => l.with_bias(b.clone()).unwrap(),
             None => l,
         }
     }
 
-    fn case(batch: usize, inp: usize, out: usize, density: f64, bias: bool, mode: WeightGrad, seed: u64) {
-        let mut inputs = vec![rand_tensor(&[batch, inp], seed), rand_tensor(&[out, inp], seed + 1)];
+    fn case(
+        batch: usize,
+        inp: usize,
+        out: usize,
+        density: f64,
+        bias: bool,
+        mode: WeightGrad,
+        seed: u64,
+    ) {
+        let mut inputs = vec![
+            rand_tensor(&[batch, inp], seed),
+            rand_tensor(&[out, inp], seed + 1),
+        ];
         if bias {
             inputs.push(rand_tensor(&[out], seed + 2));
         }
-        let ours = |t: &[Tensor]| layer(&t[1], t.get(2), density, seed, mode).forward_custom(&t[0]).unwrap();
-        let reference = |t: &[Tensor]| layer(&t[1], t.get(2), density, seed, mode).forward_candle(&t[0]).unwrap();
+        let ours = |t: &[Tensor]| {
+            layer(&t[1], t.get(2), density, seed, mode)
+                .forward_custom(&t[0])
+                .unwrap()
+        };
+        let reference = |t: &[Tensor]| {
+            layer(&t[1], t.get(2), density, seed, mode)
+                .forward_candle(&t[0])
+                .unwrap()
+        };
         check_grads_match(&inputs, ours, reference, seed + 3);
     }
 
@@ -430,7 +506,11 @@ mod tests {
     #[test]
     fn gradients_pass_finite_differences() {
         let inputs = [rand_tensor(&[3, 8], 1), rand_tensor(&[5, 8], 2)];
-        let f = |t: &[Tensor]| layer(&t[1], None, 0.4, 3, WeightGrad::Masked).forward_custom(&t[0]).unwrap();
+        let f = |t: &[Tensor]| {
+            layer(&t[1], None, 0.4, 3, WeightGrad::Masked)
+                .forward_custom(&t[0])
+                .unwrap()
+        };
         finite_difference_check(&inputs, f, 4);
     }
 }

@@ -38,7 +38,13 @@ fn lanes<const T: usize>(src: &[f32], start: usize) -> &[f32; T] {
 }
 
 #[inline(always)]
-fn fwd_tile<F: Fma, const T: usize>(src: &[f32], j: usize, taps: &[Tap], init: f32, out: &mut [f32]) {
+fn fwd_tile<F: Fma, const T: usize>(
+    src: &[f32],
+    j: usize,
+    taps: &[Tap],
+    init: f32,
+    out: &mut [f32],
+) {
     // The accumulator is a fixed-size array so that LLVM keeps it in vector registers
     // across all taps: each multiply-add then costs one load.
     let mut acc = [init; T];
@@ -70,6 +76,10 @@ multiversion! {
             let s = &src[r * src_stride..];
             let o = &mut out[r * out_stride..r * out_stride + width];
             let mut j = 0;
+            while F::MAX_TILE >= 256 && j + 256 <= width {
+                fwd_tile::<F, 256>(s, j, taps, init, &mut o[j..]);
+                j += 256;
+            }
             while F::MAX_TILE >= 128 && j + 128 <= width {
                 fwd_tile::<F, 128>(s, j, taps, init, &mut o[j..]);
                 j += 128;
@@ -91,6 +101,7 @@ multiversion! {
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn wgrad_group<F: Fma, const G: usize>(
     dy: &[f32],
     dy_stride: usize,
@@ -164,7 +175,13 @@ multiversion! {
 
 /// Copies the `rows x cols` row-major matrix `src` transposed into `dst`, a `cols x
 /// dst_stride` matrix whose padding columns (`rows..dst_stride`) are zeroed.
-pub(crate) fn transpose_padded(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], dst_stride: usize) {
+pub(crate) fn transpose_padded(
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
     use rayon::prelude::*;
     const BLOCK: usize = 16;
     // Blocks of 16 destination rows read 16 consecutive floats (one cache line) of each

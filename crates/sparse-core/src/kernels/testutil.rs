@@ -37,7 +37,10 @@ pub fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
     assert_eq!(a.dims(), b.dims(), "{what}: shapes differ");
     let (a, b) = (values(a), values(b));
     let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let err = a.iter().zip(&b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    let err = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
     assert!(
         err <= 1e-4 * scale.max(1e-6),
         "{what}: max abs error {err} vs max |ref| {scale}"
@@ -52,13 +55,21 @@ pub fn check_grads_match(
     reference: impl Fn(&[Tensor]) -> Tensor,
     seed: u64,
 ) {
-    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let y_ours = ours(&ts);
     let y_ref = reference(&ts);
     assert_close(&y_ours, &y_ref, "forward");
     let g = rand_tensor(y_ref.dims(), seed);
-    let grads_ours = (y_ours * &g).unwrap().sum_all().unwrap().backward().unwrap();
+    let grads_ours = (y_ours * &g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     let grads_ref = (y_ref * &g).unwrap().sum_all().unwrap().backward().unwrap();
     for (i, t) in ts.iter().enumerate() {
         let a = grads_ours.get(t).expect("missing gradient (ours)");
@@ -70,12 +81,20 @@ pub fn check_grads_match(
 /// Compares the analytic gradients of `sum(f(inputs) * g)` with central differences
 /// at a few seeded coordinates of every input.
 pub fn finite_difference_check(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Tensor, seed: u64) {
-    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let y = f(&ts);
     let g = rand_tensor(y.dims(), seed);
     let loss = |t: &[Tensor]| -> f64 {
-        (f(t) * &g).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64
+        (f(t) * &g)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64
     };
     let grads = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
