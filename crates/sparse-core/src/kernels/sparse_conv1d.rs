@@ -361,19 +361,10 @@ impl CustomOp2 for Conv1dWeightGrad {
                 );
                 grads.clear();
                 grads.resize(list.len(), 0.0f32);
-                for b in 0..g.b {
-                    let d = &dyp[(b * g.cout + o) * g.lr..(b * g.cout + o + 1) * g.lr];
-                    taps_wgrad(
-                        d,
-                        0,
-                        &xp[b * plane..(b + 1) * plane],
-                        0,
-                        offs,
-                        grads,
-                        1,
-                        g.lr,
-                    );
-                }
+                // All images in one call: the batch is just more rows, so the lane-wise
+                // partial sums are reduced once per tap rather than once per image.
+                let d = &dyp[o * g.lr..];
+                taps_wgrad(d, g.cout * g.lr, &xp, plane, offs, grads, g.b, g.lr);
                 for (&t, &gv) in list.iter().zip(grads.iter()) {
                     dw_row[t as usize] = gv;
                 }

@@ -100,6 +100,20 @@ multiversion! {
     }
 }
 
+/// Pairwise sum of the lanes: four vector adds instead of fifteen dependent scalar ones
+/// (which cost as much as the whole dot product on short rows).
+#[inline(always)]
+fn horizontal_sum(mut v: [f32; LANES]) -> f32 {
+    let mut half = LANES / 2;
+    while half > 0 {
+        for l in 0..half {
+            v[l] += v[l + half];
+        }
+        half /= 2;
+    }
+    v[0]
+}
+
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn wgrad_group<F: Fma, const G: usize>(
@@ -134,7 +148,7 @@ fn wgrad_group<F: Fma, const G: usize>(
         }
     }
     for g in 0..G {
-        grads[g] += acc[g].iter().sum::<f32>();
+        grads[g] += horizontal_sum(acc[g]);
     }
 }
 
