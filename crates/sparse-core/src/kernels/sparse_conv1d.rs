@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::sparse_depthwise::effective_weight;
-use super::taps::{Tap, round_up, taps_fwd, taps_wgrad};
+use super::taps::{LANES, Tap, reduce_lanes, round_up, taps_fwd, taps_wgrad_lanes};
 use super::{WeightGrad, custom_applies, dims_of, f32_data, mismatch};
 use crate::{Mask, Result};
 
@@ -351,8 +351,8 @@ impl CustomOp2 for Conv1dWeightGrad {
         let mut dw = vec![0.0f32; g.cout * ck];
         let plane = g.cin * g.xs;
         dw.par_chunks_mut(ck).enumerate().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(offs, grads), (o, dw_row)| {
+            || (Vec::new(), Vec::new(), Vec::new()),
+            |(offs, grads, lane_sums), (o, dw_row)| {
                 let list = if self.dense { &all } else { &p.by_out[o] };
                 offs.clear();
                 offs.extend(
@@ -361,10 +361,17 @@ impl CustomOp2 for Conv1dWeightGrad {
                 );
                 grads.clear();
                 grads.resize(list.len(), 0.0f32);
-                // All images in one call: the batch is just more rows, so the lane-wise
-                // partial sums are reduced once per tap rather than once per image.
-                let d = &dyp[o * g.lr..];
-                taps_wgrad(d, g.cout * g.lr, &xp, plane, offs, grads, g.b, g.lr);
+                // Image by image, so that one padded image (not the whole batch) is the
+                // working set; the partial sums stay lane-wise across images and are
+                // reduced once per tap.
+                lane_sums.clear();
+                lane_sums.resize(list.len() * LANES, 0.0f32);
+                for b in 0..g.b {
+                    let d = &dyp[(b * g.cout + o) * g.lr..(b * g.cout + o + 1) * g.lr];
+                    let x_b = &xp[b * plane..(b + 1) * plane];
+                    taps_wgrad_lanes(d, 0, x_b, 0, offs, lane_sums, 1, g.lr);
+                }
+                reduce_lanes(lane_sums, grads);
                 for (&t, &gv) in list.iter().zip(grads.iter()) {
                     dw_row[t as usize] = gv;
                 }

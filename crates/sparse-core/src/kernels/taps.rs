@@ -114,20 +114,28 @@ fn horizontal_sum(mut v: [f32; LANES]) -> f32 {
     v[0]
 }
 
+/// Accumulates `G` taps' products. With `LANEWISE`, `out` holds `G` lane vectors
+/// (`G * LANES` floats) that are loaded, extended and stored back; otherwise `out`
+/// holds `G` scalars that receive the lane sums.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn wgrad_group<F: Fma, const G: usize>(
+fn wgrad_group<F: Fma, const G: usize, const LANEWISE: bool>(
     dy: &[f32],
     dy_stride: usize,
     src: &[f32],
     src_stride: usize,
     offs: &[usize],
-    grads: &mut [f32],
+    out: &mut [f32],
     rows: usize,
     width: usize,
 ) {
     // G taps share each loaded `dy` vector; partial sums stay lane-wise until the end.
     let mut acc = [[0.0f32; LANES]; G];
+    if LANEWISE {
+        for (g, a) in acc.iter_mut().enumerate() {
+            *a = *lanes::<LANES>(out, g * LANES);
+        }
+    }
     let offs: &[usize; G] = match offs[..G].try_into() {
         Ok(array) => array,
         Err(_) => unreachable!("a slice of length G converts to [usize; G]"),
@@ -148,7 +156,49 @@ fn wgrad_group<F: Fma, const G: usize>(
         }
     }
     for g in 0..G {
-        grads[g] += horizontal_sum(acc[g]);
+        if LANEWISE {
+            out[g * LANES..(g + 1) * LANES].copy_from_slice(&acc[g]);
+        } else {
+            out[g] += horizontal_sum(acc[g]);
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn wgrad_taps<F: Fma, const LANEWISE: bool>(
+    dy: &[f32],
+    dy_stride: usize,
+    src: &[f32],
+    src_stride: usize,
+    offs: &[usize],
+    out: &mut [f32],
+    rows: usize,
+    width: usize,
+) {
+    debug_assert_eq!(width % LANES, 0);
+    let per_tap = if LANEWISE { LANES } else { 1 };
+    debug_assert_eq!(offs.len() * per_tap, out.len());
+    let mut t = 0;
+    while F::WGRAD_GROUP >= 8 && t + 8 <= offs.len() {
+        let o = &mut out[t * per_tap..];
+        wgrad_group::<F, 8, LANEWISE>(dy, dy_stride, src, src_stride, &offs[t..], o, rows, width);
+        t += 8;
+    }
+    while F::WGRAD_GROUP >= 4 && t + 4 <= offs.len() {
+        let o = &mut out[t * per_tap..];
+        wgrad_group::<F, 4, LANEWISE>(dy, dy_stride, src, src_stride, &offs[t..], o, rows, width);
+        t += 4;
+    }
+    while t + 2 <= offs.len() {
+        let o = &mut out[t * per_tap..];
+        wgrad_group::<F, 2, LANEWISE>(dy, dy_stride, src, src_stride, &offs[t..], o, rows, width);
+        t += 2;
+    }
+    while t < offs.len() {
+        let o = &mut out[t * per_tap..];
+        wgrad_group::<F, 1, LANEWISE>(dy, dy_stride, src, src_stride, &offs[t..], o, rows, width);
+        t += 1;
     }
 }
 
@@ -165,25 +215,36 @@ multiversion! {
         rows: usize,
         width: usize,
     ) {
-        debug_assert_eq!(width % LANES, 0);
-        debug_assert_eq!(offs.len(), grads.len());
-        let mut t = 0;
-        while F::WGRAD_GROUP >= 8 && t + 8 <= offs.len() {
-            wgrad_group::<F, 8>(dy, dy_stride, src, src_stride, &offs[t..], &mut grads[t..], rows, width);
-            t += 8;
-        }
-        while F::WGRAD_GROUP >= 4 && t + 4 <= offs.len() {
-            wgrad_group::<F, 4>(dy, dy_stride, src, src_stride, &offs[t..], &mut grads[t..], rows, width);
-            t += 4;
-        }
-        while t + 2 <= offs.len() {
-            wgrad_group::<F, 2>(dy, dy_stride, src, src_stride, &offs[t..], &mut grads[t..], rows, width);
-            t += 2;
-        }
-        while t < offs.len() {
-            wgrad_group::<F, 1>(dy, dy_stride, src, src_stride, &offs[t..], &mut grads[t..], rows, width);
-            t += 1;
-        }
+        wgrad_taps::<F, false>(dy, dy_stride, src, src_stride, offs, grads, rows, width);
+    }
+}
+
+multiversion! {
+    /// [`taps_wgrad`] into lane-wise partial sums (`LANES` floats per tap), so that many
+    /// calls (e.g. one per image) pay for one final [`reduce_lanes`] instead of one
+    /// reduction each.
+    pub(crate) fn taps_wgrad_lanes<F>(
+        dy: &[f32],
+        dy_stride: usize,
+        src: &[f32],
+        src_stride: usize,
+        offs: &[usize],
+        lane_sums: &mut [f32],
+        rows: usize,
+        width: usize,
+    ) {
+        wgrad_taps::<F, true>(dy, dy_stride, src, src_stride, offs, lane_sums, rows, width);
+    }
+}
+
+/// `grads[t] = Σ lanes of tap t` for lane-wise sums from [`taps_wgrad_lanes`].
+pub(crate) fn reduce_lanes(lane_sums: &[f32], grads: &mut [f32]) {
+    for (g, l) in grads.iter_mut().zip(lane_sums.chunks_exact(LANES)) {
+        let l: [f32; LANES] = match l.try_into() {
+            Ok(array) => array,
+            Err(_) => unreachable!("chunks_exact yields LANES floats"),
+        };
+        *g = horizontal_sum(l);
     }
 }
 
