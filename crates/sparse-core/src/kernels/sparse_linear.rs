@@ -494,6 +494,31 @@ mod tests {
     }
 
     #[test]
+    fn forward_picks_a_path_by_density_with_equal_results() {
+        use crate::kernels::testutil::assert_close;
+        let x = rand_tensor(&[5, 12], 1);
+        for density in [0.1, 0.9] {
+            let l = layer(
+                &rand_tensor(&[7, 12], 2),
+                None,
+                density,
+                3,
+                WeightGrad::Masked,
+            );
+            assert_close(
+                &l.forward(&x).unwrap(),
+                &l.forward_custom(&x).unwrap(),
+                "custom",
+            );
+            assert_close(
+                &l.forward(&x).unwrap(),
+                &l.forward_candle(&x).unwrap(),
+                "candle",
+            );
+        }
+    }
+
+    #[test]
     fn accepts_leading_batch_dims() {
         let w = rand_tensor(&[4, 6], 1);
         let l = layer(&w, None, 0.5, 2, WeightGrad::Masked);
