@@ -16,8 +16,9 @@ use super::{WeightGrad, custom_applies, f32_data, mismatch};
 use crate::{Mask, Result};
 
 /// The custom kernel is used at or below this density; above it candle's dense gemm
-/// wins. Chosen from `cargo run --release -p sparse-benches -- kernels` (the custom
-/// fwd+bwd is still ahead at density 0.2 and behind at 0.5 on a 2-core AVX-512 CPU).
+/// wins. Chosen from `cargo run --release -p sparse-benches -- kernels` on a 2-core
+/// AVX-512 CPU: the custom kernel is ahead at density 0.2 and about even (forward
+/// behind) at 0.5.
 pub const SPARSE_LINEAR_MAX_DENSITY: f64 = 0.3;
 
 /// Row- and column-compressed index sets of the active entries of an `[out, in]` mask.
