@@ -339,6 +339,13 @@ fn check(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: Conv2dParams) -> Resu
             reason: "must be at least 1".into(),
         });
     }
+    if xd[2] == 0 || xd[3] == 0 {
+        return Err(mismatch(
+            "conv2d input [B, C, H >= 1, W >= 1]",
+            &[xd[0], xd[1], 1, 1],
+            xd,
+        ));
+    }
     if wd[1] != xd[1]
         || wd[2] == 0
         || wd[3] == 0
@@ -511,9 +518,27 @@ mod tests {
     }
 
     #[test]
-    fn rejects_zero_stride() {
+    fn rejects_zero_stride_and_empty_images() {
         let x = rand_tensor(&[1, 2, 5, 5], 1);
         let w = rand_tensor(&[3, 2, 3, 3], 2);
+        let empty = Tensor::zeros(
+            (1, 2, 0, 5),
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        assert!(
+            conv2d(
+                &empty,
+                &w,
+                None,
+                Conv2dParams {
+                    stride: 1,
+                    padding: 1
+                }
+            )
+            .is_err()
+        );
         assert!(
             conv2d(
                 &x,

@@ -334,6 +334,13 @@ pub(crate) fn check_depthwise(
 ) -> Result<(usize, usize, usize)> {
     let xd = dims_of(x, 4, "depthwise conv2d input [B, C, H, W]")?;
     let wd = dims_of(w, 4, "depthwise conv2d weight [C, 1, K, N]")?;
+    if xd[2] == 0 || xd[3] == 0 {
+        return Err(mismatch(
+            "depthwise conv2d input [B, C, H >= 1, W >= 1]",
+            &[xd[0], xd[1], 1, 1],
+            xd,
+        ));
+    }
     if wd[0] != xd[1] || wd[1] != 1 || wd[2] == 0 || wd[3] == 0 {
         return Err(mismatch(
             "depthwise conv2d weight [C, 1, K, N]",
@@ -451,5 +458,13 @@ mod tests {
         let x = rand_tensor(&[1, 3, 5, 5], 1);
         let w = rand_tensor(&[4, 1, 3, 3], 2);
         assert!(depthwise_conv2d(&x, &w, None).is_err());
+        let empty = Tensor::zeros(
+            (1, 3, 0, 5),
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let w3 = rand_tensor(&[3, 1, 3, 3], 3);
+        assert!(depthwise_conv2d(&empty, &w3, None).is_err());
     }
 }

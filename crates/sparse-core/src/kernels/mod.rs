@@ -20,6 +20,32 @@
 //!
 //! All kernels run on rayon's global pool and dispatch at run time to AVX-512, AVX2+FMA
 //! or baseline code.
+//!
+//! ```
+//! use candle_core::{Device, Tensor, Var};
+//! use sparse_core::Mask;
+//! use sparse_core::kernels::{SparseLinear, WeightGrad, depthwise_conv2d};
+//!
+//! # fn main() -> sparse_core::Result<()> {
+//! let dev = Device::Cpu;
+//! // A SLaK-style 51x5 depthwise layer: "same" padding, stride 1.
+//! let x = Tensor::randn(0f32, 1.0, (2, 8, 16, 16), &dev)?;
+//! let w = Var::randn(0f32, 0.1, (8, 1, 51, 5), &dev)?;
+//! let y = depthwise_conv2d(&x, w.as_tensor(), None)?;
+//! assert_eq!(y.dims(), &[2, 8, 16, 16]);
+//!
+//! // A 90 %-sparse linear layer; the optimizer updates `weight` in place.
+//! let weight = Var::randn(0f32, 0.1, (32, 64), &dev)?;
+//! let keep: Vec<bool> = (0..32 * 64).map(|i| i % 10 == 0).collect();
+//! let mask = Mask::from_bools(&[32, 64], &keep)?;
+//! let layer = SparseLinear::new(weight.as_tensor().clone(), &mask)?.with_weight_grad(WeightGrad::Masked);
+//! let x = Tensor::randn(0f32, 1.0, (4, 64), &dev)?;
+//! let grads = layer.forward(&x)?.sum_all()?.backward()?;
+//! let dw = grads.get(weight.as_tensor()).expect("weight gradient");
+//! assert_eq!(dw.dims(), &[32, 64]);
+//! # Ok(())
+//! # }
+//! ```
 
 mod conv2d;
 mod depthwise;
