@@ -81,6 +81,7 @@ pub mod grow;
 pub mod guide;
 pub mod init;
 pub mod itop;
+pub mod kernels;
 pub mod lr;
 pub mod mask;
 pub mod optim;
