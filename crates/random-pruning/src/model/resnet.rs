@@ -1,3 +1,4 @@
+use super::fast_conv;
 use candle_core::{Result, Tensor};
 use candle_nn::{
     BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, batch_norm,
@@ -32,7 +33,7 @@ impl ConvBn {
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_t(&self.conv.forward(xs)?, train)
+        self.bn.forward_t(&fast_conv(&self.conv, xs)?, train)
     }
 }
 

@@ -1,3 +1,4 @@
+use super::fast_conv;
 use candle_core::{Result, Tensor};
 use candle_nn::{
     BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, batch_norm,
@@ -97,7 +98,7 @@ impl ModuleT for VggBn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = xs.clone();
         for (conv, bn, pool) in &self.layers {
-            h = bn.forward_t(&conv.forward(&h)?, train)?.relu()?;
+            h = bn.forward_t(&fast_conv(conv, &h)?, train)?.relu()?;
             if *pool && h.dim(2)? >= 2 && h.dim(3)? >= 2 {
                 h = h.max_pool2d(2)?;
             }
