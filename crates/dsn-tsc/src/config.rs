@@ -76,7 +76,13 @@ impl Arm {
         Self::ALL
             .into_iter()
             .find(|a| a.name() == name)
-            .ok_or_else(|| invalid("arm", name, "expected dense, dense-small-kernel, static or dsn"))
+            .ok_or_else(|| {
+                invalid(
+                    "arm",
+                    name,
+                    "expected dense, dense-small-kernel, static or dsn",
+                )
+            })
     }
 
     /// Whether the large-kernel convolutions carry masks.
@@ -328,17 +334,27 @@ impl TrainConfigBuilder {
             return Err(invalid(
                 "kernel",
                 c.kernel,
-                format!("must be >= groups ({}) so that every region has a tap", c.groups),
+                format!(
+                    "must be >= groups ({}) so that every region has a tap",
+                    c.groups
+                ),
             ));
         }
         if c.small_kernel == 0 || c.small_kernel > c.kernel {
-            return Err(invalid("small_kernel", c.small_kernel, "must lie in 1..=kernel"));
+            return Err(invalid(
+                "small_kernel",
+                c.small_kernel,
+                "must lie in 1..=kernel",
+            ));
         }
-        if c.out_channels() % c.groups != 0 {
+        if !c.out_channels().is_multiple_of(c.groups) {
             return Err(invalid(
                 "groups",
                 c.groups,
-                format!("must divide the {} output channels (3 · channels)", c.out_channels()),
+                format!(
+                    "must divide the {} output channels (3 · channels)",
+                    c.out_channels()
+                ),
             ));
         }
         if !(c.density > 0.0 && c.density <= 1.0) {
@@ -387,7 +403,10 @@ mod tests {
     #[test]
     fn defaults_are_the_official_ucr_settings() {
         let c = TrainConfig::builder().build().unwrap();
-        assert_eq!((c.epochs(), c.channels(), c.depth(), c.kernel()), (1000, 47, 4, 39));
+        assert_eq!(
+            (c.epochs(), c.channels(), c.depth(), c.kernel()),
+            (1000, 47, 4, 39)
+        );
         assert_eq!(c.out_channels(), 141);
         assert_eq!(c.density(), 0.2);
         // max(int(min(N/10, 16)), 2)
@@ -409,7 +428,10 @@ mod tests {
         assert_eq!(bad_name(b().lr(-1.0).build()), "lr");
         assert_eq!(bad_name(b().lr_min(1.0).build()), "lr_min");
         assert_eq!(bad_name(b().death_rate(1.5).build()), "death_rate");
-        assert_eq!(bad_name(b().death_rate_fraction(0.0).build()), "death_rate_fraction");
+        assert_eq!(
+            bad_name(b().death_rate_fraction(0.0).build()),
+            "death_rate_fraction"
+        );
         assert_eq!(bad_name(b().batch_size(Some(0)).build()), "batch_size");
         assert_eq!(Arm::from_name("dsn").unwrap(), Arm::Dsn);
         assert!(Arm::from_name("rigl").is_err());

@@ -73,7 +73,11 @@ pub struct TsData {
 
 impl TsData {
     /// Pads both splits of a loaded pair to a common length.
-    pub fn from_splits(name: impl Into<String>, train: &TimeSeriesDataset, test: &TimeSeriesDataset) -> Result<Self> {
+    pub fn from_splits(
+        name: impl Into<String>,
+        train: &TimeSeriesDataset,
+        test: &TimeSeriesDataset,
+    ) -> Result<Self> {
         let name = name.into();
         let bad = |reason: String| Error::BadDataset {
             path: PathBuf::from(&name),
@@ -93,7 +97,10 @@ impl TsData {
             return Err(bad("train and test list different classes".into()));
         }
         if train.num_classes() < 2 {
-            return Err(bad(format!("{} class(es); at least 2 are needed", train.num_classes())));
+            return Err(bad(format!(
+                "{} class(es); at least 2 are needed",
+                train.num_classes()
+            )));
         }
         let length = train.max_length().max(test.max_length());
         Ok(Self {
@@ -126,12 +133,23 @@ impl TsData {
         let n = split.len();
         (0..n.div_ceil(batch_size.max(1))).map(move |b| {
             let indices: Vec<usize> = (b * batch_size..((b + 1) * batch_size).min(n)).collect();
-            gather_batch(&split.values, &self.sample_shape(), &split.labels, &indices, device)
+            gather_batch(
+                &split.values,
+                &self.sample_shape(),
+                &split.labels,
+                &indices,
+                device,
+            )
         })
     }
 
     /// `(inputs [b, dims, length], labels [b])` of the cases `indices` of `split`.
-    pub fn batch(&self, split: &Split, indices: &[usize], device: &Device) -> Result<(Tensor, Tensor)> {
+    pub fn batch(
+        &self,
+        split: &Split,
+        indices: &[usize],
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
         Ok(gather_batch(
             &split.values,
             &self.sample_shape(),
@@ -227,10 +245,12 @@ impl DatasetSource {
             }
             Self::Path(path) => {
                 let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
-                let problem = file.strip_suffix("_TRAIN.ts").ok_or_else(|| Error::BadDataset {
-                    path: path.clone(),
-                    reason: "expected a file named <Name>_TRAIN.ts".into(),
-                })?;
+                let problem = file
+                    .strip_suffix("_TRAIN.ts")
+                    .ok_or_else(|| Error::BadDataset {
+                        path: path.clone(),
+                        reason: "expected a file named <Name>_TRAIN.ts".into(),
+                    })?;
                 let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 (dir, problem.to_string())
             }
@@ -302,7 +322,9 @@ mod tests {
         // case 0: dims padded from 3 to 4; case 1: length 2, missing -> 0, padded to 4
         assert_eq!(
             data.train.values(),
-            &[1., 2., 3., 0., 4., 5., 6., 0., 7., 0., 0., 0., 8., 9., 0., 0.]
+            &[
+                1., 2., 3., 0., 4., 5., 6., 0., 7., 0., 0., 0., 8., 9., 0., 0.
+            ]
         );
         assert_eq!(data.train.labels(), &[1, 0]);
         // the test header lists "y x": its x is still id 0
@@ -316,16 +338,26 @@ mod tests {
     #[test]
     fn bad_pairs_are_rejected_with_the_name() {
         let train = parse_ts(TRAIN.as_bytes(), "train").unwrap();
-        let uni = parse_ts(b"@univariate true\n@classLabel true x y\n@data\n1,2:x\n", "u").unwrap();
-        let err = TsData::from_splits("P", &train, &uni).unwrap_err().to_string();
+        let uni = parse_ts(
+            b"@univariate true\n@classLabel true x y\n@data\n1,2:x\n",
+            "u",
+        )
+        .unwrap();
+        let err = TsData::from_splits("P", &train, &uni)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("P") && err.contains("dimensions"), "{err}");
-        let one_class = parse_ts(b"@univariate true\n@classLabel true x\n@data\n1,2:x\n", "o").unwrap();
+        let one_class =
+            parse_ts(b"@univariate true\n@classLabel true x\n@data\n1,2:x\n", "o").unwrap();
         assert!(TsData::from_splits("O", &one_class, &one_class).is_err());
     }
 
     #[test]
     fn sources_parse_and_paths_need_train_files() {
-        assert_eq!(DatasetSource::parse("gunpoint"), DatasetSource::Catalogue("gunpoint".into()));
+        assert_eq!(
+            DatasetSource::parse("gunpoint"),
+            DatasetSource::Catalogue("gunpoint".into())
+        );
         assert_eq!(
             DatasetSource::parse("/x/Foo_TRAIN.ts"),
             DatasetSource::Path(PathBuf::from("/x/Foo_TRAIN.ts"))
@@ -339,9 +371,15 @@ mod tests {
         let syn = DatasetSource::parse("synthetic:6:4:10:3");
         assert_eq!(syn.to_arg(), "synthetic:6:4:10:3");
         assert_eq!(syn.load(&loc).unwrap(), synthetic(6, 4, 10, 3));
-        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/fixtures/ts/Tiny_TRAIN.ts");
+        let fixtures = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../datasets/fixtures/ts/Tiny_TRAIN.ts"
+        );
         let data = DatasetSource::parse(fixtures).load(&loc).unwrap();
-        assert_eq!((data.name.as_str(), data.dims, data.num_classes()), ("Tiny", 1, 2));
+        assert_eq!(
+            (data.name.as_str(), data.dims, data.num_classes()),
+            ("Tiny", 1, 2)
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub enum Error {
         reason: String,
     },
     /// A data set name that is neither in the catalogue nor a `.ts` path.
-    #[error("unknown data set `{0}`: give a catalogue name (e.g. gunpoint) or a path to <Name>_TRAIN.ts")]
+    #[error(
+        "unknown data set `{0}`: give a catalogue name (e.g. gunpoint) or a path to <Name>_TRAIN.ts"
+    )]
     UnknownDataset(String),
     /// A data set that is known but not on disk.
     #[error(transparent)]
@@ -62,7 +64,11 @@ pub enum Error {
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
-pub(crate) fn invalid(name: &'static str, value: impl ToString, reason: impl Into<String>) -> Error {
+pub(crate) fn invalid(
+    name: &'static str,
+    value: impl ToString,
+    reason: impl Into<String>,
+) -> Error {
     Error::InvalidConfig {
         name,
         value: value.to_string(),

@@ -68,11 +68,11 @@ pub struct Plan {
 /// are left to `paper`.
 pub fn quick_datasets() -> Vec<DatasetPlan> {
     [
-        ("gunpoint", 100),
-        ("italypowerdemand", 100),
-        ("arrowhead", 60),
-        ("basicmotions", 100),
-        ("japanesevowels", 40),
+        ("gunpoint", 60),
+        ("italypowerdemand", 60),
+        ("arrowhead", 30),
+        ("basicmotions", 60),
+        ("japanesevowels", 30),
     ]
     .into_iter()
     .map(|(dataset, epochs)| DatasetPlan {
@@ -130,7 +130,11 @@ impl Plan {
         };
         let n = seeds.unwrap_or(default_seeds);
         if n == 0 {
-            return Err(crate::error::invalid("seeds", 0, "at least one seed is needed"));
+            return Err(crate::error::invalid(
+                "seeds",
+                0,
+                "at least one seed is needed",
+            ));
         }
         Ok(Self {
             preset,
@@ -143,8 +147,18 @@ impl Plan {
     }
 
     /// The validated configuration of one run.
-    pub fn config(&self, arm: Arm, dataset: &DatasetPlan, dims: usize, seed: u64) -> Result<TrainConfig> {
-        let base = if dims > 1 { &self.multivariate } else { &self.univariate };
+    pub fn config(
+        &self,
+        arm: Arm,
+        dataset: &DatasetPlan,
+        dims: usize,
+        seed: u64,
+    ) -> Result<TrainConfig> {
+        let base = if dims > 1 {
+            &self.multivariate
+        } else {
+            &self.univariate
+        };
         base.to_builder()
             .arm(arm)
             .epochs(dataset.epochs)
@@ -206,7 +220,8 @@ pub fn run(
             for &seed in &plan.seeds {
                 let config = plan.config(arm, dataset, data.dims, seed)?;
                 let (trained, outcome) = train(&config, &data, &device, progress)?;
-                let path = checkpoints.join(format!("{}-{}-s{seed}.safetensors", data.name, arm.name()));
+                let path =
+                    checkpoints.join(format!("{}-{}-s{seed}.safetensors", data.name, arm.name()));
                 save_checkpoint(&path, &trained, &source, &outcome)?;
                 results.push(RunResult {
                     arm,
@@ -255,16 +270,23 @@ pub fn run(
 }
 
 fn arm_report(arm: Arm, dataset: &str, runs: &[&RunResult], out_dir: &Path) -> Result<ArmReport> {
-    let per_seed = |f: &dyn Fn(&TrainOutcome) -> f64| -> Vec<f64> { runs.iter().map(|r| f(&r.outcome)).collect() };
+    let per_seed = |f: &dyn Fn(&TrainOutcome) -> f64| -> Vec<f64> {
+        runs.iter().map(|r| f(&r.outcome)).collect()
+    };
     let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let first = runs.first().ok_or_else(|| crate::error::invalid("seeds", 0, "no run finished"))?;
+    let first = runs
+        .first()
+        .ok_or_else(|| crate::error::invalid("seeds", 0, "no run finished"))?;
     let mut report = ArmReport::new(arm.name(), dataset)
         .with_seed_values("test_accuracy", &per_seed(&|o| o.test_accuracy))?
         .with_seed_values("test_accuracy_last", &per_seed(&|o| o.test_accuracy_last))?
         .with_seed_values("train_seconds", &per_seed(&|o| o.train_seconds))?
         .with_seed_values("selected_epoch", &per_seed(&|o| o.selected_epoch as f64))?
         .with_metric("params", first.outcome.params as f64)
-        .with_metric("nonzero_params", mean(per_seed(&|o| o.nonzero_params as f64)))
+        .with_metric(
+            "nonzero_params",
+            mean(per_seed(&|o| o.nonzero_params as f64)),
+        )
         .with_metric("density", mean(per_seed(&|o| o.conv_density)))
         .with_metric("conv_flops", mean(per_seed(&|o| o.conv_flops)))
         .with_metric("inference_flops", mean(per_seed(&|o| o.inference_flops)))
@@ -288,11 +310,17 @@ fn arm_report(arm: Arm, dataset: &str, runs: &[&RunResult], out_dir: &Path) -> R
         .collect();
     Ok(report
         .with_extra("checkpoints", json!(checkpoints))
-        .with_extra("seeds", json!(runs.iter().map(|r| r.seed).collect::<Vec<_>>()))
+        .with_extra(
+            "seeds",
+            json!(runs.iter().map(|r| r.seed).collect::<Vec<_>>()),
+        )
         .with_extra("config", json!(first.config)))
 }
 
-fn mean_over<'a>(results: impl Iterator<Item = &'a RunResult>, f: impl Fn(&TrainOutcome) -> f64) -> f64 {
+fn mean_over<'a>(
+    results: impl Iterator<Item = &'a RunResult>,
+    f: impl Fn(&TrainOutcome) -> f64,
+) -> f64 {
     let values: Vec<f64> = results.map(|r| f(&r.outcome)).collect();
     if values.is_empty() {
         f64::NAN
@@ -349,9 +377,13 @@ fn claims(results: &[RunResult], arms: &[Arm]) -> Vec<Claim> {
         "dsn-explores-regions",
         "Exploration: the share of constraint-region taps ever active grows over training (DSN)",
         "final",
-        mean_over(of(Arm::Dsn), |o| o.region_rate.last().copied().unwrap_or(f64::NAN)),
+        mean_over(of(Arm::Dsn), |o| {
+            o.region_rate.last().copied().unwrap_or(f64::NAN)
+        }),
         "initial",
-        mean_over(of(Arm::Dsn), |o| o.region_rate.first().copied().unwrap_or(f64::NAN)),
+        mean_over(of(Arm::Dsn), |o| {
+            o.region_rate.first().copied().unwrap_or(f64::NAN)
+        }),
     ));
     claims.push(Claim::at_least(
         "dsn-ge-static-last-epoch",
@@ -393,7 +425,8 @@ fn write_region_plot(results: &[RunResult], names: &[String], out_dir: &Path) ->
         }
         let points = (0..len)
             .map(|e| {
-                let m = runs.iter().map(|r| r.outcome.region_rate[e]).sum::<f64>() / runs.len() as f64;
+                let m =
+                    runs.iter().map(|r| r.outcome.region_rate[e]).sum::<f64>() / runs.len() as f64;
                 ((e + 1) as f64, m)
             })
             .collect();

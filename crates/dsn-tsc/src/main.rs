@@ -74,7 +74,11 @@ enum Command {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "dsn-tsc", version, about = "Dynamic Sparse Network for time series classification")]
+#[command(
+    name = "dsn-tsc",
+    version,
+    about = "Dynamic Sparse Network for time series classification"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -108,7 +112,11 @@ fn main() -> Result<()> {
                         config.batch_size_for(data.train.len())
                     );
                 }
-                println!("{runs} runs ({} arms x {} seeds per data set): configuration valid", plan.arms.len(), plan.seeds.len());
+                println!(
+                    "{runs} runs ({} arms x {} seeds per data set): configuration valid",
+                    plan.arms.len(),
+                    plan.seeds.len()
+                );
                 return Ok(());
             }
             let started = UtcDateTime::now();
@@ -139,7 +147,10 @@ fn main() -> Result<()> {
             let (trained, outcome) = train(&config, &data, &Device::Cpu, ProgressMode::Auto)?;
             let path = out.join(format!("{}-{}-s{}.safetensors", data.name, a.arm, a.seed));
             save_checkpoint(&path, &trained, &source, &outcome)?;
-            std::fs::write(out.join("outcome.json"), serde_json::to_string_pretty(&outcome)?)?;
+            std::fs::write(
+                out.join("outcome.json"),
+                serde_json::to_string_pretty(&outcome)?,
+            )?;
             println!(
                 "{} {}: test accuracy {:.4} (selected epoch {}), last epoch {:.4}, {:.1} s, conv density {:.4}",
                 data.name,

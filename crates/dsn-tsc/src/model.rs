@@ -44,7 +44,11 @@ pub struct ModelSpec {
 
 impl ModelSpec {
     /// The network of `config`'s arm for data of `in_channels` and `num_classes`.
-    pub fn for_config(config: &TrainConfig, in_channels: usize, num_classes: usize) -> Result<Self> {
+    pub fn for_config(
+        config: &TrainConfig,
+        in_channels: usize,
+        num_classes: usize,
+    ) -> Result<Self> {
         if in_channels == 0 {
             return Err(invalid("in_channels", 0, "must be at least 1"));
         }
@@ -69,7 +73,11 @@ impl ModelSpec {
 
     /// Input channels of module `i`.
     fn module_in(&self, i: usize) -> usize {
-        if i == 0 { self.in_channels } else { self.out_channels() }
+        if i == 0 {
+            self.in_channels
+        } else {
+            self.out_channels()
+        }
     }
 
     /// Name of module `i`'s kernel convolution weight (a sparse one in sparse arms).
@@ -81,7 +89,11 @@ impl ModelSpec {
     pub fn kernel_convs(&self) -> Vec<(String, [usize; 3])> {
         (0..self.depth)
             .map(|i| {
-                let conv_in = if self.module_in(i) == 1 { 1 } else { self.channels };
+                let conv_in = if self.module_in(i) == 1 {
+                    1
+                } else {
+                    self.channels
+                };
                 (
                     Self::kernel_conv_name(i),
                     [self.out_channels(), conv_in, self.kernel],
@@ -131,7 +143,7 @@ struct InceptionModule {
 impl InceptionModule {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let x = match &self.bottleneck {
-            Some(w) => x.conv1d(w, 0, 1, 1, 1)?,
+            Some(w) => pointwise(x, w)?,
             None => x.clone(),
         };
         let k = self.kernel;
@@ -139,7 +151,7 @@ impl InceptionModule {
             Padding::Replicate => x.pad_with_same(D::Minus1, 0, k - 1)?,
             Padding::Zero => x.pad_with_zeros(D::Minus1, (k - 1) / 2, k / 2)?,
         };
-        let x = x.conv1d(&self.conv, 0, 1, 1, 1)?;
+        let x = conv1d(&x, &self.conv)?;
         self.bn.forward_t(&x, train)?.relu()
     }
 }
@@ -165,7 +177,12 @@ fn bn_config() -> BatchNormConfig {
 impl Scnn {
     /// Builds the network's variables in `varmap` and initialises every
     /// convolution as PyTorch does (`U(±1/√fan_in)`), in name order from `rng`.
-    pub fn new(spec: ModelSpec, varmap: &VarMap, device: &Device, rng: &mut ChaCha8Rng) -> Result<Self> {
+    pub fn new(
+        spec: ModelSpec,
+        varmap: &VarMap,
+        device: &Device,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
         let model = Self::build(spec, varmap, device)?;
         for (name, var) in sorted_vars(varmap) {
             if name.ends_with("conv.weight") || name.ends_with("bottleneck.weight") {
@@ -186,11 +203,16 @@ impl Scnn {
             let module_in = spec.module_in(i);
             let bottleneck = (module_in > 1)
                 .then(|| {
-                    vb.pp("bottleneck")
-                        .get_with_hints((spec.channels, module_in, 1), "weight", zero)
+                    vb.pp("bottleneck").get_with_hints(
+                        (spec.channels, module_in, 1),
+                        "weight",
+                        zero,
+                    )
                 })
                 .transpose()?;
-            let conv = vb.pp("conv").get_with_hints(shape.to_vec(), "weight", zero)?;
+            let conv = vb
+                .pp("conv")
+                .get_with_hints(shape.to_vec(), "weight", zero)?;
             let bn = candle_nn::batch_norm(spec.out_channels(), bn_config(), vb.pp("bn"))?;
             modules.push(InceptionModule {
                 bottleneck,
@@ -230,7 +252,7 @@ impl Scnn {
         let length = x.dim(D::Minus1)?;
         let pool = adaptive_avg_pool_matrix(length, self.spec.pooled_len, x.device())?;
         let x = x.broadcast_matmul(&pool)?;
-        let x = x.conv1d(&self.head_conv, 0, 1, 1, 1)?;
+        let x = pointwise(&x, &self.head_conv)?;
         let x = self.head_bn.forward_t(&x, train)?;
         candle_nn::ops::log_softmax(&x.mean(D::Minus1)?, D::Minus1)
     }
@@ -242,9 +264,27 @@ impl Module for Scnn {
     }
 }
 
+/// A valid (unpadded) 1-D convolution, `x [b, in, l]`, `w [out, in, k]`, through
+/// candle's conv2d on a height-1 image: candle 0.11.1's conv1d backward gives wrong
+/// weight gradients on CPU (checked against finite differences in the tests).
+pub fn conv1d(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    x.unsqueeze(2)?
+        .conv2d(&w.unsqueeze(2)?, 0, 1, 1, 1)?
+        .squeeze(2)
+}
+
+/// A 1×1 convolution as a matrix product: `w [out, in, 1]`, `x [b, in, l]`.
+fn pointwise(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    w.squeeze(2)?.broadcast_matmul(x)
+}
+
 /// The `[length, out]` matrix of PyTorch's `AdaptiveAvgPool1d(out)`: output `i`
 /// averages inputs `⌊i·L/out⌋ .. ⌈(i+1)·L/out⌉` (bins overlap when `L < out`).
-pub fn adaptive_avg_pool_matrix(length: usize, out: usize, device: &Device) -> candle_core::Result<Tensor> {
+pub fn adaptive_avg_pool_matrix(
+    length: usize,
+    out: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     let mut m = vec![0f32; length * out];
     for i in 0..out {
         let start = i * length / out;
@@ -268,12 +308,22 @@ mod tests {
         let dev = Device::Cpu;
         // L = 5 -> 3 bins: [0,2), [1,4), [3,5)
         let x = Tensor::new(&[[[1f32, 2., 3., 4., 5.]]], &dev).unwrap();
-        let y = x.broadcast_matmul(&adaptive_avg_pool_matrix(5, 3, &dev).unwrap()).unwrap();
-        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1.5, 3.0, 4.5]);
+        let y = x
+            .broadcast_matmul(&adaptive_avg_pool_matrix(5, 3, &dev).unwrap())
+            .unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1.5, 3.0, 4.5]
+        );
         // L = 2 -> 4 bins: each input repeated
         let x = Tensor::new(&[[[1f32, 3.]]], &dev).unwrap();
-        let y = x.broadcast_matmul(&adaptive_avg_pool_matrix(2, 4, &dev).unwrap()).unwrap();
-        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![1., 1., 3., 3.]);
+        let y = x
+            .broadcast_matmul(&adaptive_avg_pool_matrix(2, 4, &dev).unwrap())
+            .unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![1., 1., 3., 3.]
+        );
     }
 
     #[test]
@@ -335,7 +385,10 @@ mod tests {
         let x = Tensor::new(&[[[1f32, 2., 3., 4.]]], &Device::Cpu).unwrap();
         let padded = x.pad_with_same(D::Minus1, 0, 2).unwrap();
         let y = padded.conv1d(&module.conv, 0, 1, 1, 1).unwrap();
-        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![3., 4., 4., 4.]);
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![3., 4., 4., 4.]
+        );
         let _ = module.forward_t(&x, false).unwrap();
     }
 }

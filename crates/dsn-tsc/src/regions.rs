@@ -30,18 +30,24 @@ impl ConstraintRegions {
     /// The regions of a weight of `shape = [out, in, kernel]` split into `groups`.
     pub fn new(shape: [usize; 3], groups: usize) -> Result<Self> {
         let [out, _, kernel] = shape;
-        if groups == 0 || out % groups != 0 {
-            return Err(invalid("groups", groups, format!("must divide {out} output channels")));
+        if groups == 0 || !out.is_multiple_of(groups) {
+            return Err(invalid(
+                "groups",
+                groups,
+                format!("must divide {out} output channels"),
+            ));
         }
         if kernel < groups {
-            return Err(invalid("kernel", kernel, format!("must be >= groups ({groups})")));
+            return Err(invalid(
+                "kernel",
+                kernel,
+                format!("must be >= groups ({groups})"),
+            ));
         }
         let per_group = out / groups;
         let taps = group_taps(kernel, groups);
         let masks = (0..groups)
-            .map(|g| {
-                mask_from_fn(&shape, |ix| ix[0] / per_group == g && ix[2] < taps[g])
-            })
+            .map(|g| mask_from_fn(&shape, |ix| ix[0] / per_group == g && ix[2] < taps[g]))
             .collect();
         Ok(Self {
             shape,
@@ -170,7 +176,9 @@ mod tests {
         let r = ConstraintRegions::new([6, 2, 6], 3).unwrap();
         assert_eq!(r.budgets(0.25), vec![2, 4, 6]);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let m = r.initial_mask(0.25, MaskInit::RemainSort, &mut rng).unwrap();
+        let m = r
+            .initial_mask(0.25, MaskInit::RemainSort, &mut rng)
+            .unwrap();
         assert_eq!(r.group_nnz(&m), vec![2, 4, 6]);
         let at = |o: usize, i: usize, t: usize| m.is_active((o * 2 + i) * 6 + t);
         // group 0 (channels 0,1): budget 2 -> tap 0 of (0,0), (0,1)
@@ -188,7 +196,9 @@ mod tests {
         let allowed = r.allowed().unwrap();
         for seed in 0..5 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let m = r.initial_mask(0.3, MaskInit::RemainRandom, &mut rng).unwrap();
+            let m = r
+                .initial_mask(0.3, MaskInit::RemainRandom, &mut rng)
+                .unwrap();
             assert_eq!(r.group_nnz(&m), r.budgets(0.3));
             assert!(m.active_indices().iter().all(|&i| allowed.is_active(i)));
         }

@@ -68,8 +68,8 @@ pub struct TrainOutcome {
     pub conv_flops: f64,
     /// Forward FLOPs per sample of the whole network (weights only, masks counted).
     pub inference_flops: f64,
-    /// Share of the constraint-region positions ever active, after each epoch
-    /// (empty for dense arms).
+    /// Share of the constraint-region positions ever active: before training,
+    /// then after each epoch (empty for dense arms).
     pub region_rate: Vec<f64>,
     /// Number of prune-and-regrow updates that ran.
     pub mask_updates: usize,
@@ -111,7 +111,10 @@ pub struct StepEvent<'a> {
 }
 
 /// The constraint regions of each kernel convolution of `spec`.
-pub fn constraint_regions(spec: &ModelSpec, groups: usize) -> Result<BTreeMap<String, ConstraintRegions>> {
+pub fn constraint_regions(
+    spec: &ModelSpec,
+    groups: usize,
+) -> Result<BTreeMap<String, ConstraintRegions>> {
     spec.kernel_convs()
         .into_iter()
         .map(|(name, shape)| Ok((name, ConstraintRegions::new(shape, groups)?)))
@@ -140,7 +143,12 @@ pub fn train_observed(
     let seed = config.seed();
     let spec = ModelSpec::for_config(config, data.dims, data.num_classes())?;
     let varmap = VarMap::new();
-    let model = Scnn::new(spec.clone(), &varmap, device, &mut derive_rng(seed, streams::INIT))?;
+    let model = Scnn::new(
+        spec.clone(),
+        &varmap,
+        device,
+        &mut derive_rng(seed, streams::INIT),
+    )?;
 
     let n = data.train.len();
     let batch_size = config.batch_size_for(n);
@@ -192,6 +200,9 @@ pub fn train_observed(
 
     let mut losses = Vec::with_capacity(config.epochs());
     let mut region_rate = Vec::new();
+    if let Some(engine) = &engine {
+        region_rate.push(region_share(engine, &regions)?);
+    }
     let mut best: Option<(usize, f64, Snapshot)> = None;
     let mut mask_updates = 0;
     let mut step = 0;
@@ -207,7 +218,9 @@ pub fn train_observed(
             optimizer.step(&grads)?;
             step += 1;
             let report = match engine.as_mut() {
-                Some(engine) => Some(engine.after_optimizer_step(step, &mut params, &grads, None)?),
+                Some(engine) => {
+                    Some(engine.after_optimizer_step(step, &mut params, &grads, None)?)
+                }
                 None => None,
             };
             if report.as_ref().is_some_and(|r| r.prune_regrow) {
@@ -315,7 +328,10 @@ pub fn costs(trained: &Trained, length: usize) -> Result<Costs> {
 
 /// Share of all constraint-region positions that were ever active (sparse-core's
 /// ITOP record restricted to the regions, pooled over layers).
-fn region_share(engine: &SparsityEngine, regions: &BTreeMap<String, ConstraintRegions>) -> Result<f64> {
+fn region_share(
+    engine: &SparsityEngine,
+    regions: &BTreeMap<String, ConstraintRegions>,
+) -> Result<f64> {
     let (mut hit, mut total) = (0.0, 0.0);
     for (name, region) in regions {
         let allowed = region.allowed()?;
@@ -356,7 +372,10 @@ impl Snapshot {
                 Ok((v, copy))
             })
             .collect::<Result<_>>()?;
-        let masks = params.iter().map(|p| (p.name.clone(), p.mask.clone())).collect();
+        let masks = params
+            .iter()
+            .map(|p| (p.name.clone(), p.mask.clone()))
+            .collect();
         Ok(Self { vars, masks })
     }
 
@@ -436,12 +455,17 @@ pub struct CheckpointEvaluation {
 
 /// Reloads a checkpoint written by [`save_checkpoint`] and evaluates it on the
 /// test split of its data set, found through `location`.
-pub fn eval_checkpoint(path: &Path, location: &DataLocation, device: &Device) -> Result<CheckpointEvaluation> {
+pub fn eval_checkpoint(
+    path: &Path,
+    location: &DataLocation,
+    device: &Device,
+) -> Result<CheckpointEvaluation> {
     let meta = checkpoint::read_meta(path)?;
-    let info: CheckpointInfo = serde_json::from_value(meta.config.clone()).map_err(|e| Error::BadCheckpoint {
-        path: path.to_path_buf(),
-        reason: format!("not a dsn-tsc checkpoint: {e}"),
-    })?;
+    let info: CheckpointInfo =
+        serde_json::from_value(meta.config.clone()).map_err(|e| Error::BadCheckpoint {
+            path: path.to_path_buf(),
+            reason: format!("not a dsn-tsc checkpoint: {e}"),
+        })?;
     let data = DatasetSource::parse(&info.dataset).load(location)?;
     if data.dims != info.spec.in_channels || data.num_classes() != info.spec.num_classes {
         return Err(Error::BadCheckpoint {

@@ -42,38 +42,68 @@ fn check_run(config: &TrainConfig) -> (usize, usize) {
     let mut previous: Option<BTreeMap<String, Mask>> = None;
     let (mut updates, mut changes) = (0, 0);
     let mut failures = Vec::new();
-    train_observed(config, &data, &Device::Cpu, ProgressMode::Quiet, &mut |event| {
-        let masks: BTreeMap<String, Mask> = event
-            .params
-            .iter()
-            .map(|p| (p.name.clone(), p.mask.clone()))
-            .collect();
-        for p in event.params.iter() {
-            let region = &regions[&p.name];
-            if region.group_nnz(&p.mask) != budgets[&p.name] {
-                failures.push(format!("step {}: {} group nnz {:?}", event.step, p.name, region.group_nnz(&p.mask)));
+    train_observed(
+        config,
+        &data,
+        &Device::Cpu,
+        ProgressMode::Quiet,
+        &mut |event| {
+            let masks: BTreeMap<String, Mask> = event
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), p.mask.clone()))
+                .collect();
+            for p in event.params.iter() {
+                let region = &regions[&p.name];
+                if region.group_nnz(&p.mask) != budgets[&p.name] {
+                    failures.push(format!(
+                        "step {}: {} group nnz {:?}",
+                        event.step,
+                        p.name,
+                        region.group_nnz(&p.mask)
+                    ));
+                }
+                let allowed = region.allowed().unwrap();
+                if p.mask
+                    .active_indices()
+                    .iter()
+                    .any(|&i| !allowed.is_active(i))
+                {
+                    failures.push(format!(
+                        "step {}: {} active outside its region",
+                        event.step, p.name
+                    ));
+                }
+                let w = p
+                    .var
+                    .as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                if p.mask.inactive_indices().iter().any(|&i| w[i] != 0.0) {
+                    failures.push(format!(
+                        "step {}: {} non-zero masked weight",
+                        event.step, p.name
+                    ));
+                }
             }
-            let allowed = region.allowed().unwrap();
-            if p.mask.active_indices().iter().any(|&i| !allowed.is_active(i)) {
-                failures.push(format!("step {}: {} active outside its region", event.step, p.name));
+            let is_update = event.report.is_some_and(|r| r.prune_regrow);
+            updates += usize::from(is_update);
+            if let Some(prev) = &previous
+                && *prev != masks
+            {
+                changes += 1;
+                if !is_update {
+                    failures.push(format!(
+                        "step {}: masks changed outside an update step",
+                        event.step
+                    ));
+                }
             }
-            let w = p.var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            if p.mask.inactive_indices().iter().any(|&i| w[i] != 0.0) {
-                failures.push(format!("step {}: {} non-zero masked weight", event.step, p.name));
-            }
-        }
-        let is_update = event.report.is_some_and(|r| r.prune_regrow);
-        updates += usize::from(is_update);
-        if let Some(prev) = &previous
-            && *prev != masks
-        {
-            changes += 1;
-            if !is_update {
-                failures.push(format!("step {}: masks changed outside an update step", event.step));
-            }
-        }
-        previous = Some(masks);
-    })
+            previous = Some(masks);
+        },
+    )
     .unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     (updates, changes)
@@ -96,7 +126,10 @@ fn dsn_gradient_growth_and_random_init_keep_budgets_and_regions() {
 
 #[test]
 fn static_masks_never_change() {
-    assert_eq!(check_run(&config(Arm::Static, Growth::Random, MaskInit::RemainSort)), (0, 0));
+    assert_eq!(
+        check_run(&config(Arm::Static, Growth::Random, MaskInit::RemainSort)),
+        (0, 0)
+    );
 }
 
 #[test]
@@ -104,11 +137,17 @@ fn static_and_dsn_start_from_the_same_mask_and_dsn_explores() {
     let data = synthetic(12, 6, 20, 1);
     let first_masks = |arm| {
         let mut first = None;
-        let (_, outcome) = train_observed(&config(arm, Growth::Random, MaskInit::RemainRandom), &data, &Device::Cpu, ProgressMode::Quiet, &mut |e| {
-            if first.is_none() {
-                first = Some(e.params.iter().map(|p| p.mask.clone()).collect::<Vec<_>>());
-            }
-        })
+        let (_, outcome) = train_observed(
+            &config(arm, Growth::Random, MaskInit::RemainRandom),
+            &data,
+            &Device::Cpu,
+            ProgressMode::Quiet,
+            &mut |e| {
+                if first.is_none() {
+                    first = Some(e.params.iter().map(|p| p.mask.clone()).collect::<Vec<_>>());
+                }
+            },
+        )
         .unwrap();
         (first.unwrap(), outcome)
     };
@@ -118,8 +157,13 @@ fn static_and_dsn_start_from_the_same_mask_and_dsn_explores() {
     assert_eq!(static_masks, dsn_masks);
     // the share of region positions ever active grows for DSN only
     let rr = &dsn_outcome.region_rate;
-    assert_eq!(rr.len(), 4);
-    assert!(rr.windows(2).all(|w| w[1] >= w[0]) && rr[3] > rr[0], "{rr:?}");
+    assert_eq!(rr.len(), 5);
+    assert!(
+        rr.windows(2).all(|w| w[1] >= w[0]) && rr[4] > rr[0],
+        "{rr:?}"
+    );
+    // before training: the initial budgets over the region sizes
+    assert_eq!(rr[0], static_outcome.region_rate[0]);
     assert!(static_outcome.region_rate.windows(2).all(|w| w[0] == w[1]));
     // density over the dense kernel: 0.4 · (3+6+9)/(3·9)
     assert!((dsn_outcome.conv_density - 0.4 * 18.0 / 27.0).abs() < 0.02);
@@ -129,7 +173,11 @@ fn static_and_dsn_start_from_the_same_mask_and_dsn_explores() {
 fn same_seed_same_result() {
     let data = synthetic(12, 6, 20, 1);
     let c = config(Arm::Dsn, Growth::Random, MaskInit::RemainRandom);
-    let run = || train_observed(&c, &data, &Device::Cpu, ProgressMode::Quiet, &mut |_| {}).unwrap().1;
+    let run = || {
+        train_observed(&c, &data, &Device::Cpu, ProgressMode::Quiet, &mut |_| {})
+            .unwrap()
+            .1
+    };
     let (a, b) = (run(), run());
     assert_eq!(a.train_losses, b.train_losses);
     assert_eq!(a.test_accuracy, b.test_accuracy);

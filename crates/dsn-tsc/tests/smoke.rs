@@ -2,8 +2,8 @@
 //! preset's configuration.
 
 use candle_core::Device;
-use dsn_tsc::experiment::{Plan, run};
 use dsn_tsc::Arm;
+use dsn_tsc::experiment::{Plan, run};
 use dsn_tsc::model::ModelSpec;
 use dsn_tsc::training::{constraint_regions, eval_checkpoint};
 use sparse_repro::cli::Preset;
@@ -17,14 +17,26 @@ fn smoke_run_writes_the_report_and_checkpoints_evaluate_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let plan = Plan::for_preset(Preset::Smoke, None).unwrap();
     let location = DataLocation::with_roots(dir.path(), dir.path());
-    let report = run(&plan, &location, dir.path(), &UtcDateTime::now(), ProgressMode::Quiet).unwrap();
+    let report = run(
+        &plan,
+        &location,
+        dir.path(),
+        &UtcDateTime::now(),
+        ProgressMode::Quiet,
+    )
+    .unwrap();
     assert!(dir.path().join("report.md").is_file());
     let back = RunReport::from_json_file(&dir.path().join("report.json")).unwrap();
     assert_eq!(back, report);
     assert_eq!(report.crate_name, "dsn-tsc");
     assert_eq!(report.arms.len(), 4);
     let ids: Vec<&str> = report.claims.iter().map(|c| c.id.as_str()).collect();
-    for id in ["dsn-ge-static", "dsn-near-dense", "dsn-conv-flops-below-half", "dsn-explores-regions"] {
+    for id in [
+        "dsn-ge-static",
+        "dsn-near-dense",
+        "dsn-conv-flops-below-half",
+        "dsn-explores-regions",
+    ] {
         assert!(ids.contains(&id), "missing claim {id}: {ids:?}");
     }
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
@@ -39,9 +51,16 @@ fn smoke_run_writes_the_report_and_checkpoints_evaluate_exactly() {
         nnz += region.budgets(config.density()).iter().sum::<usize>();
         numel += region.shape().iter().product::<usize>();
     }
-    let flops = report.claims.iter().find(|c| c.id == "dsn-conv-flops-below-half").unwrap();
+    let flops = report
+        .claims
+        .iter()
+        .find(|c| c.id == "dsn-conv-flops-below-half")
+        .unwrap();
     let expected = nnz as f64 / numel as f64;
-    assert!(flops.passed && (flops.values["dsn_over_dense"] - expected).abs() < 1e-12, "{flops:?} vs {expected}");
+    assert!(
+        flops.passed && (flops.values["dsn_over_dense"] - expected).abs() < 1e-12,
+        "{flops:?} vs {expected}"
+    );
 
     // every arm's checkpoint reproduces its reported per-seed accuracy exactly
     for arm in &report.arms {
