@@ -1,1 +1,42 @@
-fn main() {}
+//! Sparseland benchmark reports.
+//!
+//! `cargo run --release -p sparse-benches -- kernels [--quick] [--only KERNEL] [--out PATH]`
+//! times every
+//! custom kernel of `sparse_core::kernels` against candle's own op on the same inputs,
+//! prints a table plus the performance targets with PASS/FAIL, and writes a JSON array
+//! to `target/kernel-report.json` (or `PATH`).
+
+mod inputs;
+mod kernel_report;
+mod timing;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "usage: sparse-benches kernels [--quick] [--only KERNEL] [--out PATH]";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, flags)) = args.split_first() else {
+        bail!("{USAGE}");
+    };
+    if command != "kernels" {
+        bail!("unknown command `{command}`; {USAGE}");
+    }
+    let mut options = kernel_report::Options::default();
+    let mut flags = flags.iter();
+    while let Some(flag) = flags.next() {
+        match flag.as_str() {
+            "--quick" => options.quick = true,
+            "--only" => match flags.next() {
+                Some(kernel) => options.only = Some(kernel.clone()),
+                None => bail!("`--only` needs a kernel name; {USAGE}"),
+            },
+            "--out" => match flags.next() {
+                Some(path) => options.out = path.into(),
+                None => bail!("`--out` needs a path; {USAGE}"),
+            },
+            other => bail!("unknown flag `{other}`; {USAGE}"),
+        }
+    }
+    kernel_report::run(&options)
+}

@@ -6,6 +6,7 @@
 //! with Bernoulli sampling, and the mask fixed for the whole run.
 
 use serde::{Deserialize, Serialize};
+use sparse_core::lr::MultiStep;
 use sparse_core::{Allocation, AllocationConfig, Sampling};
 
 use crate::error::{Error, Result};
@@ -157,9 +158,22 @@ impl TrainConfig {
         }
     }
 
-    /// The epochs after which the learning rate is divided by 10 (1/2 and 3/4 of training).
-    pub fn lr_milestones(&self) -> Vec<usize> {
-        vec![self.epochs / 2, self.epochs * 3 / 4]
+    /// The epochs at which the learning rate is divided by 10: 1/2 and 3/4 of
+    /// training (merged when a very short run makes them coincide).
+    pub fn lr_milestones(&self) -> Vec<u64> {
+        let mut m = vec![(self.epochs / 2) as u64, (self.epochs * 3 / 4) as u64];
+        m.retain(|&e| e > 0);
+        m.dedup();
+        m
+    }
+
+    /// The learning-rate schedule: `learning_rate`, divided by 10 at each milestone.
+    pub fn lr_schedule(&self) -> Result<MultiStep> {
+        Ok(MultiStep::new(
+            self.learning_rate,
+            0.1,
+            self.lr_milestones(),
+        )?)
     }
 }
 
@@ -253,17 +267,18 @@ impl TrainConfigBuilder {
         if c.architecture.width() == 0 {
             return bad("width", "0".into(), "must be at least 1");
         }
-        if let crate::model::Architecture::ResNet { depth, .. } = c.architecture {
-            if depth < 8 || (depth - 2) % 6 != 0 {
-                return bad(
-                    "depth",
-                    depth.to_string(),
-                    "a CIFAR ResNet has depth 6n+2, n >= 1",
-                );
-            }
+        if let crate::model::Architecture::ResNet { depth, .. } = c.architecture
+            && (depth < 8 || !(depth - 2).is_multiple_of(6))
+        {
+            return bad(
+                "depth",
+                depth.to_string(),
+                "a CIFAR ResNet has depth 6n+2, n >= 1",
+            );
         }
-        // Validates density, allocation and sampling through sparse-core.
+        // Validates density, allocation, sampling and the schedule through sparse-core.
         c.sparsity.allocation_config()?;
+        c.lr_schedule()?;
         Ok(c)
     }
 }

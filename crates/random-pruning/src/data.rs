@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
+use sparse_repro::catalogue::{self, CatalogueError, Presence};
 use sparse_repro::data::{ClassificationSet, DataError, ImageDataset, cifar, digits, idx};
+use sparse_repro::location::DataLocation;
 
 use crate::model::InputShape;
 
@@ -47,16 +49,15 @@ impl DatasetName {
 /// Errors while finding or reading a data set.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The data set is not where it should be.
-    #[error("data set `{name}` not found at {path}: {hint}")]
-    Missing {
-        /// Catalogue name.
-        name: &'static str,
-        /// Where it was looked for.
-        path: PathBuf,
-        /// How to get it.
-        hint: String,
-    },
+    /// The data set is not present; the message says how to get it.
+    #[error(transparent)]
+    Missing(#[from] CatalogueError),
+    /// CIFAR-10 needs a folder given with `--data-dir`.
+    #[error(
+        "CIFAR-10 is in no package registry: download its binary version yourself and pass \
+         the folder holding data_batch_1.bin..test_batch.bin with --data-dir{0}"
+    )]
+    Cifar(String),
     /// The files are there but could not be parsed.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -83,15 +84,25 @@ impl ImageData {
         match name {
             DatasetName::Digits => Ok(Self::digits()?),
             DatasetName::FashionMnist | DatasetName::Mnist => {
-                let dir = require_dir(name, dir)?;
-                let tt = idx::load_mnist_dir(&dir)?;
+                let location = DataLocation::from_process(dir);
+                let path = match catalogue::find(name.as_str())?.resolve(&location)? {
+                    Presence::OnDisk(path) => path,
+                    Presence::Embedded => unreachable_embedded(name)?,
+                };
+                let tt = idx::load_mnist_dir(&path)?;
                 Ok(Self::from_sets(name, tt.train, tt.test))
             }
-            DatasetName::Cifar10 => {
-                let dir = require_dir(name, dir)?;
-                let tt = cifar::load_cifar10_dir(&dir)?;
-                Ok(Self::from_sets(name, tt.train, tt.test))
-            }
+            DatasetName::Cifar10 => match dir {
+                Some(d) if d.is_dir() => {
+                    let tt = cifar::load_cifar10_dir(d)?;
+                    Ok(Self::from_sets(name, tt.train, tt.test))
+                }
+                Some(d) => Err(LoadError::Cifar(format!(
+                    " ({} is not a folder)",
+                    d.display()
+                ))),
+                None => Err(LoadError::Cifar(String::new())),
+            },
         }
     }
 
@@ -192,6 +203,17 @@ impl ImageData {
         self.normalised(&self.test_set, indices, device)
     }
 
+    /// A test batch of `other`'s images normalised with this data set's statistics
+    /// (out-of-distribution inputs must be seen as the model sees its own data).
+    pub fn foreign_batch(
+        &self,
+        other: &ImageData,
+        indices: &[usize],
+        device: &Device,
+    ) -> Result<Tensor, DataError> {
+        Ok(self.normalised(&other.test_set, indices, device)?.0)
+    }
+
     fn normalised(
         &self,
         set: &ImageDataset,
@@ -204,29 +226,13 @@ impl ImageData {
     }
 }
 
-fn require_dir(name: DatasetName, dir: Option<&Path>) -> Result<PathBuf, LoadError> {
-    let hint = match name {
-        DatasetName::Cifar10 => "CIFAR-10 is in no package registry: download the binary version \
-            yourself and pass the folder holding data_batch_1.bin..test_batch.bin with --data-dir"
-            .to_string(),
-        other => format!(
-            "run `cargo run --release -p sparse-repro --bin sparse-data -- fetch {}` or pass --data-dir",
-            other.as_str()
-        ),
-    };
-    match dir {
-        Some(d) if d.is_dir() => Ok(d.to_path_buf()),
-        Some(d) => Err(LoadError::Missing {
-            name: name.as_str(),
-            path: d.to_path_buf(),
-            hint,
-        }),
-        None => Err(LoadError::Missing {
-            name: name.as_str(),
-            path: PathBuf::from("(no data directory given)"),
-            hint,
-        }),
-    }
+/// The catalogue stores MNIST-like sets as fetched folders; an embedded entry
+/// would be a catalogue change this crate does not know how to read.
+fn unreachable_embedded(name: DatasetName) -> Result<PathBuf, LoadError> {
+    Err(LoadError::Data(DataError::Argument {
+        parameter: "dataset",
+        message: format!("`{}` is embedded, not a folder of IDX files", name.as_str()),
+    }))
 }
 
 /// Mean and standard deviation of the scaled pixel values of `indices`.

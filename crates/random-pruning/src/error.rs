@@ -31,6 +31,23 @@ pub enum Error {
     /// Training ran no epoch, so there is nothing to report.
     #[error("training ran no epoch")]
     NoEpoch,
+    /// A file or folder could not be written.
+    #[error("I/O error on `{0}`: {1}")]
+    Io(std::path::PathBuf, std::io::Error),
+    /// A value could not be serialised to JSON.
+    #[error("cannot serialise: {0}")]
+    Serialise(String),
+    /// The checkpoint was written by another crate.
+    #[error("`{path}` is a checkpoint of `{crate_name}`, not of random-pruning")]
+    WrongCheckpoint {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The crate that wrote it.
+        crate_name: String,
+    },
+    /// The checkpoint's configuration could not be read back.
+    #[error("checkpoint `{0}` has an unreadable configuration: {1}")]
+    BadCheckpointConfig(std::path::PathBuf, String),
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -12,4 +12,5 @@ pub mod model;
 pub use config::{AllocationKind, Sparsity, TrainConfig};
 pub use error::{Error, Result};
 pub mod data;
+pub mod experiment;
 pub mod training;

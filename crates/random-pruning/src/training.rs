@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
 use rand_chacha::ChaCha8Rng;
 use sparse_core::init::{self, FanMode, Init, Nonlinearity};
-use sparse_core::lr::{LrSchedule, MultiStep};
+use sparse_core::lr::LrSchedule;
 use sparse_core::optim::trainable_vars;
 use sparse_core::{
     InferenceFlops, LayerSpec, Mask, Optimizer, ParamReport, SelectionPolicy, Sgd, SgdConfig,
@@ -210,8 +210,7 @@ pub fn train(
         .weight_decay(config.weight_decay)
         .build()?;
     let mut optimizer = Sgd::from_params(trainable_vars(&net.varmap), sgd)?;
-    let milestones: Vec<u64> = config.lr_milestones().iter().map(|&e| e as u64).collect();
-    let schedule = MultiStep::new(config.learning_rate, 0.1, milestones)?;
+    let schedule = config.lr_schedule()?;
 
     let mut shuffle_rng = derive_rng(config.seed, streams::SHUFFLE);
     let mut best = BestTracker::new(Goal::Maximize);

@@ -13,24 +13,12 @@ use candle_nn::VarMap;
 
 use crate::error::Result;
 use crate::optim::check_positive;
+pub use crate::selection::{is_running_stat, sorted_vars};
 
 /// Suffix of running-mean buffers in a `VarMap` (candle-nn's `batch_norm`).
 pub const RUNNING_MEAN: &str = "running_mean";
 /// Suffix of running-variance buffers in a `VarMap`.
 pub const RUNNING_VAR: &str = "running_var";
-
-/// Whether `name` is a BatchNorm running statistic (no gradient, no decay, not a parameter).
-pub fn is_running_stat(name: &str) -> bool {
-    name.ends_with(RUNNING_MEAN) || name.ends_with(RUNNING_VAR)
-}
-
-/// Every `(name, var)` of a `VarMap`, sorted by name (the map itself is unordered).
-pub fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
-    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-    let mut vars: Vec<(String, Var)> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
-}
 
 /// Recomputes every BatchNorm running statistic in `varmap` as the cumulative
 /// average over `batches` of the per-batch statistics (PyTorch `momentum=None`).

@@ -24,11 +24,11 @@ use rand_chacha::ChaCha8Rng;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use crate::batchnorm::sorted_vars;
 use crate::error::{CheckpointError, Result};
 use crate::mask::Mask;
 use crate::optim::{Optimizer, OptimizerState};
 use crate::registry::SparseParams;
+use crate::selection::sorted_vars;
 
 /// Header-metadata key of the JSON [`CheckpointMeta`].
 pub const METADATA_KEY: &str = "sparseland";

@@ -18,10 +18,10 @@ use std::collections::BTreeMap;
 use candle_core::Tensor;
 use candle_nn::VarMap;
 
-use crate::batchnorm::sorted_vars;
 use crate::error::{CheckpointError, Result};
 use crate::optim::check_unit_interval;
 use crate::registry::SparseParams;
+use crate::selection::sorted_vars;
 
 /// The EMA copy of every tensor of a `VarMap`, keyed by name.
 #[derive(Debug, Clone)]

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use crate::batchnorm::{is_running_stat, sorted_vars};
 use crate::registry::SparseParams;
+use crate::selection::trainable_vars;
 
 /// Parameter count of one tensor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,9 +51,8 @@ impl ParamReport {
     /// Counts every `VarMap` entry except BatchNorm running statistics; masked
     /// tensors count their mask's non-zeros.
     pub fn new(varmap: &VarMap, params: &SparseParams) -> Self {
-        let tensors = sorted_vars(varmap)
+        let tensors = trainable_vars(varmap)
             .into_iter()
-            .filter(|(n, _)| !is_running_stat(n))
             .map(|(name, var)| {
                 let numel = var.elem_count();
                 let (nnz, masked) = match params.get(&name) {

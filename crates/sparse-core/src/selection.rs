@@ -31,14 +31,19 @@ use std::sync::Arc;
 use candle_core::Var;
 use candle_nn::VarMap;
 
+use crate::batchnorm::{RUNNING_MEAN, RUNNING_VAR};
 use crate::error::{Result, SparseError};
 
 /// A predicate on variable names.
 pub type NamePredicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
-/// Whether `name` is a BatchNorm running statistic (in the `VarMap`, never a parameter).
+// The name rules and `VarMap` helpers below are the crate's only definitions:
+// `batchnorm`, `optim`, `flops`, `ema` and `checkpoint` all use these.
+
+/// Whether `name` is a BatchNorm running statistic (`…running_mean` / `…running_var`):
+/// it lives in the `VarMap` but is never a parameter (no gradient, no decay, no mask).
 pub fn is_running_stat(name: &str) -> bool {
-    name.ends_with("running_mean") || name.ends_with("running_var")
+    name.ends_with(RUNNING_MEAN) || name.ends_with(RUNNING_VAR)
 }
 
 /// Whether `name` is a bias (the name contains `bias`).
@@ -47,26 +52,37 @@ pub fn is_bias(name: &str) -> bool {
 }
 
 /// Whether `name` belongs to a normalisation layer: a path segment starts with `bn` or
-/// `ln`, or contains `norm` (case-insensitive).
+/// `ln`, or contains `norm` (case-insensitive), or the last segment is `gamma` / `beta`
+/// (TensorFlow-style names of a norm's scale and shift).
 pub fn is_norm(name: &str) -> bool {
-    name.split('.').any(|segment| {
-        let s = segment.to_ascii_lowercase();
-        s.starts_with("bn") || s.starts_with("ln") || s.contains("norm")
-    })
+    let last = name.rsplit('.').next().unwrap_or(name);
+    last == "gamma"
+        || last == "beta"
+        || name.split('.').any(|segment| {
+            let s = segment.to_ascii_lowercase();
+            s.starts_with("bn") || s.starts_with("ln") || s.contains("norm")
+        })
+}
+
+/// Whether `name` is a bias or a normalisation parameter ([`is_bias`] or
+/// [`is_norm`]): what PyTorch recipes usually exclude from weight decay, and what the
+/// default [`SelectionPolicy`] leaves dense.
+pub fn is_bias_or_norm(name: &str) -> bool {
+    is_bias(name) || is_norm(name)
 }
 
 /// Number of trainable parameters in a `VarMap`: every element of every variable
 /// except BatchNorm running statistics.
 pub fn count_parameters(varmap: &VarMap) -> usize {
-    sorted_vars(varmap)
+    trainable_vars(varmap)
         .iter()
-        .filter(|(name, _)| !is_running_stat(name))
         .map(|(_, var)| var.elem_count())
         .sum()
 }
 
-/// The variables of a `VarMap`, sorted by name.
+/// Every `(name, var)` of a `VarMap`, sorted by name (the map itself is unordered).
 pub fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+    // A poisoned lock still holds a consistent map: the vars are only read here.
     let guard = match varmap.data().lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
@@ -77,6 +93,15 @@ pub fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
         .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars
+}
+
+/// The trainable `(name, var)` pairs of a `VarMap`, sorted by name: every variable
+/// except BatchNorm running statistics ([`is_running_stat`]).
+pub fn trainable_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+    sorted_vars(varmap)
+        .into_iter()
+        .filter(|(name, _)| !is_running_stat(name))
+        .collect()
 }
 
 /// Which variables of a `VarMap` get masks. Build it with [`SelectionPolicy::builder`].
@@ -476,6 +501,35 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(names(&p.select(&varmap).unwrap()), vec!["conv1.weight"]);
+    }
+
+    /// One rule for "bias or norm" everywhere: the weight-decay split of the
+    /// optimizers and the default mask selection agree name by name.
+    #[test]
+    fn weight_decay_and_mask_selection_share_the_name_rules() {
+        let no_decay = [
+            "fc.bias",
+            "layer1.0.bn1.weight",
+            "encoder.LayerNorm.weight",
+            "ln_f.weight",
+            "bert.LayerNorm.gamma",
+            "head.beta",
+        ];
+        let decayed = [
+            "conv1.weight",
+            "linear.weight",
+            "fc.weight",
+            "blocks.0.attn.weight",
+        ];
+        for name in no_decay {
+            assert!(is_bias_or_norm(name), "{name}");
+            assert!(crate::optim::is_bias_or_norm(name), "{name}");
+            assert!(!SelectionPolicy::default().accepts(name, &[4, 4]), "{name}");
+        }
+        for name in decayed {
+            assert!(!is_bias_or_norm(name), "{name}");
+            assert!(SelectionPolicy::default().accepts(name, &[4, 4]), "{name}");
+        }
     }
 
     #[test]

@@ -11,8 +11,9 @@ use crate::error::{HarnessError, HarnessResult};
 /// The number of equal-width confidence bins commonly used for ECE (Guo et al., 2017).
 pub const ECE_BINS: usize = 15;
 
-/// The number of rows of `logits` (`[n, classes]`) whose arg-max equals `labels` (`[n]`, integer).
-pub fn correct_count(logits: &Tensor, labels: &Tensor) -> HarnessResult<usize> {
+/// The number of rows `n` of `logits` (`[n, classes]`), after checking that
+/// `labels` is `[n]`: the shape contract of every classification metric and loss.
+pub(crate) fn rows_with_labels(logits: &Tensor, labels: &Tensor) -> HarnessResult<usize> {
     let (n, _classes) = logits.dims2()?;
     if labels.dims1()? != n {
         return Err(HarnessError::SizeMismatch {
@@ -21,6 +22,12 @@ pub fn correct_count(logits: &Tensor, labels: &Tensor) -> HarnessResult<usize> {
             got: labels.dims1()?,
         });
     }
+    Ok(n)
+}
+
+/// The number of rows of `logits` (`[n, classes]`) whose arg-max equals `labels` (`[n]`, integer).
+pub fn correct_count(logits: &Tensor, labels: &Tensor) -> HarnessResult<usize> {
+    rows_with_labels(logits, labels)?;
     let predicted = logits.argmax(D::Minus1)?.to_dtype(DType::U32)?;
     let labels = labels.to_dtype(DType::U32)?;
     let equal = predicted.eq(&labels)?.to_dtype(DType::U32)?.sum_all()?;

@@ -28,14 +28,7 @@ pub fn cross_entropy(
             "must be in [0, 1)",
         ));
     }
-    let (n, _classes) = logits.dims2()?;
-    if labels.dims1()? != n {
-        return Err(HarnessError::SizeMismatch {
-            what: "labels (one per logits row)".into(),
-            expected: n,
-            got: labels.dims1()?,
-        });
-    }
+    crate::metrics::rows_with_labels(logits, labels)?;
     let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
     let labels = labels.to_dtype(DType::U32)?.unsqueeze(1)?;
     let nll = log_probs.gather(&labels, 1)?.neg()?.mean_all()?;

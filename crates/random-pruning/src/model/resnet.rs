@@ -94,7 +94,7 @@ impl CifarResNet {
         classes: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
-        if depth < 8 || (depth - 2) % 6 != 0 {
+        if depth < 8 || !(depth - 2).is_multiple_of(6) {
             candle_core::bail!("ResNet depth must be 6n+2 with n >= 1, got {depth}");
         }
         let per_stage = (depth - 2) / 6;

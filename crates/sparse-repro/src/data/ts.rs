@@ -544,86 +544,87 @@ mod tests {
         assert!(err("@data\n1:a\n").contains("@data before any @classLabel"));
     }
 
+    /// The `.ts` folder of the catalogued UCR/UEA set `name` (e.g. `gunpoint`).
     fn real(name: &str) -> Option<std::path::PathBuf> {
-        crate::data::test_data_path(
-            "SPARSELAND_SKTIME_DATA_DIR",
-            "/tmp/data/skt/sktime/datasets/data",
-        )
-        .map(|root| root.join(name))
+        crate::data::test_dataset_path(name)
     }
 
     #[test]
-    fn real_sktime_files_when_present() {
-        if let Some(dir) = real("GunPoint") {
-            let s = load_ucr(&dir, "GunPoint").unwrap();
-            assert_eq!(
-                (
-                    s.train.len(),
-                    s.test.len(),
-                    s.train.max_length(),
-                    s.train.dims()
-                ),
-                (50, 150, 150, 1)
-            );
-            assert_eq!(s.train.num_classes(), 2);
-        }
-        if let Some(dir) = real("BasicMotions") {
-            let s = load_ucr(&dir, "BasicMotions").unwrap();
-            assert_eq!(
-                (s.train.len(), s.train.dims(), s.train.max_length()),
-                (40, 6, 100)
-            );
-            assert_eq!(
-                s.train.class_names().join(" "),
-                "Standing Running Walking Badminton"
-            );
-        }
-        if let Some(dir) = real("JapaneseVowels") {
-            let s = load_ucr(&dir, "JapaneseVowels").unwrap();
-            assert_eq!(
-                (s.train.len(), s.test.len(), s.train.dims()),
-                (270, 370, 12)
-            );
-            assert!(!s.train.is_equal_length());
-            assert_eq!(s.train.lengths().iter().min(), Some(&7));
-            assert_eq!(s.train.max_length(), 26);
-        }
+    fn real_gunpoint_when_present() {
+        let Some(dir) = real("gunpoint") else { return };
+        let s = load_ucr(&dir, "GunPoint").unwrap();
+        assert_eq!(
+            (
+                s.train.len(),
+                s.test.len(),
+                s.train.max_length(),
+                s.train.dims()
+            ),
+            (50, 150, 150, 1)
+        );
+        assert!(s.train.is_equal_length());
+        assert_eq!(s.train.num_classes(), 2);
     }
 
     #[test]
-    fn every_sktime_ts_file_parses_when_present() {
-        let Some(root) = real("") else { return };
-        let mut files = 0;
-        for dir in crate::data::error::sorted_dir_entries(&root).unwrap() {
-            for path in crate::data::error::sorted_dir_entries(&dir).unwrap_or_default() {
-                if path.extension().is_some_and(|e| e == "ts") {
-                    let text = std::fs::read_to_string(&path).unwrap().to_ascii_lowercase();
-                    if text.contains("@targetlabel") {
-                        // Regression files are refused with a clear message.
-                        let err = load_ts(&path).unwrap_err();
-                        assert!(err.to_string().contains("not supported"), "{err}");
-                        continue;
-                    }
-                    let set = load_ts(&path).unwrap();
-                    assert!(
-                        !set.is_empty() && set.num_classes() > 0,
-                        "{}",
-                        path.display()
-                    );
-                    files += 1;
-                }
-            }
-        }
-        println!("{files} .ts files parsed");
-        assert!(files > 0);
-        if let Some(dir) = real("PLAID") {
-            let s = load_ucr(&dir, "PLAID").unwrap();
+    fn real_basicmotions_when_present() {
+        let Some(dir) = real("basicmotions") else {
+            return;
+        };
+        let s = load_ucr(&dir, "BasicMotions").unwrap();
+        assert_eq!(
+            (
+                s.train.len(),
+                s.test.len(),
+                s.train.dims(),
+                s.train.max_length()
+            ),
+            (40, 40, 6, 100)
+        );
+        assert_eq!(
+            s.train.class_names().join(" "),
+            "Standing Running Walking Badminton"
+        );
+    }
+
+    #[test]
+    fn real_japanesevowels_when_present() {
+        let Some(dir) = real("japanesevowels") else {
+            return;
+        };
+        let s = load_ucr(&dir, "JapaneseVowels").unwrap();
+        assert_eq!(
+            (s.train.len(), s.test.len(), s.train.dims()),
+            (270, 370, 12)
+        );
+        assert!(!s.train.is_equal_length());
+        assert_eq!(s.train.lengths().iter().min(), Some(&7));
+        assert_eq!(s.train.max_length(), 26);
+    }
+
+    /// Every fetched UCR/UEA set of the catalogue parses, with the catalogue's
+    /// train/test counts.
+    #[test]
+    fn every_fetched_ucr_set_parses_with_catalogued_counts() {
+        let mut parsed = 0;
+        for dataset in crate::catalogue::all() {
+            let crate::catalogue::Format::Ts { problem } = dataset.format else {
+                continue;
+            };
+            let Some(dir) = real(dataset.name) else {
+                continue;
+            };
+            let s = load_ucr(&dir, problem).unwrap();
             assert_eq!(
-                (s.train.len(), s.test.len(), s.train.num_classes()),
-                (537, 537, 11)
+                (Some(s.train.len()), Some(s.test.len())),
+                (dataset.train, dataset.test),
+                "{}",
+                dataset.name
             );
-            assert!(!s.train.is_equal_length());
+            assert!(s.train.num_classes() > 0, "{}", dataset.name);
+            parsed += 1;
         }
+        println!("{parsed} fetched UCR/UEA sets parsed");
     }
 
     proptest! {

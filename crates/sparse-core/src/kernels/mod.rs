@@ -1,0 +1,123 @@
+//! Fast CPU kernels for sparse training, as candle custom ops with forward and backward.
+//!
+//! candle's CPU backend runs grouped convolutions as one convolution per group and
+//! computes every convolution's input gradient with a direct `conv_transpose2d` loop,
+//! and it has no sparse operations at all. The kernels here fill those gaps:
+//!
+//! | Layer-level entry point | Kernel |
+//! |---|---|
+//! | [`depthwise_conv2d`] | depthwise KxN conv2d, stride 1, "same" padding |
+//! | [`SparseDepthwiseConv2d`] | the same, skipping the taps a [`Mask`](crate::Mask) prunes |
+//! | [`SparseLinear`] | `x W^T` with `W` stored as CSR/CSC of its active entries |
+//! | [`SparseConv1d`] | conv1d over the active taps only, DSN-style "same" padding |
+//! | [`conv2d`] | dense conv2d through im2col + gemm, with a gemm backward |
+//!
+//! Each entry point decides between the custom kernel and candle's own op (the custom
+//! one needs an f32 tensor on the CPU; the sparse ones fall back to candle's dense op
+//! above a density threshold measured with `sparse-benches`). Both paths compute the
+//! same function up to float rounding. The `*_candle` functions are the plain candle
+//! references the tests and benchmarks compare against.
+//!
+//! All kernels run on rayon's global pool and dispatch at run time to AVX-512, AVX2+FMA
+//! or baseline code.
+//!
+//! ```
+//! use candle_core::{Device, Tensor, Var};
+//! use sparse_core::Mask;
+//! use sparse_core::kernels::{SparseLinear, WeightGrad, depthwise_conv2d};
+//!
+//! # fn main() -> sparse_core::Result<()> {
+//! let dev = Device::Cpu;
+//! // A SLaK-style 51x5 depthwise layer: "same" padding, stride 1.
+//! let x = Tensor::randn(0f32, 1.0, (2, 8, 16, 16), &dev)?;
+//! let w = Var::randn(0f32, 0.1, (8, 1, 51, 5), &dev)?;
+//! let y = depthwise_conv2d(&x, w.as_tensor(), None)?;
+//! assert_eq!(y.dims(), &[2, 8, 16, 16]);
+//!
+//! // A 90 %-sparse linear layer; the optimizer updates `weight` in place.
+//! let weight = Var::randn(0f32, 0.1, (32, 64), &dev)?;
+//! let keep: Vec<bool> = (0..32 * 64).map(|i| i % 10 == 0).collect();
+//! let mask = Mask::from_bools(&[32, 64], &keep)?;
+//! let layer = SparseLinear::new(weight.as_tensor().clone(), &mask)?.with_weight_grad(WeightGrad::Masked);
+//! let x = Tensor::randn(0f32, 1.0, (4, 64), &dev)?;
+//! let grads = layer.forward(&x)?.sum_all()?.backward()?;
+//! let dw = grads.get(weight.as_tensor()).expect("weight gradient");
+//! assert_eq!(dw.dims(), &[32, 64]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod conv2d;
+mod depthwise;
+mod simd;
+mod sparse_conv1d;
+mod sparse_depthwise;
+mod sparse_linear;
+mod taps;
+
+pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
+pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};
+pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};
+pub use sparse_depthwise::SparseDepthwiseConv2d;
+pub use sparse_linear::{SPARSE_LINEAR_MAX_DENSITY, SparseLinear};
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, DType, Layout, Tensor};
+
+/// Which weight gradient a sparse kernel returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightGrad {
+    /// The gradient of the loss with respect to the weight, which is zero at pruned
+    /// positions (the effective weight is `w ⊙ mask`). Cost proportional to the active
+    /// entries. Use this on ordinary training steps.
+    #[default]
+    Masked,
+    /// The gradient with respect to the *effective* weight at every position, pruned
+    /// ones included, as gradient-based regrowth (RigL) needs. Costs a dense product.
+    Dense,
+}
+
+/// True when the custom CPU kernels can run on this tensor (f32 on the CPU).
+pub(crate) fn custom_applies(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// The contiguous f32 data of a custom op's argument.
+pub(crate) fn f32_data<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{what}: only f32 is supported, got {:?}", storage.dtype())
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{what}: the input must be contiguous"),
+    }
+}
+
+/// Checks that `t` has rank `rank` and returns its dims.
+pub(crate) fn dims_of<'a>(t: &'a Tensor, rank: usize, what: &str) -> crate::Result<&'a [usize]> {
+    let dims = t.dims();
+    if dims.len() != rank {
+        return Err(crate::SparseError::ShapeMismatch {
+            what: format!("{what} (rank {rank} expected)"),
+            expected: vec![rank],
+            got: dims.to_vec(),
+        });
+    }
+    Ok(dims)
+}
+
+/// A shape-mismatch error for `what`.
+pub(crate) fn mismatch(what: &str, expected: &[usize], got: &[usize]) -> crate::SparseError {
+    crate::SparseError::ShapeMismatch {
+        what: what.to_string(),
+        expected: expected.to_vec(),
+        got: got.to_vec(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;

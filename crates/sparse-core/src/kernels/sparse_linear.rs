@@ -1,0 +1,542 @@
+//! Sparse linear layer: `y = x (W ⊙ M)^T + b` with `W` kept as the CSR (forward, weight
+//! gradient) and CSC (input gradient) patterns of its active entries.
+//!
+//! The batch is the vector dimension: `x` is transposed once to `[in, batch]` so that
+//! each non-zero `W[o, k]` contributes a contiguous axpy `yT[o, :] += W[o, k] · xT[k, :]`
+//! whose accumulator row stays in registers. Work is proportional to `nnz · batch`.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::sparse_depthwise::effective_weight;
+use super::taps::{LANES, Tap, round_up, taps_fwd, taps_wgrad, transpose_padded};
+use super::{WeightGrad, custom_applies, f32_data, mismatch};
+use crate::{Mask, Result};
+
+/// The custom kernel is used at or below this density; above it candle's dense gemm
+/// wins. Chosen from `cargo run --release -p sparse-benches -- kernels` on a 2-core
+/// AVX-512 CPU: the custom kernel is ahead at density 0.2 and about even (forward
+/// behind) at 0.5.
+pub const SPARSE_LINEAR_MAX_DENSITY: f64 = 0.3;
+
+/// Row- and column-compressed index sets of the active entries of an `[out, in]` mask.
+#[derive(Debug)]
+pub(crate) struct CsrPattern {
+    out: usize,
+    inp: usize,
+    /// CSR: entries of row `o` are `cols[row_ptr[o]..row_ptr[o + 1]]`.
+    row_ptr: Vec<usize>,
+    cols: Vec<u32>,
+    /// CSC: entries of column `k` are `rows[col_ptr[k]..col_ptr[k + 1]]`.
+    col_ptr: Vec<usize>,
+    rows: Vec<u32>,
+}
+
+impl CsrPattern {
+    fn new(out: usize, inp: usize, bits: &[u8]) -> Self {
+        let mut row_ptr = Vec::with_capacity(out + 1);
+        let mut cols = Vec::new();
+        row_ptr.push(0);
+        // `max(1)`: a weight with zero columns has no entries but still `out` rows.
+        for row in bits.chunks_exact(inp.max(1)).take(out) {
+            cols.extend((0..inp as u32).filter(|&k| row[k as usize] != 0));
+            row_ptr.push(cols.len());
+        }
+        row_ptr.resize(out + 1, cols.len());
+        let mut counts = vec![0usize; inp + 1];
+        for &k in &cols {
+            counts[k as usize + 1] += 1;
+        }
+        for k in 0..inp {
+            counts[k + 1] += counts[k];
+        }
+        let col_ptr = counts.clone();
+        let mut next = counts;
+        let mut rows = vec![0u32; cols.len()];
+        for o in 0..out {
+            for &k in &cols[row_ptr[o]..row_ptr[o + 1]] {
+                rows[next[k as usize]] = o as u32;
+                next[k as usize] += 1;
+            }
+        }
+        Self {
+            out,
+            inp,
+            row_ptr,
+            cols,
+            col_ptr,
+            rows,
+        }
+    }
+
+    fn check(&self, batch_in: usize, w: &Layout) -> candle_core::Result<()> {
+        if w.shape().dims() != [self.out, self.inp] || batch_in != self.inp {
+            candle_core::bail!(
+                "sparse linear: pattern [{}, {}] does not fit weight {:?} / input width {batch_in}",
+                self.out,
+                self.inp,
+                w.shape()
+            )
+        }
+        Ok(())
+    }
+}
+
+/// Rows of the batch processed together: the transposed source block (`src_width`
+/// rows of this many floats) should stay in L2 (~1 MiB) while every output row
+/// streams through it.
+fn sub_batch(src_width: usize) -> usize {
+    const L2_FLOATS: usize = 256 * 1024;
+    round_up((L2_FLOATS / src_width.max(1)).clamp(LANES, 256))
+}
+
+/// `[B, n]` → transposed `[n, round_up(B)]`, zero-padded.
+fn to_transposed(x: &[f32], b: usize, n: usize) -> (Vec<f32>, usize) {
+    let bp = round_up(b);
+    let mut xt = vec![0.0f32; n * bp];
+    transpose_padded(x, b, n, &mut xt, bp);
+    (xt, bp)
+}
+
+/// Transposed `[n, bp]` → `[b, n]`.
+fn from_transposed(yt: &[f32], n: usize, bp: usize, b: usize) -> Vec<f32> {
+    let mut y = vec![0.0f32; bp * n];
+    transpose_padded(yt, n, bp, &mut y, n);
+    y.truncate(b * n);
+    y
+}
+
+/// `outT[r, :] = Σ_{(r, s) ∈ list} w[flat(r, s)] · srcT[s, :]` for every row `r`.
+fn sparse_rows(
+    src_t: &[f32],
+    bp: usize,
+    n_rows: usize,
+    ptr: &[usize],
+    idx: &[u32],
+    weight_of: impl Fn(usize, usize) -> f32 + Sync,
+) -> Vec<f32> {
+    let mut out_t = vec![0.0f32; n_rows * bp];
+    out_t
+        .par_chunks_mut(bp)
+        .enumerate()
+        .for_each_init(Vec::new, |taps, (r, row)| {
+            taps.clear();
+            taps.extend(idx[ptr[r]..ptr[r + 1]].iter().map(|&s| Tap {
+                off: s as usize * bp,
+                w: weight_of(r, s as usize),
+            }));
+            taps_fwd(src_t, 0, taps, 0.0, row, 0, 1, bp);
+        });
+    out_t
+}
+
+/// The forward op on (`x: [B, in]`, `w: [out, in]`).
+#[derive(Debug, Clone)]
+struct SparseLinearOp {
+    pattern: Arc<CsrPattern>,
+    weight_grad: WeightGrad,
+}
+
+impl CustomOp2 for SparseLinearOp {
+    fn name(&self) -> &'static str {
+        "sparse-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, inp) = xl.shape().dims2()?;
+        let p = &self.pattern;
+        p.check(inp, wl)?;
+        let x = f32_data(xs, xl, "sparse linear input")?;
+        let w = f32_data(ws, wl, "sparse linear weight")?;
+        if b * inp * p.out == 0 {
+            return Ok((
+                CpuStorage::F32(vec![0.0; b * p.out]),
+                Shape::from((b, p.out)),
+            ));
+        }
+        let mut y = Vec::with_capacity(b * p.out);
+        for xb in x.chunks(sub_batch(inp) * inp) {
+            let nb = xb.len() / inp;
+            let (xt, bp) = to_transposed(xb, nb, inp);
+            let yt = sparse_rows(&xt, bp, p.out, &p.row_ptr, &p.cols, |o, k| w[o * inp + k]);
+            y.extend(from_transposed(&yt, p.out, bp, nb));
+        }
+        Ok((CpuStorage::F32(y), Shape::from((b, p.out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dx = dy.apply_op2_no_bwd(w, &SparseLinearInputGrad(self.pattern.clone()))?;
+        let dw = match self.weight_grad {
+            WeightGrad::Masked => {
+                x.apply_op2_no_bwd(&dy, &SparseLinearWeightGrad(self.pattern.clone()))?
+            }
+            WeightGrad::Dense => dy.t()?.matmul(x)?,
+        };
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// `dx = dy (W ⊙ M)` from (`dy: [B, out]`, `w`), through the CSC pattern.
+struct SparseLinearInputGrad(Arc<CsrPattern>);
+
+impl CustomOp2 for SparseLinearInputGrad {
+    fn name(&self) -> &'static str {
+        "sparse-linear-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ds: &CpuStorage,
+        dl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, out) = dl.shape().dims2()?;
+        let p = &self.0;
+        p.check(p.inp, wl)?;
+        if out != p.out {
+            candle_core::bail!("sparse linear input grad: dy width {out} != {}", p.out)
+        }
+        let dy = f32_data(ds, dl, "sparse linear output grad")?;
+        let w = f32_data(ws, wl, "sparse linear weight")?;
+        let inp = p.inp;
+        if b * inp * out == 0 {
+            return Ok((CpuStorage::F32(vec![0.0; b * inp]), Shape::from((b, inp))));
+        }
+        let mut dx = Vec::with_capacity(b * inp);
+        for dyb in dy.chunks(sub_batch(out) * out) {
+            let nb = dyb.len() / out;
+            let (dyt, bp) = to_transposed(dyb, nb, out);
+            let dxt = sparse_rows(&dyt, bp, inp, &p.col_ptr, &p.rows, |k, o| w[o * inp + k]);
+            dx.extend(from_transposed(&dxt, inp, bp, nb));
+        }
+        Ok((CpuStorage::F32(dx), Shape::from((b, inp))))
+    }
+}
+
+/// `dW ⊙ M = (dy^T x) ⊙ M` from (`x`, `dy`), only at active entries.
+struct SparseLinearWeightGrad(Arc<CsrPattern>);
+
+impl CustomOp2 for SparseLinearWeightGrad {
+    fn name(&self) -> &'static str {
+        "sparse-linear-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, inp) = xl.shape().dims2()?;
+        let (b2, out) = dl.shape().dims2()?;
+        let p = &self.0;
+        if b != b2 || inp != p.inp || out != p.out {
+            candle_core::bail!(
+                "sparse linear weight grad: x {:?} / dy {:?} do not fit the pattern",
+                xl.shape(),
+                dl.shape()
+            )
+        }
+        let x = f32_data(xs, xl, "sparse linear input")?;
+        let dy = f32_data(ds, dl, "sparse linear output grad")?;
+        let mut dw = vec![0.0f32; out * inp];
+        if b * inp * out == 0 {
+            return Ok((CpuStorage::F32(dw), Shape::from((out, inp))));
+        }
+        let nb_max = sub_batch(inp);
+        for (xb, dyb) in x.chunks(nb_max * inp).zip(dy.chunks(nb_max * out)) {
+            let nb = xb.len() / inp;
+            let (xt, bp) = to_transposed(xb, nb, inp);
+            let (dyt, _) = to_transposed(dyb, nb, out);
+            dw.par_chunks_mut(inp).enumerate().for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(offs, grads), (o, dw_row)| {
+                    let cols = &p.cols[p.row_ptr[o]..p.row_ptr[o + 1]];
+                    offs.clear();
+                    offs.extend(cols.iter().map(|&k| k as usize * bp));
+                    grads.clear();
+                    grads.resize(cols.len(), 0.0f32);
+                    taps_wgrad(&dyt[o * bp..(o + 1) * bp], 0, &xt, 0, offs, grads, 1, bp);
+                    for (&k, &g) in cols.iter().zip(grads.iter()) {
+                        dw_row[k as usize] += g;
+                    }
+                },
+            );
+        }
+        Ok((CpuStorage::F32(dw), Shape::from((out, inp))))
+    }
+}
+
+/// A linear layer `y = x (W ⊙ M)^T + b` over a masked weight `[out, in]`.
+///
+/// The active entries are compressed (CSR and CSC) when the mask is set; the values
+/// are read from `weight` at every call, so a `Var`'s in-place optimizer updates need
+/// no rebuild. [`forward`](Self::forward) runs the sparse kernel for f32 CPU tensors
+/// at density ≤ [`SPARSE_LINEAR_MAX_DENSITY`] and candle's dense matmul otherwise.
+#[derive(Debug, Clone)]
+pub struct SparseLinear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    mask_tensor: Tensor,
+    pattern: Arc<CsrPattern>,
+    density: f64,
+    weight_grad: WeightGrad,
+}
+
+impl SparseLinear {
+    /// A layer over `weight: [out, in]` and a mask of the same shape, without bias.
+    pub fn new(weight: Tensor, mask: &Mask) -> Result<Self> {
+        let dims = weight.dims();
+        if dims.len() != 2 {
+            return Err(mismatch(
+                "sparse linear weight [out, in] (rank)",
+                &[2],
+                dims,
+            ));
+        }
+        let mut layer = Self {
+            mask_tensor: mask.to_tensor(weight.dtype(), weight.device())?,
+            weight,
+            bias: None,
+            pattern: Arc::new(CsrPattern::new(0, 0, &[])),
+            density: 0.0,
+            weight_grad: WeightGrad::Masked,
+        };
+        layer.set_mask(mask)?;
+        Ok(layer)
+    }
+
+    /// Adds a bias `[out]`.
+    pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
+        let out = self.weight.dims()[0];
+        if bias.dims() != [out] {
+            return Err(mismatch("sparse linear bias [out]", &[out], bias.dims()));
+        }
+        self.bias = Some(bias);
+        Ok(self)
+    }
+
+    /// Chooses which weight gradient the backward pass returns.
+    pub fn with_weight_grad(mut self, mode: WeightGrad) -> Self {
+        self.weight_grad = mode;
+        self
+    }
+
+    /// Sets which weight gradient the backward pass returns (e.g. [`WeightGrad::Dense`]
+    /// only on the steps where gradient-based regrowth reads it).
+    pub fn set_weight_grad(&mut self, mode: WeightGrad) {
+        self.weight_grad = mode;
+    }
+
+    /// Replaces the mask and rebuilds the compressed patterns.
+    pub fn set_mask(&mut self, mask: &Mask) -> Result<()> {
+        let dims = self.weight.dims();
+        if mask.shape() != dims {
+            return Err(mismatch("sparse linear mask", dims, mask.shape()));
+        }
+        self.pattern = Arc::new(CsrPattern::new(dims[0], dims[1], mask.as_bits()));
+        self.mask_tensor = mask.to_tensor(self.weight.dtype(), self.weight.device())?;
+        self.density = mask.density();
+        Ok(())
+    }
+
+    /// The fraction of active weights.
+    pub fn density(&self) -> f64 {
+        self.density
+    }
+
+    /// The (unmasked) weight tensor.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// `x (W ⊙ M)^T + b` for `x: [.., in]`, choosing the faster kernel.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.density <= SPARSE_LINEAR_MAX_DENSITY
+            && custom_applies(x)
+            && custom_applies(&self.weight)
+        {
+            self.forward_custom(x)
+        } else {
+            self.forward_candle(x)
+        }
+    }
+
+    /// [`forward`](Self::forward) forced onto the sparse kernel.
+    pub fn forward_custom(&self, x: &Tensor) -> Result<Tensor> {
+        self.with_flat_batch(x, |x2| {
+            let op = SparseLinearOp {
+                pattern: self.pattern.clone(),
+                weight_grad: self.weight_grad,
+            };
+            Ok(x2.contiguous()?.apply_op2(&self.weight.contiguous()?, op)?)
+        })
+    }
+
+    /// [`forward`](Self::forward) through candle's dense matmul on the masked weight.
+    pub fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
+        self.with_flat_batch(x, |x2| {
+            let w = effective_weight(&self.weight, &self.mask_tensor, self.weight_grad)?;
+            Ok(x2.matmul(&w.t()?)?)
+        })
+    }
+
+    fn with_flat_batch(
+        &self,
+        x: &Tensor,
+        f: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let (out, inp) = (self.weight.dims()[0], self.weight.dims()[1]);
+        let dims = x.dims();
+        if dims.is_empty() || dims[dims.len() - 1] != inp {
+            return Err(mismatch("sparse linear input [.., in]", &[inp], dims));
+        }
+        let lead = &dims[..dims.len() - 1];
+        let y = f(&x.reshape((lead.iter().product::<usize>(), inp))?)?;
+        let mut y_dims = lead.to_vec();
+        y_dims.push(out);
+        let y = y.reshape(y_dims)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testutil::{
+        check_grads_match, finite_difference_check, rand_bits, rand_tensor,
+    };
+
+    fn layer(
+        w: &Tensor,
+        b: Option<&Tensor>,
+        density: f64,
+        seed: u64,
+        mode: WeightGrad,
+    ) -> SparseLinear {
+        let mask = Mask::from_bits(w.dims(), rand_bits(w.elem_count(), density, seed)).unwrap();
+        let l = SparseLinear::new(w.clone(), &mask)
+            .unwrap()
+            .with_weight_grad(mode);
+        match b {
+            Some(b) => l.with_bias(b.clone()).unwrap(),
+            None => l,
+        }
+    }
+
+    fn case(
+        batch: usize,
+        inp: usize,
+        out: usize,
+        density: f64,
+        bias: bool,
+        mode: WeightGrad,
+        seed: u64,
+    ) {
+        let mut inputs = vec![
+            rand_tensor(&[batch, inp], seed),
+            rand_tensor(&[out, inp], seed + 1),
+        ];
+        if bias {
+            inputs.push(rand_tensor(&[out], seed + 2));
+        }
+        let ours = |t: &[Tensor]| {
+            layer(&t[1], t.get(2), density, seed, mode)
+                .forward_custom(&t[0])
+                .unwrap()
+        };
+        let reference = |t: &[Tensor]| {
+            layer(&t[1], t.get(2), density, seed, mode)
+                .forward_candle(&t[0])
+                .unwrap()
+        };
+        check_grads_match(&inputs, ours, reference, seed + 3);
+    }
+
+    #[test]
+    fn matches_masked_dense_reference() {
+        for (i, &density) in [0.0, 0.05, 0.3, 1.0].iter().enumerate() {
+            let s = 100 * i as u64;
+            case(1, 7, 5, density, true, WeightGrad::Masked, s + 1);
+            case(19, 33, 17, density, false, WeightGrad::Masked, s + 2);
+            case(40, 20, 50, density, true, WeightGrad::Dense, s + 3);
+            case(3, 1, 1, density, false, WeightGrad::Dense, s + 4);
+        }
+    }
+
+    #[test]
+    fn pattern_lists_rows_and_columns() {
+        // [[1 0 1], [0 1 1]]
+        let p = CsrPattern::new(2, 3, &[1, 0, 1, 0, 1, 1]);
+        assert_eq!(p.row_ptr, vec![0, 2, 4]);
+        assert_eq!(p.cols, vec![0, 2, 1, 2]);
+        assert_eq!(p.col_ptr, vec![0, 1, 2, 4]);
+        assert_eq!(p.rows, vec![0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn forward_picks_a_path_by_density_with_equal_results() {
+        use crate::kernels::testutil::assert_close;
+        let x = rand_tensor(&[5, 12], 1);
+        for density in [0.1, 0.9] {
+            let l = layer(
+                &rand_tensor(&[7, 12], 2),
+                None,
+                density,
+                3,
+                WeightGrad::Masked,
+            );
+            assert_close(
+                &l.forward(&x).unwrap(),
+                &l.forward_custom(&x).unwrap(),
+                "custom",
+            );
+            assert_close(
+                &l.forward(&x).unwrap(),
+                &l.forward_candle(&x).unwrap(),
+                "candle",
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_leading_batch_dims() {
+        let w = rand_tensor(&[4, 6], 1);
+        let l = layer(&w, None, 0.5, 2, WeightGrad::Masked);
+        let x = rand_tensor(&[2, 3, 6], 3);
+        let y = l.forward_custom(&x).unwrap();
+        assert_eq!(y.dims(), &[2, 3, 4]);
+        crate::kernels::testutil::assert_close(&y, &l.forward_candle(&x).unwrap(), "3-d input");
+    }
+
+    #[test]
+    fn gradients_pass_finite_differences() {
+        let inputs = [rand_tensor(&[3, 8], 1), rand_tensor(&[5, 8], 2)];
+        let f = |t: &[Tensor]| {
+            layer(&t[1], None, 0.4, 3, WeightGrad::Masked)
+                .forward_custom(&t[0])
+                .unwrap()
+        };
+        finite_difference_check(&inputs, f, 4);
+    }
+}
