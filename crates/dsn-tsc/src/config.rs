@@ -43,6 +43,21 @@ pub enum Growth {
     Gradient,
 }
 
+/// How the kernel convolutions of the sparse arms are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConvBackend {
+    /// sparse-core's sparse conv1d over the active taps, returning the dense weight
+    /// gradient, so Adam sees what it sees in the official code (default).
+    SparseDenseGrad,
+    /// The sparse conv1d with the gradient at active taps only: fastest, but Adam's
+    /// moments at inactive positions then decay instead of following the dense
+    /// gradient (not allowed with gradient growth, which reads that gradient).
+    SparseMaskedGrad,
+    /// A dense convolution on the weight holding zeros (the official code's way).
+    MaskedDense,
+}
+
 /// The arms the reproduction compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -113,6 +128,7 @@ pub struct TrainConfig {
     death_rate_min: f64,
     death_rate_fraction: f64,
     batch_size: Option<usize>,
+    conv_backend: ConvBackend,
     seed: u64,
 }
 
@@ -140,6 +156,7 @@ impl TrainConfig {
                 death_rate_min: 0.001,
                 death_rate_fraction: 0.8,
                 batch_size: None,
+                conv_backend: ConvBackend::SparseDenseGrad,
                 seed: 17,
             },
         }
@@ -236,6 +253,10 @@ impl TrainConfig {
     pub fn batch_size(&self) -> Option<usize> {
         self.batch_size
     }
+    /// How the sparse arms' kernel convolutions are computed.
+    pub fn conv_backend(&self) -> ConvBackend {
+        self.conv_backend
+    }
     /// The run's seed.
     pub fn seed(&self) -> u64 {
         self.seed
@@ -312,6 +333,8 @@ impl TrainConfigBuilder {
         death_rate_fraction: f64);
     setter!(/// Explicit batch size (>= 1), or `None` for the official rule.
         batch_size: Option<usize>);
+    setter!(/// How the sparse arms' kernel convolutions are computed.
+        conv_backend: ConvBackend);
     setter!(/// The run's seed.
         seed: u64);
 
@@ -381,6 +404,13 @@ impl TrainConfigBuilder {
                 "must lie in (0, 1]",
             ));
         }
+        if c.conv_backend == ConvBackend::SparseMaskedGrad && c.growth == Growth::Gradient {
+            return Err(invalid(
+                "conv_backend",
+                "sparse-masked-grad",
+                "gradient growth needs the dense weight gradient (use sparse-dense-grad)",
+            ));
+        }
         if c.batch_size == Some(0) {
             return Err(invalid("batch_size", 0, "must be at least 1"));
         }
@@ -433,6 +463,14 @@ mod tests {
             "death_rate_fraction"
         );
         assert_eq!(bad_name(b().batch_size(Some(0)).build()), "batch_size");
+        assert_eq!(
+            bad_name(
+                b().growth(Growth::Gradient)
+                    .conv_backend(ConvBackend::SparseMaskedGrad)
+                    .build()
+            ),
+            "conv_backend"
+        );
         assert_eq!(Arm::from_name("dsn").unwrap(), Arm::Dsn);
         assert!(Arm::from_name("rigl").is_err());
     }

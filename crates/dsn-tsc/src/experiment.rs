@@ -257,7 +257,10 @@ pub fn run(
     report.claims = claims(&results, &plan.arms);
     report.extra.insert(
         "sparse_conv_kernel".into(),
-        json!("pending: sparse_core::kernels (sparse conv1d) is not on main yet; every arm uses candle's dense conv1d on masked weights (zeros held in the weight)"),
+        json!(format!(
+            "sparse arms: {:?} (sparse_core::kernels::SparseConv1d over the active taps); dense arms: sparse_core::kernels::conv2d (im2col + gemm) on a height-1 image",
+            plan.univariate.conv_backend()
+        )),
     );
     report.extra.insert(
         "published_numbers".into(),

@@ -34,5 +34,5 @@ pub mod model;
 pub mod regions;
 pub mod training;
 
-pub use config::{Arm, Growth, MaskInit, Padding, TrainConfig, TrainConfigBuilder};
+pub use config::{Arm, ConvBackend, Growth, MaskInit, Padding, TrainConfig, TrainConfigBuilder};
 pub use error::{Error, Result};

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use dsn_tsc::data::DatasetSource;
 use dsn_tsc::experiment::{CRATE_NAME, Plan, run};
 use dsn_tsc::training::{eval_checkpoint, save_checkpoint, train};
-use dsn_tsc::{Arm, Growth, MaskInit, Padding, TrainConfig};
+use dsn_tsc::{Arm, ConvBackend, Growth, MaskInit, Padding, TrainConfig};
 use sparse_repro::cli::{EvalArgs, OutArgs, ReproduceArgs};
 use sparse_repro::location::DataLocation;
 use sparse_repro::progress::ProgressMode;
@@ -53,6 +53,9 @@ struct TrainArgs {
     /// Padding: replicate or zero.
     #[arg(long, default_value = "replicate")]
     padding: String,
+    /// Sparse arms' convolutions: sparse-dense-grad, sparse-masked-grad or masked-dense.
+    #[arg(long, default_value = "sparse-dense-grad")]
+    conv_backend: String,
     /// The run's seed.
     #[arg(long, default_value_t = 17)]
     seed: u64,
@@ -137,6 +140,7 @@ fn main() -> Result<()> {
                 .mask_init(parse_kebab::<MaskInit>("mask-init", &a.mask_init)?)
                 .growth(parse_kebab::<Growth>("growth", &a.growth)?)
                 .padding(parse_kebab::<Padding>("padding", &a.padding)?)
+                .conv_backend(parse_kebab::<ConvBackend>("conv-backend", &a.conv_backend)?)
                 .seed(a.seed)
                 .build()?;
             let location = DataLocation::from_process(a.data_dir.as_deref());

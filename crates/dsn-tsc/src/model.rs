@@ -16,9 +16,11 @@ use candle_core::{D, DType, Device, Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, VarBuilder, VarMap};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sparse_core::SparseParams;
 use sparse_core::batchnorm::sorted_vars;
 use sparse_core::flops::{LayerFlops, LayerShape};
 use sparse_core::init::torch_default_layer;
+use sparse_core::kernels::{self, Conv1dPadding, Conv2dParams, SparseConv1d, WeightGrad};
 
 use crate::config::{OUT_NUM, Padding, TrainConfig};
 use crate::error::{Result, invalid};
@@ -135,6 +137,8 @@ impl ModelSpec {
 struct InceptionModule {
     bottleneck: Option<Tensor>,
     conv: Tensor,
+    /// The sparse kernel over the conv's active taps, when masks are attached.
+    sparse: Option<SparseConv1d>,
     bn: BatchNorm,
     kernel: usize,
     padding: Padding,
@@ -146,12 +150,17 @@ impl InceptionModule {
             Some(w) => pointwise(x, w)?,
             None => x.clone(),
         };
-        let k = self.kernel;
-        let x = match self.padding {
-            Padding::Replicate => x.pad_with_same(D::Minus1, 0, k - 1)?,
-            Padding::Zero => x.pad_with_zeros(D::Minus1, (k - 1) / 2, k / 2)?,
+        let x = match &self.sparse {
+            Some(layer) => layer.forward(&x).map_err(candle_core::Error::wrap)?,
+            None => {
+                let k = self.kernel;
+                let x = match self.padding {
+                    Padding::Replicate => x.pad_with_same(D::Minus1, 0, k - 1)?,
+                    Padding::Zero => x.pad_with_zeros(D::Minus1, (k - 1) / 2, k / 2)?,
+                };
+                conv1d(&x, &self.conv)?
+            }
         };
-        let x = conv1d(&x, &self.conv)?;
         self.bn.forward_t(&x, train)?.relu()
     }
 }
@@ -217,6 +226,7 @@ impl Scnn {
             modules.push(InceptionModule {
                 bottleneck,
                 conv,
+                sparse: None,
                 bn,
                 kernel: spec.kernel,
                 padding: spec.padding,
@@ -242,6 +252,27 @@ impl Scnn {
         &self.spec
     }
 
+    /// Runs every kernel convolution that has a mask in `params` through
+    /// sparse-core's [`SparseConv1d`] over its active taps (which itself falls back
+    /// to a dense convolution above its density threshold); `weight_grad` chooses the
+    /// gradient it returns. Call again whenever the masks change.
+    pub fn attach_masks(&mut self, params: &SparseParams, weight_grad: WeightGrad) -> Result<()> {
+        let padding = match self.spec.padding {
+            Padding::Replicate => Conv1dPadding::ReplicateRight,
+            Padding::Zero => Conv1dPadding::Zeros,
+        };
+        for (i, module) in self.modules.iter_mut().enumerate() {
+            module.sparse = match params.get(&ModelSpec::kernel_conv_name(i)) {
+                Some(p) => Some(
+                    SparseConv1d::new(module.conv.clone(), &p.mask, padding)?
+                        .with_weight_grad(weight_grad),
+                ),
+                None => None,
+            };
+        }
+        Ok(())
+    }
+
     /// Log-probabilities `[batch, classes]` of inputs `[batch, in_channels, length]`;
     /// `train` selects batch statistics (and updates the running ones).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
@@ -264,13 +295,19 @@ impl Module for Scnn {
     }
 }
 
-/// A valid (unpadded) 1-D convolution, `x [b, in, l]`, `w [out, in, k]`, through
-/// candle's conv2d on a height-1 image: candle 0.11.1's conv1d backward gives wrong
-/// weight gradients on CPU (checked against finite differences in the tests).
+/// A valid (unpadded) 1-D convolution, `x [b, in, l]`, `w [out, in, k]`, as a
+/// conv2d on a height-1 image through sparse-core's im2col + gemm kernel: candle
+/// 0.11.1's conv1d backward gives wrong weight gradients on CPU (checked against
+/// finite differences in `tests/gradients.rs`).
 pub fn conv1d(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    x.unsqueeze(2)?
-        .conv2d(&w.unsqueeze(2)?, 0, 1, 1, 1)?
-        .squeeze(2)
+    kernels::conv2d(
+        &x.unsqueeze(2)?,
+        &w.unsqueeze(2)?,
+        None,
+        Conv2dParams::default(),
+    )
+    .map_err(candle_core::Error::wrap)?
+    .squeeze(2)
 }
 
 /// A 1×1 convolution as a matrix product: `w [out, in, 1]`, `x [b, in, l]`.
@@ -375,6 +412,7 @@ mod tests {
             .unwrap();
         let spec = ModelSpec::for_config(&config, 1, 2).unwrap();
         let module = InceptionModule {
+            sparse: None,
             bottleneck: None,
             conv: Tensor::new(&[[[0f32, 0., 1.]]], &Device::Cpu).unwrap(),
             bn: candle_nn::batch_norm(1, bn_config(), VarBuilder::zeros(DType::F32, &Device::Cpu))

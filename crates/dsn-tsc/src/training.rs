@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sparse_core::checkpoint::{self, Sources, Targets};
 use sparse_core::flops::InferenceFlops;
+use sparse_core::kernels::WeightGrad;
 use sparse_core::lr::{LrSchedule, WarmupCosine};
 use sparse_core::optim::trainable_vars;
 use sparse_core::{
@@ -33,7 +34,7 @@ use sparse_repro::progress::{Progress, ProgressMode};
 use sparse_repro::rng::{derive_rng, derive_seed, streams};
 use sparse_repro::train::{Evaluation, Stopwatch, evaluate_classifier};
 
-use crate::config::{Arm, Growth, TrainConfig};
+use crate::config::{Arm, ConvBackend, Growth, TrainConfig};
 use crate::data::{DatasetSource, Split, TsData};
 use crate::error::{Error, Result};
 use crate::model::{ModelSpec, Scnn};
@@ -143,7 +144,7 @@ pub fn train_observed(
     let seed = config.seed();
     let spec = ModelSpec::for_config(config, data.dims, data.num_classes())?;
     let varmap = VarMap::new();
-    let model = Scnn::new(
+    let mut model = Scnn::new(
         spec.clone(),
         &varmap,
         device,
@@ -184,6 +185,10 @@ pub fn train_observed(
             dynamic = dynamic.region(name.clone(), region.growth_region()?);
         }
         engine = Some(SparsityEngine::new(dynamic.build()?, &params)?);
+    }
+    let weight_grad = weight_grad_of(config.conv_backend());
+    if let Some(mode) = weight_grad {
+        model.attach_masks(&params, mode)?;
     }
 
     let mut optimizer = Adam::from_params(
@@ -226,6 +231,11 @@ pub fn train_observed(
             if report.as_ref().is_some_and(|r| r.prune_regrow) {
                 mask_updates += 1;
             }
+            if let (Some(mode), Some(true)) =
+                (weight_grad, report.as_ref().map(|r| r.topology_changed()))
+            {
+                model.attach_masks(&params, mode)?;
+            }
             observer(&StepEvent {
                 step,
                 epoch,
@@ -250,6 +260,9 @@ pub fn train_observed(
 
     let last = evaluate(&model, data, &data.test, device)?;
     snapshot.restore(&mut params)?;
+    if let Some(mode) = weight_grad {
+        model.attach_masks(&params, mode)?;
+    }
     let selected = evaluate(&model, data, &data.test, device)?;
     progress.finish(&format!(
         "selected epoch {selected_epoch}: test {:.4} (last epoch {:.4})",
@@ -279,6 +292,16 @@ pub fn train_observed(
         mask_updates,
     };
     Ok((trained, outcome))
+}
+
+/// The weight gradient the sparse kernel returns under `backend`, or `None` when
+/// the kernel is not used.
+fn weight_grad_of(backend: ConvBackend) -> Option<WeightGrad> {
+    match backend {
+        ConvBackend::SparseDenseGrad => Some(WeightGrad::Dense),
+        ConvBackend::SparseMaskedGrad => Some(WeightGrad::Masked),
+        ConvBackend::MaskedDense => None,
+    }
 }
 
 /// Parameter and FLOP counts of a network.
@@ -481,8 +504,25 @@ pub fn eval_checkpoint(
         });
     }
     let varmap = VarMap::new();
-    let model = Scnn::build(info.spec.clone(), &varmap, device)?;
-    checkpoint::load(path, &varmap, Targets::default())?;
+    let mut model = Scnn::build(info.spec.clone(), &varmap, device)?;
+    // the masks come back from the file, so the sparse kernel runs exactly as in training
+    let mut params = SparseParams::new();
+    if info.config.arm().is_sparse() {
+        for (name, shape) in info.spec.kernel_convs() {
+            params.insert(name.clone(), var_of(&varmap, &name)?, Mask::ones(&shape))?;
+        }
+    }
+    checkpoint::load(
+        path,
+        &varmap,
+        Targets {
+            params: Some(&mut params),
+            ..Default::default()
+        },
+    )?;
+    if let Some(mode) = weight_grad_of(info.config.conv_backend()) {
+        model.attach_masks(&params, mode)?;
+    }
     let evaluation = evaluate(&model, &data, &data.test, device)?;
     let reported_accuracy = meta
         .extra

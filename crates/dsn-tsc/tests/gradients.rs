@@ -85,3 +85,78 @@ fn univariate_replicate_padding() {
 fn multivariate_zero_padding() {
     check(3, Padding::Zero);
 }
+
+/// The sparse kernel (with the dense weight gradient) computes what the dense
+/// convolution on the masked weight computes: same outputs, same gradients.
+#[test]
+fn sparse_kernel_matches_the_masked_dense_convolution() {
+    use dsn_tsc::training::constraint_regions;
+    use sparse_core::SparseParams;
+    use sparse_core::kernels::WeightGrad;
+
+    let data = synthetic(40, 10, 30, 2);
+    let c = TrainConfig::builder()
+        .arm(Arm::Dsn)
+        .channels(4)
+        .depth(2)
+        .kernel(9)
+        .small_kernel(3)
+        .density(0.3)
+        .build()
+        .unwrap();
+    let spec = ModelSpec::for_config(&c, 1, 2).unwrap();
+    let vm = VarMap::new();
+    let mut model = Scnn::new(
+        spec.clone(),
+        &vm,
+        &Device::Cpu,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+    )
+    .unwrap();
+    let mut params = SparseParams::new();
+    let vars: std::collections::BTreeMap<String, candle_core::Var> =
+        trainable_vars(&vm).into_iter().collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    for (name, region) in constraint_regions(&spec, 3).unwrap() {
+        let mask = region
+            .initial_mask(0.3, dsn_tsc::MaskInit::RemainRandom, &mut rng)
+            .unwrap();
+        params
+            .insert(name.clone(), vars[&name].clone(), mask)
+            .unwrap();
+    }
+    let idx: Vec<usize> = (0..8).collect();
+    let (x, y) = data.batch(&data.train, &idx, &Device::Cpu).unwrap();
+    let run = |model: &Scnn| {
+        let lp = model.forward_t(&x, true).unwrap();
+        let grads = candle_nn::loss::nll(&lp, &y).unwrap().backward().unwrap();
+        let g: Vec<Vec<f32>> = vars
+            .values()
+            .map(|v| {
+                grads
+                    .get(v.as_tensor())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
+            })
+            .collect();
+        (lp.flatten_all().unwrap().to_vec1::<f32>().unwrap(), g)
+    };
+    let (dense_out, dense_grads) = run(&model);
+    model.attach_masks(&params, WeightGrad::Dense).unwrap();
+    let (sparse_out, sparse_grads) = run(&model);
+    let close = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-4 + 1e-3 * y.abs())
+    };
+    assert!(
+        close(&sparse_out, &dense_out),
+        "{sparse_out:?} vs {dense_out:?}"
+    );
+    for ((name, a), b) in vars.keys().zip(&sparse_grads).zip(&dense_grads) {
+        assert!(close(a, b), "gradient of {name} differs");
+    }
+}

@@ -18,20 +18,31 @@ fn load(name: &str) -> Option<TsData> {
 #[test]
 fn gunpoint_when_present() {
     let Some(d) = load("gunpoint") else { return };
-    assert_eq!((d.name.as_str(), d.dims, d.length, d.num_classes()), ("GunPoint", 1, 150, 2));
+    assert_eq!(
+        (d.name.as_str(), d.dims, d.length, d.num_classes()),
+        ("GunPoint", 1, 150, 2)
+    );
     assert_eq!((d.train.len(), d.test.len()), (50, 150));
     assert_eq!(d.train.values().len(), 50 * 150);
 }
 
 #[test]
 fn japanese_vowels_pad_to_the_longest_case_of_both_splits() {
-    let Some(d) = load("japanesevowels") else { return };
+    let Some(d) = load("japanesevowels") else {
+        return;
+    };
     assert_eq!((d.dims, d.num_classes()), (12, 9));
     assert_eq!((d.train.len(), d.test.len()), (270, 370));
     // train cases are at most 26 long, test cases up to 29: both padded to 29
     assert_eq!(d.length, 29);
     assert_eq!(d.train.values().len(), 270 * 12 * 29);
-    assert!(d.train.values().iter().chain(d.test.values()).all(|v| v.is_finite()));
+    assert!(
+        d.train
+            .values()
+            .iter()
+            .chain(d.test.values())
+            .all(|v| v.is_finite())
+    );
     // the shortest training case (length 7) ends in zeros in every dimension
     let case = (0..270)
         .find(|&i| {
@@ -45,6 +56,11 @@ fn japanese_vowels_pad_to_the_longest_case_of_both_splits() {
 
 #[test]
 fn basic_motions_when_present() {
-    let Some(d) = load("BasicMotions") else { return };
-    assert_eq!((d.dims, d.length, d.classes.join(" ").as_str()), (6, 100, "Standing Running Walking Badminton"));
+    let Some(d) = load("BasicMotions") else {
+        return;
+    };
+    assert_eq!(
+        (d.dims, d.length, d.classes.join(" ").as_str()),
+        (6, 100, "Standing Running Walking Badminton")
+    );
 }
