@@ -1,0 +1,536 @@
+//! Training and evaluating one arm on one data set, and its checkpoints.
+//!
+//! The loop is the official one (`trainer_DSN.py`): per epoch the learning rate is
+//! set from a cosine over epochs (3e-4 → 1e-4), the training set is shuffled into
+//! batches of `max(min(N/10, 16), 2)`, each step is `Adam.step()` followed by
+//! sparse-core's [`SparsityEngine::after_optimizer_step`] (apply masks; every
+//! `5 · steps_per_epoch` steps prune and regrow each constraint group). Adam's
+//! moments are neither masked nor reset, as in the official code (it masks
+//! only SGD momentum buffers).
+//!
+//! Model selection is the official one: the epoch with the **lowest training
+//! loss** is kept (an in-memory snapshot of every variable and mask) and then
+//! evaluated on the test set. The last epoch's test accuracy is reported beside it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor, Var};
+use candle_nn::VarMap;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sparse_core::checkpoint::{self, Sources, Targets};
+use sparse_core::flops::InferenceFlops;
+use sparse_core::kernels::WeightGrad;
+use sparse_core::lr::{LrSchedule, WarmupCosine};
+use sparse_core::optim::trainable_vars;
+use sparse_core::{
+    Adam, AdamConfig, DeathRate, DynamicSparsity, GrowthMethod, Mask, Optimizer, PruneMethod,
+    SparseParams, SparsityEngine, UpdateReport,
+};
+use sparse_repro::batch::BatchIndices;
+use sparse_repro::location::DataLocation;
+use sparse_repro::progress::{Progress, ProgressMode};
+use sparse_repro::rng::{derive_rng, derive_seed, streams};
+use sparse_repro::train::{Evaluation, Stopwatch, evaluate_classifier};
+
+use crate::config::{Arm, ConvBackend, Growth, TrainConfig};
+use crate::data::{DatasetSource, Split, TsData};
+use crate::error::{Error, Result};
+use crate::model::{ModelSpec, Scnn};
+use crate::regions::ConstraintRegions;
+
+/// Cases per evaluation batch (fixed, so that `eval --checkpoint` repeats the
+/// report's computation exactly).
+pub const EVAL_BATCH: usize = 64;
+
+/// What one run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOutcome {
+    /// 1-based epoch of the lowest training loss (the official model selection).
+    pub selected_epoch: usize,
+    /// Its training loss.
+    pub selected_train_loss: f64,
+    /// Test accuracy of the selected model.
+    pub test_accuracy: f64,
+    /// Test accuracy after the last epoch.
+    pub test_accuracy_last: f64,
+    /// Mean training loss of every epoch.
+    pub train_losses: Vec<f64>,
+    /// Wall-clock seconds of the training loop (evaluation excluded).
+    pub train_seconds: f64,
+    /// Trainable parameters of the dense network (BatchNorm included).
+    pub params: usize,
+    /// Non-zero trainable parameters of the selected model.
+    pub nonzero_params: usize,
+    /// Active weights of the kernel convolutions over their dense size.
+    pub conv_density: f64,
+    /// Forward FLOPs per sample of the kernel convolutions (`2 · nnz · length`).
+    pub conv_flops: f64,
+    /// Forward FLOPs per sample of the whole network (weights only, masks counted).
+    pub inference_flops: f64,
+    /// Share of the constraint-region positions ever active: before training,
+    /// then after each epoch (empty for dense arms).
+    pub region_rate: Vec<f64>,
+    /// Number of prune-and-regrow updates that ran.
+    pub mask_updates: usize,
+}
+
+/// A trained network with everything needed to evaluate or save it.
+pub struct Trained {
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// The network.
+    pub model: Scnn,
+    /// Its variables (weights and BatchNorm statistics).
+    pub varmap: VarMap,
+    /// The masks of the kernel convolutions (empty for dense arms).
+    pub params: SparseParams,
+}
+
+impl std::fmt::Debug for Trained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trained")
+            .field("config", &self.config)
+            .field("model", &self.model)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the observer of [`train_observed`] sees after each optimizer step.
+#[derive(Debug)]
+pub struct StepEvent<'a> {
+    /// 1-based optimizer step.
+    pub step: usize,
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// The masks after the step's topology update.
+    pub params: &'a SparseParams,
+    /// What the engine did (`None` for dense arms).
+    pub report: Option<&'a UpdateReport>,
+}
+
+/// The constraint regions of each kernel convolution of `spec`.
+pub fn constraint_regions(
+    spec: &ModelSpec,
+    groups: usize,
+) -> Result<BTreeMap<String, ConstraintRegions>> {
+    spec.kernel_convs()
+        .into_iter()
+        .map(|(name, shape)| Ok((name, ConstraintRegions::new(shape, groups)?)))
+        .collect()
+}
+
+/// Trains `config` on `data` (see the module docs).
+pub fn train(
+    config: &TrainConfig,
+    data: &TsData,
+    device: &Device,
+    progress: ProgressMode,
+) -> Result<(Trained, TrainOutcome)> {
+    train_observed(config, data, device, progress, &mut |_| {})
+}
+
+/// [`train`], calling `observer` after every optimizer step (tests check the
+/// method's invariants through it).
+pub fn train_observed(
+    config: &TrainConfig,
+    data: &TsData,
+    device: &Device,
+    progress: ProgressMode,
+    observer: &mut dyn FnMut(&StepEvent<'_>),
+) -> Result<(Trained, TrainOutcome)> {
+    let seed = config.seed();
+    let spec = ModelSpec::for_config(config, data.dims, data.num_classes())?;
+    let varmap = VarMap::new();
+    let mut model = Scnn::new(
+        spec.clone(),
+        &varmap,
+        device,
+        &mut derive_rng(seed, streams::INIT),
+    )?;
+
+    let n = data.train.len();
+    let batch_size = config.batch_size_for(n);
+    let steps_per_epoch = n.div_ceil(batch_size);
+    let total_steps = steps_per_epoch * config.epochs();
+
+    let regions = constraint_regions(&spec, config.groups())?;
+    let mut params = SparseParams::new();
+    let mut engine = None;
+    if config.arm().is_sparse() {
+        let mut mask_rng = derive_rng(seed, streams::MASK);
+        let mut dynamic = match config.arm() {
+            Arm::Dsn => DynamicSparsity::builder()
+                .prune(PruneMethod::Magnitude)
+                .growth(match config.growth() {
+                    Growth::Random => GrowthMethod::RandomExact,
+                    Growth::Gradient => GrowthMethod::Gradient,
+                })
+                .death_rate(DeathRate::CosineThenFloor {
+                    initial: config.death_rate(),
+                    eta_min: config.death_rate_min(),
+                    t_max: ((config.death_rate_fraction() * total_steps as f64) as usize).max(1),
+                })
+                .period(Some(config.update_every_epochs() * steps_per_epoch)),
+            _ => DynamicSparsity::static_sparse(),
+        }
+        .mask_momentum(false)
+        .seed(derive_seed(seed, "regrow"));
+        for (name, region) in &regions {
+            let var = var_of(&varmap, name)?;
+            let mask = region.initial_mask(config.density(), config.mask_init(), &mut mask_rng)?;
+            params.insert(name.clone(), var, mask)?;
+            dynamic = dynamic.region(name.clone(), region.growth_region()?);
+        }
+        engine = Some(SparsityEngine::new(dynamic.build()?, &params)?);
+    }
+    let weight_grad = weight_grad_of(config.conv_backend());
+    if let Some(mode) = weight_grad {
+        model.attach_masks(&params, mode)?;
+    }
+
+    let mut optimizer = Adam::from_params(
+        trainable_vars(&varmap),
+        AdamConfig::adam(config.lr()).build()?,
+    )?;
+    let schedule = WarmupCosine::new(config.lr(), config.lr_min(), config.epochs() as f64)?;
+    let mut shuffle_rng: ChaCha8Rng = derive_rng(seed, streams::SHUFFLE);
+    let mut progress = Progress::new(
+        format!("{}-{}-s{seed}", data.name, config.arm().name()),
+        config.epochs() as u64,
+        progress,
+    );
+
+    let mut losses = Vec::with_capacity(config.epochs());
+    let mut region_rate = Vec::new();
+    if let Some(engine) = &engine {
+        region_rate.push(region_share(engine, &regions)?);
+    }
+    let mut best: Option<(usize, f64, Snapshot)> = None;
+    let mut mask_updates = 0;
+    let mut step = 0;
+    let watch = Stopwatch::start();
+    for epoch in 0..config.epochs() {
+        schedule.apply(&mut optimizer, epoch as f64);
+        let mut loss_sum = 0.0;
+        for indices in BatchIndices::shuffled(n, batch_size, false, &mut shuffle_rng)? {
+            let (x, y) = data.batch(&data.train, &indices, device)?;
+            let log_probs = model.forward_t(&x, true)?;
+            let loss = candle_nn::loss::nll(&log_probs, &y)?;
+            let grads = loss.backward()?;
+            optimizer.step(&grads)?;
+            step += 1;
+            let report = match engine.as_mut() {
+                Some(engine) => {
+                    Some(engine.after_optimizer_step(step, &mut params, &grads, None)?)
+                }
+                None => None,
+            };
+            if report.as_ref().is_some_and(|r| r.prune_regrow) {
+                mask_updates += 1;
+            }
+            if let (Some(mode), Some(true)) =
+                (weight_grad, report.as_ref().map(|r| r.topology_changed()))
+            {
+                model.attach_masks(&params, mode)?;
+            }
+            observer(&StepEvent {
+                step,
+                epoch,
+                params: &params,
+                report: report.as_ref(),
+            });
+            loss_sum += f64::from(loss.to_scalar::<f32>()?) * indices.len() as f64;
+        }
+        let epoch_loss = loss_sum / n as f64;
+        losses.push(epoch_loss);
+        if let Some(engine) = &engine {
+            region_rate.push(region_share(engine, &regions)?);
+        }
+        if best.as_ref().is_none_or(|(_, l, _)| epoch_loss < *l) {
+            best = Some((epoch + 1, epoch_loss, Snapshot::take(&varmap, &params)?));
+        }
+        progress.update(&[("loss", epoch_loss)]);
+    }
+    let train_seconds = watch.elapsed_seconds();
+    let (selected_epoch, selected_train_loss, snapshot) =
+        best.ok_or_else(|| crate::error::invalid("epochs", 0, "must be at least 1"))?;
+
+    let last = evaluate(&model, data, &data.test, device)?;
+    snapshot.restore(&mut params)?;
+    if let Some(mode) = weight_grad {
+        model.attach_masks(&params, mode)?;
+    }
+    let selected = evaluate(&model, data, &data.test, device)?;
+    progress.finish(&format!(
+        "selected epoch {selected_epoch}: test {:.4} (last epoch {:.4})",
+        selected.accuracy, last.accuracy
+    ));
+
+    let trained = Trained {
+        config: config.clone(),
+        model,
+        varmap,
+        params,
+    };
+    let costs = costs(&trained, data.length)?;
+    let outcome = TrainOutcome {
+        selected_epoch,
+        selected_train_loss,
+        test_accuracy: selected.accuracy,
+        test_accuracy_last: last.accuracy,
+        train_losses: losses,
+        train_seconds,
+        params: costs.params,
+        nonzero_params: costs.nonzero_params,
+        conv_density: costs.conv_density,
+        conv_flops: costs.conv_flops,
+        inference_flops: costs.inference_flops,
+        region_rate,
+        mask_updates,
+    };
+    Ok((trained, outcome))
+}
+
+/// The weight gradient the sparse kernel returns under `backend`, or `None` when
+/// the kernel is not used.
+fn weight_grad_of(backend: ConvBackend) -> Option<WeightGrad> {
+    match backend {
+        ConvBackend::SparseDenseGrad => Some(WeightGrad::Dense),
+        ConvBackend::SparseMaskedGrad => Some(WeightGrad::Masked),
+        ConvBackend::MaskedDense => None,
+    }
+}
+
+/// Parameter and FLOP counts of a network.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Costs {
+    /// Trainable parameters (dense count).
+    pub params: usize,
+    /// Non-zero trainable parameters (masked weights excluded).
+    pub nonzero_params: usize,
+    /// Active share of the kernel convolutions.
+    pub conv_density: f64,
+    /// Forward FLOPs per sample of the kernel convolutions.
+    pub conv_flops: f64,
+    /// Forward FLOPs per sample of every weight layer.
+    pub inference_flops: f64,
+}
+
+/// Counts parameters and FLOPs of `trained` on series of `length` samples, from
+/// sparse-core's FLOP model (`2 · nnz · output length` per convolution).
+pub fn costs(trained: &Trained, length: usize) -> Result<Costs> {
+    let spec = trained.model.spec();
+    let vars = trainable_vars(&trained.varmap);
+    let params: usize = vars.iter().map(|(_, v)| v.elem_count()).sum();
+    let masked_out: usize = trained
+        .params
+        .iter()
+        .map(|p| p.mask.numel() - p.mask.nnz())
+        .sum();
+    let layers = spec.layer_flops(length);
+    let flops = InferenceFlops::new(&layers, &trained.params);
+    let conv_names: Vec<String> = spec.kernel_convs().into_iter().map(|(n, _)| n).collect();
+    let convs: Vec<_> = flops
+        .layers
+        .iter()
+        .filter(|l| conv_names.contains(&l.weight))
+        .collect();
+    let conv_flops: f64 = convs.iter().map(|l| l.sparse).sum();
+    let conv_dense: f64 = convs.iter().map(|l| l.dense).sum();
+    Ok(Costs {
+        params,
+        nonzero_params: params - masked_out,
+        conv_density: conv_flops / conv_dense,
+        conv_flops,
+        inference_flops: flops.sparse_total(),
+    })
+}
+
+/// Share of all constraint-region positions that were ever active (sparse-core's
+/// ITOP record restricted to the regions, pooled over layers).
+fn region_share(
+    engine: &SparsityEngine,
+    regions: &BTreeMap<String, ConstraintRegions>,
+) -> Result<f64> {
+    let (mut hit, mut total) = (0.0, 0.0);
+    for (name, region) in regions {
+        let allowed = region.allowed()?;
+        let size = allowed.nnz() as f64;
+        hit += engine.fired_masks().region_rate(name, &allowed)? * size;
+        total += size;
+    }
+    Ok(if total == 0.0 { 1.0 } else { hit / total })
+}
+
+/// Test-mode loss and accuracy of `model` on `split`.
+pub fn evaluate(model: &Scnn, data: &TsData, split: &Split, device: &Device) -> Result<Evaluation> {
+    Ok(evaluate_classifier(
+        |x| model.forward_t(x, false),
+        data.ordered_batches(split, EVAL_BATCH, device),
+    )?)
+}
+
+fn var_of(varmap: &VarMap, name: &str) -> Result<Var> {
+    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+    data.get(name)
+        .cloned()
+        .ok_or_else(|| sparse_core::SparseError::UnknownParameter(name.to_string()).into())
+}
+
+/// Copies of every variable and mask at one epoch.
+struct Snapshot {
+    vars: Vec<(Var, Tensor)>,
+    masks: Vec<(String, Mask)>,
+}
+
+impl Snapshot {
+    fn take(varmap: &VarMap, params: &SparseParams) -> Result<Self> {
+        let vars = sparse_core::batchnorm::sorted_vars(varmap)
+            .into_iter()
+            .map(|(_, v)| {
+                let copy = v.as_tensor().copy()?;
+                Ok((v, copy))
+            })
+            .collect::<Result<_>>()?;
+        let masks = params
+            .iter()
+            .map(|p| (p.name.clone(), p.mask.clone()))
+            .collect();
+        Ok(Self { vars, masks })
+    }
+
+    fn restore(self, params: &mut SparseParams) -> Result<()> {
+        for (var, value) in self.vars {
+            var.set(&value)?;
+        }
+        for (name, mask) in self.masks {
+            params.set_mask(&name, mask)?;
+        }
+        Ok(())
+    }
+}
+
+/// Metadata key of the test accuracy a checkpoint was reported with.
+pub const META_TEST_ACCURACY: &str = "test_accuracy";
+
+/// What a checkpoint stores besides the tensors (the `config` of its metadata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// The network's description.
+    pub spec: ModelSpec,
+    /// The data set, as [`DatasetSource::to_arg`] writes it.
+    pub dataset: String,
+}
+
+/// Saves the selected model (weights, BatchNorm statistics, masks) with the
+/// configuration, the data source and the reported test accuracy.
+pub fn save_checkpoint(
+    path: &Path,
+    trained: &Trained,
+    dataset: &DatasetSource,
+    outcome: &TrainOutcome,
+) -> Result<()> {
+    let info = CheckpointInfo {
+        config: trained.config.clone(),
+        spec: trained.model.spec().clone(),
+        dataset: dataset.to_arg(),
+    };
+    let config = serde_json::to_value(&info).map_err(|e| Error::BadCheckpoint {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut meta = checkpoint::CheckpointMeta::new(
+        config,
+        outcome.selected_epoch as u64,
+        trained.config.seed(),
+    );
+    meta.extra.insert(
+        META_TEST_ACCURACY.into(),
+        format!("{:?}", outcome.test_accuracy),
+    );
+    checkpoint::save(
+        path,
+        &trained.varmap,
+        Sources {
+            params: Some(&trained.params),
+            ..Default::default()
+        },
+        &meta,
+    )?;
+    Ok(())
+}
+
+/// A reloaded checkpoint, evaluated on its data set's test split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointEvaluation {
+    /// What the checkpoint says about itself.
+    pub info: CheckpointInfo,
+    /// The test accuracy stored when it was saved.
+    pub reported_accuracy: Option<f64>,
+    /// The test evaluation now.
+    pub evaluation: Evaluation,
+}
+
+/// Reloads a checkpoint written by [`save_checkpoint`] and evaluates it on the
+/// test split of its data set, found through `location`.
+pub fn eval_checkpoint(
+    path: &Path,
+    location: &DataLocation,
+    device: &Device,
+) -> Result<CheckpointEvaluation> {
+    let meta = checkpoint::read_meta(path)?;
+    let info: CheckpointInfo =
+        serde_json::from_value(meta.config.clone()).map_err(|e| Error::BadCheckpoint {
+            path: path.to_path_buf(),
+            reason: format!("not a dsn-tsc checkpoint: {e}"),
+        })?;
+    let data = DatasetSource::parse(&info.dataset).load(location)?;
+    if data.dims != info.spec.in_channels || data.num_classes() != info.spec.num_classes {
+        return Err(Error::BadCheckpoint {
+            path: path.to_path_buf(),
+            reason: format!(
+                "data set {} has {} dimensions and {} classes, the model {} and {}",
+                info.dataset,
+                data.dims,
+                data.num_classes(),
+                info.spec.in_channels,
+                info.spec.num_classes
+            ),
+        });
+    }
+    let varmap = VarMap::new();
+    let mut model = Scnn::build(info.spec.clone(), &varmap, device)?;
+    // the masks come back from the file, so the sparse kernel runs exactly as in training
+    let mut params = SparseParams::new();
+    if info.config.arm().is_sparse() {
+        for (name, shape) in info.spec.kernel_convs() {
+            params.insert(name.clone(), var_of(&varmap, &name)?, Mask::ones(&shape))?;
+        }
+    }
+    checkpoint::load(
+        path,
+        &varmap,
+        Targets {
+            params: Some(&mut params),
+            ..Default::default()
+        },
+    )?;
+    if let Some(mode) = weight_grad_of(info.config.conv_backend()) {
+        model.attach_masks(&params, mode)?;
+    }
+    let evaluation = evaluate(&model, &data, &data.test, device)?;
+    let reported_accuracy = meta
+        .extra
+        .get(META_TEST_ACCURACY)
+        .and_then(|s| s.parse::<f64>().ok());
+    Ok(CheckpointEvaluation {
+        info,
+        reported_accuracy,
+        evaluation,
+    })
+}
