@@ -14,7 +14,11 @@ use crate::error::Result;
 /// The MAD of the rows of `embeddings` (`(nodes, dim)`).
 pub fn mean_average_distance(embeddings: &Tensor) -> Result<f64> {
     let h = embeddings.to_dtype(DType::F64)?;
-    let norm = h.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    let norm = h
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
     let unit = h.broadcast_div(&norm)?;
     let cosine = unit.matmul(&unit.t()?)?;
     let distance = (1.0 - cosine)?.clamp(0.0, 2.0)?;
@@ -29,7 +33,11 @@ pub fn mean_average_distance(embeddings: &Tensor) -> Result<f64> {
             counted += 1;
         }
     }
-    Ok(if counted == 0 { 0.0 } else { sum / counted as f64 })
+    Ok(if counted == 0 {
+        0.0
+    } else {
+        sum / counted as f64
+    })
 }
 
 #[cfg(test)]

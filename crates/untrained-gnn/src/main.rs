@@ -42,7 +42,7 @@ struct TrainArgs {
     /// Weight decay (default: 0 for score methods, 5e-4 for dense).
     #[arg(long)]
     weight_decay: Option<f64>,
-    /// Dropout (default: 0 for score methods, 0.6 for dense).
+    /// Dropout (default: 0.6 for dense GAT/GIN, else 0).
     #[arg(long)]
     dropout: Option<f64>,
     /// Classes held out as out-of-distribution (0: none).
@@ -69,7 +69,11 @@ enum Command {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "untrained-gnn", version, about = "Untrained GNN tickets (LoG 2022) on Sparseland")]
+#[command(
+    name = "untrained-gnn",
+    version,
+    about = "Untrained GNN tickets (LoG 2022) on Sparseland"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -124,7 +128,11 @@ fn train(args: &TrainArgs) -> Result<()> {
     let out = args
         .out
         .out_dir(env!("CARGO_PKG_NAME"), "train", &UtcDateTime::now())?;
-    let path = out.join(format!("{}-seed{}.safetensors", config.label(), config.seed()));
+    let path = out.join(format!(
+        "{}-seed{}.safetensors",
+        config.label(),
+        config.seed()
+    ));
     let (_, outcome) = training::train(&config, &graph, &device, ProgressMode::Auto, Some(&path))?;
     let json = serde_json::to_string_pretty(&outcome)?;
     std::fs::write(out.join("outcome.json"), json).context("writing outcome.json")?;
@@ -148,8 +156,12 @@ fn eval(args: &EvalArgs) -> Result<()> {
     let location = DataLocation::from_process(args.data_dir.as_deref());
     let device = Device::Cpu;
     let graph = stored.dataset.load(&location, &device)?;
-    let reloaded =
-        training::load_checkpoint(&args.checkpoint, graph.num_features, graph.num_classes, &device)?;
+    let reloaded = training::load_checkpoint(
+        &args.checkpoint,
+        graph.num_features,
+        graph.num_classes,
+        &device,
+    )?;
     let splits = NodeSplits::new(&graph, &reloaded.config.train, &device)?;
     let eval = training::evaluate(
         &reloaded.network,

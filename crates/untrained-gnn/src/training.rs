@@ -58,7 +58,12 @@ impl Network {
     /// A freshly initialised network for `config` on a graph with `in_dim` features
     /// and `classes` output classes. Weights come from the seed's `weights` stream and
     /// scores from its `scores` stream, so every method starts from the same weights.
-    pub fn new(config: &TrainConfig, in_dim: usize, classes: usize, device: &Device) -> Result<Self> {
+    pub fn new(
+        config: &TrainConfig,
+        in_dim: usize,
+        classes: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let model = Gnn::new(
             config.model(),
             config.layers(),
@@ -72,17 +77,31 @@ impl Network {
         let mut weights = BTreeMap::new();
         let mut layers = Vec::new();
         for spec in model.param_specs() {
-            let w = new_var(&varmap, &format!("{}.weight", spec.name), &spec.shape, device)?;
+            let w = new_var(
+                &varmap,
+                &format!("{}.weight", spec.name),
+                &spec.shape,
+                device,
+            )?;
             init_var(&w, KAIMING_UNIFORM, &mut weight_rng)?;
             if let Some(_scope) = config.method().scope() {
-                let s = new_var(&varmap, &format!("{}.score", spec.name), &spec.shape, device)?;
+                let s = new_var(
+                    &varmap,
+                    &format!("{}.score", spec.name),
+                    &spec.shape,
+                    device,
+                )?;
                 init_var(&s, KAIMING_UNIFORM, &mut score_rng)?;
                 layers.push(ScoredLayer::new(spec.name.clone(), w.as_tensor(), s)?);
             }
             weights.insert(spec.name.clone(), w);
         }
         let subnetwork = match config.method().scope() {
-            Some(scope) => Some(ScoreSubnetwork::new(layers, scope, config.method().count())?),
+            Some(scope) => Some(ScoreSubnetwork::new(
+                layers,
+                scope,
+                config.method().count(),
+            )?),
             None => None,
         };
         Ok(Self {
@@ -198,17 +217,14 @@ impl std::fmt::Debug for Network {
 }
 
 fn new_var(varmap: &VarMap, name: &str, shape: &[usize], device: &Device) -> Result<Var> {
-    let t = varmap.get(shape, name, candle_nn::Init::Const(0.0), DType::F32, device)?;
-    let data = varmap.data().lock().map_err(|_| {
-        Error::invalid("varmap", name, "the parameter map's lock is poisoned")
-    })?;
+    varmap.get(shape, name, candle_nn::Init::Const(0.0), DType::F32, device)?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::invalid("varmap", name, "the parameter map's lock is poisoned"))?;
     data.get(name)
         .cloned()
         .ok_or_else(|| Error::invalid("varmap", name, "variable was not created"))
-        .map(|v| {
-            debug_assert_eq!(v.dims(), t.dims());
-            v
-        })
 }
 
 /// Which nodes a run trains, selects and tests on (the OOD protocol holds the last
@@ -227,17 +243,15 @@ impl NodeSplits {
     /// The splits of `graph` for `config`; checks `ood_classes` against the data.
     pub fn new(graph: &GraphData, config: &TrainConfig, device: &Device) -> Result<Self> {
         let held_out = config.ood_classes();
-        if held_out + 2 > graph.num_classes {
-            if held_out > 0 {
-                return Err(Error::invalid(
-                    "ood_classes",
-                    held_out,
-                    &format!(
-                        "must leave at least 2 of the {} classes in distribution",
-                        graph.num_classes
-                    ),
-                ));
-            }
+        if held_out > 0 && held_out + 2 > graph.num_classes {
+            return Err(Error::invalid(
+                "ood_classes",
+                held_out,
+                &format!(
+                    "must leave at least 2 of the {} classes in distribution",
+                    graph.num_classes
+                ),
+            ));
         }
         let classes = graph.num_classes - held_out;
         let split = |nodes: &[usize], what: &'static str| -> Result<(Tensor, Tensor)> {
@@ -250,7 +264,11 @@ impl NodeSplits {
         let ood = if held_out > 0 {
             let ids = graph.nodes_from(&graph.test, classes);
             if ids.is_empty() {
-                return Err(Error::invalid("ood_classes", held_out, "no test node of a held-out class"));
+                return Err(Error::invalid(
+                    "ood_classes",
+                    held_out,
+                    "no test node of a held-out class",
+                ));
             }
             Some(index_tensor(&ids, device)?)
         } else {
@@ -315,7 +333,10 @@ pub fn evaluate(
     sparsity: f64,
 ) -> Result<Evaluation> {
     let masks = net.masks(sparsity)?;
-    let logits = net.model().forward(graph, &net.effective_weights(&masks)?, None)?.detach();
+    let logits = net
+        .model()
+        .forward(graph, &net.effective_weights(&masks)?, None)?
+        .detach();
     let pick = |(ids, labels): &(Tensor, Tensor)| -> Result<(Tensor, Tensor)> {
         Ok((logits.index_select(ids, 0)?, labels.clone()))
     };
@@ -392,7 +413,11 @@ pub fn train(
             p: config.dropout() as f32,
         });
         let logits = net.model().forward(graph, &weights, dropout)?;
-        let mut loss = cross_entropy(&logits.index_select(&splits.train.0, 0)?, &splits.train.1, 0.0)?;
+        let mut loss = cross_entropy(
+            &logits.index_select(&splits.train.0, 0)?,
+            &splits.train.1,
+            0.0,
+        )?;
         if config.weight_l1() > 0.0
             && let Some(l1) = net.score_l1()?
         {
@@ -481,11 +506,16 @@ fn save_checkpoint(
     })?;
     let mut meta = CheckpointMeta::new(json, epoch as u64, config.seed());
     // `{:?}` prints the shortest string that parses back to the same f64.
-    meta.extra
-        .insert(META_TEST_ACCURACY.into(), format!("{:?}", eval.test_accuracy));
+    meta.extra.insert(
+        META_TEST_ACCURACY.into(),
+        format!("{:?}", eval.test_accuracy),
+    );
     let mut masks = BTreeMap::new();
     for (name, mask) in net.masks(config.sparsity())? {
-        masks.insert(format!("mask/{name}"), mask.to_tensor(DType::U8, &Device::Cpu)?);
+        masks.insert(
+            format!("mask/{name}"),
+            mask.to_tensor(DType::U8, &Device::Cpu)?,
+        );
     }
     let sources = Sources {
         extra: Some(&masks),

@@ -164,16 +164,24 @@ pub(crate) fn sparse_input_linear(
     dropout: &mut Option<Dropout<'_>>,
 ) -> Result<Tensor> {
     let x = &graph.features;
-    let values = match dropout {
-        Some(d) => x.value().mul(&sparse_repro::rng::dropout_mask(
-            d.rng,
-            (x.nnz(), 1),
-            d.p,
-            x.value().device(),
-        )?)?,
-        None => x.value().clone(),
-    };
-    x.matmul_with(&values, &w.t()?.contiguous()?)
+    let w_t = w.t()?.contiguous()?;
+    match dropout {
+        Some(d) => {
+            // Dropout on the stored entries of the sparse features, as
+            // `F.dropout` on a sparse-backed dense X would zero exactly those.
+            let keep = sparse_repro::rng::dropout_mask(d.rng, x.nnz(), d.p, w.device())?
+                .to_vec1::<f32>()?;
+            let values: Vec<f32> = x
+                .matrix()
+                .values()
+                .iter()
+                .zip(keep)
+                .map(|(v, k)| v * k)
+                .collect();
+            Ok(x.matrix().with_values(values)?.matmul(&w_t)?)
+        }
+        None => x.matmul(&w_t),
+    }
 }
 
 /// `H Wᵀ` for dense hidden features (with dropout on `H` when training dense).
