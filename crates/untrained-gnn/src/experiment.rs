@@ -297,6 +297,14 @@ pub fn run(
     progress: ProgressMode,
 ) -> Result<RunReport> {
     let clock = Stopwatch::start();
+    // Created first, so that the commit recorded is the one the run started from.
+    let mut report = RunReport::started_at(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        plan.preset.as_str(),
+        (0..plan.seeds).map(|i| plan.primary.seed(i)).collect(),
+        started,
+    );
     let device = Device::Cpu;
     let checkpoints = out.join("checkpoints");
     std::fs::create_dir_all(&checkpoints)
@@ -336,13 +344,6 @@ pub fn run(
             outcomes.entry(arm.name.clone()).or_default().push(outcome);
         }
     }
-    let mut report = RunReport::started_at(
-        env!("CARGO_PKG_NAME"),
-        env!("CARGO_PKG_VERSION"),
-        plan.preset.as_str(),
-        (0..plan.seeds).map(|i| plan.primary.seed(i)).collect(),
-        started,
-    );
     report.arms = arm_reports(plan, &outcomes)?;
     report.claims = claims(plan, &outcomes);
     report.anchors = anchors(plan);
