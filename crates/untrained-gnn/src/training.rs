@@ -84,7 +84,7 @@ impl Network {
                 device,
             )?;
             init_var(&w, KAIMING_UNIFORM, &mut weight_rng)?;
-            if let Some(_scope) = config.method().scope() {
+            if config.method().trains_scores() {
                 let s = new_var(
                     &varmap,
                     &format!("{}.score", spec.name),

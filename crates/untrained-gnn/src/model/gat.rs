@@ -34,7 +34,7 @@ pub fn forward(
         let z = attend(graph, &z, att_src, att_dst)?;
         h = Some(if l + 1 < model.layers() { z.relu()? } else { z });
     }
-    h.ok_or(crate::error::Error::NoEpoch)
+    h.ok_or_else(|| crate::error::Error::invalid("layers", 0, "a model needs layers"))
 }
 
 /// One attention aggregation of the transformed features `z` (`(nodes, out)`).

@@ -27,5 +27,5 @@ pub fn forward(
         let z = graph.gcn_adjacency.matmul(&z)?;
         h = Some(if l + 1 < model.layers() { z.relu()? } else { z });
     }
-    h.ok_or(crate::error::Error::NoEpoch)
+    h.ok_or_else(|| crate::error::Error::invalid("layers", 0, "a model needs layers"))
 }

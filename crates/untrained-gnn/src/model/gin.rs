@@ -41,7 +41,11 @@ pub fn forward(
         }
     }
     let (Some(out), Some(hidden)) = (h, last_hidden) else {
-        return Err(Error::NoEpoch);
+        return Err(Error::invalid(
+            "layers",
+            model.layers(),
+            "GIN needs at least 2 layers",
+        ));
     };
     let pred = hidden.matmul(&weight(weights, PRED)?.t()?)?;
     Ok(((pred + out)? * 0.5)?)
