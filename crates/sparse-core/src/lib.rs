@@ -92,6 +92,7 @@ pub mod saliency;
 pub mod schedule;
 pub mod scores;
 pub mod selection;
+pub mod spmm;
 pub mod state;
 pub mod updater;
 
@@ -113,6 +114,7 @@ pub use registry::{SparseParam, SparseParams};
 pub use schedule::{CubicDensitySchedule, DeathRate};
 pub use scores::{ScoreCount, ScoreSubnetwork, ScoredLayer, SparsityRamp, ThresholdScope};
 pub use selection::{SelectionPolicy, SelectionPolicyBuilder, count_parameters};
+pub use spmm::SparseMatrix;
 pub use state::{MaskableState, MomentumSource};
 pub use updater::{
     DynamicSparsity, DynamicSparsityBuilder, LayerChange, OptimizerBuffers, SparsityEngine,

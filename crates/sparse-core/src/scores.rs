@@ -216,7 +216,14 @@ impl ScoreSubnetwork {
                 .flat_map(|&l| host[l].2.iter().enumerate().map(move |(i, &s)| (s, l, i)))
                 .collect();
             let z = self.count.removed(sparsity, all.len());
-            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+            // The order is total, so the z smallest are one well-defined set: a linear
+            // selection finds it without sorting everything.
+            let order = |a: &(f32, usize, usize), b: &(f32, usize, usize)| {
+                a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+            };
+            if z > 0 && z < all.len() {
+                all.select_nth_unstable_by(z, order);
+            }
             for &(_, l, i) in all.iter().take(z) {
                 masks[l].set(i, false);
             }
@@ -320,6 +327,39 @@ mod tests {
         assert_eq!(ScoreCount::Percentile.removed(0.5, 100), 50); // round(49.5) = 50 (even)
         assert_eq!(ScoreCount::Percentile.removed(0.3, 20), 6); // round(5.7)
         assert!(per.masks(1.2).is_err());
+    }
+
+    #[test]
+    fn selection_removes_the_same_set_as_a_full_sort_even_with_ties() {
+        // Scores from a small set of values: many ties across and within layers.
+        let s1: Vec<f32> = (0..37).map(|i| ((i * 7) % 5) as f32 * 0.5 - 1.0).collect();
+        let s2: Vec<f32> = (0..23).map(|i| ((i * 3) % 4) as f32 * 0.5 - 1.0).collect();
+        let net = ScoreSubnetwork::new(
+            vec![
+                layer("a", &[1.0; 37], &s1, &[37]),
+                layer("b", &[1.0; 23], &s2, &[23]),
+            ],
+            ThresholdScope::Global,
+            ScoreCount::Percentile,
+        )
+        .unwrap();
+        let mut all: Vec<(f32, usize, usize)> = s1
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v, 0, i))
+            .chain(s2.iter().enumerate().map(|(i, &v)| (v, 1, i)))
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        for sparsity in [0.0, 0.1, 0.33, 0.5, 0.9, 1.0] {
+            let z = ScoreCount::Percentile.removed(sparsity, 60);
+            let mut expected = [vec![1u8; 37], vec![1u8; 23]];
+            for &(_, l, i) in all.iter().take(z) {
+                expected[l][i] = 0;
+            }
+            let masks = net.masks(sparsity).unwrap();
+            assert_eq!(masks["a"].as_bits(), &expected[0][..], "s = {sparsity}");
+            assert_eq!(masks["b"].as_bits(), &expected[1][..], "s = {sparsity}");
+        }
     }
 
     #[test]

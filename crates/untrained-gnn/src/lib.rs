@@ -1,0 +1,51 @@
+//! # untrained-gnn
+//!
+//! Reproduction of Huang et al., "You Can Have Better Graph Neural Networks by Not
+//! Training Weights at All: Finding Untrained GNNs Tickets" (LoG 2022,
+//! [arXiv 2211.15335](https://arxiv.org/abs/2211.15335)) on Sparseland.
+//!
+//! A randomly initialised GCN, GAT or GIN is never trained; instead a score per
+//! weight is learned and the network keeps the top-(1 − s) weights by score. UGTs
+//! rank all layers' scores together (one global threshold) and raise the sparsity
+//! linearly from 0 to the target over the first half of training.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`config`] | [`TrainConfig`] and its checked builder, [`ModelKind`], [`Method`] |
+//! | [`data`] | Cora / Citeseer / the fixture graph as sparse operators |
+//! | [`model`] | GCN, GAT and GIN layers over named (masked or trained) weights |
+//! | [`training`] | [`Network`] (weights + scores), the training loop, evaluation, checkpoints |
+//! | [`mad`] | mean average distance of node embeddings (over-smoothing) |
+//! | [`experiment`] | presets, arms, claims, the report |
+//!
+//! Masks, thresholds, the straight-through estimator and the sparsity ramp are
+//! sparse-core's [`sparse_core::scores`]; AdamW, initialisation, checkpoints and FLOP
+//! counts are sparse-core's too. Data, metrics, reports and the CLI come from
+//! sparse-repro.
+//!
+//! ```no_run
+//! use candle_core::Device;
+//! use sparse_repro::location::DataLocation;
+//! use sparse_repro::progress::ProgressMode;
+//! use untrained_gnn::{DatasetName, Method, ModelKind, TrainConfig, training};
+//!
+//! let config = TrainConfig::builder(ModelKind::Gcn, Method::Ugt).sparsity(0.9).build()?;
+//! let graph = DatasetName::Cora.load(&DataLocation::from_process(None), &Device::Cpu)?;
+//! let (_net, outcome) = training::train(&config, &graph, &Device::Cpu, ProgressMode::Auto, None)?;
+//! println!("test accuracy {:.3}", outcome.eval.test_accuracy);
+//! # Ok::<(), untrained_gnn::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod experiment;
+pub mod mad;
+pub mod model;
+pub mod training;
+
+pub use config::{Method, ModelKind, TrainConfig, TrainConfigBuilder};
+pub use data::{DatasetName, GraphData};
+pub use error::{Error, Result};
+pub use training::{Evaluation, Network, RunOutcome};

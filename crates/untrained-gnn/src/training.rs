@@ -1,0 +1,579 @@
+//! One run: the network's parameters, the full-batch training loop, evaluation and
+//! checkpoints.
+//!
+//! Score methods (UGTs, edge-popup) keep the weights frozen and train one score per
+//! weight through sparse-core's [`ScoreSubnetwork`] (threshold, straight-through
+//! estimator, ramp); dense training trains the weights through the same forward
+//! pass with every mask one. Each epoch is one AdamW step on the training nodes at
+//! the scheduled sparsity, then an evaluation at the *target* sparsity; the state
+//! with the best validation accuracy is kept and reported on test, as in the
+//! official `train.py`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sparse_core::checkpoint::{self, CheckpointMeta, Sources, Targets};
+use sparse_core::init::init_var;
+use sparse_core::lr::{LrSchedule, MultiStep};
+use sparse_core::{
+    Adam, AdamConfig, FanMode, Init, Mask, Nonlinearity, Optimizer, ScoreSubnetwork, ScoredLayer,
+};
+use sparse_repro::metrics::{accuracy, expected_calibration_error_from_logits, msp_auroc};
+use sparse_repro::progress::{Progress, ProgressMode};
+use sparse_repro::rng::derive_rng;
+use sparse_repro::train::{BestTracker, Goal, Stopwatch, cross_entropy};
+
+use crate::config::{Method, TrainConfig};
+use crate::data::{DatasetName, GraphData, index_tensor, label_tensor};
+use crate::error::{Error, Result};
+use crate::mad::mean_average_distance;
+use crate::model::{Dropout, Gnn};
+
+/// The official initialisation of weights and scores: `kaiming_uniform(fan_in, relu)`.
+pub const KAIMING_UNIFORM: Init = Init::KaimingUniform {
+    mode: FanMode::FanIn,
+    nonlinearity: Nonlinearity::Relu,
+};
+
+/// The official `MultiStepLR` milestones (past 400 epochs, so effectively constant).
+pub const LR_MILESTONES: [u64; 3] = [900, 1000, 1100];
+
+/// Key of the best-state test accuracy in a checkpoint's metadata.
+pub const META_TEST_ACCURACY: &str = "test_accuracy";
+
+/// A model with its frozen (or trained) weights and, for score methods, its scores.
+pub struct Network {
+    model: Gnn,
+    method: Method,
+    varmap: VarMap,
+    weights: BTreeMap<String, Var>,
+    subnetwork: Option<ScoreSubnetwork>,
+}
+
+impl Network {
+    /// A freshly initialised network for `config` on a graph with `in_dim` features
+    /// and `classes` output classes. Weights come from the seed's `weights` stream and
+    /// scores from its `scores` stream, so every method starts from the same weights.
+    pub fn new(
+        config: &TrainConfig,
+        in_dim: usize,
+        classes: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let model = Gnn::new(
+            config.model(),
+            config.layers(),
+            in_dim,
+            config.hidden(),
+            classes,
+        )?;
+        let varmap = VarMap::new();
+        let mut weight_rng = derive_rng(config.seed(), "weights");
+        let mut score_rng = derive_rng(config.seed(), "scores");
+        let mut weights = BTreeMap::new();
+        let mut layers = Vec::new();
+        for spec in model.param_specs() {
+            let w = new_var(
+                &varmap,
+                &format!("{}.weight", spec.name),
+                &spec.shape,
+                device,
+            )?;
+            init_var(&w, KAIMING_UNIFORM, &mut weight_rng)?;
+            if config.method().trains_scores() {
+                let s = new_var(
+                    &varmap,
+                    &format!("{}.score", spec.name),
+                    &spec.shape,
+                    device,
+                )?;
+                init_var(&s, KAIMING_UNIFORM, &mut score_rng)?;
+                layers.push(ScoredLayer::new(spec.name.clone(), w.as_tensor(), s)?);
+            }
+            weights.insert(spec.name.clone(), w);
+        }
+        let subnetwork = match config.method().scope() {
+            Some(scope) => Some(ScoreSubnetwork::new(
+                layers,
+                scope,
+                config.method().count(),
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            model,
+            method: config.method(),
+            varmap,
+            weights,
+            subnetwork,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Gnn {
+        &self.model
+    }
+
+    /// Every parameter (`<name>.weight`, `<name>.score`), as saved in checkpoints.
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// The weight `Var`s by parameter name.
+    pub fn weights(&self) -> &BTreeMap<String, Var> {
+        &self.weights
+    }
+
+    /// The score subnetwork (`None` for dense training).
+    pub fn subnetwork(&self) -> Option<&ScoreSubnetwork> {
+        self.subnetwork.as_ref()
+    }
+
+    /// The trained tensors, sorted by name: scores for score methods, weights for dense.
+    pub fn trainable(&self) -> Vec<(String, Var)> {
+        match &self.subnetwork {
+            Some(net) => net
+                .layers()
+                .map(|l| (format!("{}.score", l.name()), l.scores().clone()))
+                .collect(),
+            None => self
+                .weights
+                .iter()
+                .map(|(n, v)| (format!("{n}.weight"), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// The masks at `sparsity` (all ones for dense training).
+    pub fn masks(&self, sparsity: f64) -> Result<BTreeMap<String, Mask>> {
+        match &self.subnetwork {
+            Some(net) => Ok(net.masks(sparsity)?),
+            None => Ok(self
+                .weights
+                .iter()
+                .map(|(n, w)| (n.clone(), Mask::ones(w.dims())))
+                .collect()),
+        }
+    }
+
+    /// The weights the forward pass uses under `masks`: `W ⊙ m` with the
+    /// straight-through score gradient, or the trained `W` itself for dense training.
+    pub fn effective_weights(
+        &self,
+        masks: &BTreeMap<String, Mask>,
+    ) -> Result<BTreeMap<String, Tensor>> {
+        match &self.subnetwork {
+            Some(net) => net
+                .layers()
+                .map(|l| {
+                    let mask = masks.get(l.name()).ok_or_else(|| {
+                        Error::invalid("masks", l.name(), "no mask for this layer")
+                    })?;
+                    Ok((l.name().to_string(), l.effective_weight(mask)?))
+                })
+                .collect(),
+            None => Ok(self
+                .weights
+                .iter()
+                .map(|(n, w)| (n.clone(), w.as_tensor().clone()))
+                .collect()),
+        }
+    }
+
+    /// The official `L1_norm` term: `Σ_l mean(sigmoid(S_l))` (zero for dense).
+    fn score_l1(&self) -> Result<Option<Tensor>> {
+        let Some(net) = &self.subnetwork else {
+            return Ok(None);
+        };
+        let mut total: Option<Tensor> = None;
+        for l in net.layers() {
+            let term = candle_nn::ops::sigmoid(l.scores().as_tensor())?.mean_all()?;
+            total = Some(match total {
+                Some(t) => (t + term)?,
+                None => term,
+            });
+        }
+        Ok(total)
+    }
+
+    /// The method the network was built for.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("model", &self.model)
+            .field("method", &self.method)
+            .field("weights", &self.weights.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn new_var(varmap: &VarMap, name: &str, shape: &[usize], device: &Device) -> Result<Var> {
+    varmap.get(shape, name, candle_nn::Init::Const(0.0), DType::F32, device)?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::invalid("varmap", name, "the parameter map's lock is poisoned"))?;
+    data.get(name)
+        .cloned()
+        .ok_or_else(|| Error::invalid("varmap", name, "variable was not created"))
+}
+
+/// Which nodes a run trains, selects and tests on (the OOD protocol holds the last
+/// `ood_classes` classes out of training).
+#[derive(Debug, Clone)]
+pub struct NodeSplits {
+    /// Classes the model predicts (`num_classes − ood_classes`).
+    pub classes: usize,
+    train: (Tensor, Tensor),
+    val: (Tensor, Tensor),
+    test: (Tensor, Tensor),
+    ood: Option<Tensor>,
+}
+
+impl NodeSplits {
+    /// The splits of `graph` for `config`; checks `ood_classes` against the data.
+    pub fn new(graph: &GraphData, config: &TrainConfig, device: &Device) -> Result<Self> {
+        let held_out = config.ood_classes();
+        if held_out > 0 && held_out + 2 > graph.num_classes {
+            return Err(Error::invalid(
+                "ood_classes",
+                held_out,
+                &format!(
+                    "must leave at least 2 of the {} classes in distribution",
+                    graph.num_classes
+                ),
+            ));
+        }
+        let classes = graph.num_classes - held_out;
+        let split = |nodes: &[usize], what: &'static str| -> Result<(Tensor, Tensor)> {
+            let (ids, labels) = graph.nodes_below(nodes, classes);
+            if ids.is_empty() {
+                return Err(Error::invalid(what, 0, "no labelled in-distribution node"));
+            }
+            Ok((index_tensor(&ids, device)?, label_tensor(&labels, device)?))
+        };
+        let ood = if held_out > 0 {
+            let ids = graph.nodes_from(&graph.test, classes);
+            if ids.is_empty() {
+                return Err(Error::invalid(
+                    "ood_classes",
+                    held_out,
+                    "no test node of a held-out class",
+                ));
+            }
+            Some(index_tensor(&ids, device)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            classes,
+            train: split(&graph.train, "train")?,
+            val: split(&graph.val, "val")?,
+            test: split(&graph.test, "test")?,
+            ood,
+        })
+    }
+}
+
+/// What a trained (or reloaded) network scores at the target sparsity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Validation accuracy (in-distribution nodes).
+    pub val_accuracy: f64,
+    /// Test accuracy (in-distribution nodes).
+    pub test_accuracy: f64,
+    /// Expected calibration error of the test predictions (15 bins).
+    pub test_ece: f64,
+    /// MAD of the final node embeddings (the logits) over all nodes.
+    pub mad: f64,
+    /// AUROC of the maximum softmax probability, in-distribution test nodes against
+    /// test nodes of the held-out classes (OOD runs only).
+    pub ood_auroc: Option<f64>,
+    /// Fraction of weights kept by the masks.
+    pub density: f64,
+    /// Forward FLOPs of the linear maps for the whole graph at this density.
+    pub inference_flops: f64,
+}
+
+/// The outcome of one training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// The configuration.
+    pub config: TrainConfig,
+    /// The data set.
+    pub dataset: String,
+    /// Epoch (0-based) of the best validation accuracy, whose state is evaluated.
+    pub best_epoch: usize,
+    /// The best state's evaluation.
+    pub eval: Evaluation,
+    /// Training loss of the last epoch.
+    pub final_train_loss: f64,
+    /// Number of maskable parameters.
+    pub params: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// `(epoch, validation accuracy)` of every epoch.
+    pub val_curve: Vec<(usize, f64)>,
+}
+
+/// Evaluates `net` on `graph` at `sparsity` (no dropout).
+pub fn evaluate(
+    net: &Network,
+    graph: &GraphData,
+    splits: &NodeSplits,
+    sparsity: f64,
+) -> Result<Evaluation> {
+    let masks = net.masks(sparsity)?;
+    let logits = net
+        .model()
+        .forward(graph, &net.effective_weights(&masks)?, None)?
+        .detach();
+    let pick = |(ids, labels): &(Tensor, Tensor)| -> Result<(Tensor, Tensor)> {
+        Ok((logits.index_select(ids, 0)?, labels.clone()))
+    };
+    let (val_logits, val_labels) = pick(&splits.val)?;
+    let (test_logits, test_labels) = pick(&splits.test)?;
+    let ood_auroc = match &splits.ood {
+        Some(ids) => Some(msp_auroc(&test_logits, &logits.index_select(ids, 0)?)?),
+        None => None,
+    };
+    let total: usize = masks.values().map(Mask::numel).sum();
+    let kept: usize = masks.values().map(Mask::nnz).sum();
+    let inference_flops = net
+        .model()
+        .layer_flops()
+        .iter()
+        .map(|l| {
+            let name = l.weight.trim_end_matches(".weight");
+            let nnz = masks.get(name).map_or(0, Mask::nnz);
+            l.flops_with_nnz(nnz as f64) * graph.num_nodes as f64
+        })
+        .sum();
+    Ok(Evaluation {
+        val_accuracy: accuracy(&val_logits, &val_labels)?,
+        test_accuracy: accuracy(&test_logits, &test_labels)?,
+        test_ece: expected_calibration_error_from_logits(&test_logits, &test_labels)?,
+        mad: mean_average_distance(&logits)?,
+        ood_auroc,
+        density: kept as f64 / total.max(1) as f64,
+        inference_flops,
+    })
+}
+
+/// Trains `config` on `graph`; returns the network restored to its best-validation
+/// state and the outcome. With `checkpoint`, that state is saved there.
+pub fn train(
+    config: &TrainConfig,
+    graph: &GraphData,
+    device: &Device,
+    progress: ProgressMode,
+    checkpoint: Option<&Path>,
+) -> Result<(Network, RunOutcome)> {
+    let clock = Stopwatch::start();
+    let splits = NodeSplits::new(graph, config, device)?;
+    let net = Network::new(config, graph.num_features, splits.classes, device)?;
+    let trainable = net.trainable();
+    let adam = AdamConfig::adamw(config.lr(), config.weight_decay()).build()?;
+    let mut optimizer = Adam::from_params(trainable.clone(), adam)?;
+    let schedule = MultiStep::new(config.lr(), 0.1, LR_MILESTONES.to_vec())?;
+    let ramp = config.ramp()?;
+    let mut dropout_rng: ChaCha8Rng = derive_rng(config.seed(), "dropout");
+    let mut tracker = BestTracker::new(Goal::Maximize);
+    let mut best_state: Option<Vec<Tensor>> = None;
+    let mut val_curve = Vec::with_capacity(config.epochs());
+    let mut final_train_loss = f64::NAN;
+    let mut bar = Progress::new(
+        format!("{}-{}-seed{}", graph.name, config.label(), config.seed()),
+        config.epochs() as u64,
+        progress,
+    )
+    .with_unit("epoch");
+    // Masks at the target sparsity for the current scores, reused by the next
+    // training step once the ramp is over (the scores have not changed since).
+    let mut target_masks: Option<BTreeMap<String, Mask>> = None;
+    for epoch in 0..config.epochs() {
+        schedule.apply(&mut optimizer, epoch as f64);
+        let s = ramp.map_or(0.0, |r| r.sparsity_at(epoch, config.epochs()));
+        let masks = match target_masks.take() {
+            Some(m) if s == config.sparsity() => m,
+            _ => net.masks(s)?,
+        };
+        let weights = net.effective_weights(&masks)?;
+        let dropout = (config.dropout() > 0.0).then(|| Dropout {
+            rng: &mut dropout_rng,
+            p: config.dropout() as f32,
+        });
+        let logits = net.model().forward(graph, &weights, dropout)?;
+        let mut loss = cross_entropy(
+            &logits.index_select(&splits.train.0, 0)?,
+            &splits.train.1,
+            0.0,
+        )?;
+        if config.weight_l1() > 0.0
+            && let Some(l1) = net.score_l1()?
+        {
+            loss = (loss + (l1 * config.weight_l1())?)?;
+        }
+        final_train_loss = f64::from(loss.to_scalar::<f32>()?);
+        let grads = loss.backward()?;
+        optimizer.step(&grads)?;
+
+        let masks = net.masks(config.sparsity())?;
+        let logits = net
+            .model()
+            .forward(graph, &net.effective_weights(&masks)?, None)?
+            .detach();
+        let val = accuracy(&logits.index_select(&splits.val.0, 0)?, &splits.val.1)?;
+        let test = accuracy(&logits.index_select(&splits.test.0, 0)?, &splits.test.1)?;
+        target_masks = Some(masks);
+        val_curve.push((epoch, val));
+        if tracker.update(epoch, val, test) {
+            best_state = Some(
+                trainable
+                    .iter()
+                    .map(|(_, v)| v.as_tensor().copy())
+                    .collect::<candle_core::Result<_>>()?,
+            );
+        }
+        bar.update(&[("loss", final_train_loss), ("val", val)]);
+    }
+    let (Some(best), Some(state)) = (tracker.best(), best_state) else {
+        return Err(Error::NoEpoch);
+    };
+    for ((_, var), t) in trainable.iter().zip(state) {
+        var.set(&t)?;
+    }
+    let eval = evaluate(&net, graph, &splits, config.sparsity())?;
+    bar.finish(&format!(
+        "best epoch {} val {:.4} test {:.4}",
+        best.epoch, eval.val_accuracy, eval.test_accuracy
+    ));
+    if let Some(path) = checkpoint {
+        save_checkpoint(path, &net, config, graph, best.epoch, &eval)?;
+    }
+    let params = net.weights().values().map(|w| w.elem_count()).sum();
+    let outcome = RunOutcome {
+        config: config.clone(),
+        dataset: graph.name.clone(),
+        best_epoch: best.epoch,
+        eval,
+        final_train_loss,
+        params,
+        seconds: clock.elapsed_seconds(),
+        val_curve,
+    };
+    Ok((net, outcome))
+}
+
+/// The configuration a checkpoint stores (its metadata's `config`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointConfig {
+    /// The run's configuration.
+    pub train: TrainConfig,
+    /// The data set's name (`cora`, `citeseer`, `fixture`).
+    pub dataset: DatasetName,
+}
+
+fn save_checkpoint(
+    path: &Path,
+    net: &Network,
+    config: &TrainConfig,
+    graph: &GraphData,
+    epoch: usize,
+    eval: &Evaluation,
+) -> Result<()> {
+    let dataset = match graph.name.as_str() {
+        "cora" => DatasetName::Cora,
+        "citeseer" => DatasetName::Citeseer,
+        _ => DatasetName::Fixture,
+    };
+    let cfg = CheckpointConfig {
+        train: config.clone(),
+        dataset,
+    };
+    let json = serde_json::to_value(&cfg).map_err(|e| Error::BadCheckpoint {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut meta = CheckpointMeta::new(json, epoch as u64, config.seed());
+    // `{:?}` prints the shortest string that parses back to the same f64.
+    meta.extra.insert(
+        META_TEST_ACCURACY.into(),
+        format!("{:?}", eval.test_accuracy),
+    );
+    let mut masks = BTreeMap::new();
+    for (name, mask) in net.masks(config.sparsity())? {
+        masks.insert(
+            format!("mask/{name}"),
+            mask.to_tensor(DType::U8, &Device::Cpu)?,
+        );
+    }
+    let sources = Sources {
+        extra: Some(&masks),
+        ..Sources::default()
+    };
+    checkpoint::save(path, net.varmap(), sources, &meta)?;
+    Ok(())
+}
+
+/// A network reloaded from a checkpoint, with what is needed to evaluate it.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// The stored configuration.
+    pub config: CheckpointConfig,
+    /// The network with the stored scores and weights.
+    pub network: Network,
+    /// The test accuracy recorded when the checkpoint was written.
+    pub recorded_test_accuracy: Option<f64>,
+}
+
+/// Reloads a checkpoint written by [`train`] for a graph with `in_dim` features and
+/// `num_classes` classes (see [`read_checkpoint_config`] to learn which graph).
+pub fn load_checkpoint(
+    path: &Path,
+    in_dim: usize,
+    num_classes: usize,
+    device: &Device,
+) -> Result<Reloaded> {
+    let config = read_checkpoint_config(path)?;
+    let meta = checkpoint::read_meta(path)?;
+    let classes = num_classes
+        .checked_sub(config.train.ood_classes())
+        .ok_or_else(|| Error::BadCheckpoint {
+            path: path.display().to_string(),
+            reason: "more held-out classes than classes".into(),
+        })?;
+    let network = Network::new(&config.train, in_dim, classes, device)?;
+    checkpoint::load(path, network.varmap(), Targets::default())?;
+    let recorded_test_accuracy = meta
+        .extra
+        .get(META_TEST_ACCURACY)
+        .and_then(|v| v.parse::<f64>().ok());
+    Ok(Reloaded {
+        config,
+        network,
+        recorded_test_accuracy,
+    })
+}
+
+/// The configuration stored in a checkpoint's metadata.
+pub fn read_checkpoint_config(path: &Path) -> Result<CheckpointConfig> {
+    let meta = checkpoint::read_meta(path)?;
+    let mut config: CheckpointConfig =
+        serde_json::from_value(meta.config).map_err(|e| Error::BadCheckpoint {
+            path: path.display().to_string(),
+            reason: format!("not an untrained-gnn configuration: {e}"),
+        })?;
+    // A stored configuration is validated like a new one.
+    config.train = config.train.to_builder().build()?;
+    Ok(config)
+}
