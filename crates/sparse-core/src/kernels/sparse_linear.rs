@@ -1,9 +1,14 @@
 //! Sparse linear layer: `y = x (W ⊙ M)^T + b` with `W` kept as the CSR (forward, weight
 //! gradient) and CSC (input gradient) patterns of its active entries.
 //!
-//! The batch is the vector dimension: `x` is transposed once to `[in, batch]` so that
-//! each non-zero `W[o, k]` contributes a contiguous axpy `yT[o, :] += W[o, k] · xT[k, :]`
-//! whose accumulator row stays in registers. Work is proportional to `nnz · batch`.
+//! The batch is the vector dimension. The forward and the input gradient run through
+//! [`spmm_rows`]: each thread transposes a tile of up to 64 batch rows in cache, and
+//! each non-zero `W[o, k]` contributes a contiguous multiply-add
+//! `yT[o, :] += W[o, k] · xT[k, :]` into accumulators held in registers. The masked
+//! weight gradient is a dot product over the batch per non-zero. Work is proportional
+//! to `nnz · batch`; the kernels read strided inputs (such as the broadcast gradient of
+//! a sum) directly, and a 2-D input adds no reshape nodes, so the backward pass leaves
+//! candle only the gradient additions it does for every op.
 
 use std::cell::RefCell;
 use std::sync::Arc;
