@@ -16,7 +16,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
 use super::sparse_depthwise::effective_weight;
-use super::spmm::{MatRef, spmm_rows};
+use super::spmm::{MatRef, Values, spmm_rows};
 use super::taps::{LANES, round_up, taps_wgrad};
 use super::{WeightGrad, custom_applies, f32_data, mismatch};
 use crate::{Mask, Result};
@@ -158,7 +158,8 @@ impl CustomOp2 for SparseLinearOp {
         p.check(x.cols(), wl)?;
         let w = f32_data(ws, wl, "sparse linear weight")?;
         let mut y = vec![0.0f32; b * p.out];
-        spmm_rows(x, &p.row_ptr, &p.cols, &p.csr_values(w), &mut y);
+        let vals = Values::DenseRows { w, stride: p.inp };
+        spmm_rows(x, &p.row_ptr, &p.cols, vals, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((b, p.out))))
     }
 
@@ -204,7 +205,8 @@ impl CustomOp2 for SparseLinearInputGrad {
         let w = f32_data(ws, wl, "sparse linear weight")?;
         let inp = p.inp;
         let mut dx = vec![0.0f32; b * inp];
-        spmm_rows(dy, &p.col_ptr, &p.rows, &p.csc_values(w), &mut dx);
+        let vals = p.csc_values(w);
+        spmm_rows(dy, &p.col_ptr, &p.rows, Values::Packed(&vals), &mut dx);
         Ok((CpuStorage::F32(dx), Shape::from((b, inp))))
     }
 }

@@ -144,19 +144,34 @@ impl<'a> MatRef<'a> {
     }
 }
 
+/// Where the kernel finds the value of entry `i` (in row `r`, column `idx[i]`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Values<'a> {
+    /// Packed in entry order: `vals[i]`.
+    Packed(&'a [f32]),
+    /// Read from a dense row-major matrix with `stride` columns: `w[r * stride + idx[i]]`
+    /// (no separate gather pass when the rows are the compressed dimension).
+    DenseRows {
+        /// The dense matrix.
+        w: &'a [f32],
+        /// Its row length.
+        stride: usize,
+    },
+}
+
 /// The batch tile for `batch` rows on `threads` threads: at most [`MAX_TILE`], a
 /// multiple of [`LANES`], and small enough that every thread gets a tile.
 fn tile_rows(batch: usize, threads: usize) -> usize {
     round_up(batch.div_ceil(threads.max(1))).clamp(LANES, MAX_TILE)
 }
 
-/// `dst[b, r] = Σ_{i ∈ ptr[r]..ptr[r+1]} vals[i] · src[b, idx[i]]` for `src: [batch,
+/// `dst[b, r] = Σ_{i ∈ ptr[r]..ptr[r+1]} v_i · src[b, idx[i]]` (`v_i` from [`Values`]) for `src: [batch,
 /// n_src]` and `dst: [batch, n_dst]` with `n_dst = ptr.len() - 1`.
 pub(crate) fn spmm_rows(
     src: MatRef<'_>,
     ptr: &[usize],
     idx: &[u32],
-    vals: &[f32],
+    vals: Values<'_>,
     dst: &mut [f32],
 ) {
     let (batch, n_src) = (src.rows(), src.cols());
@@ -177,7 +192,12 @@ pub(crate) fn spmm_rows(
                 src_t.resize(n_src * bp, 0.0);
                 dst_t.resize(n_dst * bp, 0.0);
                 src.transpose_rows_into(t * tile, nb, src_t, bp);
-                sparse_rows_tile(src_t, bp, ptr, idx, vals, dst_t);
+                match vals {
+                    Values::Packed(v) => sparse_rows_tile(src_t, bp, ptr, idx, v, 0, dst_t),
+                    Values::DenseRows { w, stride } => {
+                        sparse_rows_tile(src_t, bp, ptr, idx, w, stride, dst_t)
+                    }
+                }
                 transpose_out(dst_t, n_dst, bp, d, nb);
             })
         });
@@ -197,9 +217,10 @@ fn transpose_out(src: &[f32], n: usize, bp: usize, dst: &mut [f32], nb: usize) {
 }
 
 /// One output row over tile columns `j..j + T`, two non-zeros per step into separate
-/// accumulators so that twice as many independent multiply-adds are in flight.
+/// accumulators so that twice as many independent multiply-adds are in flight. The
+/// value of entry `n` of the row is `vals[n]`, or `vals[idx[n]]` with `DENSE`.
 #[inline(always)]
-fn row_tile<F: Fma, const T: usize>(
+fn row_tile<F: Fma, const T: usize, const DENSE: bool>(
     src_t: &[f32],
     bp: usize,
     j: usize,
@@ -207,20 +228,29 @@ fn row_tile<F: Fma, const T: usize>(
     vals: &[f32],
     out: &mut [f32],
 ) {
+    let value = |n: usize| {
+        if DENSE {
+            vals[idx[n] as usize]
+        } else {
+            vals[n]
+        }
+    };
     let mut even = [0.0f32; T];
     let mut odd = [0.0f32; T];
-    let mut pairs_i = idx.chunks_exact(2);
-    let mut pairs_v = vals.chunks_exact(2);
-    for (i, v) in (&mut pairs_i).zip(&mut pairs_v) {
-        let x0 = lanes::<T>(src_t, i[0] as usize * bp + j);
-        let x1 = lanes::<T>(src_t, i[1] as usize * bp + j);
+    let pairs = idx.len() / 2;
+    for p in 0..pairs {
+        let (n0, n1) = (2 * p, 2 * p + 1);
+        let (v0, v1) = (value(n0), value(n1));
+        let x0 = lanes::<T>(src_t, idx[n0] as usize * bp + j);
+        let x1 = lanes::<T>(src_t, idx[n1] as usize * bp + j);
         for t in 0..T {
-            even[t] = F::fma(v[0], x0[t], even[t]);
-            odd[t] = F::fma(v[1], x1[t], odd[t]);
+            even[t] = F::fma(v0, x0[t], even[t]);
+            odd[t] = F::fma(v1, x1[t], odd[t]);
         }
     }
-    if let (&[i], &[v]) = (pairs_i.remainder(), pairs_v.remainder()) {
-        let x = lanes::<T>(src_t, i as usize * bp + j);
+    if idx.len() % 2 == 1 {
+        let n = idx.len() - 1;
+        let (v, x) = (value(n), lanes::<T>(src_t, idx[n] as usize * bp + j));
         for t in 0..T {
             even[t] = F::fma(v, x[t], even[t]);
         }
@@ -230,32 +260,51 @@ fn row_tile<F: Fma, const T: usize>(
     }
 }
 
+/// One output row over all tile columns, widest register tiles first.
+#[inline(always)]
+fn row_tiles<F: Fma, const DENSE: bool>(
+    src_t: &[f32],
+    bp: usize,
+    idx: &[u32],
+    vals: &[f32],
+    o: &mut [f32],
+) {
+    let mut j = 0;
+    while j + 64 <= bp {
+        row_tile::<F, 64, DENSE>(src_t, bp, j, idx, vals, &mut o[j..]);
+        j += 64;
+    }
+    while j + 32 <= bp {
+        row_tile::<F, 32, DENSE>(src_t, bp, j, idx, vals, &mut o[j..]);
+        j += 32;
+    }
+    while j < bp {
+        row_tile::<F, 16, DENSE>(src_t, bp, j, idx, vals, &mut o[j..]);
+        j += 16;
+    }
+}
+
 multiversion! {
-    /// `out[r * bp + j] = Σ_{i ∈ ptr[r]..ptr[r+1]} vals[i] · src_t[idx[i] * bp + j]`
-    /// for every row `r` and `j < bp` (a multiple of [`LANES`]).
+    /// `out[r * bp + j] = Σ_{i ∈ ptr[r]..ptr[r+1]} v_i · src_t[idx[i] * bp + j]` for
+    /// every row `r` and `j < bp` (a multiple of [`LANES`]), with `v_i = vals[i]` when
+    /// `dense_stride` is 0 and `v_i = vals[r * dense_stride + idx[i]]` otherwise.
     fn sparse_rows_tile<F>(
         src_t: &[f32],
         bp: usize,
         ptr: &[usize],
         idx: &[u32],
         vals: &[f32],
+        dense_stride: usize,
         out: &mut [f32],
     ) {
         debug_assert_eq!(bp % LANES, 0);
         for (r, o) in out.chunks_exact_mut(bp).enumerate() {
-            let (idx, vals) = (&idx[ptr[r]..ptr[r + 1]], &vals[ptr[r]..ptr[r + 1]]);
-            let mut j = 0;
-            while j + 64 <= bp {
-                row_tile::<F, 64>(src_t, bp, j, idx, vals, &mut o[j..]);
-                j += 64;
-            }
-            while j + 32 <= bp {
-                row_tile::<F, 32>(src_t, bp, j, idx, vals, &mut o[j..]);
-                j += 32;
-            }
-            while j < bp {
-                row_tile::<F, 16>(src_t, bp, j, idx, vals, &mut o[j..]);
-                j += 16;
+            let idx = &idx[ptr[r]..ptr[r + 1]];
+            if dense_stride == 0 {
+                row_tiles::<F, false>(src_t, bp, idx, &vals[ptr[r]..ptr[r + 1]], o);
+            } else {
+                let row = &vals[r * dense_stride..(r + 1) * dense_stride];
+                row_tiles::<F, true>(src_t, bp, idx, row, o);
             }
         }
     }
@@ -274,18 +323,23 @@ mod tests {
         let dense = [[2.0, 0.0, 1.0], [0.0; 3], [0.0, -1.0, 3.0], [1.0; 3]];
         for batch in [1, 15, 17, 70, 131] {
             let src: Vec<f32> = (0..batch * 3).map(|i| (i % 7) as f32 - 3.0).collect();
-            let mut dst = vec![f32::NAN; batch * 4];
-            spmm_rows(
-                MatRef::contiguous(&src, batch, 3),
-                &ptr,
-                &idx,
-                &vals,
-                &mut dst,
-            );
-            for b in 0..batch {
-                for (r, row) in dense.iter().enumerate() {
-                    let want: f32 = (0..3).map(|k| row[k] * src[b * 3 + k]).sum();
-                    assert_eq!(dst[b * 4 + r], want, "batch {batch} b {b} r {r}");
+            let flat: Vec<f32> = dense.iter().flatten().copied().collect();
+            let sources = [
+                Values::Packed(&vals),
+                Values::DenseRows {
+                    w: &flat,
+                    stride: 3,
+                },
+            ];
+            for values in sources {
+                let mut dst = vec![f32::NAN; batch * 4];
+                let src_ref = MatRef::contiguous(&src, batch, 3);
+                spmm_rows(src_ref, &ptr, &idx, values, &mut dst);
+                for b in 0..batch {
+                    for (r, row) in dense.iter().enumerate() {
+                        let want: f32 = (0..3).map(|k| row[k] * src[b * 3 + k]).sum();
+                        assert_eq!(dst[b * 4 + r], want, "{values:?} b {b} r {r}");
+                    }
                 }
             }
         }
