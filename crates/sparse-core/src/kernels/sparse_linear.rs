@@ -1,19 +1,26 @@
 //! Sparse linear layer: `y = x (W ⊙ M)^T + b` with `W` kept as the CSR (forward, weight
 //! gradient) and CSC (input gradient) patterns of its active entries.
 //!
-//! The batch is the vector dimension: `x` is transposed once to `[in, batch]` so that
-//! each non-zero `W[o, k]` contributes a contiguous axpy `yT[o, :] += W[o, k] · xT[k, :]`
-//! whose accumulator row stays in registers. Work is proportional to `nnz · batch`.
+//! The batch is the vector dimension. The forward and the input gradient run through
+//! [`spmm_rows`]: each thread transposes a tile of up to 64 batch rows in cache, and
+//! each non-zero `W[o, k]` contributes a contiguous multiply-add
+//! `yT[o, :] += W[o, k] · xT[k, :]` into accumulators held in registers. The masked
+//! weight gradient is a dot product over the batch per non-zero. Work is proportional
+//! to `nnz · batch`; the kernels read strided inputs (such as the broadcast gradient of
+//! a sum) directly, and a 2-D input adds no reshape nodes, so the backward pass leaves
+//! candle only the gradient additions it does for every op.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::sparse_depthwise::effective_weight;
-use super::taps::{LANES, Tap, round_up, taps_fwd, taps_wgrad, transpose_padded};
+use super::spmm::{MatRef, Values, spmm_rows};
+use super::taps::{LANES, round_up, taps_wgrad};
 use super::{WeightGrad, custom_applies, f32_data, mismatch};
 use crate::{Mask, Result};
+use rayon::prelude::*;
 
 /// The custom kernel is used at or below this density; above it candle's dense gemm
 /// wins. Chosen from `cargo run --release -p sparse-benches -- kernels` on a 2-core
@@ -32,6 +39,8 @@ pub(crate) struct CsrPattern {
     /// CSC: entries of column `k` are `rows[col_ptr[k]..col_ptr[k + 1]]`.
     col_ptr: Vec<usize>,
     rows: Vec<u32>,
+    /// CSC entry `i` is CSR entry `csc_to_csr[i]`.
+    csc_to_csr: Vec<u32>,
 }
 
 impl CsrPattern {
@@ -55,9 +64,16 @@ impl CsrPattern {
         let col_ptr = counts.clone();
         let mut next = counts;
         let mut rows = vec![0u32; cols.len()];
+        let mut csc_to_csr = vec![0u32; cols.len()];
         for o in 0..out {
-            for &k in &cols[row_ptr[o]..row_ptr[o + 1]] {
+            for (i, &k) in cols
+                .iter()
+                .enumerate()
+                .take(row_ptr[o + 1])
+                .skip(row_ptr[o])
+            {
                 rows[next[k as usize]] = o as u32;
+                csc_to_csr[next[k as usize]] = i as u32;
                 next[k as usize] += 1;
             }
         }
@@ -68,7 +84,25 @@ impl CsrPattern {
             cols,
             col_ptr,
             rows,
+            csc_to_csr,
         }
+    }
+
+    /// The weight's active values in CSR order.
+    fn csr_values(&self, w: &[f32]) -> Vec<f32> {
+        let mut vals = Vec::with_capacity(self.cols.len());
+        for o in 0..self.out {
+            let row = &w[o * self.inp..(o + 1) * self.inp];
+            let cols = &self.cols[self.row_ptr[o]..self.row_ptr[o + 1]];
+            vals.extend(cols.iter().map(|&k| row[k as usize]));
+        }
+        vals
+    }
+
+    /// The weight's active values in CSC order.
+    fn csc_values(&self, w: &[f32]) -> Vec<f32> {
+        let csr = self.csr_values(w);
+        self.csc_to_csr.iter().map(|&i| csr[i as usize]).collect()
     }
 
     fn check(&self, batch_in: usize, w: &Layout) -> candle_core::Result<()> {
@@ -92,44 +126,12 @@ fn sub_batch(src_width: usize) -> usize {
     round_up((L2_FLOATS / src_width.max(1)).clamp(LANES, 256))
 }
 
-/// `[B, n]` → transposed `[n, round_up(B)]`, zero-padded.
-fn to_transposed(x: &[f32], b: usize, n: usize) -> (Vec<f32>, usize) {
-    let bp = round_up(b);
-    let mut xt = vec![0.0f32; n * bp];
-    transpose_padded(x, b, n, &mut xt, bp);
-    (xt, bp)
-}
+/// Output rows per work item of the weight gradient.
+const WGRAD_ROWS: usize = 16;
 
-/// Transposed `[n, bp]` → `[b, n]`.
-fn from_transposed(yt: &[f32], n: usize, bp: usize, b: usize) -> Vec<f32> {
-    let mut y = vec![0.0f32; bp * n];
-    transpose_padded(yt, n, bp, &mut y, n);
-    y.truncate(b * n);
-    y
-}
-
-/// `outT[r, :] = Σ_{(r, s) ∈ list} w[flat(r, s)] · srcT[s, :]` for every row `r`.
-fn sparse_rows(
-    src_t: &[f32],
-    bp: usize,
-    n_rows: usize,
-    ptr: &[usize],
-    idx: &[u32],
-    weight_of: impl Fn(usize, usize) -> f32 + Sync,
-) -> Vec<f32> {
-    let mut out_t = vec![0.0f32; n_rows * bp];
-    out_t
-        .par_chunks_mut(bp)
-        .enumerate()
-        .for_each_init(Vec::new, |taps, (r, row)| {
-            taps.clear();
-            taps.extend(idx[ptr[r]..ptr[r + 1]].iter().map(|&s| Tap {
-                off: s as usize * bp,
-                w: weight_of(r, s as usize),
-            }));
-            taps_fwd(src_t, 0, taps, 0.0, row, 0, 1, bp);
-        });
-    out_t
+thread_local! {
+    /// The transposed `x` and `dy` blocks of the weight gradient, reused across calls.
+    static WGRAD_SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// The forward op on (`x: [B, in]`, `w: [out, in]`).
@@ -151,24 +153,13 @@ impl CustomOp2 for SparseLinearOp {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (b, inp) = xl.shape().dims2()?;
-        let p = &self.pattern;
-        p.check(inp, wl)?;
-        let x = f32_data(xs, xl, "sparse linear input")?;
+        let x = MatRef::from_layout(xs, xl, "sparse linear input")?;
+        let (b, p) = (x.rows(), &self.pattern);
+        p.check(x.cols(), wl)?;
         let w = f32_data(ws, wl, "sparse linear weight")?;
-        if b * inp * p.out == 0 {
-            return Ok((
-                CpuStorage::F32(vec![0.0; b * p.out]),
-                Shape::from((b, p.out)),
-            ));
-        }
-        let mut y = Vec::with_capacity(b * p.out);
-        for xb in x.chunks(sub_batch(inp) * inp) {
-            let nb = xb.len() / inp;
-            let (xt, bp) = to_transposed(xb, nb, inp);
-            let yt = sparse_rows(&xt, bp, p.out, &p.row_ptr, &p.cols, |o, k| w[o * inp + k]);
-            y.extend(from_transposed(&yt, p.out, bp, nb));
-        }
+        let mut y = vec![0.0f32; b * p.out];
+        let vals = Values::DenseRows { w, stride: p.inp };
+        spmm_rows(x, &p.row_ptr, &p.cols, vals, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((b, p.out))))
     }
 
@@ -179,11 +170,10 @@ impl CustomOp2 for SparseLinearOp {
         _y: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let dy = dy.contiguous()?;
         let dx = dy.apply_op2_no_bwd(w, &SparseLinearInputGrad(self.pattern.clone()))?;
         let dw = match self.weight_grad {
             WeightGrad::Masked => {
-                x.apply_op2_no_bwd(&dy, &SparseLinearWeightGrad(self.pattern.clone()))?
+                x.apply_op2_no_bwd(dy, &SparseLinearWeightGrad(self.pattern.clone()))?
             }
             WeightGrad::Dense => dy.t()?.matmul(x)?,
         };
@@ -206,25 +196,17 @@ impl CustomOp2 for SparseLinearInputGrad {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (b, out) = dl.shape().dims2()?;
-        let p = &self.0;
+        let dy = MatRef::from_layout(ds, dl, "sparse linear output grad")?;
+        let (b, out, p) = (dy.rows(), dy.cols(), &self.0);
         p.check(p.inp, wl)?;
         if out != p.out {
             candle_core::bail!("sparse linear input grad: dy width {out} != {}", p.out)
         }
-        let dy = f32_data(ds, dl, "sparse linear output grad")?;
         let w = f32_data(ws, wl, "sparse linear weight")?;
         let inp = p.inp;
-        if b * inp * out == 0 {
-            return Ok((CpuStorage::F32(vec![0.0; b * inp]), Shape::from((b, inp))));
-        }
-        let mut dx = Vec::with_capacity(b * inp);
-        for dyb in dy.chunks(sub_batch(out) * out) {
-            let nb = dyb.len() / out;
-            let (dyt, bp) = to_transposed(dyb, nb, out);
-            let dxt = sparse_rows(&dyt, bp, inp, &p.col_ptr, &p.rows, |k, o| w[o * inp + k]);
-            dx.extend(from_transposed(&dxt, inp, bp, nb));
-        }
+        let mut dx = vec![0.0f32; b * inp];
+        let vals = p.csc_values(w);
+        spmm_rows(dy, &p.col_ptr, &p.rows, Values::Packed(&vals), &mut dx);
         Ok((CpuStorage::F32(dx), Shape::from((b, inp))))
     }
 }
@@ -244,42 +226,51 @@ impl CustomOp2 for SparseLinearWeightGrad {
         ds: &CpuStorage,
         dl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (b, inp) = xl.shape().dims2()?;
-        let (b2, out) = dl.shape().dims2()?;
-        let p = &self.0;
-        if b != b2 || inp != p.inp || out != p.out {
+        let x = MatRef::from_layout(xs, xl, "sparse linear input")?;
+        let dy = MatRef::from_layout(ds, dl, "sparse linear output grad")?;
+        let (b, inp, out, p) = (x.rows(), x.cols(), dy.cols(), &self.0);
+        if b != dy.rows() || inp != p.inp || out != p.out {
             candle_core::bail!(
                 "sparse linear weight grad: x {:?} / dy {:?} do not fit the pattern",
                 xl.shape(),
                 dl.shape()
             )
         }
-        let x = f32_data(xs, xl, "sparse linear input")?;
-        let dy = f32_data(ds, dl, "sparse linear output grad")?;
         let mut dw = vec![0.0f32; out * inp];
         if b * inp * out == 0 {
             return Ok((CpuStorage::F32(dw), Shape::from((out, inp))));
         }
         let nb_max = sub_batch(inp);
-        for (xb, dyb) in x.chunks(nb_max * inp).zip(dy.chunks(nb_max * out)) {
-            let nb = xb.len() / inp;
-            let (xt, bp) = to_transposed(xb, nb, inp);
-            let (dyt, _) = to_transposed(dyb, nb, out);
-            dw.par_chunks_mut(inp).enumerate().for_each_init(
-                || (Vec::new(), Vec::new()),
-                |(offs, grads), (o, dw_row)| {
-                    let cols = &p.cols[p.row_ptr[o]..p.row_ptr[o + 1]];
-                    offs.clear();
-                    offs.extend(cols.iter().map(|&k| k as usize * bp));
-                    grads.clear();
-                    grads.resize(cols.len(), 0.0f32);
-                    taps_wgrad(&dyt[o * bp..(o + 1) * bp], 0, &xt, 0, offs, grads, 1, bp);
-                    for (&k, &g) in cols.iter().zip(grads.iter()) {
-                        dw_row[k as usize] += g;
-                    }
-                },
-            );
-        }
+        WGRAD_SCRATCH.with(|cell| {
+            let (xt, dyt) = &mut *cell.borrow_mut();
+            for b0 in (0..b).step_by(nb_max) {
+                let nb = nb_max.min(b - b0);
+                let bp = round_up(nb);
+                xt.resize(inp * bp, 0.0);
+                dyt.resize(out * bp, 0.0);
+                x.par_transpose_rows_into(b0, nb, xt, bp);
+                dy.par_transpose_rows_into(b0, nb, dyt, bp);
+                let (xt, dyt) = (&xt[..], &dyt[..]);
+                dw.par_chunks_mut(WGRAD_ROWS * inp)
+                    .enumerate()
+                    .for_each(|(c, rows)| {
+                        let (mut offs, mut grads) = (Vec::new(), Vec::new());
+                        for (r, dw_row) in rows.chunks_exact_mut(inp).enumerate() {
+                            let o = c * WGRAD_ROWS + r;
+                            let cols = &p.cols[p.row_ptr[o]..p.row_ptr[o + 1]];
+                            offs.clear();
+                            offs.extend(cols.iter().map(|&k| k as usize * bp));
+                            grads.clear();
+                            grads.resize(cols.len(), 0.0f32);
+                            let dy_row = &dyt[o * bp..(o + 1) * bp];
+                            taps_wgrad(dy_row, 0, xt, 0, &offs, &mut grads, 1, bp);
+                            for (&k, &g) in cols.iter().zip(grads.iter()) {
+                                dw_row[k as usize] += g;
+                            }
+                        }
+                    });
+            }
+        });
         Ok((CpuStorage::F32(dw), Shape::from((out, inp))))
     }
 }
@@ -386,7 +377,7 @@ impl SparseLinear {
                 pattern: self.pattern.clone(),
                 weight_grad: self.weight_grad,
             };
-            Ok(x2.contiguous()?.apply_op2(&self.weight.contiguous()?, op)?)
+            Ok(x2.apply_op2(&self.weight.contiguous()?, op)?)
         })
     }
 
@@ -407,6 +398,15 @@ impl SparseLinear {
         let dims = x.dims();
         if dims.is_empty() || dims[dims.len() - 1] != inp {
             return Err(mismatch("sparse linear input [.., in]", &[inp], dims));
+        }
+        if dims.len() == 2 {
+            // A same-shape reshape would still add autograd nodes, each costing a
+            // zero-filled gradient buffer and an addition in the backward pass.
+            let y = f(x)?;
+            return Ok(match &self.bias {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            });
         }
         let lead = &dims[..dims.len() - 1];
         let y = f(&x.reshape((lead.iter().product::<usize>(), inp))?)?;
@@ -492,6 +492,7 @@ mod tests {
         assert_eq!(p.cols, vec![0, 2, 1, 2]);
         assert_eq!(p.col_ptr, vec![0, 1, 2, 4]);
         assert_eq!(p.rows, vec![0, 1, 0, 1]);
+        assert_eq!(p.csc_to_csr, vec![0, 2, 1, 3]);
     }
 
     #[test]

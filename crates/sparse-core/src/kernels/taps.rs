@@ -30,7 +30,7 @@ pub(crate) struct Tap {
 /// `src[start..start + T]` as an array, so that every loop over it has a trip count
 /// LLVM knows (a runtime count would keep the accumulators in memory).
 #[inline(always)]
-fn lanes<const T: usize>(src: &[f32], start: usize) -> &[f32; T] {
+pub(crate) fn lanes<const T: usize>(src: &[f32], start: usize) -> &[f32; T] {
     match src[start..start + T].try_into() {
         Ok(array) => array,
         Err(_) => unreachable!("a slice of length T converts to [f32; T]"),
