@@ -110,7 +110,7 @@ impl Plan {
             Preset::Quick => Plan {
                 preset,
                 dataset,
-                train_limit: Some(2000),
+                train_limit: Some(1500),
                 test_limit: Some(1000),
                 ood_dataset: match dataset {
                     DatasetName::FashionMnist => Some(DatasetName::Mnist),
