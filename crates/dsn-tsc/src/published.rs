@@ -21,12 +21,10 @@ use sparse_repro::report::Anchor;
 use crate::config::Arm;
 
 /// The source of the univariate numbers.
-pub const ROCKET_SOURCE: &str =
-    "ROCKET (Dempster et al. 2020): angus924/rocket results/results_ucr.csv @41cfd4b, accuracy_mean (10 runs)";
+pub const ROCKET_SOURCE: &str = "ROCKET (Dempster et al. 2020): angus924/rocket results/results_ucr.csv @41cfd4b, accuracy_mean (10 runs)";
 
 /// The source of the multivariate numbers.
-pub const INCEPTION_TIME_SOURCE: &str =
-    "InceptionTime (Ismail Fawaz et al. 2020): hfawaz/InceptionTime results-mts.csv @0d623a3, accuracy (1 run)";
+pub const INCEPTION_TIME_SOURCE: &str = "InceptionTime (Ismail Fawaz et al. 2020): hfawaz/InceptionTime results-mts.csv @0d623a3, accuracy (1 run)";
 
 /// Published test accuracy per data set: `(name, accuracy, source)`, the
 /// accuracy exactly as written in the source file.
@@ -57,7 +55,9 @@ pub fn anchors(names: &[String]) -> Vec<Anchor> {
             published_accuracy(name).map(|(accuracy, source)| {
                 Anchor::new(Arm::Dsn.name(), "test_accuracy_mean", accuracy, source)
                     .on_dataset(name.clone())
-                    .with_note("published: another method at full budget; ours: DSN at the preset's size")
+                    .with_note(
+                        "published: another method at full budget; ours: DSN at the preset's size",
+                    )
             })
         })
         .collect()
@@ -80,13 +80,20 @@ mod tests {
         ] {
             assert!(published_accuracy(name).is_some(), "{name}");
         }
-        assert_eq!(published_accuracy("osuleaf"), Some((0.94090909, ROCKET_SOURCE)));
+        assert_eq!(
+            published_accuracy("osuleaf"),
+            Some((0.94090909, ROCKET_SOURCE))
+        );
         assert_eq!(published_accuracy("Wafer"), None);
     }
 
     #[test]
     fn anchors_name_the_dsn_arm_and_the_data_set() {
-        let names = vec!["ACSF1".to_string(), "Wafer".to_string(), "BasicMotions".to_string()];
+        let names = vec![
+            "ACSF1".to_string(),
+            "Wafer".to_string(),
+            "BasicMotions".to_string(),
+        ];
         let anchors = anchors(&names);
         assert_eq!(anchors.len(), 2);
         assert_eq!(anchors[0].arm, "dsn");

@@ -117,9 +117,34 @@ fn quick_covers_the_issues_seven_sets_with_several_mask_updates() {
             config.update_every_epochs()
         );
     }
-    let acsf1 = quick.datasets.iter().find(|d| d.dataset == "acsf1").unwrap();
+    let acsf1 = quick
+        .datasets
+        .iter()
+        .find(|d| d.dataset == "acsf1")
+        .unwrap();
     let gunpoint = &quick.datasets[0];
-    assert_eq!(quick.config(Arm::Dense, acsf1, 1, 0).unwrap().channels(), acsf1.channels.unwrap());
-    assert_eq!(quick.config(Arm::Dense, gunpoint, 1, 0).unwrap().channels(), 16);
-    assert_eq!(quick.config(Arm::Dense, gunpoint, 1, 0).unwrap().update_every_epochs(), 5);
+    assert_eq!(
+        quick
+            .config(Arm::Dsn, acsf1, 1, 0)
+            .unwrap()
+            .update_every_epochs(),
+        2
+    );
+    assert_eq!(
+        quick
+            .config(Arm::Dsn, gunpoint, 1, 0)
+            .unwrap()
+            .update_every_epochs(),
+        5
+    );
+    // a per-set `ch_size` overrides the plan's for that set only
+    let narrow = gunpoint.clone().with_channels(8);
+    assert_eq!(
+        quick.config(Arm::Dense, &narrow, 1, 0).unwrap().channels(),
+        8
+    );
+    assert_eq!(
+        quick.config(Arm::Dense, gunpoint, 1, 0).unwrap().channels(),
+        16
+    );
 }

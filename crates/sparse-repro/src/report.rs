@@ -743,10 +743,8 @@ mod tests {
     fn anchor_on_a_dataset_compares_with_that_datasets_arm() -> HarnessResult<()> {
         let mut report = sample();
         report.arms.push(
-            ArmReport::new("dsn", "ArrowHead").with_mean_std(
-                "test_accuracy",
-                MeanStd::from_values(&[0.7, 0.8])?,
-            ),
+            ArmReport::new("dsn", "ArrowHead")
+                .with_mean_std("test_accuracy", MeanStd::from_values(&[0.7, 0.8])?),
         );
         report.anchors = vec![
             Anchor::new("dsn", "test_accuracy_mean", 0.81, "ROCKET").on_dataset("ArrowHead"),
@@ -754,9 +752,22 @@ mod tests {
             Anchor::new("dsn", "test_accuracy_mean", 0.9, "ROCKET").on_dataset("OSULeaf"),
         ];
         let md = report.to_markdown();
-        assert!(md.contains("| dsn (ArrowHead) | test_accuracy_mean | 0.8100 | 0.7500 ± 0.0707 | ROCKET |  |"), "{md}");
-        assert!(md.contains("| dsn (GunPoint) | test_accuracy_mean | 1 | 0.9120 ± 0.0100 | ROCKET |  |"), "{md}");
-        assert!(md.contains("| dsn (OSULeaf) | test_accuracy_mean | 0.9000 | – | ROCKET |  |"), "{md}");
+        assert!(
+            md.contains(
+                "| dsn (ArrowHead) | test_accuracy_mean | 0.8100 | 0.7500 ± 0.0707 | ROCKET |  |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| dsn (GunPoint) | test_accuracy_mean | 1 | 0.9120 ± 0.0100 | ROCKET |  |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| dsn (OSULeaf) | test_accuracy_mean | 0.9000 | – | ROCKET |  |"),
+            "{md}"
+        );
         let back: RunReport = serde_json::from_str(&report.to_json()?)
             .map_err(|e| HarnessError::Serialise(e.to_string()))?;
         assert_eq!(back.anchors, report.anchors);
