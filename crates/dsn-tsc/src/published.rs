@@ -7,8 +7,8 @@
 //!
 //! - univariate (UCR 2018): ROCKET (Dempster, Petitjean & Webb, *Data Mining and
 //!   Knowledge Discovery* 2020), `angus924/rocket`, `results/results_ucr.csv`
-//!   (commit `41cfd4b`), column `accuracy_mean` (mean over 10 runs on the
-//!   default train/test split);
+//!   (commit `41cfd4b`, the default train/test split), column `accuracy_mean`
+//!   (mean over runs; the repository's script defaults to 10 runs);
 //! - multivariate (UEA 2018): InceptionTime (Ismail Fawaz et al., *Data Mining
 //!   and Knowledge Discovery* 2020), `hfawaz/InceptionTime`, `results-mts.csv`
 //!   (commit `0d623a3`), column `accuracy` (one run, iteration 0).
