@@ -12,6 +12,7 @@
 //! | [`model`] | the SCNN of the official code |
 //! | [`training`] | the training loop on sparse-core's engine, evaluation, checkpoints |
 //! | [`experiment`] | presets, arms, claims and the run report |
+//! | [`published`] | published accuracies on the same data sets, shown beside ours |
 //!
 //! ```no_run
 //! use candle_core::Device;
@@ -31,6 +32,7 @@ pub mod data;
 pub mod error;
 pub mod experiment;
 pub mod model;
+pub mod published;
 pub mod regions;
 pub mod training;
 

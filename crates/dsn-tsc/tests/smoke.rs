@@ -89,3 +89,62 @@ fn paper_preset_validates_on_cpu() {
     assert_eq!(quick.seeds, vec![0, 1, 2]);
     assert!(quick.datasets.iter().all(|d| d.epochs <= 300));
 }
+
+#[test]
+fn quick_covers_the_issues_seven_sets_with_several_mask_updates() {
+    let quick = Plan::for_preset(Preset::Quick, None).unwrap();
+    let names: Vec<&str> = quick.datasets.iter().map(|d| d.dataset.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "gunpoint",
+            "italypowerdemand",
+            "arrowhead",
+            "osuleaf",
+            "acsf1",
+            "basicmotions",
+            "japanesevowels"
+        ]
+    );
+    for d in &quick.datasets {
+        let config = quick.config(Arm::Dsn, d, 1, 0).unwrap();
+        assert_eq!(config.epochs(), d.epochs);
+        assert!(
+            config.epochs() / config.update_every_epochs() >= 3,
+            "{}: {} epochs, update every {}",
+            d.dataset,
+            config.epochs(),
+            config.update_every_epochs()
+        );
+    }
+    let acsf1 = quick
+        .datasets
+        .iter()
+        .find(|d| d.dataset == "acsf1")
+        .unwrap();
+    let gunpoint = &quick.datasets[0];
+    assert_eq!(
+        quick
+            .config(Arm::Dsn, acsf1, 1, 0)
+            .unwrap()
+            .update_every_epochs(),
+        2
+    );
+    assert_eq!(
+        quick
+            .config(Arm::Dsn, gunpoint, 1, 0)
+            .unwrap()
+            .update_every_epochs(),
+        5
+    );
+    // a per-set `ch_size` overrides the plan's for that set only
+    let narrow = gunpoint.clone().with_channels(8);
+    assert_eq!(
+        quick.config(Arm::Dense, &narrow, 1, 0).unwrap().channels(),
+        8
+    );
+    assert_eq!(
+        quick.config(Arm::Dense, gunpoint, 1, 0).unwrap().channels(),
+        16
+    );
+}

@@ -178,6 +178,10 @@ pub struct Anchor {
     /// Why the settings differ, if they do (e.g. "paper: 200 epochs, quick: 5").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The data set of the arm, where one arm name is reported on several data sets
+    /// (`None`: the first arm of that name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
 }
 
 impl Anchor {
@@ -194,7 +198,15 @@ impl Anchor {
             paper,
             source: source.into(),
             note: None,
+            dataset: None,
         }
+    }
+
+    /// Compares with the arm of this name on `dataset` (for runs that report the
+    /// same arm names on several data sets).
+    pub fn on_dataset(mut self, dataset: impl Into<String>) -> Self {
+        self.dataset = Some(dataset.into());
+        self
     }
 
     /// Adds a note about differing settings.
@@ -283,6 +295,13 @@ impl RunReport {
     /// The arm called `name`.
     pub fn arm(&self, name: &str) -> Option<&ArmReport> {
         self.arms.iter().find(|arm| arm.name == name)
+    }
+
+    /// The arm called `name` on `dataset`, if there is one.
+    pub fn arm_on(&self, name: &str, dataset: &str) -> Option<&ArmReport> {
+        self.arms
+            .iter()
+            .find(|arm| arm.name == name && arm.dataset == dataset)
     }
 
     /// Whether every claim passed.
@@ -422,7 +441,11 @@ impl RunReport {
             "| arm | metric | paper | this run | source | note |\n|---|---|---|---|---|---|\n",
         );
         for anchor in &self.anchors {
-            let ours = self.arm(&anchor.arm).and_then(|arm| {
+            let arm = match &anchor.dataset {
+                Some(dataset) => self.arm_on(&anchor.arm, dataset),
+                None => self.arm(&anchor.arm),
+            };
+            let ours = arm.and_then(|arm| {
                 let base = anchor.metric.strip_suffix("_mean");
                 match base.and_then(|b| arm.mean_std(b)) {
                     Some(ms) => Some(format!(
@@ -433,10 +456,14 @@ impl RunReport {
                     None => arm.metric(&anchor.metric).map(format_number),
                 }
             });
+            let arm_cell = match &anchor.dataset {
+                Some(dataset) => format!("{} ({dataset})", anchor.arm),
+                None => anchor.arm.clone(),
+            };
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} |",
-                escape_cell(&anchor.arm),
+                escape_cell(&arm_cell),
                 escape_cell(&anchor.metric),
                 format_number(anchor.paper),
                 ours.unwrap_or_else(|| "–".to_string()),
@@ -710,6 +737,41 @@ mod tests {
         assert!(md.contains("- **FAIL** `dsn-beats-dense`"), "{md}");
         assert!(md.contains("1 of 2 claims passed."));
         assert!(md.contains("| dense | test_accuracy_mean | 0.9900 | 0.9870 ± 0.0040 | Table 1 | paper: 1000 epochs |"), "{md}");
+    }
+
+    #[test]
+    fn anchor_on_a_dataset_compares_with_that_datasets_arm() -> HarnessResult<()> {
+        let mut report = sample();
+        report.arms.push(
+            ArmReport::new("dsn", "ArrowHead")
+                .with_mean_std("test_accuracy", MeanStd::from_values(&[0.7, 0.8])?),
+        );
+        report.anchors = vec![
+            Anchor::new("dsn", "test_accuracy_mean", 0.81, "ROCKET").on_dataset("ArrowHead"),
+            Anchor::new("dsn", "test_accuracy_mean", 1.0, "ROCKET").on_dataset("GunPoint"),
+            Anchor::new("dsn", "test_accuracy_mean", 0.9, "ROCKET").on_dataset("OSULeaf"),
+        ];
+        let md = report.to_markdown();
+        assert!(
+            md.contains(
+                "| dsn (ArrowHead) | test_accuracy_mean | 0.8100 | 0.7500 ± 0.0707 | ROCKET |  |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| dsn (GunPoint) | test_accuracy_mean | 1 | 0.9120 ± 0.0100 | ROCKET |  |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| dsn (OSULeaf) | test_accuracy_mean | 0.9000 | – | ROCKET |  |"),
+            "{md}"
+        );
+        let back: RunReport = serde_json::from_str(&report.to_json()?)
+            .map_err(|e| HarnessError::Serialise(e.to_string()))?;
+        assert_eq!(back.anchors, report.anchors);
+        Ok(())
     }
 
     #[test]
