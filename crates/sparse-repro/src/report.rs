@@ -432,13 +432,13 @@ impl RunReport {
     }
 
     fn anchors_section(&self, md: &mut String) {
-        md.push_str("## Paper vs. this run\n\n");
+        md.push_str("## Published numbers vs. this run\n\n");
         if self.anchors.is_empty() {
-            md.push_str("No paper numbers recorded.\n");
+            md.push_str("No published numbers recorded.\n");
             return;
         }
         md.push_str(
-            "| arm | metric | paper | this run | source | note |\n|---|---|---|---|---|---|\n",
+            "| arm | metric | published | this run | source | note |\n|---|---|---|---|---|---|\n",
         );
         for anchor in &self.anchors {
             let arm = match &anchor.dataset {
