@@ -82,7 +82,7 @@ impl Plan {
                 dataset,
                 train_limit: Some(300),
                 test_limit: Some(100),
-                ood_dataset: None,
+                ood_dataset: ood_partner(dataset),
                 architectures: if image_like {
                     vec![mlp(8), mlp(16)]
                 } else {
@@ -112,11 +112,7 @@ impl Plan {
                 dataset,
                 train_limit: Some(1500),
                 test_limit: Some(1000),
-                ood_dataset: match dataset {
-                    DatasetName::FashionMnist => Some(DatasetName::Mnist),
-                    DatasetName::Mnist => Some(DatasetName::FashionMnist),
-                    _ => None,
-                },
+                ood_dataset: ood_partner(dataset),
                 architectures: vec![resnet(8, 4), resnet(8, 8), resnet(8, 16)],
                 sparsities: grid(&[0.5, 0.2, CLAIM_DENSITY, 0.05]),
                 epochs: 3,
@@ -194,6 +190,15 @@ impl Plan {
             None => None,
         };
         Ok((data, ood))
+    }
+}
+
+/// The out-of-distribution set scored against a model trained on `dataset`.
+fn ood_partner(dataset: DatasetName) -> Option<DatasetName> {
+    match dataset {
+        DatasetName::FashionMnist => Some(DatasetName::Mnist),
+        DatasetName::Mnist => Some(DatasetName::FashionMnist),
+        _ => None,
     }
 }
 

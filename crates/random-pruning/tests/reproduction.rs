@@ -242,3 +242,25 @@ fn a_tampered_checkpoint_is_an_error_not_a_panic() {
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     assert!(experiment::evaluate_checkpoint(&path, None).is_err());
 }
+
+/// The ResNet path with calibration and OOD detection, on the fetched
+/// Fashion-MNIST (in) and MNIST (out); CI fetches both.
+#[test]
+fn smoke_on_fashion_mnist_reports_calibration_and_ood_when_the_data_is_present() {
+    use random_pruning::data::DatasetName;
+    let plan = Plan::new(Preset::Smoke, Some(DatasetName::FashionMnist)).unwrap();
+    if let Err(e) = plan.load_data(None) {
+        println!("skipped: {e}");
+        return;
+    }
+    assert_eq!(plan.ood_dataset, Some(DatasetName::Mnist));
+    assert!(matches!(plan.architectures[0], Architecture::ResNet { .. }));
+    let out = tempfile::tempdir().unwrap();
+    let report = experiment::reproduce(&plan, &[0], None, out.path(), ProgressMode::Quiet).unwrap();
+    for arm in &report.arms {
+        let auroc = arm.metric("ood_auroc_mean").expect("an OOD AUROC per arm");
+        assert!((0.0..=1.0).contains(&auroc), "{}: {auroc}", arm.name);
+        let ece = arm.metric("test_ece_mean").unwrap();
+        assert!((0.0..=1.0).contains(&ece), "{}: {ece}", arm.name);
+    }
+}
