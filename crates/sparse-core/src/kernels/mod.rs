@@ -120,5 +120,15 @@ pub(crate) fn mismatch(what: &str, expected: &[usize], got: &[usize]) -> crate::
     }
 }
 
+/// Checks that `bias` has one value per output channel of `weight` (its first dimension).
+pub(crate) fn check_bias(what: &str, weight: &Tensor, bias: &Tensor) -> crate::Result<()> {
+    let channels = weight.dims()[0];
+    if bias.dims() == [channels] {
+        Ok(())
+    } else {
+        Err(mismatch(what, &[channels], bias.dims()))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::sparse_depthwise::effective_weight;
 use super::taps::{LANES, Tap, reduce_lanes, round_up, taps_fwd, taps_wgrad_lanes};
-use super::{WeightGrad, custom_applies, dims_of, f32_data, mismatch};
+use super::{WeightGrad, check_bias, custom_applies, dims_of, f32_data, mismatch};
 use crate::{Mask, Result};
 
 /// The custom kernel is used at or below this weight density; above it candle's dense
@@ -427,10 +427,7 @@ impl SparseConv1d {
 
     /// Adds a bias `[Cout]`.
     pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
-        let cout = self.weight.dims()[0];
-        if bias.dims() != [cout] {
-            return Err(mismatch("sparse conv1d bias [Cout]", &[cout], bias.dims()));
-        }
+        check_bias("sparse conv1d bias [Cout]", &self.weight, &bias)?;
         self.bias = Some(bias);
         Ok(self)
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use super::depthwise::{DepthwiseOp, add_channel_bias, check_depthwise, same_padding};
-use super::{WeightGrad, custom_applies, mismatch};
+use super::{WeightGrad, check_bias, custom_applies, mismatch};
 use crate::{Mask, Result};
 
 /// A depthwise KxN conv2d (stride 1, "same" padding) whose weight `[C, 1, K, N]` is
@@ -44,14 +44,7 @@ impl SparseDepthwiseConv2d {
 
     /// Adds a bias `[C]`.
     pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
-        let c = self.weight.dims()[0];
-        if bias.dims() != [c] {
-            return Err(mismatch(
-                "sparse depthwise conv2d bias [C]",
-                &[c],
-                bias.dims(),
-            ));
-        }
+        check_bias("sparse depthwise conv2d bias [C]", &self.weight, &bias)?;
         self.bias = Some(bias);
         Ok(self)
     }

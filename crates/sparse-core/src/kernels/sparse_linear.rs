@@ -18,7 +18,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use super::sparse_depthwise::effective_weight;
 use super::spmm::{MatRef, Values, spmm_rows};
 use super::taps::{LANES, round_up, taps_wgrad};
-use super::{WeightGrad, custom_applies, f32_data, mismatch};
+use super::{WeightGrad, check_bias, custom_applies, f32_data, mismatch};
 use crate::{Mask, Result};
 use rayon::prelude::*;
 
@@ -316,10 +316,7 @@ impl SparseLinear {
 
     /// Adds a bias `[out]`.
     pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
-        let out = self.weight.dims()[0];
-        if bias.dims() != [out] {
-            return Err(mismatch("sparse linear bias [out]", &[out], bias.dims()));
-        }
+        check_bias("sparse linear bias [out]", &self.weight, &bias)?;
         self.bias = Some(bias);
         Ok(self)
     }
