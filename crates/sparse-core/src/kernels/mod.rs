@@ -55,6 +55,7 @@ mod sparse_depthwise;
 mod sparse_linear;
 mod spmm;
 mod taps;
+mod transpose;
 
 pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};

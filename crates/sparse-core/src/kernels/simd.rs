@@ -134,3 +134,30 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
+
+/// Floats per 64-byte cache line.
+const LINE_FLOATS: usize = 16;
+
+/// A reusable scratch buffer whose slices start on a cache line, so that every
+/// 16-float vector load of a row whose length is a multiple of 16 touches one line
+/// instead of two (a plain `Vec<f32>` is only 16-byte aligned).
+#[derive(Debug, Default)]
+pub(crate) struct AlignedScratch(Vec<f32>);
+
+impl AlignedScratch {
+    /// An empty buffer (usable in `thread_local!` initialisers).
+    pub(crate) const fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// `len` floats starting on a cache line; their values are whatever the previous
+    /// use left (zeros when the buffer grows).
+    pub(crate) fn slice(&mut self, len: usize) -> &mut [f32] {
+        if self.0.len() < len + LINE_FLOATS {
+            self.0.resize(len + LINE_FLOATS, 0.0);
+        }
+        let misaligned = (self.0.as_ptr() as usize / std::mem::size_of::<f32>()) % LINE_FLOATS;
+        let start = (LINE_FLOATS - misaligned) % LINE_FLOATS;
+        &mut self.0[start..start + len]
+    }
+}

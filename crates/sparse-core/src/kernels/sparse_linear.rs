@@ -16,7 +16,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
 use super::sparse_depthwise::effective_weight;
-use super::spmm::{MatRef, Values, spmm_rows};
+use super::spmm::{CompressedRows, MatRef, spmm_rows};
 use super::taps::{LANES, round_up, taps_wgrad};
 use super::{WeightGrad, check_bias, custom_applies, f32_data, mismatch};
 use crate::{Mask, Result};
@@ -33,14 +33,14 @@ pub const SPARSE_LINEAR_MAX_DENSITY: f64 = 0.3;
 pub(crate) struct CsrPattern {
     out: usize,
     inp: usize,
-    /// CSR: entries of row `o` are `cols[row_ptr[o]..row_ptr[o + 1]]`.
-    row_ptr: Vec<usize>,
-    cols: Vec<u32>,
-    /// CSC: entries of column `k` are `rows[col_ptr[k]..col_ptr[k + 1]]`.
-    col_ptr: Vec<usize>,
-    rows: Vec<u32>,
-    /// CSC entry `i` is CSR entry `csc_to_csr[i]`.
-    csc_to_csr: Vec<u32>,
+    /// CSR: row `o` lists the active input columns `k`.
+    csr: CompressedRows,
+    /// CSC: column `k` lists the active output rows `o`.
+    csc: CompressedRows,
+    /// CSR entry `i` is the weight's element `csr_offsets[i]` (`o * inp + k`).
+    csr_offsets: Vec<usize>,
+    /// CSC entry `i` is the weight's element `csc_offsets[i]` (`o * inp + k`).
+    csc_offsets: Vec<usize>,
 }
 
 impl CsrPattern {
@@ -54,55 +54,50 @@ impl CsrPattern {
             row_ptr.push(cols.len());
         }
         row_ptr.resize(out + 1, cols.len());
-        let mut counts = vec![0usize; inp + 1];
+        let mut col_ptr = vec![0usize; inp + 1];
         for &k in &cols {
-            counts[k as usize + 1] += 1;
+            col_ptr[k as usize + 1] += 1;
         }
         for k in 0..inp {
-            counts[k + 1] += counts[k];
+            col_ptr[k + 1] += col_ptr[k];
         }
-        let col_ptr = counts.clone();
-        let mut next = counts;
+        let mut next = col_ptr.clone();
         let mut rows = vec![0u32; cols.len()];
-        let mut csc_to_csr = vec![0u32; cols.len()];
+        let mut csc_offsets = vec![0usize; cols.len()];
         for o in 0..out {
-            for (i, &k) in cols
-                .iter()
-                .enumerate()
-                .take(row_ptr[o + 1])
-                .skip(row_ptr[o])
-            {
-                rows[next[k as usize]] = o as u32;
-                csc_to_csr[next[k as usize]] = i as u32;
-                next[k as usize] += 1;
+            for &k in &cols[row_ptr[o]..row_ptr[o + 1]] {
+                let slot = &mut next[k as usize];
+                rows[*slot] = o as u32;
+                csc_offsets[*slot] = o * inp + k as usize;
+                *slot += 1;
             }
+        }
+        let mut csr_offsets = Vec::with_capacity(cols.len());
+        for o in 0..out {
+            csr_offsets.extend(
+                cols[row_ptr[o]..row_ptr[o + 1]]
+                    .iter()
+                    .map(|&k| o * inp + k as usize),
+            );
         }
         Self {
             out,
             inp,
-            row_ptr,
-            cols,
-            col_ptr,
-            rows,
-            csc_to_csr,
+            csr_offsets,
+            csr: CompressedRows::new(inp, row_ptr, cols),
+            csc: CompressedRows::new(out, col_ptr, rows),
+            csc_offsets,
         }
     }
 
     /// The weight's active values in CSR order.
     fn csr_values(&self, w: &[f32]) -> Vec<f32> {
-        let mut vals = Vec::with_capacity(self.cols.len());
-        for o in 0..self.out {
-            let row = &w[o * self.inp..(o + 1) * self.inp];
-            let cols = &self.cols[self.row_ptr[o]..self.row_ptr[o + 1]];
-            vals.extend(cols.iter().map(|&k| row[k as usize]));
-        }
-        vals
+        gather(w, &self.csr_offsets)
     }
 
     /// The weight's active values in CSC order.
     fn csc_values(&self, w: &[f32]) -> Vec<f32> {
-        let csr = self.csr_values(w);
-        self.csc_to_csr.iter().map(|&i| csr[i as usize]).collect()
+        gather(w, &self.csc_offsets)
     }
 
     fn check(&self, batch_in: usize, w: &Layout) -> candle_core::Result<()> {
@@ -125,6 +120,24 @@ fn sub_batch(src_width: usize) -> usize {
     const L2_FLOATS: usize = 256 * 1024;
     round_up((L2_FLOATS / src_width.max(1)).clamp(LANES, 256))
 }
+
+/// `w[offsets[i]]` for every `i`, in parallel: the weight is read once per call, in
+/// ascending order, and the kernels then stream the packed values instead of gathering
+/// from the dense weight once per batch tile.
+fn gather(w: &[f32], offsets: &[usize]) -> Vec<f32> {
+    let mut vals = vec![0.0f32; offsets.len()];
+    vals.par_chunks_mut(GATHER_CHUNK)
+        .zip(offsets.par_chunks(GATHER_CHUNK))
+        .for_each(|(v, o)| {
+            for (v, &i) in v.iter_mut().zip(o) {
+                *v = w[i];
+            }
+        });
+    vals
+}
+
+/// Entries per parallel work item of [`gather`].
+const GATHER_CHUNK: usize = 16 * 1024;
 
 /// Output rows per work item of the weight gradient.
 const WGRAD_ROWS: usize = 16;
@@ -158,8 +171,8 @@ impl CustomOp2 for SparseLinearOp {
         p.check(x.cols(), wl)?;
         let w = f32_data(ws, wl, "sparse linear weight")?;
         let mut y = vec![0.0f32; b * p.out];
-        let vals = Values::DenseRows { w, stride: p.inp };
-        spmm_rows(x, &p.row_ptr, &p.cols, vals, &mut y);
+        let vals = p.csr_values(w);
+        spmm_rows(x, &p.csr, &vals, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((b, p.out))))
     }
 
@@ -206,7 +219,7 @@ impl CustomOp2 for SparseLinearInputGrad {
         let inp = p.inp;
         let mut dx = vec![0.0f32; b * inp];
         let vals = p.csc_values(w);
-        spmm_rows(dy, &p.col_ptr, &p.rows, Values::Packed(&vals), &mut dx);
+        spmm_rows(dy, &p.csc, &vals, &mut dx);
         Ok((CpuStorage::F32(dx), Shape::from((b, inp))))
     }
 }
@@ -257,7 +270,7 @@ impl CustomOp2 for SparseLinearWeightGrad {
                         let (mut offs, mut grads) = (Vec::new(), Vec::new());
                         for (r, dw_row) in rows.chunks_exact_mut(inp).enumerate() {
                             let o = c * WGRAD_ROWS + r;
-                            let cols = &p.cols[p.row_ptr[o]..p.row_ptr[o + 1]];
+                            let cols = p.csr.row(o);
                             offs.clear();
                             offs.extend(cols.iter().map(|&k| k as usize * bp));
                             grads.clear();
@@ -485,11 +498,12 @@ mod tests {
     fn pattern_lists_rows_and_columns() {
         // [[1 0 1], [0 1 1]]
         let p = CsrPattern::new(2, 3, &[1, 0, 1, 0, 1, 1]);
-        assert_eq!(p.row_ptr, vec![0, 2, 4]);
-        assert_eq!(p.cols, vec![0, 2, 1, 2]);
-        assert_eq!(p.col_ptr, vec![0, 1, 2, 4]);
-        assert_eq!(p.rows, vec![0, 1, 0, 1]);
-        assert_eq!(p.csc_to_csr, vec![0, 2, 1, 3]);
+        assert_eq!(p.csr.row(0), &[0, 2]);
+        assert_eq!(p.csr.row(1), &[1, 2]);
+        assert_eq!(p.csc.row(0), &[0]);
+        assert_eq!(p.csc.row(1), &[1]);
+        assert_eq!(p.csc.row(2), &[0, 1]);
+        assert_eq!(p.csc_offsets, vec![0, 4, 2, 5]);
     }
 
     #[test]
