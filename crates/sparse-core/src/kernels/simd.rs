@@ -161,3 +161,18 @@ impl AlignedScratch {
         &mut self.0[start..start + len]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_scratch_slices_start_on_a_cache_line() {
+        let mut scratch = AlignedScratch::new();
+        for len in [1, 17, 1000, 5, 70_000] {
+            let slice = scratch.slice(len);
+            assert_eq!(slice.len(), len);
+            assert_eq!(slice.as_ptr() as usize % 64, 0, "len {len}");
+        }
+    }
+}

@@ -1,23 +1,26 @@
 //! Sparse linear layer: `y = x (W ⊙ M)^T + b` with `W` kept as the CSR (forward, weight
 //! gradient) and CSC (input gradient) patterns of its active entries.
 //!
-//! The batch is the vector dimension. The forward and the input gradient run through
-//! [`spmm_rows`]: each thread transposes a tile of up to 64 batch rows in cache, and
-//! each non-zero `W[o, k]` contributes a contiguous multiply-add
-//! `yT[o, :] += W[o, k] · xT[k, :]` into accumulators held in registers. The masked
-//! weight gradient is a dot product over the batch per non-zero. Work is proportional
-//! to `nnz · batch`; the kernels read strided inputs (such as the broadcast gradient of
-//! a sum) directly, and a 2-D input adds no reshape nodes, so the backward pass leaves
-//! candle only the gradient additions it does for every op.
+//! The batch is the vector dimension. Each call first packs the active values of the
+//! dense weight in pattern order (one ascending pass over `W`), then the forward and
+//! the input gradient run through [`spmm_rows`]: each thread transposes a tile of up
+//! to 64 batch rows in cache, and each non-zero `W[o, k]` contributes a contiguous
+//! multiply-add `yT[o, :] += W[o, k] · xT[k, :]` into accumulators held in registers.
+//! The masked weight gradient is a dot product over a batch tile per non-zero
+//! ([`sparse_dots`]). Work is proportional to `nnz · batch` plus one read of `W`; the
+//! kernels read strided inputs (such as the broadcast gradient of a sum) directly,
+//! and a 2-D input adds no reshape nodes, so the backward pass leaves candle only the
+//! gradient additions it does for every op.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
+use super::simd::AlignedScratch;
 use super::sparse_depthwise::effective_weight;
-use super::spmm::{CompressedRows, MatRef, spmm_rows};
-use super::taps::{LANES, round_up, taps_wgrad};
+use super::spmm::{CompressedRows, MatRef, sparse_dots, spmm_rows};
+use super::taps::{LANES, round_up};
 use super::{WeightGrad, check_bias, custom_applies, f32_data, mismatch};
 use crate::{Mask, Result};
 use rayon::prelude::*;
@@ -39,8 +42,8 @@ pub(crate) struct CsrPattern {
     csc: CompressedRows,
     /// CSR entry `i` is the weight's element `csr_offsets[i]` (`o * inp + k`).
     csr_offsets: Vec<usize>,
-    /// CSC entry `i` is the weight's element `csc_offsets[i]` (`o * inp + k`).
-    csc_offsets: Vec<usize>,
+    /// CSC entry `i` is CSR entry `csc_to_csr[i]`.
+    csc_to_csr: Vec<usize>,
 }
 
 impl CsrPattern {
@@ -63,12 +66,17 @@ impl CsrPattern {
         }
         let mut next = col_ptr.clone();
         let mut rows = vec![0u32; cols.len()];
-        let mut csc_offsets = vec![0usize; cols.len()];
+        let mut csc_to_csr = vec![0usize; cols.len()];
         for o in 0..out {
-            for &k in &cols[row_ptr[o]..row_ptr[o + 1]] {
+            for (i, &k) in cols
+                .iter()
+                .enumerate()
+                .take(row_ptr[o + 1])
+                .skip(row_ptr[o])
+            {
                 let slot = &mut next[k as usize];
                 rows[*slot] = o as u32;
-                csc_offsets[*slot] = o * inp + k as usize;
+                csc_to_csr[*slot] = i;
                 *slot += 1;
             }
         }
@@ -86,7 +94,7 @@ impl CsrPattern {
             csr_offsets,
             csr: CompressedRows::new(inp, row_ptr, cols),
             csc: CompressedRows::new(out, col_ptr, rows),
-            csc_offsets,
+            csc_to_csr,
         }
     }
 
@@ -97,7 +105,9 @@ impl CsrPattern {
 
     /// The weight's active values in CSC order.
     fn csc_values(&self, w: &[f32]) -> Vec<f32> {
-        gather(w, &self.csc_offsets)
+        // Through the packed CSR values: reading the dense weight column by column
+        // would touch a new cache line for every entry.
+        gather(&self.csr_values(w), &self.csc_to_csr)
     }
 
     fn check(&self, batch_in: usize, w: &Layout) -> candle_core::Result<()> {
@@ -111,14 +121,6 @@ impl CsrPattern {
         }
         Ok(())
     }
-}
-
-/// Rows of the batch processed together: the transposed source block (`src_width`
-/// rows of this many floats) should stay in L2 (~1 MiB) while every output row
-/// streams through it.
-fn sub_batch(src_width: usize) -> usize {
-    const L2_FLOATS: usize = 256 * 1024;
-    round_up((L2_FLOATS / src_width.max(1)).clamp(LANES, 256))
 }
 
 /// `w[offsets[i]]` for every `i`, in parallel: the weight is read once per call, in
@@ -142,9 +144,14 @@ const GATHER_CHUNK: usize = 16 * 1024;
 /// Output rows per work item of the weight gradient.
 const WGRAD_ROWS: usize = 16;
 
+/// Floats of L2 the weight gradient's transposed `x` block may fill: half of a 1 MiB
+/// L2, so that the block of `dy` rows a thread works on fits beside it.
+const WGRAD_L2_FLOATS: usize = 128 * 1024;
+
 thread_local! {
     /// The transposed `x` and `dy` blocks of the weight gradient, reused across calls.
-    static WGRAD_SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static WGRAD_SCRATCH: RefCell<(AlignedScratch, AlignedScratch)> =
+        const { RefCell::new((AlignedScratch::new(), AlignedScratch::new())) };
 }
 
 /// The forward op on (`x: [B, in]`, `w: [out, in]`).
@@ -253,31 +260,29 @@ impl CustomOp2 for SparseLinearWeightGrad {
         if b * inp * out == 0 {
             return Ok((CpuStorage::F32(dw), Shape::from((out, inp))));
         }
-        let nb_max = sub_batch(inp);
+        let nb_max = round_up((WGRAD_L2_FLOATS / inp.max(1)).clamp(LANES, 256));
         WGRAD_SCRATCH.with(|cell| {
-            let (xt, dyt) = &mut *cell.borrow_mut();
+            let (xt_buf, dyt_buf) = &mut *cell.borrow_mut();
             for b0 in (0..b).step_by(nb_max) {
                 let nb = nb_max.min(b - b0);
                 let bp = round_up(nb);
-                xt.resize(inp * bp, 0.0);
-                dyt.resize(out * bp, 0.0);
+                let xt = xt_buf.slice(inp * bp);
+                let dyt = dyt_buf.slice(out * bp);
                 x.par_transpose_rows_into(b0, nb, xt, bp);
                 dy.par_transpose_rows_into(b0, nb, dyt, bp);
                 let (xt, dyt) = (&xt[..], &dyt[..]);
                 dw.par_chunks_mut(WGRAD_ROWS * inp)
                     .enumerate()
                     .for_each(|(c, rows)| {
-                        let (mut offs, mut grads) = (Vec::new(), Vec::new());
+                        let mut sums = Vec::new();
                         for (r, dw_row) in rows.chunks_exact_mut(inp).enumerate() {
                             let o = c * WGRAD_ROWS + r;
                             let cols = p.csr.row(o);
-                            offs.clear();
-                            offs.extend(cols.iter().map(|&k| k as usize * bp));
-                            grads.clear();
-                            grads.resize(cols.len(), 0.0f32);
+                            sums.clear();
+                            sums.resize(cols.len(), 0.0f32);
                             let dy_row = &dyt[o * bp..(o + 1) * bp];
-                            taps_wgrad(dy_row, 0, xt, 0, &offs, &mut grads, 1, bp);
-                            for (&k, &g) in cols.iter().zip(grads.iter()) {
+                            sparse_dots(dy_row, xt, bp, cols, &mut sums);
+                            for (&k, &g) in cols.iter().zip(sums.iter()) {
                                 dw_row[k as usize] += g;
                             }
                         }
@@ -503,7 +508,7 @@ mod tests {
         assert_eq!(p.csc.row(0), &[0]);
         assert_eq!(p.csc.row(1), &[1]);
         assert_eq!(p.csc.row(2), &[0, 1]);
-        assert_eq!(p.csc_offsets, vec![0, 4, 2, 5]);
+        assert_eq!(p.csc_to_csr, vec![0, 2, 1, 3]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use candle_core::{CpuStorage, Layout};
 use rayon::prelude::*;
 
 use super::simd::{AlignedScratch, Fma, multiversion};
-use super::taps::{LANES, lanes, round_up};
+use super::taps::{LANES, horizontal_sum, lanes, round_up};
 use super::transpose::transpose;
 
 /// Largest batch tile: `[n_src, 64]` floats is 256 KiB for `n_src = 1024`, which stays
@@ -292,6 +292,42 @@ multiversion! {
     }
 }
 
+/// `G` dot products of `d` with source rows `rows` at once, sharing each load of `d`.
+#[inline(always)]
+fn dots<F: Fma, const G: usize>(d: &[f32], rows: [&[f32]; G], sums: &mut [f32]) {
+    let mut acc = [[0.0f32; LANES]; G];
+    for (j, dv) in d.chunks_exact(LANES).enumerate() {
+        let dv = lanes::<LANES>(dv, 0);
+        for g in 0..G {
+            let xv = lanes::<LANES>(rows[g], j * LANES);
+            for l in 0..LANES {
+                acc[g][l] = F::fma(dv[l], xv[l], acc[g][l]);
+            }
+        }
+    }
+    for g in 0..G {
+        sums[g] += horizontal_sum(acc[g]);
+    }
+}
+
+multiversion! {
+    /// `sums[i] += Σ_j d[j] · src_t[idx[i] * bp + j]` for every entry `i`, with `d` of
+    /// length `bp` (a multiple of [`LANES`]): one row of a masked weight gradient.
+    pub(crate) fn sparse_dots<F>(d: &[f32], src_t: &[f32], bp: usize, idx: &[u32], sums: &mut [f32]) {
+        debug_assert_eq!(d.len(), bp);
+        debug_assert_eq!(bp % LANES, 0);
+        let row = |k: u32| &src_t[k as usize * bp..(k as usize + 1) * bp];
+        let mut quads = idx.chunks_exact(4);
+        let mut out = sums.chunks_exact_mut(4);
+        for (q, s) in (&mut quads).zip(&mut out) {
+            dots::<F, 4>(d, [row(q[0]), row(q[1]), row(q[2]), row(q[3])], s);
+        }
+        for (&k, s) in quads.remainder().iter().zip(out.into_remainder()) {
+            dots::<F, 1>(d, [row(k)], std::slice::from_mut(s));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +348,83 @@ mod tests {
                     assert_eq!(dst[b * 4 + r], want, "b {b} r {r}");
                 }
             }
+        }
+    }
+
+    /// A `[rows, cols]` view of `data` with the given strides.
+    fn view(
+        data: &[f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> MatRef<'_> {
+        MatRef {
+            data,
+            start: 0,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+
+    #[test]
+    fn reads_broadcast_and_transposed_sources_like_contiguous_ones() {
+        // S = [[1 0 2 0 ... ]] over 19 columns: every third column of 5 rows.
+        let n_src = 19;
+        let (mut ptr, mut idx, mut vals) = (vec![0], Vec::new(), Vec::new());
+        for r in 0..5u32 {
+            for k in (r % 3..n_src as u32).step_by(3) {
+                idx.push(k);
+                vals.push(r as f32 - k as f32 * 0.5);
+            }
+            ptr.push(idx.len());
+        }
+        let s = CompressedRows::new(n_src, ptr, idx);
+        for batch in [1, 9, 40] {
+            let per_row: Vec<f32> = (0..batch).map(|b| b as f32 - 3.0).collect();
+            let dense: Vec<f32> = (0..batch * n_src).map(|i| per_row[i / n_src]).collect();
+            let src: Vec<f32> = (0..batch * n_src).map(|i| (i % 11) as f32 - 5.0).collect();
+            // The same matrix stored column-major.
+            let mut col_major = vec![0.0; batch * n_src];
+            for b in 0..batch {
+                for k in 0..n_src {
+                    col_major[k * batch + b] = src[b * n_src + k];
+                }
+            }
+            let cases = [
+                (view(&per_row, batch, n_src, 1, 0), &dense),
+                (view(&col_major, batch, n_src, 1, batch), &src),
+            ];
+            for (strided, same) in cases {
+                let mut want = vec![0.0; batch * 5];
+                spmm_rows(MatRef::contiguous(same, batch, n_src), &s, &vals, &mut want);
+                let mut got = vec![f32::NAN; batch * 5];
+                spmm_rows(strided, &s, &vals, &mut got);
+                assert_eq!(
+                    got,
+                    want,
+                    "batch {batch}, strides {:?}",
+                    (strided.row_stride, strided.col_stride)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_dots_match_plain_dot_products() {
+        let bp = 48;
+        let src_t: Vec<f32> = (0..7 * bp).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+        let d: Vec<f32> = (0..bp).map(|j| (j % 5) as f32 - 2.0).collect();
+        // Seven entries: one group of four and a remainder of three.
+        let idx = [6, 0, 3, 3, 5, 1, 2];
+        let mut sums = vec![1.0f32; idx.len()];
+        sparse_dots(&d, &src_t, bp, &idx, &mut sums);
+        for (i, &k) in idx.iter().enumerate() {
+            let row = &src_t[k as usize * bp..(k as usize + 1) * bp];
+            let want = 1.0 + d.iter().zip(row).map(|(a, b)| a * b).sum::<f32>();
+            assert_eq!(sums[i], want, "entry {i}");
         }
     }
 }

@@ -103,7 +103,7 @@ multiversion! {
 /// Pairwise sum of the lanes: four vector adds instead of fifteen dependent scalar ones
 /// (which cost as much as the whole dot product on short rows).
 #[inline(always)]
-fn horizontal_sum(mut v: [f32; LANES]) -> f32 {
+pub(crate) fn horizontal_sum(mut v: [f32; LANES]) -> f32 {
     let mut half = LANES / 2;
     while half > 0 {
         for l in 0..half {
