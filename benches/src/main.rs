@@ -16,6 +16,10 @@ const USAGE: &str = "usage: sparse-benches kernels [--quick] [--only KERNEL] [--
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let Some((command, flags)) = args.split_first() else {
         bail!("{USAGE}");
     };

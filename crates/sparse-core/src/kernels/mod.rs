@@ -53,8 +53,8 @@ mod simd;
 mod sparse_conv1d;
 mod sparse_depthwise;
 mod sparse_linear;
-mod spmm;
 mod taps;
+mod tiled;
 mod transpose;
 
 pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};

@@ -19,8 +19,8 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
 use super::simd::AlignedScratch;
 use super::sparse_depthwise::effective_weight;
-use super::spmm::{CompressedRows, MatRef, sparse_dots, spmm_rows};
 use super::taps::{LANES, round_up};
+use super::tiled::{CompressedRows, MatRef, sparse_dots, spmm_rows};
 use super::{WeightGrad, check_bias, custom_applies, f32_data, mismatch};
 use crate::{Mask, Result};
 use rayon::prelude::*;

@@ -1,8 +1,8 @@
-//! Batch-tiled sparse-times-dense product `dst = src · Sᵀ` for a compressed sparse `S`.
+//! Batch-tiled sparse products: `dst = src · Sᵀ` for a compressed sparse `S`
+//! ([`spmm_rows`]) and the dot products of a masked weight gradient ([`sparse_dots`]).
 //!
-//! `src` is `[batch, n_src]` row-major and `S` is given row by row (`ptr`, `idx`,
-//! `vals`: row `r` of `S` has the entries `vals[i]` at columns `idx[i]` for
-//! `i ∈ ptr[r]..ptr[r + 1]`). Each thread takes a tile of at most [`MAX_TILE`] batch
+//! `src` is `[batch, n_src]` row-major and `S` is given row by row
+//! ([`CompressedRows`] plus the values in entry order). Each thread takes a tile of at most [`MAX_TILE`] batch
 //! rows, transposes it into a reused scratch buffer (`[n_src, tile]`, small enough
 //! for L2), computes every output row of the tile with its accumulators in registers
 //! (`outT[r, :] = Σ vals[i] · srcT[idx[i], :]`, a contiguous multiply-add per
