@@ -20,6 +20,7 @@ use sparse_repro::data::{CsrMatrix, Planetoid};
 use sparse_repro::location::{DataLocation, find_workspace_root};
 
 use crate::error::{Error, Result};
+use crate::ood::ClassSplit;
 
 /// The graphs this crate runs on.
 #[derive(
@@ -239,23 +240,26 @@ impl GraphData {
         })
     }
 
-    /// The labelled nodes of `nodes` whose class is below `classes`, with their labels.
-    pub fn nodes_below(&self, nodes: &[usize], classes: usize) -> (Vec<usize>, Vec<u32>) {
+    /// The labelled nodes of `nodes` whose class is in distribution under `classes`,
+    /// with the model's labels for them.
+    pub fn nodes_in(&self, nodes: &[usize], classes: &ClassSplit) -> (Vec<usize>, Vec<u32>) {
         nodes
             .iter()
-            .filter_map(|&n| match self.labels.get(n).copied().flatten() {
-                Some(l) if (l as usize) < classes => Some((n, l)),
-                _ => None,
+            .filter_map(|&n| {
+                let class = self.labels.get(n).copied().flatten()?;
+                Some((n, classes.label(class)?))
             })
             .unzip()
     }
 
-    /// The labelled nodes of `nodes` whose class is `classes` or above.
-    pub fn nodes_from(&self, nodes: &[usize], classes: usize) -> Vec<usize> {
+    /// The labelled nodes of `nodes` whose class is held out under `classes`.
+    pub fn nodes_held_out(&self, nodes: &[usize], classes: &ClassSplit) -> Vec<usize> {
         nodes
             .iter()
             .copied()
-            .filter(|&n| matches!(self.labels.get(n).copied().flatten(), Some(l) if l as usize >= classes))
+            .filter(|&n| {
+                matches!(self.labels.get(n).copied().flatten(), Some(c) if classes.is_held_out(c))
+            })
             .collect()
     }
 }

@@ -15,6 +15,7 @@
 //! | [`data`] | Cora / Citeseer / the fixture graph as sparse operators |
 //! | [`model`] | GCN, GAT and GIN layers over named (masked or trained) weights |
 //! | [`training`] | [`Network`] (weights + scores), the training loop, evaluation, checkpoints |
+//! | [`ood`] | the leave-out-classes split of the OOD experiment ([`ood::ClassSplit`]) |
 //! | [`mad`] | mean average distance of node embeddings (over-smoothing) |
 //! | [`experiment`] | presets, arms, claims, the report |
 //!
@@ -43,6 +44,7 @@ pub mod error;
 pub mod experiment;
 pub mod mad;
 pub mod model;
+pub mod ood;
 pub mod training;
 
 pub use config::{Method, ModelKind, TrainConfig, TrainConfigBuilder};

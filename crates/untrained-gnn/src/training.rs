@@ -32,6 +32,7 @@ use crate::data::{DatasetName, GraphData, index_tensor, label_tensor};
 use crate::error::{Error, Result};
 use crate::mad::mean_average_distance;
 use crate::model::{Dropout, Gnn};
+use crate::ood::{ClassSplit, OOD_STREAM};
 
 /// The official initialisation of weights and scores: `kaiming_uniform(fan_in, relu)`.
 pub const KAIMING_UNIFORM: Init = Init::KaimingUniform {
@@ -227,12 +228,14 @@ fn new_var(varmap: &VarMap, name: &str, shape: &[usize], device: &Device) -> Res
         .ok_or_else(|| Error::invalid("varmap", name, "variable was not created"))
 }
 
-/// Which nodes a run trains, selects and tests on (the OOD protocol holds the last
-/// `ood_classes` classes out of training).
+/// Which nodes a run trains, selects and tests on. The OOD protocol holds
+/// `ood_classes` classes, drawn from the run's seed ([`ClassSplit::drawn`]), out of
+/// training, selection and the in-distribution test.
 #[derive(Debug, Clone)]
 pub struct NodeSplits {
     /// Classes the model predicts (`num_classes − ood_classes`).
     pub classes: usize,
+    class_split: ClassSplit,
     train: (Tensor, Tensor),
     val: (Tensor, Tensor),
     test: (Tensor, Tensor),
@@ -243,26 +246,21 @@ impl NodeSplits {
     /// The splits of `graph` for `config`; checks `ood_classes` against the data.
     pub fn new(graph: &GraphData, config: &TrainConfig, device: &Device) -> Result<Self> {
         let held_out = config.ood_classes();
-        if held_out > 0 && held_out + 2 > graph.num_classes {
-            return Err(Error::invalid(
-                "ood_classes",
-                held_out,
-                &format!(
-                    "must leave at least 2 of the {} classes in distribution",
-                    graph.num_classes
-                ),
-            ));
-        }
-        let classes = graph.num_classes - held_out;
+        let class_split = if held_out > 0 {
+            let mut rng = derive_rng(config.seed(), OOD_STREAM);
+            ClassSplit::drawn(graph.num_classes, held_out, &mut rng)?
+        } else {
+            ClassSplit::all(graph.num_classes)
+        };
         let split = |nodes: &[usize], what: &'static str| -> Result<(Tensor, Tensor)> {
-            let (ids, labels) = graph.nodes_below(nodes, classes);
+            let (ids, labels) = graph.nodes_in(nodes, &class_split);
             if ids.is_empty() {
                 return Err(Error::invalid(what, 0, "no labelled in-distribution node"));
             }
             Ok((index_tensor(&ids, device)?, label_tensor(&labels, device)?))
         };
         let ood = if held_out > 0 {
-            let ids = graph.nodes_from(&graph.test, classes);
+            let ids = graph.nodes_held_out(&graph.test, &class_split);
             if ids.is_empty() {
                 return Err(Error::invalid(
                     "ood_classes",
@@ -275,12 +273,19 @@ impl NodeSplits {
             None
         };
         Ok(Self {
-            classes,
+            classes: class_split.predicted(),
             train: split(&graph.train, "train")?,
             val: split(&graph.val, "val")?,
             test: split(&graph.test, "test")?,
             ood,
+            class_split,
         })
+    }
+
+    /// The classes held out as out-of-distribution (original class ids; empty
+    /// outside the OOD protocol).
+    pub fn held_out_classes(&self) -> &[u32] {
+        self.class_split.held_out()
     }
 }
 
@@ -323,6 +328,9 @@ pub struct RunOutcome {
     pub seconds: f64,
     /// `(epoch, validation accuracy)` of every epoch.
     pub val_curve: Vec<(usize, f64)>,
+    /// The classes held out as out-of-distribution (empty outside the OOD protocol).
+    #[serde(default)]
+    pub held_out_classes: Vec<u32>,
 }
 
 /// Evaluates `net` on `graph` at `sparsity` (no dropout).
@@ -470,6 +478,7 @@ pub fn train(
         params,
         seconds: clock.elapsed_seconds(),
         val_curve,
+        held_out_classes: splits.held_out_classes().to_vec(),
     };
     Ok((net, outcome))
 }
