@@ -8,7 +8,8 @@
 //! |---|---|
 //! | [`depthwise_conv2d`] | depthwise KxN conv2d, stride 1, "same" padding |
 //! | [`SparseDepthwiseConv2d`] | the same, skipping the taps a [`Mask`](crate::Mask) prunes |
-//! | [`SparseLinear`] | `x W^T` with `W` stored as CSR/CSC of its active entries |
+//! | [`SparseLinear`] | `x (W ⊙ M)^T` over a dense `W`, through CSR/CSC index sets of its active entries |
+//! | [`PackedSparseLinear`] | the same with `W` stored as its active values only (`[nnz]`) |
 //! | [`SparseConv1d`] | conv1d over the active taps only, DSN-style "same" padding |
 //! | [`conv2d`] | dense conv2d through im2col + gemm, with a gemm backward |
 //!
@@ -49,6 +50,7 @@
 
 mod conv2d;
 mod depthwise;
+mod packed_linear;
 mod simd;
 mod sparse_conv1d;
 mod sparse_depthwise;
@@ -59,6 +61,7 @@ mod transpose;
 
 pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};
+pub use packed_linear::PackedSparseLinear;
 pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};
 pub use sparse_depthwise::SparseDepthwiseConv2d;
 pub use sparse_linear::{SPARSE_LINEAR_MAX_DENSITY, SparseLinear};

@@ -12,6 +12,7 @@
 //! and a 2-D input adds no reshape nodes, so the backward pass leaves candle only the
 //! gradient additions it does for every op.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -31,9 +32,20 @@ use rayon::prelude::*;
 /// behind) at 0.5.
 pub const SPARSE_LINEAR_MAX_DENSITY: f64 = 0.3;
 
+/// How the weight argument of the ops holds the weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Storage {
+    /// The dense `[out, in]` matrix; pruned entries are ignored.
+    Dense,
+    /// The active entries only, `[nnz]` in CSR order ([`PackedSparseLinear`]).
+    ///
+    /// [`PackedSparseLinear`]: super::PackedSparseLinear
+    Packed,
+}
+
 /// Row- and column-compressed index sets of the active entries of an `[out, in]` mask.
 #[derive(Debug)]
-pub(crate) struct CsrPattern {
+pub(super) struct CsrPattern {
     out: usize,
     inp: usize,
     /// CSR: row `o` lists the active input columns `k`.
@@ -47,7 +59,7 @@ pub(crate) struct CsrPattern {
 }
 
 impl CsrPattern {
-    fn new(out: usize, inp: usize, bits: &[u8]) -> Self {
+    pub(super) fn new(out: usize, inp: usize, bits: &[u8]) -> Self {
         let mut row_ptr = Vec::with_capacity(out + 1);
         let mut cols = Vec::new();
         row_ptr.push(0);
@@ -98,24 +110,46 @@ impl CsrPattern {
         }
     }
 
+    /// Number of active entries.
+    pub(super) fn nnz(&self) -> usize {
+        self.csr_offsets.len()
+    }
+
+    /// Position `o * in + k` in the dense weight of every active entry, in CSR order.
+    pub(super) fn dense_offsets(&self) -> &[usize] {
+        &self.csr_offsets
+    }
+
     /// The weight's active values in CSR order.
-    fn csr_values(&self, w: &[f32]) -> Vec<f32> {
-        gather(w, &self.csr_offsets)
+    fn csr_values<'a>(&self, w: &'a [f32], storage: Storage) -> Cow<'a, [f32]> {
+        match storage {
+            Storage::Dense => Cow::Owned(gather(w, &self.csr_offsets)),
+            Storage::Packed => Cow::Borrowed(w),
+        }
     }
 
     /// The weight's active values in CSC order.
-    fn csc_values(&self, w: &[f32]) -> Vec<f32> {
+    fn csc_values(&self, w: &[f32], storage: Storage) -> Vec<f32> {
         // Through the packed CSR values: reading the dense weight column by column
         // would touch a new cache line for every entry.
-        gather(&self.csr_values(w), &self.csc_to_csr)
+        gather(&self.csr_values(w, storage), &self.csc_to_csr)
     }
 
-    fn check(&self, batch_in: usize, w: &Layout) -> candle_core::Result<()> {
-        if w.shape().dims() != [self.out, self.inp] || batch_in != self.inp {
+    /// The shape the weight argument must have under `storage`.
+    fn weight_dims(&self, storage: Storage) -> Vec<usize> {
+        match storage {
+            Storage::Dense => vec![self.out, self.inp],
+            Storage::Packed => vec![self.nnz()],
+        }
+    }
+
+    fn check(&self, batch_in: usize, w: &Layout, storage: Storage) -> candle_core::Result<()> {
+        if w.shape().dims() != self.weight_dims(storage) || batch_in != self.inp {
             candle_core::bail!(
-                "sparse linear: pattern [{}, {}] does not fit weight {:?} / input width {batch_in}",
+                "sparse linear: pattern [{}, {}] with {} entries does not fit weight {:?} / input width {batch_in}",
                 self.out,
                 self.inp,
+                self.nnz(),
                 w.shape()
             )
         }
@@ -154,11 +188,13 @@ thread_local! {
         const { RefCell::new((AlignedScratch::new(), AlignedScratch::new())) };
 }
 
-/// The forward op on (`x: [B, in]`, `w: [out, in]`).
+/// The forward op on (`x: [B, in]`, `w`: `[out, in]` or packed `[nnz]`).
 #[derive(Debug, Clone)]
-struct SparseLinearOp {
-    pattern: Arc<CsrPattern>,
-    weight_grad: WeightGrad,
+pub(super) struct SparseLinearOp {
+    pub(super) pattern: Arc<CsrPattern>,
+    pub(super) storage: Storage,
+    /// Only [`WeightGrad::Masked`] with packed storage (it has no pruned positions).
+    pub(super) weight_grad: WeightGrad,
 }
 
 impl CustomOp2 for SparseLinearOp {
@@ -175,10 +211,10 @@ impl CustomOp2 for SparseLinearOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = MatRef::from_layout(xs, xl, "sparse linear input")?;
         let (b, p) = (x.rows(), &self.pattern);
-        p.check(x.cols(), wl)?;
+        p.check(x.cols(), wl, self.storage)?;
         let w = f32_data(ws, wl, "sparse linear weight")?;
         let mut y = vec![0.0f32; b * p.out];
-        let vals = p.csr_values(w);
+        let vals = p.csr_values(w, self.storage);
         spmm_rows(x, &p.csr, &vals, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((b, p.out))))
     }
@@ -190,19 +226,25 @@ impl CustomOp2 for SparseLinearOp {
         _y: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = dy.apply_op2_no_bwd(w, &SparseLinearInputGrad(self.pattern.clone()))?;
-        let dw = match self.weight_grad {
-            WeightGrad::Masked => {
-                x.apply_op2_no_bwd(dy, &SparseLinearWeightGrad(self.pattern.clone()))?
+        let pattern = self.pattern.clone();
+        let storage = self.storage;
+        let dx = dy.apply_op2_no_bwd(w, &SparseLinearInputGrad { pattern, storage })?;
+        let dw = match (self.weight_grad, storage) {
+            (WeightGrad::Dense, Storage::Dense) => dy.t()?.matmul(x)?,
+            _ => {
+                let pattern = self.pattern.clone();
+                x.apply_op2_no_bwd(dy, &SparseLinearWeightGrad { pattern, storage })?
             }
-            WeightGrad::Dense => dy.t()?.matmul(x)?,
         };
         Ok((Some(dx), Some(dw)))
     }
 }
 
 /// `dx = dy (W ⊙ M)` from (`dy: [B, out]`, `w`), through the CSC pattern.
-struct SparseLinearInputGrad(Arc<CsrPattern>);
+struct SparseLinearInputGrad {
+    pattern: Arc<CsrPattern>,
+    storage: Storage,
+}
 
 impl CustomOp2 for SparseLinearInputGrad {
     fn name(&self) -> &'static str {
@@ -217,22 +259,26 @@ impl CustomOp2 for SparseLinearInputGrad {
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dy = MatRef::from_layout(ds, dl, "sparse linear output grad")?;
-        let (b, out, p) = (dy.rows(), dy.cols(), &self.0);
-        p.check(p.inp, wl)?;
+        let (b, out, p) = (dy.rows(), dy.cols(), &self.pattern);
+        p.check(p.inp, wl, self.storage)?;
         if out != p.out {
             candle_core::bail!("sparse linear input grad: dy width {out} != {}", p.out)
         }
         let w = f32_data(ws, wl, "sparse linear weight")?;
         let inp = p.inp;
         let mut dx = vec![0.0f32; b * inp];
-        let vals = p.csc_values(w);
+        let vals = p.csc_values(w, self.storage);
         spmm_rows(dy, &p.csc, &vals, &mut dx);
         Ok((CpuStorage::F32(dx), Shape::from((b, inp))))
     }
 }
 
-/// `dW ⊙ M = (dy^T x) ⊙ M` from (`x`, `dy`), only at active entries.
-struct SparseLinearWeightGrad(Arc<CsrPattern>);
+/// `dW ⊙ M = (dy^T x) ⊙ M` from (`x`, `dy`), computed only at active entries and
+/// returned dense (`[out, in]`) or packed (`[nnz]`) like the weight.
+struct SparseLinearWeightGrad {
+    pattern: Arc<CsrPattern>,
+    storage: Storage,
+}
 
 impl CustomOp2 for SparseLinearWeightGrad {
     fn name(&self) -> &'static str {
@@ -248,7 +294,7 @@ impl CustomOp2 for SparseLinearWeightGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = MatRef::from_layout(xs, xl, "sparse linear input")?;
         let dy = MatRef::from_layout(ds, dl, "sparse linear output grad")?;
-        let (b, inp, out, p) = (x.rows(), x.cols(), dy.cols(), &self.0);
+        let (b, inp, out, p) = (x.rows(), x.cols(), dy.cols(), &self.pattern);
         if b != dy.rows() || inp != p.inp || out != p.out {
             candle_core::bail!(
                 "sparse linear weight grad: x {:?} / dy {:?} do not fit the pattern",
@@ -256,41 +302,60 @@ impl CustomOp2 for SparseLinearWeightGrad {
                 dl.shape()
             )
         }
-        let mut dw = vec![0.0f32; out * inp];
-        if b * inp * out == 0 {
-            return Ok((CpuStorage::F32(dw), Shape::from((out, inp))));
-        }
-        let nb_max = round_up((WGRAD_L2_FLOATS / inp.max(1)).clamp(LANES, 256));
-        WGRAD_SCRATCH.with(|cell| {
-            let (xt_buf, dyt_buf) = &mut *cell.borrow_mut();
-            for b0 in (0..b).step_by(nb_max) {
-                let nb = nb_max.min(b - b0);
-                let bp = round_up(nb);
-                let xt = xt_buf.slice(inp * bp);
-                let dyt = dyt_buf.slice(out * bp);
-                x.par_transpose_rows_into(b0, nb, xt, bp);
-                dy.par_transpose_rows_into(b0, nb, dyt, bp);
-                let (xt, dyt) = (&xt[..], &dyt[..]);
-                dw.par_chunks_mut(WGRAD_ROWS * inp)
-                    .enumerate()
-                    .for_each(|(c, rows)| {
-                        let mut sums = Vec::new();
-                        for (r, dw_row) in rows.chunks_exact_mut(inp).enumerate() {
-                            let o = c * WGRAD_ROWS + r;
-                            let cols = p.csr.row(o);
-                            sums.clear();
-                            sums.resize(cols.len(), 0.0f32);
-                            let dy_row = &dyt[o * bp..(o + 1) * bp];
-                            sparse_dots(dy_row, xt, bp, cols, &mut sums);
-                            for (&k, &g) in cols.iter().zip(sums.iter()) {
-                                dw_row[k as usize] += g;
-                            }
-                        }
-                    });
+        let packed = packed_weight_grad(x, dy, p);
+        Ok(match self.storage {
+            Storage::Packed => (CpuStorage::F32(packed), Shape::from(p.nnz())),
+            Storage::Dense => {
+                let mut dw = vec![0.0f32; out * inp];
+                for (&at, &g) in p.csr_offsets.iter().zip(&packed) {
+                    dw[at] = g;
+                }
+                (CpuStorage::F32(dw), Shape::from((out, inp)))
             }
-        });
-        Ok((CpuStorage::F32(dw), Shape::from((out, inp))))
+        })
     }
+}
+
+/// `Σ_b dy[b, o] · x[b, k]` for every active entry `(o, k)`, in CSR order.
+fn packed_weight_grad(x: MatRef<'_>, dy: MatRef<'_>, p: &CsrPattern) -> Vec<f32> {
+    let (b, inp, out) = (x.rows(), p.inp, p.out);
+    let mut grads = vec![0.0f32; p.nnz()];
+    if b * inp * out == 0 {
+        return grads;
+    }
+    // Disjoint slices of `grads`, one per block of output rows, for the threads.
+    let mut blocks = Vec::with_capacity(out.div_ceil(WGRAD_ROWS));
+    let mut rest = &mut grads[..];
+    for o0 in (0..out).step_by(WGRAD_ROWS) {
+        let rows = o0..out.min(o0 + WGRAD_ROWS);
+        let len = (rows.start..rows.end).map(|o| p.csr.row(o).len()).sum();
+        let (head, tail) = rest.split_at_mut(len);
+        blocks.push((rows, head));
+        rest = tail;
+    }
+    let nb_max = round_up((WGRAD_L2_FLOATS / inp.max(1)).clamp(LANES, 256));
+    WGRAD_SCRATCH.with(|cell| {
+        let (xt_buf, dyt_buf) = &mut *cell.borrow_mut();
+        for b0 in (0..b).step_by(nb_max) {
+            let nb = nb_max.min(b - b0);
+            let bp = round_up(nb);
+            let xt = xt_buf.slice(inp * bp);
+            let dyt = dyt_buf.slice(out * bp);
+            x.par_transpose_rows_into(b0, nb, xt, bp);
+            dy.par_transpose_rows_into(b0, nb, dyt, bp);
+            let (xt, dyt) = (&xt[..], &dyt[..]);
+            blocks.par_iter_mut().for_each(|(rows, sums)| {
+                let mut at = 0;
+                for o in rows.clone() {
+                    let cols = p.csr.row(o);
+                    let dy_row = &dyt[o * bp..(o + 1) * bp];
+                    sparse_dots(dy_row, xt, bp, cols, &mut sums[at..at + cols.len()]);
+                    at += cols.len();
+                }
+            });
+        }
+    });
+    grads
 }
 
 /// A linear layer `y = x (W ⊙ M)^T + b` over a masked weight `[out, in]`.
@@ -390,6 +455,7 @@ impl SparseLinear {
         self.with_flat_batch(x, |x2| {
             let op = SparseLinearOp {
                 pattern: self.pattern.clone(),
+                storage: Storage::Dense,
                 weight_grad: self.weight_grad,
             };
             Ok(x2.apply_op2(&self.weight.contiguous()?, op)?)
@@ -410,29 +476,38 @@ impl SparseLinear {
         f: impl FnOnce(&Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
         let (out, inp) = (self.weight.dims()[0], self.weight.dims()[1]);
-        let dims = x.dims();
-        if dims.is_empty() || dims[dims.len() - 1] != inp {
-            return Err(mismatch("sparse linear input [.., in]", &[inp], dims));
-        }
-        if dims.len() == 2 {
-            // A same-shape reshape would still add autograd nodes, each costing a
-            // zero-filled gradient buffer and an addition in the backward pass.
-            let y = f(x)?;
-            return Ok(match &self.bias {
-                Some(b) => y.broadcast_add(b)?,
-                None => y,
-            });
-        }
+        linear_on_rows(x, out, inp, self.bias.as_ref(), f)
+    }
+}
+
+/// `f` applied to `x: [.., in]` seen as `[rows, in]`, reshaped back to `[.., out]`, plus
+/// `bias`.
+pub(super) fn linear_on_rows(
+    x: &Tensor,
+    out: usize,
+    inp: usize,
+    bias: Option<&Tensor>,
+    f: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let dims = x.dims();
+    if dims.is_empty() || dims[dims.len() - 1] != inp {
+        return Err(mismatch("sparse linear input [.., in]", &[inp], dims));
+    }
+    let y = if dims.len() == 2 {
+        // A same-shape reshape would still add autograd nodes, each costing a
+        // zero-filled gradient buffer and an addition in the backward pass.
+        f(x)?
+    } else {
         let lead = &dims[..dims.len() - 1];
         let y = f(&x.reshape((lead.iter().product::<usize>(), inp))?)?;
         let mut y_dims = lead.to_vec();
         y_dims.push(out);
-        let y = y.reshape(y_dims)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
-    }
+        y.reshape(y_dims)?
+    };
+    Ok(match bias {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    })
 }
 
 #[cfg(test)]

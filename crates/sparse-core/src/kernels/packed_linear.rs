@@ -1,0 +1,330 @@
+//! A sparse linear layer whose trainable weight holds only the active entries.
+//!
+//! [`SparseLinear`](super::SparseLinear) keeps the dense `[out, in]` weight (what the
+//! masks, optimizers and checkpoints of sparse-core work on) and compresses only the
+//! index sets, so every call still reads the dense matrix once, and candle's autograd
+//! accumulates a dense `[out, in]` weight gradient. [`PackedSparseLinear`] stores the
+//! weight as its `nnz` active values in row-major order: the forward reads them
+//! directly, the weight gradient is `[nnz]`, and memory and time follow the active
+//! entries alone. The values are compressed again only when the mask changes
+//! ([`set_mask`](PackedSparseLinear::set_mask)).
+
+use std::sync::Arc;
+
+use candle_core::{DType, Tensor, Var};
+
+use super::sparse_linear::{CsrPattern, SparseLinearOp, Storage, linear_on_rows};
+use super::{WeightGrad, check_bias, custom_applies, mismatch};
+use crate::{Mask, Result, SparseError};
+
+/// `y = x Wᵀ + b` for a sparse `W: [out, in]` stored as its active values.
+///
+/// The values are a [`Var`] of shape `[nnz]` ordered by row, then column (the order of
+/// [`Mask::active_indices`]); give it to the optimizer instead of a dense weight. On
+/// f32 CPU tensors [`forward`](Self::forward) runs the sparse kernel at any density;
+/// elsewhere it scatters the values into a dense matrix for candle's matmul.
+#[derive(Debug, Clone)]
+pub struct PackedSparseLinear {
+    values: Var,
+    bias: Option<Tensor>,
+    mask: Mask,
+    pattern: Arc<CsrPattern>,
+}
+
+impl PackedSparseLinear {
+    /// The active entries of `weight: [out, in]` under `mask`, as a new trainable layer
+    /// without bias.
+    pub fn new(weight: &Tensor, mask: &Mask) -> Result<Self> {
+        let dims = weight.dims();
+        if dims.len() != 2 {
+            return Err(mismatch(
+                "packed sparse linear weight [out, in] (rank)",
+                &[2],
+                dims,
+            ));
+        }
+        if mask.shape() != dims {
+            return Err(mismatch("packed sparse linear mask", dims, mask.shape()));
+        }
+        let pattern = Arc::new(CsrPattern::new(dims[0], dims[1], mask.as_bits()));
+        let dense = weight
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
+        let values: Vec<f32> = pattern.dense_offsets().iter().map(|&i| dense[i]).collect();
+        let values =
+            Tensor::from_vec(values, pattern.nnz(), weight.device())?.to_dtype(weight.dtype())?;
+        Ok(Self {
+            values: Var::from_tensor(&values)?,
+            bias: None,
+            mask: mask.clone(),
+            pattern,
+        })
+    }
+
+    /// Adds a bias `[out]`.
+    pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
+        let out = Tensor::zeros(self.dims().0, bias.dtype(), bias.device())?;
+        check_bias("packed sparse linear bias [out]", &out, &bias)?;
+        self.bias = Some(bias);
+        Ok(self)
+    }
+
+    /// The trainable active values, `[nnz]`.
+    pub fn values(&self) -> &Var {
+        &self.values
+    }
+
+    /// The mask the values belong to.
+    pub fn mask(&self) -> &Mask {
+        &self.mask
+    }
+
+    /// `(out, in)`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.mask.shape()[0], self.mask.shape()[1])
+    }
+
+    /// The weight as a dense `[out, in]` tensor with zeros at pruned positions (for
+    /// checkpoints, saliency, or moving to a dense layer). Differentiable in the values.
+    pub fn to_dense(&self) -> Result<Tensor> {
+        let (out, inp) = self.dims();
+        let values = self.values.as_tensor();
+        let offsets = self.pattern.dense_offsets();
+        let index = u32::try_from(out * inp)
+            .map_err(|_| SparseError::InvalidInput {
+                what: "packed sparse linear".into(),
+                reason: format!("{out} x {inp} entries exceed the u32 index of to_dense"),
+            })
+            .map(|_| offsets.iter().map(|&i| i as u32).collect::<Vec<_>>())?;
+        let index = Tensor::from_vec(index, offsets.len(), values.device())?;
+        let zeros = Tensor::zeros(out * inp, values.dtype(), values.device())?;
+        Ok(zeros.index_add(&index, values, 0)?.reshape((out, inp))?)
+    }
+
+    /// Moves to `mask`: entries active before and after keep their values, newly active
+    /// ones start at zero (as RigL-style regrowth does). The values become a *new*
+    /// [`Var`] (its length changes): hand it to the optimizer again.
+    pub fn set_mask(&mut self, mask: &Mask) -> Result<()> {
+        let (out, inp) = self.dims();
+        if mask.shape() != [out, inp] {
+            return Err(mismatch(
+                "packed sparse linear mask",
+                &[out, inp],
+                mask.shape(),
+            ));
+        }
+        let old = self.values.as_tensor();
+        let old_values = old.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let pattern = Arc::new(CsrPattern::new(out, inp, mask.as_bits()));
+        // Both offset lists ascend, so one merge pass carries the survivors over.
+        let old_offsets = self.pattern.dense_offsets();
+        let mut next_old = 0;
+        let values: Vec<f32> = pattern
+            .dense_offsets()
+            .iter()
+            .map(|&at| {
+                while next_old < old_offsets.len() && old_offsets[next_old] < at {
+                    next_old += 1;
+                }
+                match old_offsets.get(next_old) {
+                    Some(&o) if o == at => old_values[next_old],
+                    _ => 0.0,
+                }
+            })
+            .collect();
+        let values =
+            Tensor::from_vec(values, pattern.nnz(), old.device())?.to_dtype(old.dtype())?;
+        self.values = Var::from_tensor(&values)?;
+        self.mask = mask.clone();
+        self.pattern = pattern;
+        Ok(())
+    }
+
+    /// `x Wᵀ + b` for `x: [.., in]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if custom_applies(x) && custom_applies(self.values.as_tensor()) {
+            self.forward_custom(x)
+        } else {
+            self.forward_candle(x)
+        }
+    }
+
+    /// [`forward`](Self::forward) forced onto the sparse kernel.
+    pub fn forward_custom(&self, x: &Tensor) -> Result<Tensor> {
+        let (out, inp) = self.dims();
+        linear_on_rows(x, out, inp, self.bias.as_ref(), |x2| {
+            let op = SparseLinearOp {
+                pattern: self.pattern.clone(),
+                storage: Storage::Packed,
+                weight_grad: WeightGrad::Masked,
+            };
+            Ok(x2.apply_op2(self.values.as_tensor(), op)?)
+        })
+    }
+
+    /// [`forward`](Self::forward) through [`to_dense`](Self::to_dense) and candle's
+    /// matmul.
+    pub fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
+        let (out, inp) = self.dims();
+        let w = self.to_dense()?;
+        linear_on_rows(
+            x,
+            out,
+            inp,
+            self.bias.as_ref(),
+            |x2| Ok(x2.matmul(&w.t()?)?),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::SparseLinear;
+    use crate::kernels::testutil::{assert_close, check_grads_match, rand_bits, rand_tensor};
+    use candle_core::Device;
+
+    fn mask(out: usize, inp: usize, density: f64, seed: u64) -> Mask {
+        Mask::from_bits(&[out, inp], rand_bits(out * inp, density, seed)).unwrap()
+    }
+
+    #[test]
+    fn computes_what_the_dense_stored_layer_computes() {
+        for (batch, inp, out, density) in [(1, 7, 5, 0.3), (19, 33, 17, 0.05), (40, 20, 50, 1.0)] {
+            let w = rand_tensor(&[out, inp], 1);
+            let m = mask(out, inp, density, 2);
+            let b = rand_tensor(&[out], 3);
+            let packed = PackedSparseLinear::new(&w, &m)
+                .unwrap()
+                .with_bias(b.clone())
+                .unwrap();
+            let dense = SparseLinear::new(w, &m).unwrap().with_bias(b).unwrap();
+            let x = rand_tensor(&[batch, inp], 4);
+            assert_close(
+                &packed.forward(&x).unwrap(),
+                &dense.forward_candle(&x).unwrap(),
+                "forward",
+            );
+            assert_eq!(packed.values().dims(), &[m.nnz()]);
+        }
+    }
+
+    #[test]
+    fn gradients_match_the_scattered_dense_reference() {
+        for (i, &density) in [0.0, 0.1, 0.6, 1.0].iter().enumerate() {
+            let (batch, inp, out) = (13, 21, 18);
+            let m = mask(out, inp, density, 10 + i as u64);
+            let nnz = m.nnz();
+            let inputs = [
+                rand_tensor(&[batch, inp], 20 + i as u64),
+                rand_tensor(&[nnz], 30 + i as u64),
+            ];
+            let layer_from = |values: &Tensor| {
+                let mut layer = PackedSparseLinear::new(
+                    &Tensor::zeros((out, inp), DType::F32, &Device::Cpu).unwrap(),
+                    &m,
+                )
+                .unwrap();
+                layer.values = Var::from_tensor(values).unwrap();
+                layer
+            };
+            // The `Var` inside is a leaf of its own; route the values through an op
+            // of the test's tensor so gradients reach `t[1]`.
+            let ours = |t: &[Tensor]| {
+                let layer = layer_from(&t[1]);
+                let op = SparseLinearOp {
+                    pattern: layer.pattern.clone(),
+                    storage: Storage::Packed,
+                    weight_grad: WeightGrad::Masked,
+                };
+                t[0].apply_op2(&t[1], op).unwrap()
+            };
+            let reference = |t: &[Tensor]| {
+                let layer = layer_from(&t[1]);
+                let index: Vec<u32> = layer
+                    .pattern
+                    .dense_offsets()
+                    .iter()
+                    .map(|&o| o as u32)
+                    .collect();
+                let index = Tensor::from_vec(index, nnz, &Device::Cpu).unwrap();
+                let w = Tensor::zeros(out * inp, DType::F32, &Device::Cpu)
+                    .unwrap()
+                    .index_add(&index, &t[1], 0)
+                    .unwrap()
+                    .reshape((out, inp))
+                    .unwrap();
+                t[0].matmul(&w.t().unwrap()).unwrap()
+            };
+            check_grads_match(&inputs, ours, reference, 40 + i as u64);
+        }
+    }
+
+    #[test]
+    fn values_train_through_the_var() {
+        let m = mask(6, 9, 0.4, 1);
+        let layer = PackedSparseLinear::new(&rand_tensor(&[6, 9], 2), &m).unwrap();
+        let x = rand_tensor(&[5, 9], 3);
+        let grads = layer
+            .forward(&x)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = grads
+            .get(layer.values().as_tensor())
+            .expect("gradient of the values");
+        assert_eq!(g.dims(), &[m.nnz()]);
+        let dense_grad = {
+            let w = layer.to_dense().unwrap();
+            let wv = Var::from_tensor(&w).unwrap();
+            let grads = x
+                .matmul(&wv.as_tensor().t().unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            grads
+                .get(wv.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let ours = g.to_vec1::<f32>().unwrap();
+        for (i, &at) in m.active_indices().iter().enumerate() {
+            assert!((ours[i] - dense_grad[at]).abs() < 1e-4, "entry {i}");
+        }
+    }
+
+    #[test]
+    fn set_mask_keeps_survivors_and_zeroes_new_entries() {
+        // [[1 2 0], [0 3 4]] -> mask [[1 0 1], [0 1 1]]: 1 and 3, 4 survive, (0, 2) is new.
+        let w = Tensor::new(&[[1f32, 2., 0.], [0., 3., 4.]], &Device::Cpu).unwrap();
+        let old = Mask::from_bits(&[2, 3], vec![1, 1, 0, 0, 1, 1]).unwrap();
+        let mut layer = PackedSparseLinear::new(&w, &old).unwrap();
+        assert_eq!(layer.values().to_vec1::<f32>().unwrap(), [1., 2., 3., 4.]);
+        let new = Mask::from_bits(&[2, 3], vec![1, 0, 1, 0, 1, 1]).unwrap();
+        layer.set_mask(&new).unwrap();
+        assert_eq!(layer.values().to_vec1::<f32>().unwrap(), [1., 0., 3., 4.]);
+        assert_eq!(
+            layer.to_dense().unwrap().to_vec2::<f32>().unwrap(),
+            [[1., 0., 0.], [0., 3., 4.]]
+        );
+        assert_eq!(layer.mask(), &new);
+    }
+
+    #[test]
+    fn rejects_mismatched_shapes() {
+        let w = rand_tensor(&[4, 5], 1);
+        assert!(PackedSparseLinear::new(&w, &mask(5, 4, 0.5, 1)).is_err());
+        let mut layer = PackedSparseLinear::new(&w, &mask(4, 5, 0.5, 1)).unwrap();
+        assert!(layer.set_mask(&mask(4, 6, 0.5, 1)).is_err());
+        assert!(layer.forward(&rand_tensor(&[3, 6], 2)).is_err());
+        assert!(layer.clone().with_bias(rand_tensor(&[5], 3)).is_err());
+    }
+}
