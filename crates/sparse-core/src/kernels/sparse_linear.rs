@@ -193,7 +193,8 @@ thread_local! {
 pub(super) struct SparseLinearOp {
     pub(super) pattern: Arc<CsrPattern>,
     pub(super) storage: Storage,
-    /// Only [`WeightGrad::Masked`] with packed storage (it has no pruned positions).
+    /// Packed storage has no pruned positions to return a gradient for, so it always
+    /// gets the masked gradient.
     pub(super) weight_grad: WeightGrad,
 }
 
@@ -328,7 +329,7 @@ fn packed_weight_grad(x: MatRef<'_>, dy: MatRef<'_>, p: &CsrPattern) -> Vec<f32>
     let mut rest = &mut grads[..];
     for o0 in (0..out).step_by(WGRAD_ROWS) {
         let rows = o0..out.min(o0 + WGRAD_ROWS);
-        let len = (rows.start..rows.end).map(|o| p.csr.row(o).len()).sum();
+        let len = rows.clone().map(|o| p.csr.row(o).len()).sum();
         let (head, tail) = rest.split_at_mut(len);
         blocks.push((rows, head));
         rest = tail;
