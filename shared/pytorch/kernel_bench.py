@@ -172,16 +172,19 @@ def side_by_side(rows, ours_path):
     with open(ours_path) as f:
         ours = {(r["kernel"], r["shape"], round(r["density"], 6), r["pass"]): r for r in json.load(f)}
     print(f"\n{'kernel':<24} {'shape':<34} {'dens':>5} {'pass':<8} {'variant':<13} {'torch_ms':>9} {'ours_ms':>9} {'candle_ms':>10} {'torch/ours':>10}")
+    # Our packed-weight sparse linear layer computes the same product as `sparse_linear`.
+    same_op = {"sparse_linear": ["sparse_linear", "sparse_linear_packed"]}
     for r in rows:
-        o = ours.get((r["kernel"], r["shape"], round(r["density"], 6), r["pass"]))
-        if o is None:
-            continue
-        candle = o.get("candle_ms")
-        candle_s = f"{candle:>10.3f}" if candle is not None else f"{'-':>10}"
-        print(
-            f"{r['kernel']:<24} {r['shape']:<34} {r['density']:>5.2f} {r['pass']:<8} {r['variant']:<13} "
-            f"{r['torch_ms']:>9.3f} {o['ours_ms']:>9.3f} {candle_s} {r['torch_ms'] / o['ours_ms']:>9.2f}x"
-        )
+        for kernel in same_op.get(r["kernel"], [r["kernel"]]):
+            o = ours.get((kernel, r["shape"], round(r["density"], 6), r["pass"]))
+            if o is None:
+                continue
+            candle = o.get("candle_ms")
+            candle_s = f"{candle:>10.3f}" if candle is not None else f"{'-':>10}"
+            print(
+                f"{kernel:<24} {r['shape']:<34} {r['density']:>5.2f} {r['pass']:<8} {r['variant']:<13} "
+                f"{r['torch_ms']:>9.3f} {o['ours_ms']:>9.3f} {candle_s} {r['torch_ms'] / o['ours_ms']:>9.2f}x"
+            )
 
 
 def main():
