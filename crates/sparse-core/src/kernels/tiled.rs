@@ -2,9 +2,10 @@
 //! ([`spmm_rows`]) and the dot products of a masked weight gradient ([`sparse_dots`]).
 //!
 //! `src` is `[batch, n_src]` row-major and `S` is given row by row
-//! ([`CompressedRows`] plus the values in entry order). Each thread takes a tile of at most [`MAX_TILE`] batch
-//! rows, transposes it into a reused scratch buffer (`[n_src, tile]`, small enough
-//! for L2), computes every output row of the tile with its accumulators in registers
+//! ([`CompressedRows`] plus the values in entry order). Each thread takes a tile of
+//! at most [`MAX_TILE`] batch rows, transposes it (8x8 register blocks, see
+//! `transpose`) into a reused scratch buffer (`[n_src, tile]`, small enough for L2),
+//! computes every output row of the tile with its accumulators in registers
 //! (`outT[r, :] = Σ vals[i] · srcT[idx[i], :]`, a contiguous multiply-add per
 //! non-zero), and transposes the tile back into `dst`. The transposes touch each
 //! element once while it is in cache, and no buffer is allocated per call beyond
