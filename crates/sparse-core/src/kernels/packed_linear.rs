@@ -23,6 +23,33 @@ use crate::{Mask, Result, SparseError};
 /// [`Mask::active_indices`]); give it to the optimizer instead of a dense weight. On
 /// f32 CPU tensors [`forward`](Self::forward) runs the sparse kernel at any density;
 /// elsewhere it scatters the values into a dense matrix for candle's matmul.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use sparse_core::Mask;
+/// use sparse_core::kernels::PackedSparseLinear;
+///
+/// # fn main() -> sparse_core::Result<()> {
+/// let dev = Device::Cpu;
+/// let w = Tensor::randn(0f32, 0.1, (32, 64), &dev)?;
+/// let keep: Vec<bool> = (0..32 * 64).map(|i| i % 10 == 0).collect();
+/// let mask = Mask::from_bools(&[32, 64], &keep)?;
+/// let mut layer = PackedSparseLinear::new(&w, &mask)?;
+/// assert_eq!(layer.values().dims(), &[mask.nnz()]);
+///
+/// let x = Tensor::randn(0f32, 1.0, (4, 64), &dev)?;
+/// let grads = layer.forward(&x)?.sum_all()?.backward()?;
+/// let dv = grads.get(layer.values().as_tensor()).expect("gradient of the values");
+/// assert_eq!(dv.dims(), &[mask.nnz()]);
+///
+/// // A topology update: survivors keep their values, new entries start at 0, and the
+/// // values are a new `Var` to hand to the optimizer.
+/// let shifted: Vec<bool> = (0..32 * 64).map(|i| i % 10 == 1).collect();
+/// layer.set_mask(&Mask::from_bools(&[32, 64], &shifted)?)?;
+/// assert_eq!(layer.to_dense()?.dims(), &[32, 64]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct PackedSparseLinear {
     values: Var,
