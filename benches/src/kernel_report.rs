@@ -163,48 +163,44 @@ fn sparse_linear(rep: &mut Report) -> Result<()> {
         let mask = random_mask(&[1024, 1024], density, 12 + i as u64)?;
         let wm = masked(&w, &mask)?;
         let (xv, wv) = (Var::from_tensor(&x)?, Var::from_tensor(&wm)?);
-        let layer = SparseLinear::new(wm.clone(), &mask)?;
-        let layer_v = SparseLinear::new(wv.as_tensor().clone(), &mask)?;
+        // The dense-stored layer needs its weight as a `Var` for the backward pass; the
+        // packed layer owns its values as a `Var` already.
+        let plain = SparseLinear::new(wm.clone(), &mask)?;
+        let tracked = SparseLinear::new(wv.as_tensor().clone(), &mask)?;
+        let packed = PackedSparseLinear::new(&wm, &mask)?;
+        type Forward<'a> = &'a dyn Fn(&Tensor) -> sparse_core::Result<Tensor>;
+        let layers: [(&str, Forward, Forward); 2] = [
+            ("sparse_linear", &|x| plain.forward_custom(x), &|x| {
+                tracked.forward_custom(x)
+            }),
+            (
+                "sparse_linear_packed",
+                &|x| packed.forward_custom(x),
+                &|x| packed.forward_custom(x),
+            ),
+        ];
         // Candle: a plain dense matmul on the already-masked weight.
         let key = format!("linear|{shape}|{density}");
-        rep.row(
-            "sparse_linear",
-            shape,
-            density,
-            Pass::Fwd,
-            || Ok(layer.forward_custom(&x).map(drop)?),
-            &key,
-            || Ok(x.matmul(&wm.t()?).map(drop)?),
-        )?;
-        rep.row(
-            "sparse_linear",
-            shape,
-            density,
-            Pass::FwdBwd,
-            || backward(layer_v.forward_custom(xv.as_tensor())?),
-            &key,
-            || backward(xv.as_tensor().matmul(&wv.as_tensor().t()?)?),
-        )?;
-        // The same layer with the weight stored as its active values (`[nnz]` Var).
-        let packed = PackedSparseLinear::new(&wm, &mask)?;
-        rep.row(
-            "sparse_linear_packed",
-            shape,
-            density,
-            Pass::Fwd,
-            || Ok(packed.forward_custom(&x).map(drop)?),
-            &key,
-            || Ok(x.matmul(&wm.t()?).map(drop)?),
-        )?;
-        rep.row(
-            "sparse_linear_packed",
-            shape,
-            density,
-            Pass::FwdBwd,
-            || backward(packed.forward_custom(xv.as_tensor())?),
-            &key,
-            || backward(xv.as_tensor().matmul(&wv.as_tensor().t()?)?),
-        )?;
+        for (kernel, fwd, fwd_tracked) in layers {
+            rep.row(
+                kernel,
+                shape,
+                density,
+                Pass::Fwd,
+                || Ok(fwd(&x).map(drop)?),
+                &key,
+                || Ok(x.matmul(&wm.t()?).map(drop)?),
+            )?;
+            rep.row(
+                kernel,
+                shape,
+                density,
+                Pass::FwdBwd,
+                || backward(fwd_tracked(xv.as_tensor())?),
+                &key,
+                || backward(xv.as_tensor().matmul(&wv.as_tensor().t()?)?),
+            )?;
+        }
     }
     Ok(())
 }

@@ -124,9 +124,9 @@ pub(crate) fn mismatch(what: &str, expected: &[usize], got: &[usize]) -> crate::
     }
 }
 
-/// Checks that `bias` has one value per output channel of `weight` (its first dimension).
-pub(crate) fn check_bias(what: &str, weight: &Tensor, bias: &Tensor) -> crate::Result<()> {
-    let channels = weight.dims()[0];
+/// Checks that `bias` has one value per output channel (`channels`: the first
+/// dimension of the weight).
+pub(crate) fn check_bias(what: &str, channels: usize, bias: &Tensor) -> crate::Result<()> {
     if bias.dims() == [channels] {
         Ok(())
     } else {

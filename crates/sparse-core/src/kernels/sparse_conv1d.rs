@@ -427,7 +427,7 @@ impl SparseConv1d {
 
     /// Adds a bias `[Cout]`.
     pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
-        check_bias("sparse conv1d bias [Cout]", &self.weight, &bias)?;
+        check_bias("sparse conv1d bias [Cout]", self.weight.dims()[0], &bias)?;
         self.bias = Some(bias);
         Ok(self)
     }

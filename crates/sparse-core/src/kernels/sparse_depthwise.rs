@@ -44,7 +44,11 @@ impl SparseDepthwiseConv2d {
 
     /// Adds a bias `[C]`.
     pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
-        check_bias("sparse depthwise conv2d bias [C]", &self.weight, &bias)?;
+        check_bias(
+            "sparse depthwise conv2d bias [C]",
+            self.weight.dims()[0],
+            &bias,
+        )?;
         self.bias = Some(bias);
         Ok(self)
     }

@@ -120,10 +120,15 @@ impl CsrPattern {
         &self.csr_offsets
     }
 
+    /// The active values of the dense row-major weight `w`, in CSR order.
+    pub(super) fn pack(&self, w: &[f32]) -> Vec<f32> {
+        gather(w, &self.csr_offsets)
+    }
+
     /// The weight's active values in CSR order.
     fn csr_values<'a>(&self, w: &'a [f32], storage: Storage) -> Cow<'a, [f32]> {
         match storage {
-            Storage::Dense => Cow::Owned(gather(w, &self.csr_offsets)),
+            Storage::Dense => Cow::Owned(self.pack(w)),
             Storage::Packed => Cow::Borrowed(w),
         }
     }
@@ -400,7 +405,7 @@ impl SparseLinear {
 
     /// Adds a bias `[out]`.
     pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
-        check_bias("sparse linear bias [out]", &self.weight, &bias)?;
+        check_bias("sparse linear bias [out]", self.weight.dims()[0], &bias)?;
         self.bias = Some(bias);
         Ok(self)
     }

@@ -5,9 +5,11 @@
 //! product. Here full 8x8 blocks go through eight AVX registers (three rounds of
 //! shuffles), and only the ragged edges are copied element by element.
 
+#[cfg(target_arch = "x86_64")]
 use super::simd::{Level, level};
 
 /// Block edge: one AVX register of f32.
+#[cfg(target_arch = "x86_64")]
 const B: usize = 8;
 
 /// `dst[c * dst_stride + r] = src[r * src_stride + c]` for `r < rows`, `c < cols`.
@@ -30,19 +32,22 @@ pub(crate) fn transpose(
         dst.len() >= (cols - 1) * dst_stride + rows,
         "transpose: destination too short"
     );
-    let (full_rows, full_cols) = (rows / B * B, cols / B * B);
+    // The top-left corner of whole 8x8 blocks done in registers, if the CPU allows.
     #[cfg(target_arch = "x86_64")]
-    if level() != Level::Baseline {
+    let (full_rows, full_cols) = if level() != Level::Baseline {
+        let (full_rows, full_cols) = (rows / B * B, cols / B * B);
         // SAFETY: AVX2 is available (checked above), and the asserts above keep every
         // full 8x8 block of `src` and of `dst` in bounds.
         unsafe { avx2::blocks(src, src_stride, full_rows, full_cols, dst, dst_stride) };
-        edges(
-            src, src_stride, rows, cols, dst, dst_stride, full_rows, full_cols,
-        );
-        return;
-    }
-    let _ = (full_rows, full_cols);
-    edges(src, src_stride, rows, cols, dst, dst_stride, 0, 0);
+        (full_rows, full_cols)
+    } else {
+        (0, 0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (full_rows, full_cols) = (0, 0);
+    edges(
+        src, src_stride, rows, cols, dst, dst_stride, full_rows, full_cols,
+    );
 }
 
 /// The elements outside the `full_rows x full_cols` block, one by one.
