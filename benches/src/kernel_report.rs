@@ -479,10 +479,12 @@ pub fn run(options: &Options) -> Result<()> {
             Timer {
                 reps: 5,
                 budget: Duration::from_secs(2),
+                min_sampled: Duration::ZERO,
             },
             Timer {
                 reps: 3,
                 budget: Duration::from_secs(3),
+                min_sampled: Duration::ZERO,
             },
         )
     } else {
@@ -490,10 +492,12 @@ pub fn run(options: &Options) -> Result<()> {
             Timer {
                 reps: 15,
                 budget: Duration::from_secs(10),
+                min_sampled: Duration::from_millis(500),
             },
             Timer {
                 reps: 7,
                 budget: Duration::from_secs(30),
+                min_sampled: Duration::from_millis(500),
             },
         )
     };

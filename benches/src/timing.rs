@@ -7,11 +7,16 @@ use anyhow::Result;
 /// How many repetitions to run, within which time budget.
 #[derive(Debug, Clone, Copy)]
 pub struct Timer {
-    /// At most this many timed repetitions.
+    /// At least this many timed repetitions while the budget lasts.
     pub reps: usize,
     /// Stop repeating once this much time has been spent (at least one repetition
     /// always runs: nothing is extrapolated).
     pub budget: Duration,
+    /// Keep repeating (beyond `reps`, within the budget) until this much time has been
+    /// sampled: a median of 15 runs of a 0.3 ms kernel spans 5 ms, so one burst of
+    /// interference on a shared 2-core machine can move it by half; a median over
+    /// half a second cannot be moved that way.
+    pub min_sampled: Duration,
 }
 
 /// A measured median.
@@ -35,7 +40,9 @@ impl Timer {
         if first > Duration::from_secs(1) {
             samples.push(first.as_secs_f64() * 1e3);
         }
-        while samples.len() < self.reps && (samples.is_empty() || start.elapsed() < self.budget) {
+        let sampled = Instant::now();
+        let wants_more = |n: usize| n < self.reps || sampled.elapsed() < self.min_sampled;
+        while wants_more(samples.len()) && (samples.is_empty() || start.elapsed() < self.budget) {
             let t = Instant::now();
             f()?;
             samples.push(t.elapsed().as_secs_f64() * 1e3);

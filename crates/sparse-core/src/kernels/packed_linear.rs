@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Tensor, Var};
 
-use super::sparse_linear::{CsrPattern, SparseLinearOp, Storage, linear_on_rows};
+use super::sparse_linear::{CsrPattern, DenseGradProbeOp, SparseLinearOp, Storage, linear_on_rows};
 use super::{WeightGrad, check_bias, custom_applies, mismatch};
 use crate::{Mask, Result, SparseError};
 
@@ -56,6 +56,8 @@ pub struct PackedSparseLinear {
     bias: Option<Tensor>,
     mask: Mask,
     pattern: Arc<CsrPattern>,
+    /// Present in [`WeightGrad::Dense`] mode; see [`dense_grad_probe`](Self::dense_grad_probe).
+    probe: Option<Var>,
 }
 
 impl PackedSparseLinear {
@@ -86,6 +88,7 @@ impl PackedSparseLinear {
             bias: None,
             mask: mask.clone(),
             pattern,
+            probe: None,
         })
     }
 
@@ -94,6 +97,59 @@ impl PackedSparseLinear {
         check_bias("packed sparse linear bias [out]", self.dims().0, &bias)?;
         self.bias = Some(bias);
         Ok(self)
+    }
+
+    /// Chooses which weight gradients the backward pass returns; see
+    /// [`set_weight_grad`](Self::set_weight_grad).
+    pub fn with_weight_grad(mut self, mode: WeightGrad) -> Result<Self> {
+        self.set_weight_grad(mode)?;
+        Ok(self)
+    }
+
+    /// The values always get the gradient of their active entries. With
+    /// [`WeightGrad::Dense`] (on the steps where gradient-based regrowth reads it) the
+    /// forward pass also takes a zero `[out, in]` probe, [`dense_grad_probe`](
+    /// Self::dense_grad_probe), whose gradient is then the dense weight gradient
+    /// `dyᵀ x` at every position, pruned ones included. That costs one dense product
+    /// in the backward pass and the probe's `out · in` floats; [`WeightGrad::Masked`]
+    /// drops the probe.
+    pub fn set_weight_grad(&mut self, mode: WeightGrad) -> Result<()> {
+        self.probe = match (mode, self.probe.take()) {
+            (WeightGrad::Masked, _) => None,
+            (WeightGrad::Dense, Some(probe)) => Some(probe),
+            (WeightGrad::Dense, None) => {
+                let values = self.values.as_tensor();
+                Some(Var::zeros(self.dims(), values.dtype(), values.device())?)
+            }
+        };
+        Ok(())
+    }
+
+    /// In [`WeightGrad::Dense`] mode, the zero `[out, in]` tensor whose gradient after a
+    /// backward pass is the dense weight gradient: `grads.get(probe.as_tensor())`.
+    /// Do not give it to an optimizer: it must stay zero.
+    ///
+    /// ```
+    /// use candle_core::{Device, Tensor};
+    /// use sparse_core::Mask;
+    /// use sparse_core::kernels::{PackedSparseLinear, WeightGrad};
+    ///
+    /// # fn main() -> sparse_core::Result<()> {
+    /// let dev = Device::Cpu;
+    /// let w = Tensor::randn(0f32, 0.1, (8, 16), &dev)?;
+    /// let keep: Vec<bool> = (0..8 * 16).map(|i| i % 4 == 0).collect();
+    /// let layer = PackedSparseLinear::new(&w, &Mask::from_bools(&[8, 16], &keep)?)?
+    ///     .with_weight_grad(WeightGrad::Dense)?;
+    /// let x = Tensor::randn(0f32, 1.0, (3, 16), &dev)?;
+    /// let grads = layer.forward(&x)?.sum_all()?.backward()?;
+    /// let probe = layer.dense_grad_probe().expect("dense mode has a probe");
+    /// let dense = grads.get(probe.as_tensor()).expect("dense weight gradient");
+    /// assert_eq!(dense.dims(), &[8, 16]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dense_grad_probe(&self) -> Option<&Var> {
+        self.probe.as_ref()
     }
 
     /// The trainable active values, `[nnz]`.
@@ -186,7 +242,11 @@ impl PackedSparseLinear {
                 storage: Storage::Packed,
                 weight_grad: WeightGrad::Masked,
             };
-            Ok(x2.apply_op2(self.values.as_tensor(), op)?)
+            let values = self.values.as_tensor();
+            Ok(match &self.probe {
+                None => x2.apply_op2(values, op)?,
+                Some(probe) => x2.apply_op3(values, probe.as_tensor(), DenseGradProbeOp(op))?,
+            })
         })
     }
 
@@ -194,7 +254,11 @@ impl PackedSparseLinear {
     /// matmul.
     pub fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
         let (out, inp) = self.dims();
-        let w = self.to_dense()?;
+        let w = match &self.probe {
+            // Adding the zero probe changes no value but routes `dyᵀ x` to it.
+            Some(probe) => (self.to_dense()? + probe.as_tensor())?,
+            None => self.to_dense()?,
+        };
         linear_on_rows(
             x,
             out,
@@ -208,8 +272,8 @@ impl PackedSparseLinear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::SparseLinear;
     use crate::kernels::testutil::{assert_close, check_grads_match, rand_bits, rand_tensor};
+    use crate::kernels::{SparseLinear, WeightGrad};
     use candle_core::Device;
 
     fn mask(out: usize, inp: usize, density: f64, seed: u64) -> Mask {
@@ -309,6 +373,66 @@ mod tests {
         for (i, &at) in m.active_indices().iter().enumerate() {
             assert!((ours[i] - dense_grad[at]).abs() < 1e-4, "entry {i}");
         }
+    }
+
+    #[test]
+    fn dense_mode_returns_the_dense_weight_gradient_through_the_probe() {
+        let (batch, inp, out) = (7, 19, 11);
+        let m = mask(out, inp, 0.2, 5);
+        let x = rand_tensor(&[batch, inp], 6);
+        let upstream = rand_tensor(&[batch, out], 7);
+        let w = rand_tensor(&[out, inp], 8);
+        // Reference: dyᵀ x at every position, from a dense `Var` through candle.
+        let wv = Var::from_tensor(
+            &w.broadcast_mul(&m.to_tensor(DType::F32, &Device::Cpu).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let reference = {
+            let y = x.matmul(&wv.as_tensor().t().unwrap()).unwrap();
+            let grads = (y * &upstream)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            grads.get(wv.as_tensor()).unwrap().clone()
+        };
+        let masked = PackedSparseLinear::new(&w, &m).unwrap();
+        let mut layer = masked.clone().with_weight_grad(WeightGrad::Dense).unwrap();
+        for custom in [true, false] {
+            let y = if custom {
+                layer.forward_custom(&x)
+            } else {
+                layer.forward_candle(&x)
+            }
+            .unwrap();
+            assert_close(&y, &masked.forward(&x).unwrap(), "probe changes the output");
+            let grads = (y * &upstream)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let probe = layer.dense_grad_probe().expect("dense mode has a probe");
+            let dense = grads.get(probe.as_tensor()).expect("probe gradient");
+            assert_close(dense, &reference, "dense weight gradient");
+            // The values still get exactly their active entries of it.
+            let dv = grads
+                .get(layer.values().as_tensor())
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let want = reference.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (i, &at) in m.active_indices().iter().enumerate() {
+                assert!(
+                    (dv[i] - want[at]).abs() < 1e-4,
+                    "custom {custom}, entry {i}"
+                );
+            }
+        }
+        layer.set_weight_grad(WeightGrad::Masked).unwrap();
+        assert!(layer.dense_grad_probe().is_none());
     }
 
     #[test]

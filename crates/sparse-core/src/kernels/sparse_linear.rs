@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use super::simd::AlignedScratch;
 use super::sparse_depthwise::effective_weight;
@@ -243,6 +243,51 @@ impl CustomOp2 for SparseLinearOp {
             }
         };
         Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// [`SparseLinearOp`] on packed values with a third argument, a dense `[out, in]`
+/// probe that the forward pass ignores and whose gradient is the dense weight
+/// gradient `dyᵀ x` (the packed layer's [`WeightGrad::Dense`]).
+#[derive(Debug, Clone)]
+pub(super) struct DenseGradProbeOp(pub(super) SparseLinearOp);
+
+impl CustomOp3 for DenseGradProbeOp {
+    fn name(&self) -> &'static str {
+        "sparse-linear-dense-grad-probe"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        _probe: &CpuStorage,
+        probe: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let p = &self.0.pattern;
+        if probe.shape().dims() != [p.out, p.inp] {
+            candle_core::bail!(
+                "sparse linear: dense gradient probe {:?} does not fit the weight [{}, {}]",
+                probe.shape(),
+                p.out,
+                p.inp
+            )
+        }
+        self.0.cpu_fwd(xs, xl, ws, wl)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _probe: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.0.bwd(x, w, y, dy)?;
+        Ok((dx, dw, Some(dy.t()?.matmul(x)?)))
     }
 }
 
