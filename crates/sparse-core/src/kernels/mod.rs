@@ -9,13 +9,15 @@
 //! | [`depthwise_conv2d`] | depthwise KxN conv2d, stride 1, "same" padding |
 //! | [`SparseDepthwiseConv2d`] | the same, skipping the taps a [`Mask`](crate::Mask) prunes |
 //! | [`SparseLinear`] | `x (W ⊙ M)^T` over a dense `W`, through CSR/CSC index sets of its active entries |
-//! | [`PackedSparseLinear`] | the same with `W` stored as its active values only (`[nnz]`) |
+//! | [`PackedSparseLinear`] | the same with `W` stored as its active values only (`[nnz]`), plus a dense weight gradient on request |
 //! | [`SparseConv1d`] | conv1d over the active taps only, DSN-style "same" padding |
 //! | [`conv2d`] | dense conv2d through im2col + gemm, with a gemm backward |
 //!
 //! Each entry point decides between the custom kernel and candle's own op (the custom
-//! one needs an f32 tensor on the CPU; the sparse ones fall back to candle's dense op
-//! above a density threshold measured with `sparse-benches`). Both paths compute the
+//! one needs an f32 tensor on the CPU; the sparse layers over a dense weight fall back
+//! to candle's dense op above a density threshold measured with `sparse-benches`, while
+//! [`PackedSparseLinear`], whose candle path must first scatter its values into a dense
+//! matrix, measured faster or even at every density). Both paths compute the
 //! same function up to float rounding. The `*_candle` functions are the plain candle
 //! references the tests and benchmarks compare against.
 //!
