@@ -536,12 +536,21 @@ pub fn run(options: &Options) -> Result<()> {
     }
     println!("\ntargets (measured in this run):");
     for t in targets(&rep) {
+        // Two decimals, or three where two would round onto the bound (a 4.996x FAIL
+        // against 5x must not read "5.00").
+        let shown = |v: f64| {
+            if (v - t.bound).abs() < 0.005 {
+                format!("{v:.3}")
+            } else {
+                format!("{v:.2}")
+            }
+        };
         let (verdict, value) = match t.value {
             None => ("NOT MEASURED", "-".to_string()),
             Some(v) if (t.at_least && v >= t.bound) || (!t.at_least && v <= t.bound) => {
-                ("PASS", format!("{v:.2}"))
+                ("PASS", shown(v))
             }
-            Some(v) => ("FAIL", format!("{v:.2}")),
+            Some(v) => ("FAIL", shown(v)),
         };
         let op = if t.at_least { ">=" } else { "<=" };
         println!(

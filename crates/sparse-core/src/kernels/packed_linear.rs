@@ -388,16 +388,18 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        let reference = {
-            let y = x.matmul(&wv.as_tensor().t().unwrap()).unwrap();
-            let grads = (y * &upstream)
+        let backward = |y: Tensor| {
+            (y * &upstream)
                 .unwrap()
                 .sum_all()
                 .unwrap()
                 .backward()
-                .unwrap();
-            grads.get(wv.as_tensor()).unwrap().clone()
+                .unwrap()
         };
+        let reference = backward(x.matmul(&wv.as_tensor().t().unwrap()).unwrap())
+            .get(wv.as_tensor())
+            .unwrap()
+            .clone();
         let masked = PackedSparseLinear::new(&w, &m).unwrap();
         let mut layer = masked.clone().with_weight_grad(WeightGrad::Dense).unwrap();
         for custom in [true, false] {
@@ -408,12 +410,7 @@ mod tests {
             }
             .unwrap();
             assert_close(&y, &masked.forward(&x).unwrap(), "probe changes the output");
-            let grads = (y * &upstream)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let grads = backward(y);
             let probe = layer.dense_grad_probe().expect("dense mode has a probe");
             let dense = grads.get(probe.as_tensor()).expect("probe gradient");
             assert_close(dense, &reference, "dense weight gradient");
