@@ -38,14 +38,21 @@ CONV1D_DENSITIES = [1.0, 0.5, 0.2, 0.13, 0.1, 0.05]
 SPARSE_DW_DENSITIES = [1.0, 0.5, 0.4, 0.2, 0.1, 0.05]
 
 
-def measure(fn, reps, budget_s):
-    """Median milliseconds of `fn()`; a first run under 1 s is a discarded warm-up."""
+def measure(fn, reps, budget_s, min_sampled_s):
+    """Median milliseconds of `fn()` over at least `reps` runs and `min_sampled_s`
+    seconds of runs, within `budget_s`; a first run under 1 s is a discarded warm-up
+    (the rule of the Rust report's `Timer`)."""
     start = time.perf_counter()
     t0 = time.perf_counter()
     fn()
     first = time.perf_counter() - t0
     samples = [first * 1e3] if first > 1.0 else []
-    while len(samples) < reps and (not samples or time.perf_counter() - start < budget_s):
+    sampled = time.perf_counter()
+
+    def wants_more():
+        return len(samples) < reps or time.perf_counter() - sampled < min_sampled_s
+
+    while wants_more() and (not samples or time.perf_counter() - start < budget_s):
         t = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t) * 1e3)
@@ -85,12 +92,12 @@ def no_grad(fn):
 
 class Report:
     def __init__(self, quick, out):
-        self.reps, self.budget = (3, 3.0) if quick else (15, 10.0)
+        self.reps, self.budget, self.min_sampled = (3, 3.0, 0.0) if quick else (15, 10.0, 0.5)
         self.rows = []
         self.out = out
 
     def row(self, kernel, shape, density, pass_, variant, fn):
-        ms, n = measure(fn, self.reps, self.budget)
+        ms, n = measure(fn, self.reps, self.budget, self.min_sampled)
         self.rows.append(
             {"kernel": kernel, "shape": shape, "density": density, "pass": pass_, "variant": variant, "torch_ms": ms}
         )
