@@ -57,3 +57,56 @@ impl Timer {
         Ok(Measurement { median_ms, reps: n })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count_calls(timer: Timer, call: Duration) -> Measurement {
+        timer
+            .measure(|| {
+                std::thread::sleep(call);
+                Ok(())
+            })
+            .expect("the closure cannot fail")
+    }
+
+    #[test]
+    fn short_kernels_are_sampled_for_the_minimum_time() {
+        let timer = Timer {
+            reps: 3,
+            budget: Duration::from_secs(5),
+            min_sampled: Duration::from_millis(60),
+        };
+        // 1 ms calls: three repetitions would span 3 ms, so the minimum time rules
+        // (loosely bounded: a loaded machine may stretch each sleep).
+        let m = count_calls(timer, Duration::from_millis(1));
+        assert!(m.reps > 6, "{} repetitions in 60 ms of 1 ms calls", m.reps);
+        assert!(m.median_ms >= 1.0, "median {} ms", m.median_ms);
+    }
+
+    #[test]
+    fn without_a_minimum_time_the_repetition_count_rules() {
+        let timer = Timer {
+            reps: 3,
+            budget: Duration::from_secs(5),
+            min_sampled: Duration::ZERO,
+        };
+        assert_eq!(count_calls(timer, Duration::from_millis(1)).reps, 3);
+    }
+
+    #[test]
+    fn the_budget_caps_the_minimum_time() {
+        let timer = Timer {
+            reps: 3,
+            budget: Duration::from_millis(30),
+            min_sampled: Duration::from_secs(10),
+        };
+        let m = count_calls(timer, Duration::from_millis(5));
+        assert!(
+            (1..=8).contains(&m.reps),
+            "{} repetitions in a 30 ms budget",
+            m.reps
+        );
+    }
+}
