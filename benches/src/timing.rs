@@ -62,6 +62,14 @@ impl Timer {
 mod tests {
     use super::*;
 
+    fn timer(reps: usize, budget: Duration, min_sampled: Duration) -> Timer {
+        Timer {
+            reps,
+            budget,
+            min_sampled,
+        }
+    }
+
     fn count_calls(timer: Timer, call: Duration) -> Measurement {
         timer
             .measure(|| {
@@ -73,11 +81,7 @@ mod tests {
 
     #[test]
     fn short_kernels_are_sampled_for_the_minimum_time() {
-        let timer = Timer {
-            reps: 3,
-            budget: Duration::from_secs(5),
-            min_sampled: Duration::from_millis(60),
-        };
+        let timer = timer(3, Duration::from_secs(5), Duration::from_millis(60));
         // 1 ms calls: three repetitions would span 3 ms, so the minimum time rules
         // (loosely bounded: a loaded machine may stretch each sleep).
         let m = count_calls(timer, Duration::from_millis(1));
@@ -87,21 +91,13 @@ mod tests {
 
     #[test]
     fn without_a_minimum_time_the_repetition_count_rules() {
-        let timer = Timer {
-            reps: 3,
-            budget: Duration::from_secs(5),
-            min_sampled: Duration::ZERO,
-        };
+        let timer = timer(3, Duration::from_secs(5), Duration::ZERO);
         assert_eq!(count_calls(timer, Duration::from_millis(1)).reps, 3);
     }
 
     #[test]
     fn the_budget_caps_the_minimum_time() {
-        let timer = Timer {
-            reps: 3,
-            budget: Duration::from_millis(30),
-            min_sampled: Duration::from_secs(10),
-        };
+        let timer = timer(3, Duration::from_millis(30), Duration::from_secs(10));
         let m = count_calls(timer, Duration::from_millis(5));
         assert!(
             (1..=8).contains(&m.reps),

@@ -80,9 +80,8 @@ impl PackedSparseLinear {
             .flatten_all()?
             .to_dtype(DType::F32)?
             .to_vec1::<f32>()?;
-        let values: Vec<f32> = pattern.dense_offsets().iter().map(|&i| dense[i]).collect();
-        let values =
-            Tensor::from_vec(values, pattern.nnz(), weight.device())?.to_dtype(weight.dtype())?;
+        let values = Tensor::from_vec(pattern.pack(&dense), pattern.nnz(), weight.device())?
+            .to_dtype(weight.dtype())?;
         Ok(Self {
             values: Var::from_tensor(&values)?,
             bias: None,
