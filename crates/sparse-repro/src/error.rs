@@ -54,6 +54,47 @@ pub enum HarnessError {
     /// A report could not be serialised.
     #[error("cannot serialise report: {0}")]
     Serialise(String),
+    /// sparse-core rejected an operation (masks, checkpoints, configurations).
+    #[error(transparent)]
+    Sparse(#[from] sparse_core::SparseError),
+    /// A checkpoint is not one this paper can evaluate.
+    #[error("checkpoint `{path}` cannot be used: {reason}")]
+    BadCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `eval` measured another value than the one recorded at training.
+    #[error(
+        "`{path}`: the reloaded model gives {metric} = {measured}, the run recorded {recorded}"
+    )]
+    EvalMismatch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The metric compared.
+        metric: String,
+        /// The value recorded in the checkpoint.
+        recorded: f64,
+        /// The value measured now.
+        measured: f64,
+    },
+    /// A paper's run did not report the metric the harness needs.
+    #[error("arm `{arm}` reported no `{metric}` metric")]
+    MissingMetric {
+        /// The metric.
+        metric: String,
+        /// The arm.
+        arm: String,
+    },
+    /// The output directory holds a different run.
+    #[error("cannot resume into `{dir}`: {reason}")]
+    OtherRun {
+        /// The run directory.
+        dir: PathBuf,
+        /// What differs.
+        reason: String,
+    },
     /// A plot could not be drawn.
     #[error("cannot draw plot `{path}`: {message}")]
     Plot {

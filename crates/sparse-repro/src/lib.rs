@@ -24,6 +24,8 @@
 //! | [`claim`] | a paper's claim checked against the run's own numbers |
 //! | [`plot`] | SVG line plots, one series per arm |
 //! | [`cli`] | `Preset`, `ReproduceArgs`, `EvalArgs`, `OutArgs` for the crate's binary |
+//! | [`harness`] | the [`harness::Paper`] trait and the generic driver: `reproduce` (run directory, data up front, resume, aggregation, report), `train`, `eval`, one CLI; the reproduction contract and "Adding a paper" |
+//! | [`epochs`] | the epoch loop: schedule → batches → step → masks → evaluation → best tracking → progress |
 //! | [`train`] | evaluation, best-epoch selection, cross-entropy with label smoothing, gradient clipping, stopwatch |
 //! | [`run_dir`] | the run's output directory and atomic writes |
 //! | [`utc`] | UTC timestamps without a date-time dependency |
@@ -37,8 +39,10 @@ pub mod catalogue;
 pub mod claim;
 pub mod cli;
 pub mod data;
+pub mod epochs;
 pub mod error;
 pub mod fetch;
+pub mod harness;
 pub mod location;
 pub mod metrics;
 pub mod plot;
