@@ -1,9 +1,13 @@
-//! One training run's configuration, with a checked builder.
+//! One arm's configuration, with a checked builder.
 //!
 //! Defaults are the official CIFAR recipe of the paper's code: SGD with Nesterov
 //! momentum 0.9, weight decay 5e-4, learning rate 0.1 divided by 10 at 1/2 and 3/4
 //! of training, 10 % of the training set held out for validation, ERK allocation
 //! with Bernoulli sampling, and the mask fixed for the whole run.
+//!
+//! A [`TrainConfig`] is everything of an arm except its seed and data set (the
+//! harness passes those), including how much of the data set it uses, so that a
+//! checkpoint alone is enough to rebuild the run's data.
 
 use serde::{Deserialize, Serialize};
 use sparse_core::lr::MultiStep;
@@ -94,6 +98,12 @@ impl Sparsity {
         }
     }
 
+    /// Whether this is `allocation` at `density` (either sampling).
+    pub fn is_allocation_at(&self, allocation: AllocationKind, density: f64) -> bool {
+        matches!(self, Sparsity::Random { density: d, allocation: a, .. }
+            if *a == allocation && (d - density).abs() < 1e-12)
+    }
+
     /// The sparse-core allocation config, `None` for dense.
     pub fn allocation_config(&self) -> Result<Option<AllocationConfig>> {
         match *self {
@@ -117,27 +127,20 @@ impl Sparsity {
     }
 }
 
-/// Everything one training run needs; build it with [`TrainConfig::builder`].
+/// Everything of one arm but its seed and data set; build it with
+/// [`TrainConfig::builder`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// The model.
-    pub architecture: Architecture,
-    /// Dense or random static sparse.
-    pub sparsity: Sparsity,
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Samples per step.
-    pub batch_size: usize,
-    /// Initial learning rate (divided by 10 at 1/2 and 3/4 of training).
-    pub learning_rate: f64,
-    /// SGD momentum (Nesterov).
-    pub momentum: f64,
-    /// Coupled L2 weight decay on weights (not on biases or norms).
-    pub weight_decay: f64,
-    /// Share of the training set held out for model selection.
-    pub validation_fraction: f64,
-    /// Seed of every random draw of the run.
-    pub seed: u64,
+    architecture: Architecture,
+    sparsity: Sparsity,
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+    validation_fraction: f64,
+    train_limit: Option<usize>,
+    test_limit: Option<usize>,
 }
 
 impl TrainConfig {
@@ -149,13 +152,74 @@ impl TrainConfig {
                 sparsity: Sparsity::Dense,
                 epochs: 160,
                 batch_size: 128,
-                learning_rate: 0.1,
+                lr: 0.1,
                 momentum: 0.9,
                 weight_decay: 5e-4,
                 validation_fraction: 0.1,
-                seed: 17,
+                train_limit: None,
+                test_limit: None,
             },
         }
+    }
+
+    /// The model.
+    pub fn architecture(&self) -> &Architecture {
+        &self.architecture
+    }
+
+    /// Dense or random static sparse.
+    pub fn sparsity(&self) -> Sparsity {
+        self.sparsity
+    }
+
+    /// The global density of the mask (1 for dense).
+    pub fn density(&self) -> f64 {
+        self.sparsity.density()
+    }
+
+    /// Passes over the training set.
+    pub fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    /// Samples per step.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Initial learning rate (divided by 10 at 1/2 and 3/4 of training).
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// SGD momentum (Nesterov).
+    pub fn momentum(&self) -> f64 {
+        self.momentum
+    }
+
+    /// Coupled L2 weight decay on weights (not on biases or norms).
+    pub fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    /// Share of the training set held out for model selection.
+    pub fn validation_fraction(&self) -> f64 {
+        self.validation_fraction
+    }
+
+    /// Only the first this-many training images are used (`None`: all).
+    pub fn train_limit(&self) -> Option<usize> {
+        self.train_limit
+    }
+
+    /// Only the first this-many test (and out-of-distribution) images are used.
+    pub fn test_limit(&self) -> Option<usize> {
+        self.test_limit
+    }
+
+    /// The arm's name in reports, e.g. `mlp-64x2 ERK@0.10`.
+    pub fn arm_name(&self) -> String {
+        format!("{} {}", self.architecture.label(), self.sparsity.label())
     }
 
     /// The epochs at which the learning rate is divided by 10: 1/2 and 3/4 of
@@ -167,13 +231,9 @@ impl TrainConfig {
         m
     }
 
-    /// The learning-rate schedule: `learning_rate`, divided by 10 at each milestone.
+    /// The learning-rate schedule: `lr`, divided by 10 at each milestone.
     pub fn lr_schedule(&self) -> Result<MultiStep> {
-        Ok(MultiStep::new(
-            self.learning_rate,
-            0.1,
-            self.lr_milestones(),
-        )?)
+        Ok(MultiStep::new(self.lr, 0.1, self.lr_milestones())?)
     }
 }
 
@@ -203,8 +263,8 @@ impl TrainConfigBuilder {
     }
 
     /// Initial learning rate (default 0.1).
-    pub fn learning_rate(mut self, lr: f64) -> Self {
-        self.config.learning_rate = lr;
+    pub fn lr(mut self, lr: f64) -> Self {
+        self.config.lr = lr;
         self
     }
 
@@ -215,8 +275,8 @@ impl TrainConfigBuilder {
     }
 
     /// L2 weight decay (default 5e-4).
-    pub fn weight_decay(mut self, wd: f64) -> Self {
-        self.config.weight_decay = wd;
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.config.weight_decay = weight_decay;
         self
     }
 
@@ -226,9 +286,15 @@ impl TrainConfigBuilder {
         self
     }
 
-    /// Seed (default 17, as the official README).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.config.seed = seed;
+    /// Use only the first `n` training images (default: all).
+    pub fn train_limit(mut self, n: Option<usize>) -> Self {
+        self.config.train_limit = n;
+        self
+    }
+
+    /// Use only the first `n` test images (default: all).
+    pub fn test_limit(mut self, n: Option<usize>) -> Self {
+        self.config.test_limit = n;
         self
     }
 
@@ -248,8 +314,8 @@ impl TrainConfigBuilder {
         if c.batch_size == 0 {
             return bad("batch_size", c.batch_size.to_string(), "must be at least 1");
         }
-        if !(c.learning_rate.is_finite() && c.learning_rate > 0.0) {
-            return bad("learning_rate", c.learning_rate.to_string(), "must be > 0");
+        if !(c.lr.is_finite() && c.lr > 0.0) {
+            return bad("lr", c.lr.to_string(), "must be > 0");
         }
         if !(0.0..1.0).contains(&c.momentum) {
             return bad("momentum", c.momentum.to_string(), "must lie in [0, 1)");
@@ -264,10 +330,21 @@ impl TrainConfigBuilder {
                 "must lie in (0, 1)",
             );
         }
+        // Training needs images for both the training and the validation split.
+        if c.train_limit.is_some_and(|n| n < 2) {
+            return bad(
+                "train_limit",
+                format!("{:?}", c.train_limit),
+                "must be at least 2",
+            );
+        }
+        if c.test_limit == Some(0) {
+            return bad("test_limit", "0".into(), "must be at least 1");
+        }
         if c.architecture.width() == 0 {
             return bad("width", "0".into(), "must be at least 1");
         }
-        if let crate::model::Architecture::ResNet { depth, .. } = c.architecture
+        if let Architecture::ResNet { depth, .. } = c.architecture
             && (depth < 8 || !(depth - 2).is_multiple_of(6))
         {
             return bad(

@@ -3,15 +3,20 @@
 //! The paper uses CIFAR-10/100 and ImageNet; no package registry carries them, so
 //! the presets use the embedded 8x8 digits (zero set-up) and Fashion-MNIST / MNIST
 //! (fetched with `sparse-data`), and read CIFAR-10 binaries when a user has them.
+//!
+//! Every set is found through sparse-data's [`DataLocation`] (`--data-dir`, then
+//! `SPARSELAND_DATA`, then the defaults). A loaded set is shared: [`ImageData::limited`]
+//! views the first images of it without copying the pixels.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use sparse_repro::catalogue::{self, CatalogueError, Presence};
-use sparse_repro::data::{ClassificationSet, DataError, ImageDataset, cifar, digits, idx};
-use sparse_repro::location::DataLocation;
+use sparse_data::catalogue::{self, CatalogueError, Presence};
+use sparse_data::data::{ClassificationSet, DataError, ImageDataset, cifar, digits, idx};
+use sparse_data::location::DataLocation;
 
 use crate::model::InputShape;
 
@@ -44,6 +49,33 @@ impl DatasetName {
             DatasetName::Cifar10 => "cifar10",
         }
     }
+
+    /// The data set called `name` (as [`DatasetName::as_str`] spells it).
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            DatasetName::Digits,
+            DatasetName::FashionMnist,
+            DatasetName::Mnist,
+            DatasetName::Cifar10,
+        ]
+        .into_iter()
+        .find(|d| d.as_str().eq_ignore_ascii_case(name))
+    }
+
+    /// The out-of-distribution set scored against a model trained on this set.
+    pub fn ood_partner(self) -> Option<DatasetName> {
+        match self {
+            DatasetName::FashionMnist => Some(DatasetName::Mnist),
+            DatasetName::Mnist => Some(DatasetName::FashionMnist),
+            _ => None,
+        }
+    }
+
+    /// Whether sparse-data's catalogue carries it (so a run can check and fetch it up
+    /// front); CIFAR-10 is in no registry.
+    pub fn in_catalogue(self) -> bool {
+        self != DatasetName::Cifar10
+    }
 }
 
 /// Errors while finding or reading a data set.
@@ -52,12 +84,16 @@ pub enum LoadError {
     /// The data set is not present; the message says how to get it.
     #[error(transparent)]
     Missing(#[from] CatalogueError),
-    /// CIFAR-10 needs a folder given with `--data-dir`.
+    /// CIFAR-10 is not in any data root.
     #[error(
-        "CIFAR-10 is in no package registry: download its binary version yourself and pass \
-         the folder holding data_batch_1.bin..test_batch.bin with --data-dir{0}"
+        "CIFAR-10 is in no package registry: download its binary version yourself and put \
+         the folder holding data_batch_1.bin..test_batch.bin at {0} (or pass that folder \
+         with --data-dir)"
     )]
     Cifar(String),
+    /// The name is none of this crate's data sets.
+    #[error("unknown data set `{0}`: digits, fashion-mnist, mnist or cifar10")]
+    Unknown(String),
     /// The files are there but could not be parsed.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -69,9 +105,9 @@ pub enum LoadError {
 pub struct ImageData {
     /// Which data set.
     pub name: DatasetName,
-    train_set: ImageDataset,
+    train_set: Arc<ImageDataset>,
     train_pool: Vec<usize>,
-    test_set: ImageDataset,
+    test_set: Arc<ImageDataset>,
     test_pool: Vec<usize>,
     mean: f32,
     std: f32,
@@ -92,17 +128,11 @@ impl ImageData {
                 let tt = idx::load_mnist_dir(&path)?;
                 Ok(Self::from_sets(name, tt.train, tt.test))
             }
-            DatasetName::Cifar10 => match dir {
-                Some(d) if d.is_dir() => {
-                    let tt = cifar::load_cifar10_dir(d)?;
-                    Ok(Self::from_sets(name, tt.train, tt.test))
-                }
-                Some(d) => Err(LoadError::Cifar(format!(
-                    " ({} is not a folder)",
-                    d.display()
-                ))),
-                None => Err(LoadError::Cifar(String::new())),
-            },
+            DatasetName::Cifar10 => {
+                let dir = cifar10_dir(&DataLocation::from_process(dir), dir)?;
+                let tt = cifar::load_cifar10_dir(dir)?;
+                Ok(Self::from_sets(name, tt.train, tt.test))
+            }
         }
     }
 
@@ -116,9 +146,10 @@ impl ImageData {
         test_pool.sort_unstable();
         train_pool.sort_unstable();
         let (mean, std) = pixel_moments(&all, &train_pool)?;
+        let all = Arc::new(all);
         Ok(Self {
             name: DatasetName::Digits,
-            train_set: all.clone(),
+            train_set: Arc::clone(&all),
             train_pool,
             test_set: all,
             test_pool,
@@ -139,9 +170,9 @@ impl ImageData {
         let (mean, std) = pixel_moments(&train, &sample).unwrap_or((0.0, 1.0));
         Self {
             name,
-            train_set: train,
+            train_set: Arc::new(train),
             train_pool,
-            test_set: test,
+            test_set: Arc::new(test),
             test_pool,
             mean,
             std,
@@ -157,6 +188,21 @@ impl ImageData {
             self.test_pool.truncate(m);
         }
         self
+    }
+
+    /// The first `n` training and `m` test images of this set, sharing its pixels
+    /// (the normalisation stays that of the whole training set).
+    pub fn limited(&self, n_train: Option<usize>, n_test: Option<usize>) -> Self {
+        Self {
+            name: self.name,
+            train_set: Arc::clone(&self.train_set),
+            train_pool: self.train_pool.clone(),
+            test_set: Arc::clone(&self.test_set),
+            test_pool: self.test_pool.clone(),
+            mean: self.mean,
+            std: self.std,
+        }
+        .truncated(n_train, n_test)
     }
 
     /// Indices (into the training set) available for training and validation.
@@ -224,6 +270,34 @@ impl ImageData {
         let inputs = ((batch.inputs - f64::from(self.mean))? / f64::from(self.std))?;
         Ok((inputs, batch.targets))
     }
+}
+
+/// The CIFAR-10 folder: `dir` itself when it holds the batches (the folder given with
+/// `--data-dir`), else one of [`CIFAR10_DIRS`] under the location's roots.
+fn cifar10_dir(location: &DataLocation, dir: Option<&Path>) -> Result<PathBuf, LoadError> {
+    let holds_batches = |d: &Path| d.join("data_batch_1.bin").is_file();
+    if let Some(d) = dir.filter(|d| holds_batches(d)) {
+        return Ok(d.to_path_buf());
+    }
+    let mut roots = vec![location.fetch_root().to_path_buf()];
+    roots.extend(location.shared_roots().iter().cloned());
+    let candidates: Vec<PathBuf> = roots
+        .iter()
+        .flat_map(|root| CIFAR10_DIRS.iter().map(move |name| root.join(name)))
+        .collect();
+    candidates
+        .iter()
+        .find(|d| holds_batches(d))
+        .cloned()
+        .ok_or_else(|| {
+            LoadError::Cifar(
+                candidates
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            )
+        })
 }
 
 /// The catalogue stores MNIST-like sets as fetched folders; an embedded entry

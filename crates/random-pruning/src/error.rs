@@ -13,41 +13,18 @@ pub enum Error {
         /// The valid range.
         reason: String,
     },
-    /// An error from sparse-core (allocation, optimizer, checkpoint...).
-    #[error(transparent)]
-    Sparse(#[from] sparse_core::SparseError),
-    /// An error from the harness (batching, metrics, reports).
-    #[error(transparent)]
-    Harness(#[from] sparse_repro::HarnessError),
     /// A data set could not be found or read.
     #[error(transparent)]
     Load(#[from] crate::data::LoadError),
+    /// An error from sparse-core (allocation, optimizer, checkpoint...).
+    #[error(transparent)]
+    Sparse(#[from] sparse_core::SparseError),
+    /// An error from the harness (batching, metrics, checkpoints, reports).
+    #[error(transparent)]
+    Harness(#[from] sparse_repro::HarnessError),
     /// A data set could not be parsed.
     #[error(transparent)]
-    Data(#[from] sparse_repro::data::DataError),
-    /// A lock over the model's parameters was poisoned by a panic elsewhere.
-    #[error("the parameter map's lock is poisoned")]
-    Poisoned,
-    /// Training ran no epoch, so there is nothing to report.
-    #[error("training ran no epoch")]
-    NoEpoch,
-    /// A file or folder could not be written.
-    #[error("I/O error on `{0}`: {1}")]
-    Io(std::path::PathBuf, std::io::Error),
-    /// A value could not be serialised to JSON.
-    #[error("cannot serialise: {0}")]
-    Serialise(String),
-    /// The checkpoint was written by another crate.
-    #[error("`{path}` is a checkpoint of `{crate_name}`, not of random-pruning")]
-    WrongCheckpoint {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The crate that wrote it.
-        crate_name: String,
-    },
-    /// The checkpoint's configuration could not be read back.
-    #[error("checkpoint `{0}` has an unreadable configuration: {1}")]
-    BadCheckpointConfig(std::path::PathBuf, String),
+    Data(#[from] sparse_data::data::DataError),
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

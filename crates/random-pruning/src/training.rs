@@ -3,7 +3,9 @@
 //!
 //! This is the whole method of the paper: the mask is drawn once, before training,
 //! from the layer-wise densities of an allocation, and never changes; after every
-//! optimizer step sparse-core zeroes the pruned weights again.
+//! optimizer step sparse-core zeroes the pruned weights again. The epochs run in
+//! sparse-repro's [`EpochLoop`]; the best-validation model is kept as a
+//! [`ModelState`] (the mask is fixed, so the weights are all there is to keep).
 
 use std::collections::BTreeMap;
 
@@ -11,17 +13,18 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
 use rand_chacha::ChaCha8Rng;
 use sparse_core::init::{self, FanMode, Init, Nonlinearity};
-use sparse_core::lr::LrSchedule;
+use sparse_core::lr::{LrSchedule, MultiStep};
 use sparse_core::optim::trainable_vars;
 use sparse_core::{
-    InferenceFlops, LayerSpec, Mask, Optimizer, ParamReport, SelectionPolicy, Sgd, SgdConfig,
-    SparseParams, saliency,
+    InferenceFlops, LayerSpec, Mask, ModelState, Optimizer, ParamReport, SelectionPolicy, Sgd,
+    SgdConfig, SparseParams, saliency,
 };
 use sparse_repro::batch::BatchIndices;
+use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
 use sparse_repro::metrics;
-use sparse_repro::progress::{Progress, ProgressMode};
+use sparse_repro::progress::ProgressMode;
 use sparse_repro::rng::{derive_rng, streams};
-use sparse_repro::train::{BestTracker, Evaluation, Goal, cross_entropy, evaluate_classifier};
+use sparse_repro::train::{Evaluation, Goal, cross_entropy, evaluate_classifier};
 
 use crate::config::{AllocationKind, Sparsity, TrainConfig};
 use crate::data::ImageData;
@@ -51,27 +54,26 @@ impl std::fmt::Debug for Network {
 }
 
 impl Network {
-    /// Builds the model of `config` with seeded initialisation and, for sparse runs,
-    /// its random mask.
-    pub fn new(config: &TrainConfig, data: &ImageData) -> Result<Self> {
-        let (varmap, model) =
-            build_model(config, data, &mut derive_rng(config.seed, streams::INIT))?;
-        let params = match config.sparsity.allocation_config()? {
+    /// Builds the model of `config` with initialisation and, for sparse runs, random
+    /// mask drawn from `seed`.
+    pub fn new(config: &TrainConfig, data: &ImageData, seed: u64) -> Result<Self> {
+        let (varmap, model) = build_model(config, data, &mut derive_rng(seed, streams::INIT))?;
+        let params = match config.sparsity().allocation_config()? {
             None => SparseParams::new(),
             Some(alloc) => {
                 let policy = selection_policy(&model)?;
-                let scores = match config.sparsity {
+                let scores = match config.sparsity() {
                     Sparsity::Random {
                         allocation: kind @ (AllocationKind::Snip | AllocationKind::Grasp),
                         ..
-                    } => Some(saliency_scores(config, data, kind)?),
+                    } => Some(saliency_scores(config, data, seed, kind)?),
                     _ => None,
                 };
                 alloc.init_sparse_params(
                     &varmap,
                     &policy,
                     scores.as_ref(),
-                    &mut derive_rng(config.seed, streams::MASK),
+                    &mut derive_rng(seed, streams::MASK),
                 )?
             }
         };
@@ -79,6 +81,17 @@ impl Network {
             varmap,
             model,
             params,
+        })
+    }
+
+    /// The model of `config` without a mask, initialised from `seed`: what a
+    /// checkpoint's weights are loaded into.
+    pub fn unmasked(config: &TrainConfig, data: &ImageData, seed: u64) -> Result<Self> {
+        let (varmap, model) = build_model(config, data, &mut derive_rng(seed, streams::INIT))?;
+        Ok(Self {
+            varmap,
+            model,
+            params: SparseParams::new(),
         })
     }
 
@@ -114,27 +127,38 @@ impl Network {
         )?)
     }
 
-    /// Copies of every tensor, to restore the best epoch later.
-    fn snapshot(&self) -> Result<BTreeMap<String, Tensor>> {
-        let data = self.varmap.data().lock().map_err(|_| Error::Poisoned)?;
-        data.iter()
-            .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
-            .collect()
+    /// Expected calibration error on the test set.
+    pub fn test_ece(&self, data: &ImageData) -> Result<f64> {
+        let (logits, labels) = self.test_logits(data, data.test_pool())?;
+        Ok(metrics::expected_calibration_error_from_logits(
+            &logits, &labels,
+        )?)
     }
 
-    fn restore(&self, snapshot: &BTreeMap<String, Tensor>) -> Result<()> {
-        let data = self.varmap.data().lock().map_err(|_| Error::Poisoned)?;
-        for (name, var) in data.iter() {
-            if let Some(t) = snapshot.get(name) {
-                var.set(t)?;
-            }
+    /// AUROC of the maximum softmax probability separating `data`'s test images (in
+    /// distribution) from `ood`'s (normalised as `data`'s).
+    pub fn ood_auroc(&self, data: &ImageData, ood: &ImageData) -> Result<f64> {
+        let (in_logits, _) = self.test_logits(data, data.test_pool())?;
+        let mut out = Vec::new();
+        for chunk in ood.test_pool().chunks(EVAL_BATCH) {
+            let x = data.foreign_batch(ood, chunk, &Device::Cpu)?;
+            out.push(self.logits(&x)?);
         }
-        Ok(())
+        let out_logits = Tensor::cat(&out, 0)?;
+        Ok(metrics::msp_auroc(&in_logits, &out_logits)?)
+    }
+
+    /// The masks by parameter name (empty for a dense run).
+    pub fn masks(&self) -> BTreeMap<String, Mask> {
+        self.params
+            .iter()
+            .map(|p| (p.name.clone(), p.mask.clone()))
+            .collect()
     }
 }
 
 /// What one run measured.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunOutcome {
     /// Epoch (1-based) with the best validation accuracy.
     pub best_epoch: usize,
@@ -146,12 +170,17 @@ pub struct RunOutcome {
     pub final_test_accuracy: f64,
     /// Expected calibration error of the selected model on the test set.
     pub test_ece: f64,
+    /// AUROC of max-softmax, test set against the out-of-distribution set, if any.
+    pub ood_auroc: Option<f64>,
     /// Non-zero trainable parameters (BatchNorm running statistics excluded).
     pub nonzero_params: usize,
-    /// All trainable parameters of the dense model.
+    /// All trainable parameters of the dense model (masked weights counted in full).
     pub total_params: usize,
     /// Active share of the prunable (masked) weights.
     pub masked_density: f64,
+    /// The weights the allocation granted, Σ d_l·N_l over the masked layers
+    /// (`None` for dense); claim 3 compares the checkpoint's masks with it.
+    pub budget: Option<f64>,
     /// Inference FLOPs of one sample with the sparse weights.
     pub inference_flops: f64,
     /// Inference FLOPs of one sample of the dense model.
@@ -181,21 +210,76 @@ impl Default for RunOptions {
     }
 }
 
-/// Trains `config` on `data` and returns the measurements and the network restored
-/// to its best-validation epoch.
+/// The epochs of one run, as [`EpochLoop`] drives them.
+struct Trainer<'a> {
+    net: &'a Network,
+    data: &'a ImageData,
+    config: &'a TrainConfig,
+    optimizer: Sgd,
+    schedule: MultiStep,
+    shuffle_rng: ChaCha8Rng,
+    train_idx: Vec<usize>,
+    val_idx: Vec<usize>,
+    best_state: ModelState,
+    final_test: f64,
+}
+
+impl EpochTask for Trainer<'_> {
+    type Error = Error;
+
+    fn train_epoch(&mut self, epoch: usize) -> Result<f64> {
+        self.schedule.apply(&mut self.optimizer, epoch as f64);
+        let mut loss_sum = 0.0;
+        let mut batches = 0usize;
+        for positions in BatchIndices::shuffled(
+            self.train_idx.len(),
+            self.config.batch_size(),
+            false,
+            &mut self.shuffle_rng,
+        )? {
+            let indices: Vec<usize> = positions.iter().map(|&p| self.train_idx[p]).collect();
+            let (x, y) = self.data.train_batch(&indices, &Device::Cpu)?;
+            let logits = self.net.model.forward_t(&x, true)?;
+            let loss = cross_entropy(&logits, &y, 0.0)?;
+            let grads = loss.backward()?;
+            self.optimizer.step(&grads)?;
+            self.net.params.apply_masks()?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            batches += 1;
+        }
+        Ok(loss_sum / batches.max(1) as f64)
+    }
+
+    fn evaluate(&mut self, _epoch: usize) -> Result<Option<Scores>> {
+        let val = self.net.evaluate_train_set(self.data, &self.val_idx)?;
+        let test = self.net.evaluate_test(self.data, self.data.test_pool())?;
+        self.final_test = test.accuracy;
+        Ok(Some(Scores::new(val.accuracy, test.accuracy)))
+    }
+
+    fn on_new_best(&mut self, _epoch: usize) -> Result<()> {
+        self.best_state = ModelState::capture(&self.net.varmap)?;
+        Ok(())
+    }
+}
+
+/// Trains `config` with `seed` on `data` (and scores `ood` against it, if given);
+/// returns the measurements and the network restored to its best-validation epoch.
 pub fn train(
     config: &TrainConfig,
     data: &ImageData,
+    ood: Option<&ImageData>,
+    seed: u64,
     options: &RunOptions,
 ) -> Result<(RunOutcome, Network)> {
     let stopwatch = sparse_repro::train::Stopwatch::start();
-    let net = Network::new(config, data)?;
+    let net = Network::new(config, data, seed)?;
     let initial_masks: Vec<Mask> = net.params.iter().map(|p| p.mask.clone()).collect();
 
     let split = sparse_repro::batch::train_validation_split(
         data.train_pool().len(),
-        config.validation_fraction,
-        &mut derive_rng(config.seed, streams::SPLIT),
+        config.validation_fraction(),
+        &mut derive_rng(seed, streams::SPLIT),
     )?;
     let train_idx: Vec<usize> = split.train.iter().map(|&i| data.train_pool()[i]).collect();
     let val_idx: Vec<usize> = split
@@ -204,61 +288,40 @@ pub fn train(
         .map(|&i| data.train_pool()[i])
         .collect();
 
-    let sgd = SgdConfig::builder(config.learning_rate)
-        .momentum(config.momentum)
-        .nesterov(config.momentum > 0.0)
-        .weight_decay(config.weight_decay)
+    let sgd = SgdConfig::builder(config.lr())
+        .momentum(config.momentum())
+        .nesterov(config.momentum() > 0.0)
+        .weight_decay(config.weight_decay())
         .build()?;
-    let mut optimizer = Sgd::from_params(trainable_vars(&net.varmap), sgd)?;
-    let schedule = config.lr_schedule()?;
-
-    let mut shuffle_rng = derive_rng(config.seed, streams::SHUFFLE);
-    let mut best = BestTracker::new(Goal::Maximize);
-    let mut best_state = net.snapshot()?;
-    let mut final_test = 0.0;
-    let mut progress = Progress::new(
-        options.label.clone(),
-        config.epochs as u64,
-        options.progress,
-    )
-    .with_unit("epoch");
-    for epoch in 0..config.epochs {
-        schedule.apply(&mut optimizer, epoch as f64);
-        let mut loss_sum = 0.0;
-        let mut batches = 0usize;
-        for positions in
-            BatchIndices::shuffled(train_idx.len(), config.batch_size, false, &mut shuffle_rng)?
-        {
-            let indices: Vec<usize> = positions.iter().map(|&p| train_idx[p]).collect();
-            let (x, y) = data.train_batch(&indices, &Device::Cpu)?;
-            let logits = net.model.forward_t(&x, true)?;
-            let loss = cross_entropy(&logits, &y, 0.0)?;
-            let grads = loss.backward()?;
-            optimizer.step(&grads)?;
-            net.params.apply_masks()?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
-            batches += 1;
-        }
-        let val = net.evaluate_train_set(data, &val_idx)?;
-        let test = net.evaluate_test(data, data.test_pool())?;
-        final_test = test.accuracy;
-        if best.update(epoch + 1, val.accuracy, test.accuracy) {
-            best_state = net.snapshot()?;
-        }
-        progress.update(&[
-            ("loss", loss_sum / batches.max(1) as f64),
-            ("val", val.accuracy),
-            ("test", test.accuracy),
-        ]);
-    }
-    progress.finish("done");
+    let mut trainer = Trainer {
+        net: &net,
+        data,
+        config,
+        optimizer: Sgd::from_params(trainable_vars(&net.varmap), sgd)?,
+        schedule: config.lr_schedule()?,
+        shuffle_rng: derive_rng(seed, streams::SHUFFLE),
+        train_idx,
+        val_idx,
+        // The initial model is the fallback "best" should no epoch improve on
+        // nothing (as in the official code, which saves before training).
+        best_state: ModelState::capture(&net.varmap)?,
+        final_test: 0.0,
+    };
+    let outcome = EpochLoop::new(config.epochs(), Goal::Maximize)
+        .progress(options.label.clone(), options.progress)
+        .run(&mut trainer)?;
+    let final_test = trainer.final_test;
+    let best_state = trainer.best_state;
     let train_seconds = stopwatch.elapsed_seconds();
 
     let masks_unchanged = masks_intact(&net.params, &initial_masks)?;
-    net.restore(&best_state)?;
-    let best = best.best().ok_or(Error::NoEpoch)?;
-    let (logits, labels) = net.test_logits(data, data.test_pool())?;
-    let test_ece = metrics::expected_calibration_error_from_logits(&logits, &labels)?;
+    best_state.restore(&net.varmap)?;
+    let best = outcome.best;
+    let test_ece = net.test_ece(data)?;
+    let ood_auroc = match ood {
+        Some(ood) => Some(net.ood_auroc(data, ood)?),
+        None => None,
+    };
 
     let report = ParamReport::new(&net.varmap, &net.params);
     let flops = InferenceFlops::new(&net.model.layer_flops(data.input_shape()), &net.params);
@@ -268,15 +331,38 @@ pub fn train(
         test_accuracy: best.test,
         final_test_accuracy: final_test,
         test_ece,
+        ood_auroc,
         nonzero_params: nonzero_params(&net.varmap)?,
-        total_params: report.total_params(),
+        total_params: report.dense_params(),
         masked_density: net.params.total_density(),
+        budget: budget(config, &net)?,
         inference_flops: flops.sparse_total(),
         dense_inference_flops: flops.dense_total(),
         masks_unchanged,
         train_seconds,
     };
     Ok((outcome, net))
+}
+
+/// Σ d_l·N_l of the run's allocation, recomputed from the layer shapes (`None` for dense).
+pub fn budget(config: &TrainConfig, net: &Network) -> Result<Option<f64>> {
+    let Some(alloc) = config.sparsity().allocation_config()? else {
+        return Ok(None);
+    };
+    let layers: Vec<LayerSpec> = masked_layers(net)?;
+    let total: usize = layers.iter().map(LayerSpec::numel).sum();
+    if alloc.allocation().needs_scores() {
+        // Score-based ratios keep exactly the global top floor(d·N) weights.
+        return Ok(Some((alloc.density() * total as f64).floor()));
+    }
+    let densities = alloc.layer_densities(&layers, None)?;
+    Ok(Some(
+        layers
+            .iter()
+            .zip(&densities)
+            .map(|(l, d)| d * l.numel() as f64)
+            .sum(),
+    ))
 }
 
 /// Builds the model and initialises every weight from `rng`: Kaiming-normal
@@ -308,7 +394,7 @@ fn build_model_with(
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let model = Model::new(
-        &config.architecture,
+        config.architecture(),
         data.input_shape(),
         data.num_classes(),
         vb,
@@ -352,9 +438,10 @@ pub fn selection_policy(model: &Model) -> Result<SelectionPolicy> {
 fn saliency_scores(
     config: &TrainConfig,
     data: &ImageData,
+    seed: u64,
     kind: AllocationKind,
 ) -> Result<BTreeMap<String, Vec<f32>>> {
-    let mut rng = derive_rng(config.seed, "saliency");
+    let mut rng = derive_rng(seed, "saliency");
     let (varmap, model) = build_model_with(config, data, &mut rng, |shape| {
         (shape.len() >= 2).then_some(Init::XavierNormal { gain: 1.0 })
     })?;
@@ -364,7 +451,7 @@ fn saliency_scores(
         .train_pool()
         .iter()
         .copied()
-        .take(config.batch_size.max(64))
+        .take(config.batch_size().max(64))
         .collect();
     let (x, y) = data.train_batch(&batch, &Device::Cpu)?;
     let gradients = || -> sparse_core::Result<candle_core::backprop::GradStore> {
