@@ -35,9 +35,13 @@ pub enum DatasetName {
     FashionMnist,
     /// MNIST (60000 / 10000), fetched with `sparse-data fetch mnist`.
     Mnist,
-    /// CIFAR-10 binary version (50000 / 10000), for users who have it (`--data-dir`).
+    /// CIFAR-10 binary version (50000 / 10000), for users who have it (see [`ImageData::load`]).
     Cifar10,
 }
+
+/// The folder names under which the CIFAR-10 binary version is looked for in the
+/// data roots (the archive's own name, then the short one).
+const CIFAR10_DIRS: [&str; 2] = ["cifar-10-batches-bin", "cifar10"];
 
 impl DatasetName {
     /// The catalogue name (`digits`, `fashion-mnist`, `mnist`, `cifar10`).
@@ -114,8 +118,10 @@ pub struct ImageData {
 }
 
 impl ImageData {
-    /// Loads `name`; `dir` is the folder holding the fetched files (e.g.
-    /// `datasets/cache/fashion-mnist`), unused for the embedded digits.
+    /// Loads `name` from the data location of `dir` (`--data-dir`, else
+    /// `SPARSELAND_DATA`, else the defaults); unused for the embedded digits.
+    /// CIFAR-10 is read from `dir` itself when it holds the batches, else from
+    /// `cifar-10-batches-bin/` or `cifar10/` under the location's roots.
     pub fn load(name: DatasetName, dir: Option<&Path>) -> Result<Self, LoadError> {
         match name {
             DatasetName::Digits => Ok(Self::digits()?),

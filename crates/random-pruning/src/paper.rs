@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_nn::VarMap;
 use serde_json::json;
 use sparse_repro::claim::Claim;
 use sparse_repro::cli::Preset;
@@ -28,9 +27,10 @@ pub const CLAIM_DENSITY: f64 = 0.1;
 #[derive(Debug, Clone, Copy)]
 pub struct RandomPruning;
 
-/// `reproduce`'s own flag.
+/// `reproduce`'s own flag (the harness's [`Paper::ReproduceArgs`]; clap names a flattened
+/// group after its struct, so it must not be called `ReproduceArgs` like the harness's own).
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
-pub struct ReproduceArgs {
+pub struct DatasetArgs {
     /// Data set (default: digits for smoke/quick, cifar10 for paper).
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetName>,
@@ -309,11 +309,11 @@ impl Paper for RandomPruning {
     type Arm = TrainConfig;
     type Data = Data;
     type Outcome = RunOutcome;
-    type ReproduceArgs = ReproduceArgs;
+    type ReproduceArgs = DatasetArgs;
     type TrainArgs = TrainArgs;
     type Error = Error;
 
-    fn plan(preset: Preset, args: &ReproduceArgs) -> Result<Plan<TrainConfig>> {
+    fn plan(preset: Preset, args: &DatasetArgs) -> Result<Plan<TrainConfig>> {
         plan(preset, args.dataset)
     }
 
