@@ -301,7 +301,10 @@ fn open_manifest<P: Paper>(
     }
 }
 
-fn checked_metrics<P: Paper>(outcome: &P::Outcome, arm: &ArmSpec<P::Arm>) -> HarnessResult<Metrics> {
+fn checked_metrics<P: Paper>(
+    outcome: &P::Outcome,
+    arm: &ArmSpec<P::Arm>,
+) -> HarnessResult<Metrics> {
     let metrics = P::metrics(outcome);
     if !metrics.contains_key(P::EVAL_METRIC) {
         return Err(HarnessError::MissingMetric {
@@ -459,14 +462,15 @@ pub fn evaluate<P: Paper>(
     data: DataPolicy,
 ) -> Result<Evaluated<P::Arm>, P::Error> {
     let stored = read_stored::<P>(checkpoint)?;
-    let recorded = *stored
-        .meta
-        .metrics
-        .get(P::EVAL_METRIC)
-        .ok_or_else(|| HarnessError::BadCheckpoint {
-            path: checkpoint.to_path_buf(),
-            reason: format!("it records no `{}`", P::EVAL_METRIC),
-        })?;
+    let recorded =
+        *stored
+            .meta
+            .metrics
+            .get(P::EVAL_METRIC)
+            .ok_or_else(|| HarnessError::BadCheckpoint {
+                path: checkpoint.to_path_buf(),
+                reason: format!("it records no `{}`", P::EVAL_METRIC),
+            })?;
     ensure_data(&P::data_needs(&stored.arm.dataset), data_dir, data)?;
     let loaded = P::load(&stored.arm.dataset, data_dir)?;
     let metrics = P::evaluate(&stored.arm, &loaded, stored.seed, checkpoint)?;

@@ -57,9 +57,8 @@ impl<P: Paper> ArmRuns<P> {
 
     /// The mean of any number computed from each seed's outcome; `None` without runs.
     pub fn mean_of(&self, f: impl Fn(&P::Outcome) -> f64) -> Option<f64> {
-        (!self.runs.is_empty()).then(|| {
-            self.runs.iter().map(|r| f(&r.outcome)).sum::<f64>() / self.runs.len() as f64
-        })
+        (!self.runs.is_empty())
+            .then(|| self.runs.iter().map(|r| f(&r.outcome)).sum::<f64>() / self.runs.len() as f64)
     }
 
     /// The outcomes, in seed order.
