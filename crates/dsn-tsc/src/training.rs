@@ -28,8 +28,8 @@ use sparse_core::{
     Adam, AdamConfig, DeathRate, DynamicSparsity, GrowthMethod, Mask, Optimizer, PruneMethod,
     SparseParams, SparsityEngine, UpdateReport,
 };
+use sparse_data::location::DataLocation;
 use sparse_repro::batch::BatchIndices;
-use sparse_repro::location::DataLocation;
 use sparse_repro::progress::{Progress, ProgressMode};
 use sparse_repro::rng::{derive_rng, derive_seed, streams};
 use sparse_repro::train::{Evaluation, Stopwatch, evaluate_classifier};

@@ -8,9 +8,11 @@ pub enum HarnessError {
     /// An error raised by candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    /// A data set could not be read or a batch not built from it.
+    /// A data set is missing, could not be fetched or read, or a batch could
+    /// not be built from it (sparse-data's error; a loader's
+    /// [`sparse_data::DataError`] converts into it too).
     #[error(transparent)]
-    Data(#[from] crate::data::DataError),
+    Data(#[from] sparse_data::Error),
     /// A parameter outside its valid range; names the parameter.
     #[error("invalid parameter `{name}` = {value}: {reason}")]
     InvalidParameter {
@@ -121,6 +123,12 @@ impl HarnessError {
             path: path.into(),
             source,
         }
+    }
+}
+
+impl From<sparse_data::DataError> for HarnessError {
+    fn from(err: sparse_data::DataError) -> Self {
+        Self::Data(sparse_data::Error::Load(err))
     }
 }
 

@@ -26,6 +26,7 @@ pub fn ensure_data(names: &[String], data_dir: Option<&Path>, policy: DataPolicy
         DataPolicy::Fetch => sparse_data::FetchPolicy::Fetch,
         DataPolicy::NoFetch => sparse_data::FetchPolicy::NoFetch,
     };
-    sparse_data::ensure_available(&names, data_dir, fetch, true)?;
+    let location = sparse_data::DataLocation::from_process(data_dir);
+    sparse_data::ensure_available(&names, &location, fetch, true)?;
     Ok(())
 }
