@@ -17,7 +17,11 @@ pub enum DataPolicy {
 
 /// Checks every catalogue data set in `names`, fetching missing registry ones when
 /// `policy` allows; reports every missing one at once.
-pub fn ensure_data(names: &[String], data_dir: Option<&Path>, policy: DataPolicy) -> HarnessResult<()> {
+pub fn ensure_data(
+    names: &[String],
+    data_dir: Option<&Path>,
+    policy: DataPolicy,
+) -> HarnessResult<()> {
     if names.is_empty() {
         return Ok(());
     }

@@ -23,6 +23,10 @@ use super::runs::{ArmRuns, Runs, SeedRun};
 /// The folder of checkpoints inside a run directory.
 pub const CHECKPOINTS: &str = "checkpoints";
 
+/// The per-arm metric of wall-clock training time, measured by the harness around
+/// each [`Paper::train`] (the only metric that differs between identical runs).
+pub const TRAIN_SECONDS: &str = "train_seconds";
+
 /// How to run `reproduce`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReproduceOptions {
@@ -233,6 +237,7 @@ pub fn reproduce<P: Paper>(
                         seed,
                         outcome: model.outcome,
                         metrics,
+                        seconds: watch.elapsed_seconds(),
                     };
                     write_record(&record_file, &record)?;
                     trained += 1;
@@ -241,7 +246,7 @@ pub fn reproduce<P: Paper>(
                         arm.name,
                         P::EVAL_METRIC,
                         record.metrics[P::EVAL_METRIC],
-                        watch.elapsed_seconds()
+                        record.seconds
                     );
                     (record, false)
                 }
@@ -250,6 +255,7 @@ pub fn reproduce<P: Paper>(
                 seed,
                 outcome: record.outcome,
                 metrics: record.metrics,
+                seconds: record.seconds,
                 checkpoint: checkpoint.clone(),
                 resumed: was_resumed,
             });
@@ -306,6 +312,13 @@ fn checked_metrics<P: Paper>(
     arm: &ArmSpec<P::Arm>,
 ) -> HarnessResult<Metrics> {
     let metrics = P::metrics(outcome);
+    if metrics.contains_key(TRAIN_SECONDS) {
+        return Err(HarnessError::invalid(
+            "metrics",
+            TRAIN_SECONDS,
+            "the harness measures training time itself; a paper's metrics are deterministic",
+        ));
+    }
     if !metrics.contains_key(P::EVAL_METRIC) {
         return Err(HarnessError::MissingMetric {
             metric: P::EVAL_METRIC.to_string(),
@@ -326,6 +339,8 @@ fn arm_report<P: Paper>(arm: &ArmRuns<P>, out: &Path) -> Result<ArmReport, P::Er
             report = report.with_seed_values(name, &values)?;
         }
     }
+    let seconds: Vec<f64> = arm.runs.iter().map(|r| r.seconds).collect();
+    report = report.with_seed_values(TRAIN_SECONDS, &seconds)?;
     let checkpoints: Vec<String> = arm
         .runs
         .iter()
@@ -417,7 +432,9 @@ pub fn train<P: Paper>(args: &P::TrainArgs, data: DataPolicy) -> Result<TrainedA
         label: format!("{} seed {}", request.arm.name, request.seed),
         device: Device::Cpu,
     };
+    let watch = Stopwatch::start();
     let model = P::train(&request.arm, &loaded, request.seed, &context)?;
+    let seconds = watch.elapsed_seconds();
     let metrics = checked_metrics::<P>(&model.outcome, &request.arm)?;
     let checkpoint = out.join("model.safetensors");
     save_model::<P>(&checkpoint, &request.arm, request.seed, &model, &metrics)?;
@@ -427,6 +444,7 @@ pub fn train<P: Paper>(args: &P::TrainArgs, data: DataPolicy) -> Result<TrainedA
         seed: request.seed,
         outcome: model.outcome,
         metrics: metrics.clone(),
+        seconds,
     };
     let json =
         serde_json::to_vec_pretty(&record).map_err(|e| HarnessError::Serialise(e.to_string()))?;

@@ -14,6 +14,8 @@ pub struct SeedRun<O> {
     pub outcome: O,
     /// The run's [`Paper::metrics`].
     pub metrics: Metrics,
+    /// Wall-clock seconds it trained for (from its record when resumed).
+    pub seconds: f64,
     /// The checkpoint file.
     pub checkpoint: PathBuf,
     /// Whether this invocation took the run from its record instead of training it.
