@@ -11,8 +11,10 @@ pub enum HarnessError {
     /// A data set is missing, could not be fetched or read, or a batch could
     /// not be built from it (sparse-data's error; a loader's
     /// [`sparse_data::DataError`] converts into it too).
+    /// Boxed: sparse-data's error is large, and every `Result` of a paper crate
+    /// carries this one.
     #[error(transparent)]
-    Data(#[from] sparse_data::Error),
+    Data(Box<sparse_data::Error>),
     /// A parameter outside its valid range; names the parameter.
     #[error("invalid parameter `{name}` = {value}: {reason}")]
     InvalidParameter {
@@ -126,9 +128,15 @@ impl HarnessError {
     }
 }
 
+impl From<sparse_data::Error> for HarnessError {
+    fn from(err: sparse_data::Error) -> Self {
+        Self::Data(Box::new(err))
+    }
+}
+
 impl From<sparse_data::DataError> for HarnessError {
     fn from(err: sparse_data::DataError) -> Self {
-        Self::Data(sparse_data::Error::Load(err))
+        Self::Data(Box::new(sparse_data::Error::Load(err)))
     }
 }
 
