@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use sparse_repro::catalogue::{self, CatalogueError, Presence};
-use sparse_repro::data::{ClassificationSet, DataError, ImageDataset, cifar, digits, idx};
-use sparse_repro::location::DataLocation;
+use sparse_data::catalogue::{self, CatalogueError, Presence};
+use sparse_data::data::{ClassificationSet, DataError, ImageDataset, cifar, digits, idx};
+use sparse_data::location::DataLocation;
 
 use crate::model::InputShape;
 

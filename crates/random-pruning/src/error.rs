@@ -24,7 +24,7 @@ pub enum Error {
     Load(#[from] crate::data::LoadError),
     /// A data set could not be parsed.
     #[error(transparent)]
-    Data(#[from] sparse_repro::data::DataError),
+    Data(#[from] sparse_data::data::DataError),
     /// A lock over the model's parameters was poisoned by a panic elsewhere.
     #[error("the parameter map's lock is poisoned")]
     Poisoned,

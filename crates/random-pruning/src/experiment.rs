@@ -370,15 +370,19 @@ fn run_arm(
 /// Saves the best-validation network of a run with its eval spec as metadata.
 pub fn save_checkpoint(path: &Path, net: &Network, spec: &EvalSpec) -> Result<()> {
     let config = serde_json::to_value(spec).map_err(|e| Error::Serialise(e.to_string()))?;
-    let mut meta = CheckpointMeta::new(config, spec.config.epochs as u64, spec.config.seed);
-    meta.crate_name = env!("CARGO_PKG_NAME").to_string();
-    meta.crate_version = env!("CARGO_PKG_VERSION").to_string();
+    let mut meta = CheckpointMeta::new(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        config,
+        spec.config.epochs as u64,
+        spec.config.seed,
+    );
     meta.densities = net.params.densities();
     checkpoint::save(
         path,
         &net.varmap,
         Sources {
-            params: Some(&net.params),
+            masks: Some(&net.params),
             optimizer: None,
             extra: None,
         },

@@ -8,9 +8,13 @@ pub enum HarnessError {
     /// An error raised by candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    /// A data set could not be read or a batch not built from it.
+    /// A data set is missing, could not be fetched or read, or a batch could
+    /// not be built from it (sparse-data's error; a loader's
+    /// [`sparse_data::DataError`] converts into it too).
+    /// Boxed: sparse-data's error is large, and every `Result` of a paper crate
+    /// carries this one.
     #[error(transparent)]
-    Data(#[from] crate::data::DataError),
+    Data(Box<sparse_data::Error>),
     /// A parameter outside its valid range; names the parameter.
     #[error("invalid parameter `{name}` = {value}: {reason}")]
     InvalidParameter {
@@ -54,6 +58,47 @@ pub enum HarnessError {
     /// A report could not be serialised.
     #[error("cannot serialise report: {0}")]
     Serialise(String),
+    /// sparse-core rejected an operation (masks, checkpoints, configurations).
+    #[error(transparent)]
+    Sparse(#[from] sparse_core::SparseError),
+    /// A checkpoint is not one this paper can evaluate.
+    #[error("checkpoint `{path}` cannot be used: {reason}")]
+    BadCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `eval` measured another value than the one recorded at training.
+    #[error(
+        "`{path}`: the reloaded model gives {metric} = {measured}, the run recorded {recorded}"
+    )]
+    EvalMismatch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The metric compared.
+        metric: String,
+        /// The value recorded in the checkpoint.
+        recorded: f64,
+        /// The value measured now.
+        measured: f64,
+    },
+    /// A paper's run did not report the metric the harness needs.
+    #[error("arm `{arm}` reported no `{metric}` metric")]
+    MissingMetric {
+        /// The metric.
+        metric: String,
+        /// The arm.
+        arm: String,
+    },
+    /// The output directory holds a different run.
+    #[error("cannot resume into `{dir}`: {reason}")]
+    OtherRun {
+        /// The run directory.
+        dir: PathBuf,
+        /// What differs.
+        reason: String,
+    },
     /// A plot could not be drawn.
     #[error("cannot draw plot `{path}`: {message}")]
     Plot {
@@ -80,6 +125,18 @@ impl HarnessError {
             path: path.into(),
             source,
         }
+    }
+}
+
+impl From<sparse_data::Error> for HarnessError {
+    fn from(err: sparse_data::Error) -> Self {
+        Self::Data(Box::new(err))
+    }
+}
+
+impl From<sparse_data::DataError> for HarnessError {
+    fn from(err: sparse_data::DataError) -> Self {
+        Self::Data(Box::new(sparse_data::Error::Load(err)))
     }
 }
 

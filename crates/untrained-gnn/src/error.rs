@@ -40,7 +40,7 @@ pub enum Error {
     Harness(#[from] sparse_repro::HarnessError),
     /// A data set could not be parsed.
     #[error(transparent)]
-    Data(#[from] sparse_repro::data::DataError),
+    Data(#[from] sparse_data::data::DataError),
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -16,9 +16,9 @@ use std::path::Path;
 
 use candle_core::Device;
 use serde::Serialize;
+use sparse_data::location::DataLocation;
 use sparse_repro::claim::Claim;
 use sparse_repro::cli::Preset;
-use sparse_repro::location::DataLocation;
 use sparse_repro::plot::{LinePlot, Series};
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::report::{Anchor, ArmReport, RunReport};

@@ -21,12 +21,12 @@
 //!
 //! Masks, thresholds, the straight-through estimator and the sparsity ramp are
 //! sparse-core's [`sparse_core::scores`]; AdamW, initialisation, checkpoints and FLOP
-//! counts are sparse-core's too. Data, metrics, reports and the CLI come from
-//! sparse-repro.
+//! counts are sparse-core's too. Data comes from sparse-data; metrics, reports
+//! and the CLI from sparse-repro.
 //!
 //! ```no_run
 //! use candle_core::Device;
-//! use sparse_repro::location::DataLocation;
+//! use sparse_data::location::DataLocation;
 //! use sparse_repro::progress::ProgressMode;
 //! use untrained_gnn::{DatasetName, Method, ModelKind, TrainConfig, training};
 //!

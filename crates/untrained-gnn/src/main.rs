@@ -3,8 +3,8 @@
 use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand};
+use sparse_data::location::DataLocation;
 use sparse_repro::cli::{EvalArgs, OutArgs, ReproduceArgs};
-use sparse_repro::location::DataLocation;
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::utc::UtcDateTime;
 use untrained_gnn::data::DatasetName;

@@ -513,21 +513,21 @@ fn save_checkpoint(
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    let mut meta = CheckpointMeta::new(json, epoch as u64, config.seed());
+    let mut meta = CheckpointMeta::new(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
+        json,
+        epoch as u64,
+        config.seed(),
+    );
     // `{:?}` prints the shortest string that parses back to the same f64.
     meta.extra.insert(
         META_TEST_ACCURACY.into(),
         format!("{:?}", eval.test_accuracy),
     );
-    let mut masks = BTreeMap::new();
-    for (name, mask) in net.masks(config.sparsity())? {
-        masks.insert(
-            format!("mask/{name}"),
-            mask.to_tensor(DType::U8, &Device::Cpu)?,
-        );
-    }
+    let masks = net.masks(config.sparsity())?;
     let sources = Sources {
-        extra: Some(&masks),
+        masks: Some(&masks),
         ..Sources::default()
     };
     checkpoint::save(path, net.varmap(), sources, &meta)?;

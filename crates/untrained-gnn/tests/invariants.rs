@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
-use sparse_repro::data::Planetoid;
+use sparse_data::data::Planetoid;
 use sparse_repro::progress::ProgressMode;
 use untrained_gnn::data::GraphData;
 use untrained_gnn::model::{Gnn, gat};

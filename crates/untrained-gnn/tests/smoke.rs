@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use candle_core::Device;
+use sparse_data::location::DataLocation;
 use sparse_repro::cli::Preset;
-use sparse_repro::location::DataLocation;
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::report::RunReport;
 use sparse_repro::utc::UtcDateTime;
