@@ -56,6 +56,26 @@ impl DatasetName {
         }
     }
 
+    /// The data set called `name` (`cora`, `citeseer` or `fixture`, as
+    /// [`DatasetName::as_str`] spells it); any other name is an
+    /// [`Error::UnknownDataset`] naming it.
+    pub fn from_name(name: &str) -> Result<Self> {
+        [Self::Cora, Self::Citeseer, Self::Fixture]
+            .into_iter()
+            .find(|d| d.as_str() == name)
+            .ok_or_else(|| Error::UnknownDataset {
+                name: name.to_string(),
+            })
+    }
+
+    /// The catalogue data sets it needs: none for the committed fixture.
+    pub fn catalogue_names(self) -> Vec<String> {
+        match self {
+            Self::Fixture => Vec::new(),
+            Self::Cora | Self::Citeseer => vec![self.as_str().to_string()],
+        }
+    }
+
     /// The official repeat seeds of the data set (`base_options.py`); the fixture
     /// uses Cora's.
     pub fn official_seeds(self) -> [u64; 5] {
