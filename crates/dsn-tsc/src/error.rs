@@ -22,7 +22,7 @@ pub enum Error {
     UnknownDataset(String),
     /// A data set that is known but not on disk.
     #[error(transparent)]
-    Catalogue(#[from] sparse_repro::catalogue::CatalogueError),
+    Catalogue(#[from] sparse_data::catalogue::CatalogueError),
     /// A data set whose train and test splits disagree, or that cannot be trained on.
     #[error("data set `{path}`: {reason}")]
     BadDataset {
@@ -47,7 +47,7 @@ pub enum Error {
     Harness(#[from] sparse_repro::HarnessError),
     /// A data set could not be parsed.
     #[error(transparent)]
-    Data(#[from] sparse_repro::data::DataError),
+    Data(#[from] sparse_data::data::DataError),
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | [`config`] | [`TrainConfig`], the checked configuration of one run; [`Arm`] |
 //! | [`regions`] | the constraint regions and initial masks, as sparse-core growth regions |
-//! | [`data`] | UCR/UEA sets via sparse-repro's catalogue, padded to a common length |
+//! | [`data`] | UCR/UEA sets via sparse-data's catalogue, padded to a common length |
 //! | [`model`] | the SCNN of the official code |
 //! | [`training`] | the training loop on sparse-core's engine, evaluation, checkpoints |
 //! | [`experiment`] | presets, arms, claims and the run report |

@@ -7,8 +7,8 @@ use dsn_tsc::data::DatasetSource;
 use dsn_tsc::experiment::{CRATE_NAME, Plan, run};
 use dsn_tsc::training::{eval_checkpoint, save_checkpoint, train};
 use dsn_tsc::{Arm, ConvBackend, Growth, MaskInit, Padding, TrainConfig};
+use sparse_data::location::DataLocation;
 use sparse_repro::cli::{EvalArgs, OutArgs, ReproduceArgs};
-use sparse_repro::location::DataLocation;
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::utc::UtcDateTime;
 

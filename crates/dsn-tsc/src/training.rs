@@ -28,8 +28,8 @@ use sparse_core::{
     Adam, AdamConfig, DeathRate, DynamicSparsity, GrowthMethod, Mask, Optimizer, PruneMethod,
     SparseParams, SparsityEngine, UpdateReport,
 };
+use sparse_data::location::DataLocation;
 use sparse_repro::batch::BatchIndices;
-use sparse_repro::location::DataLocation;
 use sparse_repro::progress::{Progress, ProgressMode};
 use sparse_repro::rng::{derive_rng, derive_seed, streams};
 use sparse_repro::train::{Evaluation, Stopwatch, evaluate_classifier};
@@ -445,6 +445,8 @@ pub fn save_checkpoint(
         reason: e.to_string(),
     })?;
     let mut meta = checkpoint::CheckpointMeta::new(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION"),
         config,
         outcome.selected_epoch as u64,
         trained.config.seed(),
@@ -457,7 +459,7 @@ pub fn save_checkpoint(
         path,
         &trained.varmap,
         Sources {
-            params: Some(&trained.params),
+            masks: Some(&trained.params),
             ..Default::default()
         },
         &meta,

@@ -406,7 +406,6 @@ impl Paper for RandomPruning {
                 "inference_flops_relative",
                 mean_of(|o| o.inference_flops / o.dense_inference_flops),
             )
-            .with_metric("train_seconds_mean", mean_of(|o| o.train_seconds))
             .with_metric("best_epoch_mean", mean_of(|o| o.best_epoch as f64))
             .with_extra("width", json!(config.architecture().width()))
             .with_extra("architecture", json!(config.architecture().label()))

@@ -188,8 +188,6 @@ pub struct RunOutcome {
     /// Whether every mask at the end equals the mask drawn at initialisation and
     /// no pruned weight is non-zero.
     pub masks_unchanged: bool,
-    /// Training wall time in seconds.
-    pub train_seconds: f64,
 }
 
 /// Options of a run that are not hyperparameters.
@@ -272,7 +270,6 @@ pub fn train(
     seed: u64,
     options: &RunOptions,
 ) -> Result<(RunOutcome, Network)> {
-    let stopwatch = sparse_repro::train::Stopwatch::start();
     let net = Network::new(config, data, seed)?;
     let initial_masks: Vec<Mask> = net.params.iter().map(|p| p.mask.clone()).collect();
 
@@ -312,7 +309,6 @@ pub fn train(
         .run(&mut trainer)?;
     let final_test = trainer.final_test;
     let best_state = trainer.best_state;
-    let train_seconds = stopwatch.elapsed_seconds();
 
     let masks_unchanged = masks_intact(&net.params, &initial_masks)?;
     best_state.restore(&net.varmap)?;
@@ -339,7 +335,6 @@ pub fn train(
         inference_flops: flops.sparse_total(),
         dense_inference_flops: flops.dense_total(),
         masks_unchanged,
-        train_seconds,
     };
     Ok((outcome, net))
 }

@@ -45,6 +45,15 @@ pub enum SparseError {
         "no momentum for parameter `{0}` (momentum growth needs a MomentumSource with state for it)"
     )]
     MissingMomentum(String),
+    /// A [`crate::ModelState`] and its counterpart (a `VarMap`, another state) disagree
+    /// about one tensor.
+    #[error("model state tensor `{name}`: {reason}")]
+    StateMismatch {
+        /// The tensor's name.
+        name: String,
+        /// What differs (missing, unexpected, shape, dtype).
+        reason: String,
+    },
     /// Writing, reading or validating a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -62,12 +71,51 @@ pub enum CheckpointError {
         source: std::io::Error,
     },
     /// The file is not a valid safetensors file (truncated, bad header, bad offsets).
-    #[error("corrupt checkpoint `{path}`: {reason}")]
-    Corrupt {
+    #[error("malformed checkpoint `{path}`: {reason}")]
+    Malformed {
         /// The file.
         path: std::path::PathBuf,
         /// What the safetensors parser reported.
         reason: String,
+    },
+    /// A tensor's bytes do not hash to the sha256 recorded for it at save time (or
+    /// the tensor has no recorded hash, or a recorded one names no tensor).
+    #[error(
+        "corrupt checkpoint `{path}`: tensor `{tensor}` does not match the sha256 recorded when the file was written"
+    )]
+    Corrupt {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The tensor whose bytes fail the check.
+        tensor: String,
+    },
+    /// The file records no tensor hashes (written before they were introduced), so
+    /// its contents cannot be verified.
+    #[error(
+        "checkpoint `{path}` records no tensor sha256 hashes (an older format); it cannot be verified, save it again"
+    )]
+    MissingChecksums {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// The file was written by another crate than the one reading it.
+    #[error("`{path}` is a checkpoint written by `{found}`, not by `{expected}`")]
+    WrongCrate {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The crate that expected to read it.
+        expected: String,
+        /// The crate recorded in the file.
+        found: String,
+    },
+    /// [`crate::checkpoint::CheckpointMeta::crate_name`] is empty, so the file would
+    /// not say which crate wrote it.
+    #[error(
+        "refusing to write checkpoint `{path}`: the metadata names no crate (`crate_name` is empty)"
+    )]
+    MissingCrateName {
+        /// The file that was not written.
+        path: std::path::PathBuf,
     },
     /// The header metadata is missing or is not the JSON we wrote.
     #[error("bad checkpoint metadata in `{path}`: {reason}")]

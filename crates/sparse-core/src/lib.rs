@@ -14,7 +14,7 @@
 //!
 //! | concept | items |
 //! |---|---|
-//! | masks and the registry | [`Mask`], [`SparseParams`], [`SparseParam`] |
+//! | masks and the registry | [`Mask`], [`SparseParams`], [`SparseParam`], [`MaskSet`] (one view over registries, score-subnetwork masks and `BTreeMap<String, Mask>`: counts, densities) |
 //! | which tensors are sparse | [`SelectionPolicy`], [`selection`] |
 //! | structure of a mask | [`Granularity`], [`mask_from_scores`] |
 //! | sparsity at initialisation | [`AllocationConfig`], [`Allocation`] (uniform, ER, ERK, SNIP/GraSP ratio, ...), [`Sampling`], [`saliency`] |
@@ -25,7 +25,8 @@
 //! | score-based subnetworks (edge-popup, UGT) | [`ScoreSubnetwork`], [`ScoredLayer`] |
 //! | optimizers | [`Sgd`], [`Adam`] (Adam / AdamW), [`Optimizer`] |
 //! | weights and statistics | [`init`], [`SparseEma`], [`batchnorm::recalibrate`] |
-//! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`CheckpointMeta`] |
+//! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`checkpoint::verify`], [`checkpoint::read_meta_expecting`], [`checkpoint::load_masks`], [`CheckpointMeta`], [`checkpoint::Sources`] |
+//! | model snapshots (best epoch, interpolation, averaging, EMA, re-pruning) | [`ModelState`], [`RunningAverage`] |
 //! | counting | [`ParamReport`], [`InferenceFlops`], [`TrainingFlops`] |
 //!
 //! ## Quick start
@@ -84,6 +85,8 @@ pub mod itop;
 pub mod kernels;
 pub mod lr;
 pub mod mask;
+pub mod mask_set;
+pub mod model_state;
 pub mod optim;
 pub mod prune;
 pub mod redistribution;
@@ -107,6 +110,8 @@ pub use init::{FanMode, Init, Nonlinearity};
 pub use itop::FiredMasks;
 pub use lr::LrSchedule;
 pub use mask::Mask;
+pub use mask_set::MaskSet;
+pub use model_state::{ModelState, RunningAverage};
 pub use optim::{Adam, AdamConfig, Optimizer, OptimizerState, ParamGroup, Sgd, SgdConfig};
 pub use prune::{GradualPruning, KeepRule, LayerView, PruneMethod, keep_top_magnitude};
 pub use redistribution::Redistribution;

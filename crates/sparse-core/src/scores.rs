@@ -187,7 +187,8 @@ impl ScoreSubnetwork {
 
     /// The masks at `sparsity`: the scores ranked lowest are removed, exactly
     /// [`ScoreCount::removed`] of them per scope; ties go by layer name, then index
-    /// (the official `>=` threshold would keep every tie instead).
+    /// (the official `>=` threshold would keep every tie instead). The map is a
+    /// [`crate::MaskSet`]: pass it to [`crate::checkpoint::Sources::masks`] or count it.
     pub fn masks(&self, sparsity: f64) -> Result<BTreeMap<String, Mask>> {
         check_unit("sparsity", sparsity)?;
         let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();

@@ -192,7 +192,11 @@ mod tests {
         }
     }
 
-    fn run(validation: &[f64], goal: Goal, epochs: usize) -> Result<(LoopOutcome, Vec<usize>), HarnessError> {
+    fn run(
+        validation: &[f64],
+        goal: Goal,
+        epochs: usize,
+    ) -> Result<(LoopOutcome, Vec<usize>), HarnessError> {
         let mut task = Fixed {
             validation: validation.to_vec(),
             epoch: 0,

@@ -8,9 +8,13 @@ pub enum HarnessError {
     /// An error raised by candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    /// A data set could not be read or a batch not built from it.
+    /// A data set is missing, could not be fetched or read, or a batch could
+    /// not be built from it (sparse-data's error; a loader's
+    /// [`sparse_data::DataError`] converts into it too).
+    /// Boxed: sparse-data's error is large, and every `Result` of a paper crate
+    /// carries this one.
     #[error(transparent)]
-    Data(#[from] crate::data::DataError),
+    Data(Box<sparse_data::Error>),
     /// A parameter outside its valid range; names the parameter.
     #[error("invalid parameter `{name}` = {value}: {reason}")]
     InvalidParameter {
@@ -121,6 +125,18 @@ impl HarnessError {
             path: path.into(),
             source,
         }
+    }
+}
+
+impl From<sparse_data::Error> for HarnessError {
+    fn from(err: sparse_data::Error) -> Self {
+        Self::Data(Box::new(err))
+    }
+}
+
+impl From<sparse_data::DataError> for HarnessError {
+    fn from(err: sparse_data::DataError) -> Self {
+        Self::Data(Box::new(sparse_data::Error::Load(err)))
     }
 }
 

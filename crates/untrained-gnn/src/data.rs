@@ -1,11 +1,11 @@
-//! The graphs: Planetoid data sets found through sparse-repro's catalogue, turned
+//! The graphs: Planetoid data sets found through sparse-data's catalogue, turned
 //! into the tensors the models multiply with.
 //!
 //! Every graph operator is a constant sparse matrix, multiplied with dense
 //! activations by sparse-core's [`SparseMatrix`] (one CSR pass, backward through
 //! the transpose). The node features are sparse too (Cora: 1.3 % non-zero), so the
 //! first layer's `X Wᵀ` is the same kind of product. GAT's attention coefficients
-//! are not constants: that product goes through the COO tensors of sparse-repro's
+//! are not constants: that product goes through the COO tensors of sparse-data's
 //! [`CsrMatrix::coo_tensors`] (`index_select` + `index_add`, both differentiable).
 //! Measured on Cora (hidden 256, a loaded 2-core machine): `X Wᵀ` 130 ms through
 //! `index_select`/`index_add`, a few ms through [`SparseMatrix`].
@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sparse_core::SparseMatrix;
-use sparse_repro::catalogue;
-use sparse_repro::data::{CsrMatrix, Planetoid};
-use sparse_repro::location::{DataLocation, find_workspace_root};
+use sparse_data::catalogue;
+use sparse_data::data::{CsrMatrix, Planetoid};
+use sparse_data::location::{DataLocation, find_workspace_root};
 
 use crate::error::{Error, Result};
 use crate::ood::ClassSplit;
@@ -53,6 +53,26 @@ impl DatasetName {
             Self::Cora => "cora",
             Self::Citeseer => "citeseer",
             Self::Fixture => "fixture",
+        }
+    }
+
+    /// The data set called `name` (`cora`, `citeseer` or `fixture`, as
+    /// [`DatasetName::as_str`] spells it); any other name is an
+    /// [`Error::UnknownDataset`] naming it.
+    pub fn from_name(name: &str) -> Result<Self> {
+        [Self::Cora, Self::Citeseer, Self::Fixture]
+            .into_iter()
+            .find(|d| d.as_str() == name)
+            .ok_or_else(|| Error::UnknownDataset {
+                name: name.to_string(),
+            })
+    }
+
+    /// The catalogue data sets it needs: none for the committed fixture.
+    pub fn catalogue_names(self) -> Vec<String> {
+        match self {
+            Self::Fixture => Vec::new(),
+            Self::Cora | Self::Citeseer => vec![self.as_str().to_string()],
         }
     }
 

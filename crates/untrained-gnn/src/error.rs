@@ -13,6 +13,12 @@ pub enum Error {
         /// The valid range.
         reason: String,
     },
+    /// A data set name this crate does not know.
+    #[error("unknown data set `{name}`: expected cora, citeseer or fixture")]
+    UnknownDataset {
+        /// The name as given.
+        name: String,
+    },
     /// A data set is missing (the message says where it was looked for).
     #[error("data set `{name}` not found: {reason}")]
     MissingData {
@@ -21,29 +27,42 @@ pub enum Error {
         /// Where it was expected, and how to get it.
         reason: String,
     },
-    /// A checkpoint does not describe a run of this crate.
-    #[error("checkpoint {path}: {reason}")]
-    BadCheckpoint {
+    /// The masks stored in a checkpoint are not those its scores give.
+    #[error("checkpoint {path}: its stored masks differ from those of its scores ({reason})")]
+    MaskMismatch {
         /// The checkpoint file.
         path: String,
-        /// What is wrong with it.
+        /// Which mask differs, and how.
         reason: String,
     },
-    /// Training ran no epoch, so there is nothing to report.
-    #[error("training ran no epoch")]
-    NoEpoch,
     /// An error from sparse-core (scores, optimizer, checkpoint...).
     #[error(transparent)]
     Sparse(#[from] sparse_core::SparseError),
-    /// An error from the harness (metrics, reports).
+    /// An error from the harness (metrics, reports, checkpoints, the epoch loop);
+    /// boxed, as it is large and every `Result` of the crate would carry its size.
     #[error(transparent)]
-    Harness(#[from] sparse_repro::HarnessError),
+    Harness(Box<sparse_repro::HarnessError>),
     /// A data set could not be parsed.
     #[error(transparent)]
-    Data(#[from] sparse_repro::data::DataError),
+    Data(#[from] sparse_data::data::DataError),
+    /// A data set could not be found or fetched (boxed, as [`Error::Harness`]).
+    #[error(transparent)]
+    DataCatalogue(Box<sparse_data::Error>),
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+impl From<sparse_repro::HarnessError> for Error {
+    fn from(err: sparse_repro::HarnessError) -> Self {
+        Self::Harness(Box::new(err))
+    }
+}
+
+impl From<sparse_data::Error> for Error {
+    fn from(err: sparse_data::Error) -> Self {
+        Self::DataCatalogue(Box::new(err))
+    }
 }
 
 impl Error {

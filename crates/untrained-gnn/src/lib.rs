@@ -14,25 +14,26 @@
 //! | [`config`] | [`TrainConfig`] and its checked builder, [`ModelKind`], [`Method`] |
 //! | [`data`] | Cora / Citeseer / the fixture graph as sparse operators |
 //! | [`model`] | GCN, GAT and GIN layers over named (masked or trained) weights |
-//! | [`training`] | [`Network`] (weights + scores), the training loop, evaluation, checkpoints |
+//! | [`training`] | [`Network`] (weights + scores), the training loop on sparse-repro's epoch loop, evaluation |
 //! | [`ood`] | the leave-out-classes split of the OOD experiment ([`ood::ClassSplit`]) |
 //! | [`mad`] | mean average distance of node embeddings (over-smoothing) |
-//! | [`experiment`] | presets, arms, claims, the report |
+//! | [`paper`] | [`UntrainedGnn`], the harness's [`sparse_repro::harness::Paper`]: presets, arms, claims, anchors, the plot |
 //!
 //! Masks, thresholds, the straight-through estimator and the sparsity ramp are
-//! sparse-core's [`sparse_core::scores`]; AdamW, initialisation, checkpoints and FLOP
-//! counts are sparse-core's too. Data, metrics, reports and the CLI come from
-//! sparse-repro.
+//! sparse-core's [`sparse_core::scores`]; AdamW, initialisation, checkpoints, model
+//! snapshots and FLOP counts are sparse-core's too. Data comes from sparse-data;
+//! metrics, the epoch loop and the reproduction harness (run directory, resume,
+//! checkpoints, reports, the command line) from sparse-repro.
 //!
 //! ```no_run
 //! use candle_core::Device;
-//! use sparse_repro::location::DataLocation;
+//! use sparse_data::location::DataLocation;
 //! use sparse_repro::progress::ProgressMode;
 //! use untrained_gnn::{DatasetName, Method, ModelKind, TrainConfig, training};
 //!
 //! let config = TrainConfig::builder(ModelKind::Gcn, Method::Ugt).sparsity(0.9).build()?;
 //! let graph = DatasetName::Cora.load(&DataLocation::from_process(None), &Device::Cpu)?;
-//! let (_net, outcome) = training::train(&config, &graph, &Device::Cpu, ProgressMode::Auto, None)?;
+//! let (_net, outcome) = training::train(&config, &graph, &Device::Cpu, ProgressMode::Auto)?;
 //! println!("test accuracy {:.3}", outcome.eval.test_accuracy);
 //! # Ok::<(), untrained_gnn::Error>(())
 //! ```
@@ -41,13 +42,14 @@
 pub mod config;
 pub mod data;
 pub mod error;
-pub mod experiment;
 pub mod mad;
 pub mod model;
 pub mod ood;
+pub mod paper;
 pub mod training;
 
 pub use config::{Method, ModelKind, TrainConfig, TrainConfigBuilder};
 pub use data::{DatasetName, GraphData};
 pub use error::{Error, Result};
+pub use paper::UntrainedGnn;
 pub use training::{Evaluation, Network, RunOutcome};

@@ -1,5 +1,4 @@
-//! One run: the network's parameters, the full-batch training loop, evaluation and
-//! checkpoints.
+//! One run: the network's parameters, the full-batch training loop and evaluation.
 //!
 //! Score methods (UGTs, edge-popup) keep the weights frozen and train one score per
 //! weight through sparse-core's [`ScoreSubnetwork`] (threshold, straight-through
@@ -8,27 +7,32 @@
 //! the scheduled sparsity, then an evaluation at the *target* sparsity; the state
 //! with the best validation accuracy is kept and reported on test, as in the
 //! official `train.py`.
+//!
+//! The epochs run on sparse-repro's [`EpochLoop`] (the per-epoch work is
+//! [`EpochTask`] on a private trainer); the best epoch's state is a
+//! [`ModelState`] of every variable (weights and scores), restored at the end, so
+//! [`train`] returns the best-validation model: the one the harness checkpoints.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sparse_core::checkpoint::{self, CheckpointMeta, Sources, Targets};
 use sparse_core::init::init_var;
 use sparse_core::lr::{LrSchedule, MultiStep};
 use sparse_core::{
-    Adam, AdamConfig, FanMode, Init, Mask, Nonlinearity, Optimizer, ScoreSubnetwork, ScoredLayer,
+    Adam, AdamConfig, FanMode, Init, Mask, ModelState, Nonlinearity, Optimizer, ScoreSubnetwork,
+    ScoredLayer, SparsityRamp,
 };
+use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
 use sparse_repro::metrics::{accuracy, expected_calibration_error_from_logits, msp_auroc};
-use sparse_repro::progress::{Progress, ProgressMode};
+use sparse_repro::progress::ProgressMode;
 use sparse_repro::rng::derive_rng;
-use sparse_repro::train::{BestTracker, Goal, Stopwatch, cross_entropy};
+use sparse_repro::train::{Goal, Stopwatch, cross_entropy};
 
 use crate::config::{Method, TrainConfig};
-use crate::data::{DatasetName, GraphData, index_tensor, label_tensor};
+use crate::data::{GraphData, index_tensor, label_tensor};
 use crate::error::{Error, Result};
 use crate::mad::mean_average_distance;
 use crate::model::{Dropout, Gnn};
@@ -42,9 +46,6 @@ pub const KAIMING_UNIFORM: Init = Init::KaimingUniform {
 
 /// The official `MultiStepLR` milestones (past 400 epochs, so effectively constant).
 pub const LR_MILESTONES: [u64; 3] = [900, 1000, 1100];
-
-/// Key of the best-state test accuracy in a checkpoint's metadata.
-pub const META_TEST_ACCURACY: &str = "test_accuracy";
 
 /// A model with its frozen (or trained) weights and, for score methods, its scores.
 pub struct Network {
@@ -119,7 +120,7 @@ impl Network {
         &self.model
     }
 
-    /// Every parameter (`<name>.weight`, `<name>.score`), as saved in checkpoints.
+    /// Every parameter (`<name>.weight`, `<name>.score`), as checkpoints hold them.
     pub fn varmap(&self) -> &VarMap {
         &self.varmap
     }
@@ -377,53 +378,45 @@ pub fn evaluate(
     })
 }
 
-/// Trains `config` on `graph`; returns the network restored to its best-validation
-/// state and the outcome. With `checkpoint`, that state is saved there.
-pub fn train(
-    config: &TrainConfig,
-    graph: &GraphData,
-    device: &Device,
-    progress: ProgressMode,
-    checkpoint: Option<&Path>,
-) -> Result<(Network, RunOutcome)> {
-    let clock = Stopwatch::start();
-    let splits = NodeSplits::new(graph, config, device)?;
-    let net = Network::new(config, graph.num_features, splits.classes, device)?;
-    let trainable = net.trainable();
-    let adam = AdamConfig::adamw(config.lr(), config.weight_decay()).build()?;
-    let mut optimizer = Adam::from_params(trainable.clone(), adam)?;
-    let schedule = MultiStep::new(config.lr(), 0.1, LR_MILESTONES.to_vec())?;
-    let ramp = config.ramp()?;
-    let mut dropout_rng: ChaCha8Rng = derive_rng(config.seed(), "dropout");
-    let mut tracker = BestTracker::new(Goal::Maximize);
-    let mut best_state: Option<Vec<Tensor>> = None;
-    let mut val_curve = Vec::with_capacity(config.epochs());
-    let mut final_train_loss = f64::NAN;
-    let mut bar = Progress::new(
-        format!("{}-{}-seed{}", graph.name, config.label(), config.seed()),
-        config.epochs() as u64,
-        progress,
-    )
-    .with_unit("epoch");
-    // Masks at the target sparsity for the current scores, reused by the next
-    // training step once the ramp is over (the scores have not changed since).
-    let mut target_masks: Option<BTreeMap<String, Mask>> = None;
-    for epoch in 0..config.epochs() {
-        schedule.apply(&mut optimizer, epoch as f64);
-        let s = ramp.map_or(0.0, |r| r.sparsity_at(epoch, config.epochs()));
-        let masks = match target_masks.take() {
+/// The per-epoch work of one run, driven by [`EpochLoop`].
+struct Trainer<'a> {
+    config: &'a TrainConfig,
+    graph: &'a GraphData,
+    splits: &'a NodeSplits,
+    net: &'a Network,
+    optimizer: Adam,
+    schedule: MultiStep,
+    ramp: Option<SparsityRamp>,
+    dropout_rng: ChaCha8Rng,
+    /// Masks at the target sparsity for the current scores, reused by the next
+    /// training step once the ramp is over (the scores have not changed since).
+    target_masks: Option<BTreeMap<String, Mask>>,
+    val_curve: Vec<(usize, f64)>,
+    best: Option<ModelState>,
+}
+
+impl EpochTask for Trainer<'_> {
+    type Error = Error;
+
+    fn train_epoch(&mut self, epoch: usize) -> Result<f64> {
+        let (config, net) = (self.config, self.net);
+        self.schedule.apply(&mut self.optimizer, epoch as f64);
+        let s = self
+            .ramp
+            .map_or(0.0, |r| r.sparsity_at(epoch, config.epochs()));
+        let masks = match self.target_masks.take() {
             Some(m) if s == config.sparsity() => m,
             _ => net.masks(s)?,
         };
         let weights = net.effective_weights(&masks)?;
         let dropout = (config.dropout() > 0.0).then(|| Dropout {
-            rng: &mut dropout_rng,
+            rng: &mut self.dropout_rng,
             p: config.dropout() as f32,
         });
-        let logits = net.model().forward(graph, &weights, dropout)?;
+        let logits = net.model().forward(self.graph, &weights, dropout)?;
         let mut loss = cross_entropy(
-            &logits.index_select(&splits.train.0, 0)?,
-            &splits.train.1,
+            &logits.index_select(&self.splits.train.0, 0)?,
+            &self.splits.train.1,
             0.0,
         )?;
         if config.weight_l1() > 0.0
@@ -431,158 +424,82 @@ pub fn train(
         {
             loss = (loss + (l1 * config.weight_l1())?)?;
         }
-        final_train_loss = f64::from(loss.to_scalar::<f32>()?);
+        let train_loss = f64::from(loss.to_scalar::<f32>()?);
         let grads = loss.backward()?;
-        optimizer.step(&grads)?;
+        self.optimizer.step(&grads)?;
+        Ok(train_loss)
+    }
 
-        let masks = net.masks(config.sparsity())?;
+    fn evaluate(&mut self, epoch: usize) -> Result<Option<Scores>> {
+        let net = self.net;
+        let masks = net.masks(self.config.sparsity())?;
         let logits = net
             .model()
-            .forward(graph, &net.effective_weights(&masks)?, None)?
+            .forward(self.graph, &net.effective_weights(&masks)?, None)?
             .detach();
+        let splits = self.splits;
         let val = accuracy(&logits.index_select(&splits.val.0, 0)?, &splits.val.1)?;
         let test = accuracy(&logits.index_select(&splits.test.0, 0)?, &splits.test.1)?;
-        target_masks = Some(masks);
-        val_curve.push((epoch, val));
-        if tracker.update(epoch, val, test) {
-            best_state = Some(
-                trainable
-                    .iter()
-                    .map(|(_, v)| v.as_tensor().copy())
-                    .collect::<candle_core::Result<_>>()?,
-            );
-        }
-        bar.update(&[("loss", final_train_loss), ("val", val)]);
+        self.target_masks = Some(masks);
+        self.val_curve.push((epoch, val));
+        Ok(Some(Scores::new(val, test)))
     }
-    let (Some(best), Some(state)) = (tracker.best(), best_state) else {
-        return Err(Error::NoEpoch);
+
+    fn on_new_best(&mut self, _epoch: usize) -> Result<()> {
+        self.best = Some(ModelState::capture(self.net.varmap())?);
+        Ok(())
+    }
+}
+
+/// Trains `config` on `graph`; returns the network restored to its best-validation
+/// state (the model to checkpoint) and the outcome.
+pub fn train(
+    config: &TrainConfig,
+    graph: &GraphData,
+    device: &Device,
+    progress: ProgressMode,
+) -> Result<(Network, RunOutcome)> {
+    let clock = Stopwatch::start();
+    let splits = NodeSplits::new(graph, config, device)?;
+    let net = Network::new(config, graph.num_features, splits.classes, device)?;
+    let adam = AdamConfig::adamw(config.lr(), config.weight_decay()).build()?;
+    let mut trainer = Trainer {
+        config,
+        graph,
+        splits: &splits,
+        net: &net,
+        optimizer: Adam::from_params(net.trainable(), adam)?,
+        schedule: MultiStep::new(config.lr(), 0.1, LR_MILESTONES.to_vec())?,
+        ramp: config.ramp()?,
+        dropout_rng: derive_rng(config.seed(), "dropout"),
+        target_masks: None,
+        val_curve: Vec::with_capacity(config.epochs()),
+        best: None,
     };
-    for ((_, var), t) in trainable.iter().zip(state) {
-        var.set(&t)?;
-    }
+    let label = format!("{}-{}-seed{}", graph.name, config.label(), config.seed());
+    let outcome = EpochLoop::new(config.epochs(), Goal::Maximize)
+        .progress(label, progress)
+        .run(&mut trainer)?;
+    let Trainer {
+        best, val_curve, ..
+    } = trainer;
+    // The loop returns only after a best epoch, whose `on_new_best` stored the state.
+    let best =
+        best.ok_or_else(|| Error::invalid("epochs", config.epochs(), "no epoch was selected"))?;
+    best.restore(net.varmap())?;
     let eval = evaluate(&net, graph, &splits, config.sparsity())?;
-    bar.finish(&format!(
-        "best epoch {} val {:.4} test {:.4}",
-        best.epoch, eval.val_accuracy, eval.test_accuracy
-    ));
-    if let Some(path) = checkpoint {
-        save_checkpoint(path, &net, config, graph, best.epoch, &eval)?;
-    }
     let params = net.weights().values().map(|w| w.elem_count()).sum();
     let outcome = RunOutcome {
         config: config.clone(),
         dataset: graph.name.clone(),
-        best_epoch: best.epoch,
+        // The loop numbers epochs from 1; outcomes and reports keep the 0-based epoch.
+        best_epoch: outcome.best.epoch.saturating_sub(1),
         eval,
-        final_train_loss,
+        final_train_loss: outcome.last_train_loss,
         params,
         seconds: clock.elapsed_seconds(),
         val_curve,
         held_out_classes: splits.held_out_classes().to_vec(),
     };
     Ok((net, outcome))
-}
-
-/// The configuration a checkpoint stores (its metadata's `config`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckpointConfig {
-    /// The run's configuration.
-    pub train: TrainConfig,
-    /// The data set's name (`cora`, `citeseer`, `fixture`).
-    pub dataset: DatasetName,
-}
-
-fn save_checkpoint(
-    path: &Path,
-    net: &Network,
-    config: &TrainConfig,
-    graph: &GraphData,
-    epoch: usize,
-    eval: &Evaluation,
-) -> Result<()> {
-    let dataset = match graph.name.as_str() {
-        "cora" => DatasetName::Cora,
-        "citeseer" => DatasetName::Citeseer,
-        _ => DatasetName::Fixture,
-    };
-    let cfg = CheckpointConfig {
-        train: config.clone(),
-        dataset,
-    };
-    let json = serde_json::to_value(&cfg).map_err(|e| Error::BadCheckpoint {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let mut meta = CheckpointMeta::new(json, epoch as u64, config.seed());
-    // `{:?}` prints the shortest string that parses back to the same f64.
-    meta.extra.insert(
-        META_TEST_ACCURACY.into(),
-        format!("{:?}", eval.test_accuracy),
-    );
-    let mut masks = BTreeMap::new();
-    for (name, mask) in net.masks(config.sparsity())? {
-        masks.insert(
-            format!("mask/{name}"),
-            mask.to_tensor(DType::U8, &Device::Cpu)?,
-        );
-    }
-    let sources = Sources {
-        extra: Some(&masks),
-        ..Sources::default()
-    };
-    checkpoint::save(path, net.varmap(), sources, &meta)?;
-    Ok(())
-}
-
-/// A network reloaded from a checkpoint, with what is needed to evaluate it.
-#[derive(Debug)]
-pub struct Reloaded {
-    /// The stored configuration.
-    pub config: CheckpointConfig,
-    /// The network with the stored scores and weights.
-    pub network: Network,
-    /// The test accuracy recorded when the checkpoint was written.
-    pub recorded_test_accuracy: Option<f64>,
-}
-
-/// Reloads a checkpoint written by [`train`] for a graph with `in_dim` features and
-/// `num_classes` classes (see [`read_checkpoint_config`] to learn which graph).
-pub fn load_checkpoint(
-    path: &Path,
-    in_dim: usize,
-    num_classes: usize,
-    device: &Device,
-) -> Result<Reloaded> {
-    let config = read_checkpoint_config(path)?;
-    let meta = checkpoint::read_meta(path)?;
-    let classes = num_classes
-        .checked_sub(config.train.ood_classes())
-        .ok_or_else(|| Error::BadCheckpoint {
-            path: path.display().to_string(),
-            reason: "more held-out classes than classes".into(),
-        })?;
-    let network = Network::new(&config.train, in_dim, classes, device)?;
-    checkpoint::load(path, network.varmap(), Targets::default())?;
-    let recorded_test_accuracy = meta
-        .extra
-        .get(META_TEST_ACCURACY)
-        .and_then(|v| v.parse::<f64>().ok());
-    Ok(Reloaded {
-        config,
-        network,
-        recorded_test_accuracy,
-    })
-}
-
-/// The configuration stored in a checkpoint's metadata.
-pub fn read_checkpoint_config(path: &Path) -> Result<CheckpointConfig> {
-    let meta = checkpoint::read_meta(path)?;
-    let mut config: CheckpointConfig =
-        serde_json::from_value(meta.config).map_err(|e| Error::BadCheckpoint {
-            path: path.display().to_string(),
-            reason: format!("not an untrained-gnn configuration: {e}"),
-        })?;
-    // A stored configuration is validated like a new one.
-    config.train = config.train.to_builder().build()?;
-    Ok(config)
 }

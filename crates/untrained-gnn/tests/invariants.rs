@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
-use sparse_repro::data::Planetoid;
+use sparse_data::data::Planetoid;
 use sparse_repro::progress::ProgressMode;
 use untrained_gnn::data::GraphData;
 use untrained_gnn::model::{Gnn, gat};
@@ -163,8 +163,7 @@ fn weights_stay_bit_identical_while_scores_learn() {
             })
             .collect()
     };
-    let (trained, _) =
-        training::train(&config, &g, &Device::Cpu, ProgressMode::Quiet, None).unwrap();
+    let (trained, _) = training::train(&config, &g, &Device::Cpu, ProgressMode::Quiet).unwrap();
     assert_eq!(bits(&fresh, ".weight"), bits(&trained, ".weight"));
     assert_ne!(
         bits(&fresh, ".score"),
@@ -178,8 +177,7 @@ fn weights_stay_bit_identical_while_scores_learn() {
         .seed(7)
         .build()
         .unwrap();
-    let (trained, _) =
-        training::train(&dense, &g, &Device::Cpu, ProgressMode::Quiet, None).unwrap();
+    let (trained, _) = training::train(&dense, &g, &Device::Cpu, ProgressMode::Quiet).unwrap();
     assert_ne!(bits(&fresh, ".weight"), bits(&trained, ".weight"));
 }
 

@@ -9,7 +9,11 @@ use super::*;
 use crate::SparseError;
 use crate::init::{Init, init_vars};
 use crate::optim::{Adam, AdamConfig, Sgd, SgdConfig, trainable_vars};
+use crate::scores::{ScoreCount, ScoreSubnetwork, ScoredLayer, ThresholdScope};
 use crate::state::MaskableState;
+
+/// The writer recorded by the test checkpoints.
+const CRATE: &str = "ckpt-test";
 
 /// fc1 (4→5) → BatchNorm → ReLU → fc2 (5→2); fc1/fc2 weights masked.
 struct Model {
@@ -165,10 +169,16 @@ fn resume_is_bit_identical<O: OptimizerMask>(make: fn(&Model) -> O) {
     for _ in 0..n / 2 {
         train_step(&first, &mut opt1, &mut rng1);
     }
-    let meta =
-        CheckpointMeta::new(serde_json::json!({"lr": 0.05}), (n / 2) as u64, 42).with_rng(&rng1);
+    let meta = CheckpointMeta::new(
+        CRATE,
+        "0.0.1",
+        serde_json::json!({"lr": 0.05}),
+        (n / 2) as u64,
+        42,
+    )
+    .with_rng(&rng1);
     let sources = Sources {
-        params: Some(&first.params),
+        masks: Some(&first.params),
         optimizer: Some(&opt1),
         extra: None,
     };
@@ -214,14 +224,15 @@ fn saved(dir: &Path) -> (PathBuf, Model, Sgd) {
     for _ in 0..2 {
         train_step(&m, &mut opt, &mut rng);
     }
-    let mut meta = CheckpointMeta::new(serde_json::json!({"density": 0.5}), 2, 5).with_rng(&rng);
-    meta.extra.insert("note".into(), "hello".into());
+    let meta = CheckpointMeta::new(CRATE, "0.0.1", serde_json::json!({"density": 0.5}), 2, 5)
+        .with_rng(&rng)
+        .with_extra("note", "hello");
     let extra = BTreeMap::from([(
         "ema.fc1.weight".to_string(),
         Tensor::new(&[1f32, 2.0], &Device::Cpu).unwrap(),
     )]);
     let sources = Sources {
-        params: Some(&m.params),
+        masks: Some(&m.params),
         optimizer: Some(&opt),
         extra: Some(&extra),
     };
@@ -257,7 +268,21 @@ fn round_trip_is_bit_exact_with_masks_state_and_metadata() {
     assert_eq!(loaded.meta.extra["note"], "hello");
     assert_eq!(loaded.meta.densities, m.params.densities());
     assert_eq!(loaded.meta.optimizer.as_ref().unwrap().kind, "sgd");
-    assert_eq!(loaded.meta.crate_name, "sparse-core");
+    assert_eq!(loaded.meta.crate_name, CRATE);
+    // Every tensor has its hash, and only those.
+    let st_bytes = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&st_bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    assert_eq!(
+        loaded
+            .meta
+            .tensor_sha256
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        names
+    );
     assert_eq!(
         loaded.extra["ema.fc1.weight"].to_vec1::<f32>().unwrap(),
         vec![1.0, 2.0]
@@ -298,7 +323,7 @@ fn ck_err(e: SparseError) -> CheckpointError {
 }
 
 #[test]
-fn truncated_file_is_a_corrupt_error() {
+fn truncated_file_is_a_malformed_error() {
     let dir = tempfile::tempdir().unwrap();
     let (path, ..) = saved(dir.path());
     let bytes = std::fs::read(&path).unwrap();
@@ -307,7 +332,7 @@ fn truncated_file_is_a_corrupt_error() {
         std::fs::write(&short, &bytes[..cut]).unwrap();
         let m = model(3, 5);
         let e = ck_err(load(&short, &m.varmap, Targets::default()).unwrap_err());
-        assert!(matches!(e, CheckpointError::Corrupt { .. }), "{cut}: {e}");
+        assert!(matches!(e, CheckpointError::Malformed { .. }), "{cut}: {e}");
     }
 }
 
@@ -322,7 +347,7 @@ fn tampered_header_and_bad_metadata_are_typed_errors() {
     std::fs::write(&bad, &bytes).unwrap();
     let m = model(3, 5);
     let e = ck_err(load(&bad, &m.varmap, Targets::default()).unwrap_err());
-    assert!(matches!(e, CheckpointError::Corrupt { .. }), "{e}");
+    assert!(matches!(e, CheckpointError::Malformed { .. }), "{e}");
 
     // A valid safetensors file whose metadata is not ours.
     let t = Tensor::new(&[1f32], &Device::Cpu).unwrap();
@@ -429,4 +454,245 @@ fn wrong_shape_missing_and_unexpected_tensors_are_named() {
         .unwrap_err(),
     );
     assert!(matches!(e, CheckpointError::BadMetadata { .. }), "{e}");
+}
+
+#[test]
+fn metadata_round_trips_with_exact_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let m = model(3, 5);
+    // Values whose shortest decimal forms need all 17 digits or sit at the f64 edges.
+    let values = [
+        0.1 + 0.2,
+        1.0 / 3.0,
+        0.876_543_210_123_456_7,
+        1e-300,
+        5e-324,
+        f64::MAX,
+        -0.0,
+        std::f64::consts::PI,
+    ];
+    let mut meta = CheckpointMeta::new(CRATE, "1.2.3", serde_json::json!({}), 7, 9)
+        .with_dataset("cifar10")
+        .with_git_commit("abc123");
+    for (i, v) in values.iter().enumerate() {
+        meta = meta.with_metric(format!("m{i}"), *v);
+    }
+    meta = meta.with_metric("test_accuracy", 0.9137);
+    save(&path, &m.varmap, Sources::default(), &meta).unwrap();
+    let back = read_meta(&path).unwrap();
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(
+            back.metric(&format!("m{i}")).unwrap().to_bits(),
+            v.to_bits(),
+            "m{i}"
+        );
+    }
+    assert_eq!(back.metric("test_accuracy"), Some(0.9137));
+    assert_eq!(back.dataset.as_deref(), Some("cifar10"));
+    assert_eq!(back.git_commit.as_deref(), Some("abc123"));
+    assert_eq!(
+        (back.crate_name.as_str(), back.crate_version.as_str()),
+        (CRATE, "1.2.3")
+    );
+    assert_eq!(verify(&path).unwrap(), back);
+
+    // JSON has no NaN: such a metric is refused before anything is written.
+    let nan = dir.path().join("nan.safetensors");
+    let bad = meta.clone().with_metric("loss", f64::NAN);
+    let e = ck_err(save(&nan, &m.varmap, Sources::default(), &bad).unwrap_err());
+    assert!(matches!(e, CheckpointError::BadMetadata { .. }), "{e}");
+    assert!(e.to_string().contains("loss"), "{e}");
+    assert!(!nan.exists());
+}
+
+#[test]
+fn empty_crate_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("anon.safetensors");
+    let m = model(3, 5);
+    for name in ["", "  "] {
+        let meta = CheckpointMeta::new(name, "0.1.0", serde_json::json!({}), 0, 0);
+        let e = ck_err(save(&path, &m.varmap, Sources::default(), &meta).unwrap_err());
+        assert!(matches!(e, CheckpointError::MissingCrateName { .. }), "{e}");
+    }
+    assert!(!path.exists());
+}
+
+#[test]
+fn another_crates_checkpoint_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ..) = saved(dir.path());
+    assert_eq!(read_meta_expecting(&path, CRATE).unwrap().crate_name, CRATE);
+    let e = ck_err(read_meta_expecting(&path, "dsn-tsc").unwrap_err());
+    match &e {
+        CheckpointError::WrongCrate {
+            expected, found, ..
+        } => assert_eq!((expected.as_str(), found.as_str()), ("dsn-tsc", CRATE)),
+        other => panic!("{other}"),
+    }
+    let msg = e.to_string();
+    assert!(msg.contains("dsn-tsc") && msg.contains(CRATE), "{msg}");
+}
+
+/// The byte range of `name` in the file (absolute offsets).
+fn data_range(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
+    let (n, meta) = SafeTensors::read_metadata(bytes).unwrap();
+    let (start, end) = meta.tensors()[name].data_offsets;
+    (8 + n + start)..(8 + n + end)
+}
+
+#[test]
+fn a_flipped_data_byte_is_reported_with_its_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ..) = saved(dir.path());
+    let good = std::fs::read(&path).unwrap();
+    for name in [
+        "fc1.weight",
+        "bn.running_var",
+        "mask/fc2.weight",
+        "optim/fc1.weight/momentum_buffer",
+        "extra/ema.fc1.weight",
+    ] {
+        let range = data_range(&good, name);
+        let mut bytes = good.clone();
+        // A single low bit in the middle of the tensor: a plausible storage error.
+        bytes[(range.start + range.end) / 2] ^= 1;
+        let bad = dir.path().join("flipped.safetensors");
+        std::fs::write(&bad, &bytes).unwrap();
+        let check = |e: SparseError| {
+            let e = ck_err(e);
+            match &e {
+                CheckpointError::Corrupt { path, tensor } => {
+                    assert_eq!((path, tensor.as_str()), (&bad, name));
+                }
+                other => panic!("{name}: {other}"),
+            }
+            let msg = e.to_string();
+            assert!(
+                msg.contains(name) && msg.contains("flipped.safetensors"),
+                "{msg}"
+            );
+        };
+        check(verify(&bad).unwrap_err());
+        check(load_masks(&bad).unwrap_err());
+        let mut fresh = model(11, 5);
+        let before = bits(&fresh.varmap);
+        check(
+            load(
+                &bad,
+                &fresh.varmap,
+                Targets {
+                    params: Some(&mut fresh.params),
+                    optimizer: None,
+                },
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(
+            before,
+            bits(&fresh.varmap),
+            "a corrupt file changes nothing"
+        );
+    }
+    assert!(verify(&path).is_ok());
+}
+
+/// Rewrites `path` with the same tensors and `meta` as its metadata.
+fn rewrite(path: &Path, meta: &CheckpointMeta) {
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    let header = HashMap::from([(
+        METADATA_KEY.to_string(),
+        serde_json::to_string(meta).unwrap(),
+    )]);
+    safetensors::serialize_to_file(tensors, Some(header), path).unwrap();
+}
+
+#[test]
+fn unhashed_and_partly_hashed_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, ..) = saved(dir.path());
+    let meta = read_meta(&path).unwrap();
+
+    // One hash missing: that tensor is reported.
+    let mut partial = meta.clone();
+    partial.tensor_sha256.remove("fc2.bias");
+    rewrite(&path, &partial);
+    let e = ck_err(verify(&path).unwrap_err());
+    assert!(
+        matches!(e, CheckpointError::Corrupt { ref tensor, .. } if tensor == "fc2.bias"),
+        "{e}"
+    );
+
+    // A hash for a tensor the file does not hold.
+    let mut ghost = meta.clone();
+    ghost
+        .tensor_sha256
+        .insert("zz.ghost".into(), "00".repeat(32));
+    rewrite(&path, &ghost);
+    let e = ck_err(verify(&path).unwrap_err());
+    assert!(
+        matches!(e, CheckpointError::Corrupt { ref tensor, .. } if tensor == "zz.ghost"),
+        "{e}"
+    );
+
+    // No hashes at all: the older format, refused as unverifiable.
+    let mut old = meta;
+    old.tensor_sha256.clear();
+    rewrite(&path, &old);
+    let e = ck_err(verify(&path).unwrap_err());
+    assert!(matches!(e, CheckpointError::MissingChecksums { .. }), "{e}");
+    let m = model(3, 5);
+    let e = ck_err(load(&path, &m.varmap, Targets::default()).unwrap_err());
+    assert!(matches!(e, CheckpointError::MissingChecksums { .. }), "{e}");
+    // The metadata alone is still readable (to tell the user what the file is).
+    assert_eq!(read_meta(&path).unwrap().crate_name, CRATE);
+}
+
+#[test]
+fn score_subnetwork_masks_are_stored_under_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ugt.safetensors");
+    let dev = Device::Cpu;
+    let varmap = VarMap::new();
+    let mut layers = Vec::new();
+    for (name, n) in [("conv2.weight", 6), ("conv1.weight", 10)] {
+        let scores: Vec<f32> = (0..n).map(|i| ((i * 7) % n) as f32).collect();
+        let s = Var::from_tensor(&Tensor::new(scores.as_slice(), &dev).unwrap()).unwrap();
+        varmap
+            .data()
+            .lock()
+            .unwrap()
+            .insert(format!("{name}.scores"), s.clone());
+        let w = Tensor::ones(n, DType::F32, &dev).unwrap();
+        layers.push(ScoredLayer::new(name, &w, s).unwrap());
+    }
+    let net = ScoreSubnetwork::new(layers, ThresholdScope::PerLayer, ScoreCount::Floor).unwrap();
+    let masks = net.masks(0.5).unwrap();
+    let meta = CheckpointMeta::new(CRATE, "0.0.1", serde_json::json!({}), 1, 2);
+    let sources = Sources {
+        masks: Some(&masks),
+        ..Sources::default()
+    };
+    save(&path, &varmap, sources, &meta).unwrap();
+
+    let bytes = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = st.names();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "conv1.weight.scores",
+            "conv2.weight.scores",
+            "mask/conv1.weight",
+            "mask/conv2.weight"
+        ]
+    );
+    assert_eq!(load_masks(&path).unwrap(), masks);
+    let meta = read_meta(&path).unwrap();
+    assert_eq!(meta.densities, masks.mask_densities());
+    assert_eq!(meta.densities["conv2.weight"], 0.5);
+    // Loading the weights alone ignores the masks.
+    load(&path, &varmap, Targets::default()).unwrap();
 }

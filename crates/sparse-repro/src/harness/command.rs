@@ -85,7 +85,9 @@ where
         .bin_name(P::NAME)
         .version(P::VERSION)
         .about(P::ABOUT);
-    let matches = command.try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    let matches = command
+        .try_get_matches_from(args)
+        .unwrap_or_else(|e| e.exit());
     let cli = Cli::<P::ReproduceArgs, P::TrainArgs>::from_arg_matches(&matches)?;
     match cli.command {
         Command::Reproduce {

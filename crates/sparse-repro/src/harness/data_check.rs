@@ -17,7 +17,11 @@ pub enum DataPolicy {
 
 /// Checks every catalogue data set in `names`, fetching missing registry ones when
 /// `policy` allows; reports every missing one at once.
-pub fn ensure_data(names: &[String], data_dir: Option<&Path>, policy: DataPolicy) -> HarnessResult<()> {
+pub fn ensure_data(
+    names: &[String],
+    data_dir: Option<&Path>,
+    policy: DataPolicy,
+) -> HarnessResult<()> {
     if names.is_empty() {
         return Ok(());
     }
@@ -26,6 +30,7 @@ pub fn ensure_data(names: &[String], data_dir: Option<&Path>, policy: DataPolicy
         DataPolicy::Fetch => sparse_data::FetchPolicy::Fetch,
         DataPolicy::NoFetch => sparse_data::FetchPolicy::NoFetch,
     };
-    sparse_data::ensure_available(&names, data_dir, fetch, true)?;
+    let location = sparse_data::DataLocation::from_process(data_dir);
+    sparse_data::ensure_available(&names, &location, fetch, true)?;
     Ok(())
 }

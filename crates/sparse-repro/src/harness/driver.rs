@@ -23,6 +23,10 @@ use super::runs::{ArmRuns, Runs, SeedRun};
 /// The folder of checkpoints inside a run directory.
 pub const CHECKPOINTS: &str = "checkpoints";
 
+/// The per-arm metric of wall-clock training time, measured by the harness around
+/// each [`Paper::train`] (the only metric that differs between identical runs).
+pub const TRAIN_SECONDS: &str = "train_seconds";
+
 /// How to run `reproduce`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReproduceOptions {
@@ -233,6 +237,7 @@ pub fn reproduce<P: Paper>(
                         seed,
                         outcome: model.outcome,
                         metrics,
+                        seconds: watch.elapsed_seconds(),
                     };
                     write_record(&record_file, &record)?;
                     trained += 1;
@@ -241,7 +246,7 @@ pub fn reproduce<P: Paper>(
                         arm.name,
                         P::EVAL_METRIC,
                         record.metrics[P::EVAL_METRIC],
-                        watch.elapsed_seconds()
+                        record.seconds
                     );
                     (record, false)
                 }
@@ -250,6 +255,7 @@ pub fn reproduce<P: Paper>(
                 seed,
                 outcome: record.outcome,
                 metrics: record.metrics,
+                seconds: record.seconds,
                 checkpoint: checkpoint.clone(),
                 resumed: was_resumed,
             });
@@ -301,8 +307,18 @@ fn open_manifest<P: Paper>(
     }
 }
 
-fn checked_metrics<P: Paper>(outcome: &P::Outcome, arm: &ArmSpec<P::Arm>) -> HarnessResult<Metrics> {
+fn checked_metrics<P: Paper>(
+    outcome: &P::Outcome,
+    arm: &ArmSpec<P::Arm>,
+) -> HarnessResult<Metrics> {
     let metrics = P::metrics(outcome);
+    if metrics.contains_key(TRAIN_SECONDS) {
+        return Err(HarnessError::invalid(
+            "metrics",
+            TRAIN_SECONDS,
+            "the harness measures training time itself; a paper's metrics are deterministic",
+        ));
+    }
     if !metrics.contains_key(P::EVAL_METRIC) {
         return Err(HarnessError::MissingMetric {
             metric: P::EVAL_METRIC.to_string(),
@@ -323,6 +339,8 @@ fn arm_report<P: Paper>(arm: &ArmRuns<P>, out: &Path) -> Result<ArmReport, P::Er
             report = report.with_seed_values(name, &values)?;
         }
     }
+    let seconds: Vec<f64> = arm.runs.iter().map(|r| r.seconds).collect();
+    report = report.with_seed_values(TRAIN_SECONDS, &seconds)?;
     let checkpoints: Vec<String> = arm
         .runs
         .iter()
@@ -414,7 +432,9 @@ pub fn train<P: Paper>(args: &P::TrainArgs, data: DataPolicy) -> Result<TrainedA
         label: format!("{} seed {}", request.arm.name, request.seed),
         device: Device::Cpu,
     };
+    let watch = Stopwatch::start();
     let model = P::train(&request.arm, &loaded, request.seed, &context)?;
+    let seconds = watch.elapsed_seconds();
     let metrics = checked_metrics::<P>(&model.outcome, &request.arm)?;
     let checkpoint = out.join("model.safetensors");
     save_model::<P>(&checkpoint, &request.arm, request.seed, &model, &metrics)?;
@@ -424,6 +444,7 @@ pub fn train<P: Paper>(args: &P::TrainArgs, data: DataPolicy) -> Result<TrainedA
         seed: request.seed,
         outcome: model.outcome,
         metrics: metrics.clone(),
+        seconds,
     };
     let json =
         serde_json::to_vec_pretty(&record).map_err(|e| HarnessError::Serialise(e.to_string()))?;
@@ -459,14 +480,15 @@ pub fn evaluate<P: Paper>(
     data: DataPolicy,
 ) -> Result<Evaluated<P::Arm>, P::Error> {
     let stored = read_stored::<P>(checkpoint)?;
-    let recorded = *stored
-        .meta
-        .metrics
-        .get(P::EVAL_METRIC)
-        .ok_or_else(|| HarnessError::BadCheckpoint {
-            path: checkpoint.to_path_buf(),
-            reason: format!("it records no `{}`", P::EVAL_METRIC),
-        })?;
+    let recorded =
+        *stored
+            .meta
+            .metrics
+            .get(P::EVAL_METRIC)
+            .ok_or_else(|| HarnessError::BadCheckpoint {
+                path: checkpoint.to_path_buf(),
+                reason: format!("it records no `{}`", P::EVAL_METRIC),
+            })?;
     ensure_data(&P::data_needs(&stored.arm.dataset), data_dir, data)?;
     let loaded = P::load(&stored.arm.dataset, data_dir)?;
     let metrics = P::evaluate(&stored.arm, &loaded, stored.seed, checkpoint)?;

@@ -182,8 +182,8 @@ mod runs;
 pub use command::{FetchArgs, main, run_cli};
 pub use data_check::{DataPolicy, ensure_data};
 pub use driver::{
-    CHECKPOINTS, Evaluated, ReproduceOptions, Reproduced, TrainedArm, dry_run, evaluate,
-    plan_datasets, reproduce, train,
+    CHECKPOINTS, Evaluated, ReproduceOptions, Reproduced, TRAIN_SECONDS, TrainedArm, dry_run,
+    evaluate, plan_datasets, reproduce, train,
 };
 pub use model_file::{LoadedModel, StoredModel, load_model, read_stored, save_model};
 pub use paper::{ArmSpec, Metrics, NoArgs, Paper, Plan, RunContext, TrainRequest, Trained};

@@ -214,7 +214,9 @@ pub trait Paper {
     ) -> Result<Trained<Self::Outcome>, Self::Error>;
 
     /// The per-seed numbers of a run, aggregated by the driver into mean ± std and
-    /// per-seed values; must contain [`Paper::EVAL_METRIC`].
+    /// per-seed values; must contain [`Paper::EVAL_METRIC`]. They are what the
+    /// same seed reproduces exactly: no timings (the driver measures each run's
+    /// `train_seconds` itself).
     fn metrics(outcome: &Self::Outcome) -> Metrics;
 
     /// Rebuilds `arm`'s model, loads it from `checkpoint` (see

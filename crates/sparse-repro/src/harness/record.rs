@@ -64,6 +64,8 @@ pub struct SeedRecord<O> {
     pub outcome: O,
     /// The run's metrics.
     pub metrics: Metrics,
+    /// Wall-clock seconds the run trained for (measured by the harness).
+    pub seconds: f64,
 }
 
 /// The record file of the run with `stem` in `dir`.

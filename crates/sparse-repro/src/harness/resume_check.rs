@@ -8,10 +8,10 @@ use serde_json::Value;
 use crate::cli::Preset;
 use crate::error::{HarnessError, HarnessResult};
 use crate::progress::ProgressMode;
-use crate::report::RunReport;
+use crate::report::{PER_SEED, RunReport};
 
 use super::data_check::DataPolicy;
-use super::driver::{ReproduceOptions, reproduce};
+use super::driver::{ReproduceOptions, TRAIN_SECONDS, reproduce};
 use super::paper::Paper;
 
 /// The result of [`check_resume`].
@@ -76,24 +76,40 @@ pub fn check_resume<P: Paper>(
 }
 
 /// Whether two reports hold the same arms (names, data sets, metrics, per-seed
-/// values, seeds) and the same claims; the first difference is the error.
+/// values, seeds) and the same claims, timings aside; the first difference is the
+/// error.
 pub fn same_results(a: &RunReport, b: &RunReport) -> HarnessResult<()> {
     let differ = |what: String| Err(HarnessError::invalid("report", what, "the runs differ"));
     if a.arms.len() != b.arms.len() {
         return differ(format!("{} vs {} arms", a.arms.len(), b.arms.len()));
     }
+    let untimed = |metrics: &std::collections::BTreeMap<String, f64>| -> Value {
+        let kept: std::collections::BTreeMap<&String, &f64> = metrics
+            .iter()
+            .filter(|(k, _)| !k.starts_with(TRAIN_SECONDS))
+            .collect();
+        serde_json::json!(kept)
+    };
+    let untimed_seeds = |extra: Option<&Value>| -> Option<Value> {
+        let mut per_seed = extra?.clone();
+        if let Value::Object(map) = &mut per_seed {
+            map.remove(TRAIN_SECONDS);
+        }
+        Some(per_seed)
+    };
     for (x, y) in a.arms.iter().zip(&b.arms) {
         // Through JSON so that NaN metrics (null) compare equal.
-        if x.name != y.name
-            || x.dataset != y.dataset
-            || serde_json::json!(x.metrics) != serde_json::json!(y.metrics)
+        if x.name != y.name || x.dataset != y.dataset || untimed(&x.metrics) != untimed(&y.metrics)
         {
             return differ(format!("arm {} on {}", x.name, x.dataset));
         }
-        for key in ["per_seed", "seeds"] {
-            if x.extra.get(key) != y.extra.get(key) {
-                return differ(format!("{key} of arm {} on {}", x.name, x.dataset));
-            }
+        if untimed_seeds(x.extra.get(PER_SEED)) != untimed_seeds(y.extra.get(PER_SEED))
+            || x.extra.get("seeds") != y.extra.get("seeds")
+        {
+            return differ(format!(
+                "per-seed values of arm {} on {}",
+                x.name, x.dataset
+            ));
         }
     }
     let claims = |r: &RunReport| -> Vec<Value> {

@@ -14,6 +14,8 @@ pub struct SeedRun<O> {
     pub outcome: O,
     /// The run's [`Paper::metrics`].
     pub metrics: Metrics,
+    /// Wall-clock seconds it trained for (from its record when resumed).
+    pub seconds: f64,
     /// The checkpoint file.
     pub checkpoint: PathBuf,
     /// Whether this invocation took the run from its record instead of training it.
@@ -57,9 +59,8 @@ impl<P: Paper> ArmRuns<P> {
 
     /// The mean of any number computed from each seed's outcome; `None` without runs.
     pub fn mean_of(&self, f: impl Fn(&P::Outcome) -> f64) -> Option<f64> {
-        (!self.runs.is_empty()).then(|| {
-            self.runs.iter().map(|r| f(&r.outcome)).sum::<f64>() / self.runs.len() as f64
-        })
+        (!self.runs.is_empty())
+            .then(|| self.runs.iter().map(|r| f(&r.outcome)).sum::<f64>() / self.runs.len() as f64)
     }
 
     /// The outcomes, in seed order.

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sparse_repro::catalogue;
-use sparse_repro::location::DataLocation;
+use sparse_data::catalogue;
+use sparse_data::location::DataLocation;
 
 fn sparse_data(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sparse-data"))
@@ -140,7 +140,7 @@ fn missing_fetched_set_says_how_to_fetch_it() {
     let output = sparse_data(&["stats", "gunpoint", "--data-dir", empty.to_str().unwrap()]);
     assert!(!output.status.success());
     let expected = format!(
-        "gunpoint not found in {}: run `cargo run -p sparse-repro --bin sparse-data -- fetch gunpoint`",
+        "gunpoint not found in {}: run `cargo run -p sparse-data -- fetch gunpoint`",
         PathBuf::from(empty).join("ucr/GunPoint").display()
     );
     assert!(stderr(&output).contains(&expected), "{}", stderr(&output));

@@ -125,7 +125,7 @@ impl DatasetStats {
         let mut out = format!("{} ({})\n", self.name, self.kind);
         match &self.path {
             Some(path) => out.push_str(&format!("  path: {}\n", path.display())),
-            None => out.push_str("  path: (embedded in sparse-repro)\n"),
+            None => out.push_str("  path: (embedded in sparse-data)\n"),
         }
         let splits: Vec<String> = self
             .splits

@@ -127,7 +127,7 @@ fn classify(position: usize, token: &str, numbers: &[f64]) -> Result<Token, Equa
 /// numeric constants and the binary operators `+ - * /`.
 ///
 /// ```
-/// use sparse_repro::data::mwp::evaluate_prefix;
+/// use sparse_data::data::mwp::evaluate_prefix;
 /// let value = evaluate_prefix(&["-", "*", "number0", "number1", "2.0"], &[3.0, 4.0]).unwrap();
 /// assert_eq!(value, 10.0);
 /// ```

@@ -29,7 +29,7 @@ pub enum Storage {
         /// Files that must exist under `path` for the set to count as present.
         required: &'static [&'static str],
     },
-    /// Compiled into the `sparse-repro` crate: always present.
+    /// Compiled into the `sparse-data` crate: always present.
     Embedded {
         /// Path of the embedded file inside the crate, for documentation.
         crate_path: &'static str,
@@ -142,7 +142,7 @@ pub struct Dataset {
 pub enum CatalogueError {
     /// A fetched data set has not been fetched (or its fetch did not finish).
     #[error(
-        "{name} not found in {}: run `cargo run -p sparse-repro --bin sparse-data -- fetch {name}`",
+        "{name} not found in {}: run `cargo run -p sparse-data -- fetch {name}`",
         .path.display()
     )]
     NotFetched {
@@ -191,7 +191,7 @@ impl fmt::Display for Presence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Presence::OnDisk(path) => write!(f, "{}", path.display()),
-            Presence::Embedded => write!(f, "(embedded in sparse-repro)"),
+            Presence::Embedded => write!(f, "(embedded in sparse-data)"),
         }
     }
 }
@@ -401,10 +401,10 @@ static CATALOGUE: &[Dataset] = &[
         size: "57 KB",
         train: None,
         test: None,
-        used_by: &["stu-gan", "lottery-pools", "random-pruning"],
+        used_by: &["sparse-gan", "lottery-pools", "random-pruning"],
         format: Format::EmbeddedDigits,
         storage: Storage::Embedded {
-            crate_path: "crates/sparse-repro/assets/digits.csv.gz",
+            crate_path: "crates/sparse-data/assets/digits.csv.gz",
         },
     },
     ucr!(
@@ -632,7 +632,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "mnist not found in {}: run `cargo run -p sparse-repro --bin sparse-data -- fetch mnist`",
+                "mnist not found in {}: run `cargo run -p sparse-data -- fetch mnist`",
                 dir.path().join("cache/mnist").display()
             )
         );

@@ -256,7 +256,7 @@ impl Fetcher {
             Storage::Embedded { .. } => Err(FetchError::NotFetchable {
                 name: dataset.name.to_string(),
                 kind: "embedded",
-                hint: "it is compiled into sparse-repro, nothing to fetch".to_string(),
+                hint: "it is compiled into sparse-data, nothing to fetch".to_string(),
             }),
         }
     }

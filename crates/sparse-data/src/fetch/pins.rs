@@ -1,7 +1,7 @@
 //! The pins file: which registry artefact each fetched data set comes from,
 //! and the sha256 it must have.
 //!
-//! The canonical file is `crates/sparse-repro/pins.json`, embedded in the
+//! The canonical file is `crates/sparse-data/pins.json`, embedded in the
 //! crate with `include_str!` so that a published crate carries its pins.
 
 use std::collections::BTreeMap;

@@ -16,10 +16,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use sparse_repro::catalogue::{self, Dataset, Storage};
-use sparse_repro::fetch::{FetchOutcome, Fetcher};
-use sparse_repro::location::DataLocation;
-use sparse_repro::stats::{self, StatsOptions};
+use sparse_data::catalogue::{self, Dataset, Storage};
+use sparse_data::fetch::{FetchOutcome, Fetcher};
+use sparse_data::location::DataLocation;
+use sparse_data::stats::{self, StatsOptions};
 
 #[derive(Parser)]
 #[command(
@@ -138,7 +138,7 @@ fn list(location: &DataLocation, json: bool) -> Result<()> {
             row.storage,
             row.size,
             if row.present { "yes" } else { "no" },
-            row.path.as_deref().unwrap_or("(embedded in sparse-repro)")
+            row.path.as_deref().unwrap_or("(embedded in sparse-data)")
         );
         println!("    source: {}", row.source);
         println!(
@@ -169,7 +169,7 @@ fn fetch(location: &DataLocation, names: &[String], all: bool) -> Result<()> {
             Storage::Fetched(_) => to_fetch.push(dataset),
             Storage::Embedded { .. } => {
                 println!(
-                    "{}: embedded in sparse-repro, nothing to fetch",
+                    "{}: embedded in sparse-data, nothing to fetch",
                     dataset.name
                 )
             }
