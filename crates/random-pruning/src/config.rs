@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 use sparse_core::lr::MultiStep;
 use sparse_core::{Allocation, AllocationConfig, Sampling};
+use sparse_repro::HarnessError;
 
 use crate::error::{Error, Result};
 use crate::model::Architecture;
@@ -302,11 +303,7 @@ impl TrainConfigBuilder {
     pub fn build(self) -> Result<TrainConfig> {
         let c = self.config;
         let bad = |name: &'static str, value: String, reason: &str| {
-            Err(Error::InvalidConfig {
-                name,
-                value,
-                reason: reason.to_string(),
-            })
+            Err(Error::from(HarnessError::invalid(name, value, reason)))
         };
         if c.epochs == 0 {
             return bad("epochs", c.epochs.to_string(), "must be at least 1");

@@ -3,23 +3,15 @@
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A configuration value out of range, rejected before training starts.
-    #[error("invalid configuration: `{name}` = {value}: {reason}")]
-    InvalidConfig {
-        /// The parameter's name.
-        name: &'static str,
-        /// The rejected value.
-        value: String,
-        /// The valid range.
-        reason: String,
-    },
     /// A data set could not be found or read.
     #[error(transparent)]
     Load(#[from] crate::data::LoadError),
     /// An error from sparse-core (allocation, optimizer, checkpoint...).
     #[error(transparent)]
     Sparse(#[from] sparse_core::SparseError),
-    /// An error from the harness (batching, metrics, checkpoints, reports).
+    /// An error from the harness (batching, metrics, checkpoints, reports), and
+    /// [`sparse_repro::HarnessError::InvalidParameter`] for a configuration value
+    /// out of range, which names the parameter.
     #[error(transparent)]
     Harness(#[from] sparse_repro::HarnessError),
     /// A data set could not be parsed.

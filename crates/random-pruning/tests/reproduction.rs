@@ -9,6 +9,7 @@ use random_pruning::model::Architecture;
 use random_pruning::paper::DatasetArgs;
 use random_pruning::training::{self, Network, RunOptions};
 use random_pruning::{AllocationKind, Error, RandomPruning, Sparsity, TrainConfig};
+use sparse_repro::HarnessError;
 use sparse_repro::cli::Preset;
 use sparse_repro::harness::{self, DataPolicy, Paper, ReproduceOptions};
 use sparse_repro::progress::ProgressMode;
@@ -157,7 +158,10 @@ fn invalid_configurations_are_rejected_naming_the_parameter() {
     );
     assert!(matches!(
         TrainConfig::builder(Architecture::Vgg { width: 0 }).build(),
-        Err(Error::InvalidConfig { name: "width", .. })
+        Err(Error::Harness(HarnessError::InvalidParameter {
+            name: "width",
+            ..
+        }))
     ));
 }
 
