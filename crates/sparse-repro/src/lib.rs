@@ -24,6 +24,7 @@
 //! | [`claim`] | a paper's claim checked against the run's own numbers |
 //! | [`plot`] | SVG line plots, one series per arm |
 //! | [`cli`] | `Preset`, `ReproduceArgs`, `EvalArgs`, `OutArgs` for the crate's binary |
+//! | [`models`] | MLP, CIFAR ResNet-(6n+2) and VGG-BN image classifiers with stable parameter names and FLOP descriptions |
 //! | [`train`] | evaluation, best-epoch selection, cross-entropy with label smoothing, gradient clipping, stopwatch |
 //! | [`run_dir`] | the run's output directory and atomic writes |
 //! | [`utc`] | UTC timestamps without a date-time dependency |
@@ -41,6 +42,7 @@ pub mod error;
 pub mod fetch;
 pub mod location;
 pub mod metrics;
+pub mod models;
 pub mod plot;
 pub mod progress;
 pub mod report;
