@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use sparse_core::lr::MultiStep;
 use sparse_core::{Allocation, AllocationConfig, Sampling};
 use sparse_repro::HarnessError;
+use sparse_repro::models::Architecture;
 
 use crate::error::{Error, Result};
-use crate::model::Architecture;
 
 /// The layer-wise allocations the paper compares (CLI names in kebab case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]

@@ -5,9 +5,9 @@
 //! arXiv 2202.02643) on Sparseland.
 //!
 //! The library is the method: [`config`] (one arm's checked configuration),
-//! [`data`] (the image sets), [`model`] (MLP, CIFAR ResNet, VGG-BN) and
-//! [`training`] (random mask at initialisation, fixed-mask training in
-//! sparse-repro's epoch loop). [`paper`] tells sparse-repro's harness the presets,
+//! [`data`] (the image sets) and [`training`] (random mask at initialisation,
+//! fixed-mask training in sparse-repro's epoch loop), on the models of
+//! `sparse_repro::models`. [`paper`] tells sparse-repro's harness the presets,
 //! claims and published numbers; the harness runs, checkpoints, resumes and
 //! reports, and is the whole binary.
 #![warn(missing_docs)]
@@ -15,7 +15,6 @@
 pub mod config;
 pub mod data;
 pub mod error;
-pub mod model;
 pub mod paper;
 pub mod training;
 

@@ -11,13 +11,13 @@ use sparse_repro::harness::{
     self, ArmRuns, ArmSpec, Metrics, Paper, Plan, RunContext, Runs, TrainRequest, Trained,
 };
 use sparse_repro::metrics::MeanStd;
+use sparse_repro::models::Architecture;
 use sparse_repro::plot::{LinePlot, Series};
 use sparse_repro::report::{Anchor, ArmReport};
 
 use crate::config::{AllocationKind, Sparsity, TrainConfig};
 use crate::data::{DatasetName, ImageData, LoadError};
 use crate::error::{Error, Result};
-use crate::model::Architecture;
 use crate::training::{self, Network, RunOptions, RunOutcome};
 
 /// The density at which claims 1 and 2 compare arms.

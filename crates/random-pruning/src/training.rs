@@ -22,6 +22,7 @@ use sparse_core::{
 use sparse_repro::batch::BatchIndices;
 use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
 use sparse_repro::metrics;
+use sparse_repro::models::Model;
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::rng::{derive_rng, streams};
 use sparse_repro::train::{Evaluation, Goal, cross_entropy, evaluate_classifier};
@@ -29,7 +30,6 @@ use sparse_repro::train::{Evaluation, Goal, cross_entropy, evaluate_classifier};
 use crate::config::{AllocationKind, Sparsity, TrainConfig};
 use crate::data::ImageData;
 use crate::error::{Error, Result};
-use crate::model::Model;
 
 /// Batch size of evaluation passes (no gradients, so larger is cheaper).
 const EVAL_BATCH: usize = 512;

@@ -5,13 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use random_pruning::data::{DatasetName, ImageData};
-use random_pruning::model::Architecture;
 use random_pruning::paper::DatasetArgs;
 use random_pruning::training::{self, Network, RunOptions};
 use random_pruning::{AllocationKind, Error, RandomPruning, Sparsity, TrainConfig};
 use sparse_repro::HarnessError;
 use sparse_repro::cli::Preset;
 use sparse_repro::harness::{self, DataPolicy, Paper, ReproduceOptions};
+use sparse_repro::models::Architecture;
 use sparse_repro::progress::ProgressMode;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
