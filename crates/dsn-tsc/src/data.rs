@@ -1,5 +1,5 @@
 //! UCR/UEA data for DSN: catalogue names or `.ts` paths, resolved through
-//! sparse-repro's catalogue and data location, loaded with its `.ts` loader.
+//! sparse-data's catalogue and data location, loaded with its `.ts` loader.
 //!
 //! What this module adds to the loader is DSN's input convention: both splits
 //! are padded **at the end with zeros to one common length** (the longest case
@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use sparse_data::catalogue::{self, Format, Presence};
+use sparse_data::data::ts::load_ucr;
+use sparse_data::data::{ClassificationSet, TimeSeriesDataset};
+use sparse_data::location::DataLocation;
 use sparse_repro::batch::gather_batch;
-use sparse_repro::catalogue::{self, Format, Presence};
-use sparse_repro::data::ts::load_ucr;
-use sparse_repro::data::{ClassificationSet, TimeSeriesDataset};
-use sparse_repro::location::DataLocation;
 
 use crate::error::{Error, Result};
 
@@ -176,7 +176,7 @@ pub fn pad_split(set: &TimeSeriesDataset, length: usize) -> Split {
 /// Where a data set comes from: a catalogue name or a `.ts` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatasetSource {
-    /// A UCR/UEA name of sparse-repro's catalogue (`gunpoint`, `BasicMotions`, ...).
+    /// A UCR/UEA name of sparse-data's catalogue (`gunpoint`, `BasicMotions`, ...).
     Catalogue(String),
     /// `<dir>/<Name>_TRAIN.ts` (its `_TEST.ts` sibling is loaded too).
     Path(PathBuf),
@@ -305,7 +305,7 @@ pub fn synthetic(n_train: usize, n_test: usize, length: usize, seed: u64) -> TsD
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sparse_repro::data::ts::parse_ts;
+    use sparse_data::data::ts::parse_ts;
 
     const TRAIN: &str = "@problemName P\n@univariate false\n@dimensions 2\n@equalLength false\n@classLabel true x y\n@data\n1,2,3:4,5,6:y\n7,?:8,9:x\n";
     const TEST: &str = "@problemName P\n@univariate false\n@dimensions 2\n@equalLength false\n@classLabel true y x\n@data\n1,2,3,4:5,6,7,8:x\n";

@@ -2,7 +2,7 @@
 //! absent the tests say so and pass.
 
 use dsn_tsc::data::{DatasetSource, TsData};
-use sparse_repro::location::DataLocation;
+use sparse_data::location::DataLocation;
 
 fn load(name: &str) -> Option<TsData> {
     let location = DataLocation::from_process(None);
