@@ -75,25 +75,50 @@ pub fn check_resume<P: Paper>(
     })
 }
 
+/// Metrics whose name contains this are wall-clock times (`train_seconds`, ...):
+/// they differ between any two invocations, so [`same_results`] leaves them out.
+pub const TIME_MARKER: &str = "seconds";
+
+/// `value` without the keys of wall-clock times ([`TIME_MARKER`]), through JSON so
+/// that NaN metrics (null) compare equal.
+fn without_times<T: serde::Serialize>(value: &T) -> Value {
+    match serde_json::json!(value) {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(name, _)| !name.contains(TIME_MARKER))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Whether two reports hold the same arms (names, data sets, metrics, per-seed
 /// values, seeds) and the same claims; the first difference is the error.
+/// Wall-clock times ([`TIME_MARKER`]) are not compared.
 pub fn same_results(a: &RunReport, b: &RunReport) -> HarnessResult<()> {
     let differ = |what: String| Err(HarnessError::invalid("report", what, "the runs differ"));
     if a.arms.len() != b.arms.len() {
         return differ(format!("{} vs {} arms", a.arms.len(), b.arms.len()));
     }
     for (x, y) in a.arms.iter().zip(&b.arms) {
-        // Through JSON so that NaN metrics (null) compare equal.
-        if x.name != y.name
-            || x.dataset != y.dataset
-            || serde_json::json!(x.metrics) != serde_json::json!(y.metrics)
-        {
+        if x.name != y.name || x.dataset != y.dataset {
             return differ(format!("arm {} on {}", x.name, x.dataset));
         }
-        for key in ["per_seed", "seeds"] {
-            if x.extra.get(key) != y.extra.get(key) {
-                return differ(format!("{key} of arm {} on {}", x.name, x.dataset));
-            }
+        let (mx, my) = (without_times(&x.metrics), without_times(&y.metrics));
+        if mx != my {
+            let name = mx
+                .as_object()
+                .and_then(|m| m.iter().find(|(k, v)| my.get(k.as_str()) != Some(*v)))
+                .map_or_else(|| "a metric".to_string(), |(k, _)| format!("`{k}`"));
+            return differ(format!("{name} of arm {} on {}", x.name, x.dataset));
+        }
+        if without_times(&x.extra.get("per_seed")) != without_times(&y.extra.get("per_seed"))
+            || x.extra.get("seeds") != y.extra.get("seeds")
+        {
+            return differ(format!(
+                "per-seed values of arm {} on {}",
+                x.name, x.dataset
+            ));
         }
     }
     let claims = |r: &RunReport| -> Vec<Value> {
