@@ -27,6 +27,8 @@
 //! | weights and statistics | [`init`], [`SparseEma`], [`batchnorm::recalibrate`] |
 //! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`CheckpointMeta`] |
 //! | counting | [`ParamReport`], [`InferenceFlops`], [`TrainingFlops`] |
+//! | fast sparse layers | [`kernels`]: [`kernels::SparseLayer`] (implemented by every sparse layer), [`kernels::sync_masks`], [`SparseMatrix`] ([`kernels::spmm`]) |
+//! | validating a new config | [`validate`], [`SparseError::invalid`] |
 //!
 //! ## Quick start
 //!
@@ -92,9 +94,12 @@ pub mod saliency;
 pub mod schedule;
 pub mod scores;
 pub mod selection;
-pub mod spmm;
 pub mod state;
 pub mod updater;
+pub mod validate;
+
+/// The sparse × dense product, kept at its old path; it lives in [`kernels::spmm`].
+pub use kernels::spmm;
 
 pub use allocation::{Allocation, AllocationConfig, AllocationConfigBuilder, LayerSpec, Sampling};
 pub use checkpoint::{CheckpointMeta, RngState};
