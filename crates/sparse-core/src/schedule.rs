@@ -261,14 +261,6 @@ impl CubicDensitySchedule {
     }
 }
 
-// The old names of the checks, still imported by `scores.rs`; new code uses
-// `crate::validate` and `SparseError::invalid` directly.
-pub(crate) use crate::validate::check_fraction as check_unit;
-
-pub(crate) fn invalid(name: &'static str, value: impl ToString, reason: &str) -> SparseError {
-    SparseError::invalid(name, value, reason)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

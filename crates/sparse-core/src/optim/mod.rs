@@ -133,7 +133,6 @@ pub(crate) fn build_slots(groups: Vec<ParamGroup>, default_wd: f64) -> Result<Ve
 }
 
 /// The old name of [`check_fraction_below_one`], still imported by `ema.rs`.
-pub(crate) use crate::validate::check_fraction_below_one as check_unit_interval;
 
 /// Validates an imported buffer against its parameter and returns it detached.
 pub(crate) fn checked_buffer(
