@@ -8,9 +8,9 @@
 use serde::{Deserialize, Serialize};
 use sparse_core::lr::MultiStep;
 use sparse_core::{Allocation, AllocationConfig, Sampling};
+use sparse_repro::models::Architecture;
 
 use crate::error::{Error, Result};
-use crate::model::Architecture;
 
 /// The layer-wise allocations the paper compares (CLI names in kebab case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -267,7 +267,7 @@ impl TrainConfigBuilder {
         if c.architecture.width() == 0 {
             return bad("width", "0".into(), "must be at least 1");
         }
-        if let crate::model::Architecture::ResNet { depth, .. } = c.architecture
+        if let Architecture::ResNet { depth, .. } = c.architecture
             && (depth < 8 || !(depth - 2).is_multiple_of(6))
         {
             return bad(

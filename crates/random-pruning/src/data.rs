@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use sparse_data::catalogue::{self, CatalogueError, Presence};
 use sparse_data::data::{ClassificationSet, DataError, ImageDataset, cifar, digits, idx};
 use sparse_data::location::DataLocation;
-
-use crate::model::InputShape;
+use sparse_repro::models::InputShape;
 
 /// Digits has no official test split: this many of its 1797 images, drawn once
 /// with a fixed seed independent of the run's seed, form the test set.

@@ -10,6 +10,7 @@ use sparse_core::{CheckpointMeta, LayerSpec};
 use sparse_repro::claim::Claim;
 use sparse_repro::cli::Preset;
 use sparse_repro::metrics::{self, MeanStd};
+use sparse_repro::models::Architecture;
 use sparse_repro::plot::{LinePlot, Series};
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::report::{Anchor, ArmReport, RunReport};
@@ -19,7 +20,6 @@ use sparse_repro::train::Stopwatch;
 use crate::config::{AllocationKind, Sparsity, TrainConfig};
 use crate::data::{DatasetName, ImageData};
 use crate::error::{Error, Result};
-use crate::model::Architecture;
 use crate::training::{self, Network, RunOptions, RunOutcome};
 
 /// The density at which claims 1 and 2 compare arms.

@@ -7,7 +7,6 @@
 
 pub mod config;
 pub mod error;
-pub mod model;
 
 pub use config::{AllocationKind, Sparsity, TrainConfig};
 pub use error::{Error, Result};

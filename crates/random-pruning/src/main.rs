@@ -6,10 +6,10 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use random_pruning::data::{DatasetName, ImageData};
 use random_pruning::experiment::{self, EvalSpec, Plan};
-use random_pruning::model::Architecture;
 use random_pruning::training::{self, RunOptions};
 use random_pruning::{AllocationKind, Sparsity, TrainConfig};
 use sparse_repro::cli::{EvalArgs, OutArgs, ReproduceArgs};
+use sparse_repro::models::Architecture;
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::utc::UtcDateTime;
 

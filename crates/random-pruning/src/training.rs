@@ -19,6 +19,7 @@ use sparse_core::{
 };
 use sparse_repro::batch::BatchIndices;
 use sparse_repro::metrics;
+use sparse_repro::models::Model;
 use sparse_repro::progress::{Progress, ProgressMode};
 use sparse_repro::rng::{derive_rng, streams};
 use sparse_repro::train::{BestTracker, Evaluation, Goal, cross_entropy, evaluate_classifier};
@@ -26,7 +27,6 @@ use sparse_repro::train::{BestTracker, Evaluation, Goal, cross_entropy, evaluate
 use crate::config::{AllocationKind, Sparsity, TrainConfig};
 use crate::data::ImageData;
 use crate::error::{Error, Result};
-use crate::model::Model;
 
 /// Batch size of evaluation passes (no gradients, so larger is cheaper).
 const EVAL_BATCH: usize = 512;

@@ -4,10 +4,10 @@
 
 use random_pruning::data::ImageData;
 use random_pruning::experiment::{self, Plan};
-use random_pruning::model::Architecture;
 use random_pruning::training::{self, Network, RunOptions};
 use random_pruning::{AllocationKind, Error, Sparsity, TrainConfig};
 use sparse_repro::cli::Preset;
+use sparse_repro::models::Architecture;
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::report::RunReport;
 

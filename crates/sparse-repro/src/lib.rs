@@ -24,6 +24,7 @@
 //! | [`cli`] | `Preset`, `ReproduceArgs`, `EvalArgs`, `OutArgs` for the crate's binary |
 //! | [`harness`] | the [`harness::Paper`] trait and the generic driver: `reproduce` (run directory, data up front, resume, aggregation, report), `train`, `eval`, one CLI; the reproduction contract and "Adding a paper" |
 //! | [`epochs`] | the epoch loop: schedule → batches → step → masks → evaluation → best tracking → progress |
+//! | [`models`] | MLP, CIFAR ResNet-(6n+2) and VGG-BN image classifiers with stable parameter names and FLOP descriptions |
 //! | [`train`] | evaluation, best-epoch selection, cross-entropy with label smoothing, gradient clipping, stopwatch |
 //! | [`run_dir`] | the run's output directory and atomic writes |
 //! | [`utc`] | UTC timestamps without a date-time dependency |
@@ -40,6 +41,7 @@ pub mod epochs;
 pub mod error;
 pub mod harness;
 pub mod metrics;
+pub mod models;
 pub mod plot;
 pub mod progress;
 pub mod report;

@@ -39,14 +39,16 @@ impl Mlp {
         })
     }
 
-    pub(crate) fn weight_names_in_order(&self) -> Vec<String> {
+    /// Names of the weights in forward order, classifier last (no biases).
+    pub fn weight_names_in_order(&self) -> Vec<String> {
         (0..self.depth)
             .map(|i| format!("hidden.{i}.weight"))
             .chain(std::iter::once("classifier.weight".to_string()))
             .collect()
     }
 
-    pub(crate) fn layer_flops(&self) -> Vec<LayerFlops> {
+    /// FLOP descriptions of every weight layer, in [`Mlp::weight_names_in_order`] order.
+    pub fn layer_flops(&self) -> Vec<LayerFlops> {
         self.weight_names_in_order()
             .into_iter()
             .zip(&self.sizes)

@@ -8,7 +8,9 @@ use sparse_core::{LayerFlops, LayerShape};
 
 /// A small VGG with batch norm: `[W, pool, 2W, pool, 4W, 4W, pool]`, global
 /// average pooling and a linear classifier. Pools are 2x2 with stride 2 (the only
-/// max-pool candle can differentiate).
+/// max-pool candle can differentiate); a pool is skipped once the map is below 2x2.
+///
+/// Parameters: `features.{i}.{conv,bn}.*` (i = 0..4) and `classifier.*`.
 #[derive(Debug)]
 pub struct VggBn {
     layers: Vec<(Conv2d, BatchNorm, bool)>,
@@ -56,11 +58,15 @@ impl VggBn {
         })
     }
 
-    pub(crate) fn weight_names_in_order(&self) -> Vec<String> {
+    /// Names of the convolution and linear weights in forward order, classifier
+    /// last (no biases, no BatchNorm).
+    pub fn weight_names_in_order(&self) -> Vec<String> {
         self.names.clone()
     }
 
-    pub(crate) fn layer_flops(&self, height: usize, width: usize) -> Vec<LayerFlops> {
+    /// FLOP descriptions of every weight layer for `height x width` inputs, in
+    /// `weight_names_in_order` order.
+    pub fn layer_flops(&self, height: usize, width: usize) -> Vec<LayerFlops> {
         let (mut h, mut w) = (height, width);
         let mut layers = Vec::new();
         for (name, &(c_in, c_out, pool)) in self.names.iter().zip(&self.plan) {

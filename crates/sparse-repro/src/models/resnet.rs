@@ -75,6 +75,9 @@ impl BasicBlock {
 /// CIFAR-style ResNet-(6n+2): a 3x3 stem, three stages of `n` basic blocks with
 /// `W`, `2W`, `4W` channels (the last two downsample by 2), global average
 /// pooling and a linear classifier — the official `cifar_resnet_N_W`.
+///
+/// Parameters: `stem.{conv,bn}.*`, `stage{s}.block{b}.{conv1,conv2,shortcut}.{conv,bn}.*`
+/// (a `shortcut` only where the block changes shape) and `classifier.*`.
 #[derive(Debug)]
 pub struct CifarResNet {
     stem: ConvBn,
@@ -144,11 +147,15 @@ impl CifarResNet {
         })
     }
 
-    pub(crate) fn weight_names_in_order(&self) -> Vec<String> {
+    /// Names of the convolution and linear weights in forward order, classifier
+    /// last (no biases, no BatchNorm).
+    pub fn weight_names_in_order(&self) -> Vec<String> {
         self.names.clone()
     }
 
-    pub(crate) fn layer_flops(&self, height: usize, width: usize) -> Vec<LayerFlops> {
+    /// FLOP descriptions of every weight layer for `height x width` inputs, in
+    /// `weight_names_in_order` order.
+    pub fn layer_flops(&self, height: usize, width: usize) -> Vec<LayerFlops> {
         // A stride-2 3x3 (padding 1) or 1x1 (padding 0) convolution gives ceil(n / 2).
         let (mut h, mut w) = (height, width);
         let mut layers = Vec::new();

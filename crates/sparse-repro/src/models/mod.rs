@@ -1,8 +1,34 @@
-//! The three model families of the paper, scaled by a width multiplier.
+//! Image classifiers shared by the reproductions: a ReLU MLP, a CIFAR-style
+//! ResNet-(6n+2) and a small VGG with batch norm, each scaled by a width multiplier.
 //!
 //! Every model is a [`candle_nn::ModuleT`] whose parameters live in a
 //! [`candle_nn::VarMap`] under stable names, so sparse-core can select and mask
-//! their weights and checkpoints can name them.
+//! their weights and checkpoints can name them. Each model lists its prunable
+//! weights in forward order (`weight_names_in_order`, for allocations such as
+//! uniform+ and ERK+ and for `SelectionPolicy::layer_order`) and describes them
+//! for FLOP counting (`layer_flops`, sparse-core's [`LayerFlops`]).
+//!
+//! Building a model creates its parameters through the [`VarBuilder`] with
+//! candle's default initialisation; a crate that wants a seeded initialisation
+//! re-initialises the `VarMap` afterwards (random-pruning uses
+//! `sparse_core::init::init_vars`). Convolutions are bias-free and followed by
+//! BatchNorm (eps 1e-5), whose running statistics live in the same `VarMap`.
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use candle_nn::{ModuleT, VarBuilder, VarMap};
+//! use sparse_repro::models::{Architecture, InputShape, Model};
+//!
+//! let varmap = VarMap::new();
+//! let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+//! let input = InputShape { channels: 1, height: 28, width: 28 };
+//! let arch = Architecture::ResNet { depth: 8, width: 4 };
+//! let model = Model::new(&arch, input, 10, vb)?;
+//! let logits = model.forward_t(&Tensor::zeros((2, 1, 28, 28), DType::F32, &Device::Cpu)?, false)?;
+//! assert_eq!(logits.dims(), &[2, 10]);
+//! assert_eq!(model.weight_names_in_order().len(), model.layer_flops(input).len());
+//! # Ok::<(), candle_core::Error>(())
+//! ```
 
 mod mlp;
 mod resnet;
@@ -15,6 +41,10 @@ pub use vgg::VggBn;
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
 use serde::{Deserialize, Serialize};
+use sparse_core::LayerFlops;
+
+#[cfg(test)]
+mod tests;
 
 /// A bias-free convolution through sparse-core's conv2d kernel, which is faster
 /// than candle's on CPU (forward and, above all, backward) and falls back to
@@ -104,6 +134,10 @@ pub enum Model {
 
 impl Model {
     /// Builds `arch` for `input` and `classes`, creating its parameters in `vb`.
+    ///
+    /// # Errors
+    ///
+    /// A ResNet depth that is not `6n + 2` with `n >= 1`, or a parameter `vb` cannot create.
     pub fn new(
         arch: &Architecture,
         input: InputShape,
@@ -140,7 +174,7 @@ impl Model {
 
 impl Model {
     /// FLOP descriptions of every prunable layer for inputs of shape `input`.
-    pub fn layer_flops(&self, input: InputShape) -> Vec<sparse_core::LayerFlops> {
+    pub fn layer_flops(&self, input: InputShape) -> Vec<LayerFlops> {
         match self {
             Model::Mlp(m) => m.layer_flops(),
             Model::ResNet(m) => m.layer_flops(input.height, input.width),
