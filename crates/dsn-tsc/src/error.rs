@@ -31,7 +31,7 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// A checkpoint without the metadata this crate writes.
+    /// A checkpoint that does not hold the model its arm describes.
     #[error("checkpoint `{path}`: {reason}")]
     BadCheckpoint {
         /// The file.
@@ -42,7 +42,7 @@ pub enum Error {
     /// An error from sparse-core (masks, engine, optimizer, checkpoint...).
     #[error(transparent)]
     Sparse(#[from] sparse_core::SparseError),
-    /// An error from the harness (batching, metrics, reports).
+    /// An error from the harness (batching, metrics, reports, checkpoints, runs).
     #[error(transparent)]
     Harness(#[from] sparse_repro::HarnessError),
     /// A data set could not be parsed.
@@ -51,14 +51,6 @@ pub enum Error {
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    /// An I/O error on a file of the run.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
 }
 
 /// Result alias of this crate.

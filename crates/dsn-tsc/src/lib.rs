@@ -10,9 +10,12 @@
 //! | [`regions`] | the constraint regions and initial masks, as sparse-core growth regions |
 //! | [`data`] | UCR/UEA sets via sparse-data's catalogue, padded to a common length |
 //! | [`model`] | the SCNN of the official code |
-//! | [`training`] | the training loop on sparse-core's engine, evaluation, checkpoints |
-//! | [`experiment`] | presets, arms, claims and the run report |
+//! | [`training`] | the training loop on sparse-core's engine and sparse-repro's epoch loop, evaluation |
+//! | [`paper`] | [`DsnTsc`], the [`sparse_repro::harness::Paper`]: presets, arms, claims, report additions, `train` flags |
 //! | [`published`] | published accuracies on the same data sets, shown beside ours |
+//!
+//! The binary is sparse-repro's harness driving [`DsnTsc`] (`reproduce`, `train`,
+//! `eval`; run directories, resume, checkpoints and reports are the harness's).
 //!
 //! ```no_run
 //! use candle_core::Device;
@@ -30,11 +33,12 @@
 pub mod config;
 pub mod data;
 pub mod error;
-pub mod experiment;
 pub mod model;
+pub mod paper;
 pub mod published;
 pub mod regions;
 pub mod training;
 
 pub use config::{Arm, ConvBackend, Growth, MaskInit, Padding, TrainConfig, TrainConfigBuilder};
 pub use error::{Error, Result};
+pub use paper::{ArmConfig, DsnTsc};

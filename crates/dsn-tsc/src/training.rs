@@ -1,4 +1,4 @@
-//! Training and evaluating one arm on one data set, and its checkpoints.
+//! Training and evaluating one arm on one data set.
 //!
 //! The loop is the official one (`trainer_DSN.py`): per epoch the learning rate is
 //! set from a cosine over epochs (3e-4 → 1e-4), the training set is shuffled into
@@ -6,36 +6,37 @@
 //! sparse-core's [`SparsityEngine::after_optimizer_step`] (apply masks; every
 //! `5 · steps_per_epoch` steps prune and regrow each constraint group). Adam's
 //! moments are neither masked nor reset, as in the official code (it masks
-//! only SGD momentum buffers).
+//! only SGD momentum buffers). The epochs run in sparse-repro's
+//! [`EpochLoop`]; checkpoints, evaluation of saved models and reports are the
+//! harness's (see [`crate::paper`]).
 //!
 //! Model selection is the official one: the epoch with the **lowest training
-//! loss** is kept (an in-memory snapshot of every variable and mask) and then
-//! evaluated on the test set. The last epoch's test accuracy is reported beside it.
+//! loss** is kept (a [`ModelState`] of every variable plus the masks, which DSN
+//! moves during training) and then evaluated on the test set. The last epoch's
+//! test accuracy is reported beside it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Var};
 use candle_nn::VarMap;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sparse_core::checkpoint::{self, Sources, Targets};
 use sparse_core::flops::InferenceFlops;
 use sparse_core::kernels::WeightGrad;
 use sparse_core::lr::{LrSchedule, WarmupCosine};
 use sparse_core::optim::trainable_vars;
 use sparse_core::{
-    Adam, AdamConfig, DeathRate, DynamicSparsity, GrowthMethod, Mask, Optimizer, PruneMethod,
-    SparseParams, SparsityEngine, UpdateReport,
+    Adam, AdamConfig, DeathRate, DynamicSparsity, GrowthMethod, Mask, ModelState, Optimizer,
+    PruneMethod, SparseParams, SparsityEngine, UpdateReport,
 };
-use sparse_data::location::DataLocation;
 use sparse_repro::batch::BatchIndices;
-use sparse_repro::progress::{Progress, ProgressMode};
+use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
+use sparse_repro::progress::ProgressMode;
 use sparse_repro::rng::{derive_rng, derive_seed, streams};
-use sparse_repro::train::{Evaluation, Stopwatch, evaluate_classifier};
+use sparse_repro::train::{Evaluation, Goal, Stopwatch, evaluate_classifier};
 
 use crate::config::{Arm, ConvBackend, Growth, TrainConfig};
-use crate::data::{DatasetSource, Split, TsData};
+use crate::data::{Split, TsData};
 use crate::error::{Error, Result};
 use crate::model::{ModelSpec, Scnn};
 use crate::regions::ConstraintRegions;
@@ -47,6 +48,8 @@ pub const EVAL_BATCH: usize = 64;
 /// What one run measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainOutcome {
+    /// The run's configuration (seed included).
+    pub config: TrainConfig,
     /// 1-based epoch of the lowest training loss (the official model selection).
     pub selected_epoch: usize,
     /// Its training loss.
@@ -132,6 +135,100 @@ pub fn train(
     train_observed(config, data, device, progress, &mut |_| {})
 }
 
+/// The best epoch so far: every variable (BatchNorm statistics included) and,
+/// because DSN moves them during training, every mask.
+struct Snapshot {
+    state: ModelState,
+    masks: Vec<(String, Mask)>,
+}
+
+/// One run inside [`EpochLoop`]: the official epoch (schedule, shuffled batches,
+/// Adam step, engine update) and its model selection on the training loss.
+struct Trainer<'a> {
+    data: &'a TsData,
+    device: &'a Device,
+    model: Scnn,
+    varmap: VarMap,
+    params: SparseParams,
+    engine: Option<SparsityEngine>,
+    regions: BTreeMap<String, ConstraintRegions>,
+    weight_grad: Option<WeightGrad>,
+    optimizer: Adam,
+    schedule: WarmupCosine,
+    shuffle_rng: ChaCha8Rng,
+    batch_size: usize,
+    step: usize,
+    mask_updates: usize,
+    losses: Vec<f64>,
+    region_rate: Vec<f64>,
+    best: Option<Snapshot>,
+    observer: &'a mut dyn FnMut(&StepEvent<'_>),
+}
+
+impl EpochTask for Trainer<'_> {
+    type Error = Error;
+
+    fn train_epoch(&mut self, epoch: usize) -> Result<f64> {
+        self.schedule.apply(&mut self.optimizer, epoch as f64);
+        let n = self.data.train.len();
+        let mut loss_sum = 0.0;
+        for indices in BatchIndices::shuffled(n, self.batch_size, false, &mut self.shuffle_rng)? {
+            let (x, y) = self.data.batch(&self.data.train, &indices, self.device)?;
+            let log_probs = self.model.forward_t(&x, true)?;
+            let loss = candle_nn::loss::nll(&log_probs, &y)?;
+            let grads = loss.backward()?;
+            self.optimizer.step(&grads)?;
+            self.step += 1;
+            let report = match self.engine.as_mut() {
+                Some(engine) => {
+                    Some(engine.after_optimizer_step(self.step, &mut self.params, &grads, None)?)
+                }
+                None => None,
+            };
+            if report.as_ref().is_some_and(|r| r.prune_regrow) {
+                self.mask_updates += 1;
+            }
+            if let (Some(mode), Some(true)) = (
+                self.weight_grad,
+                report.as_ref().map(|r| r.topology_changed()),
+            ) {
+                self.model.attach_masks(&self.params, mode)?;
+            }
+            (self.observer)(&StepEvent {
+                step: self.step,
+                epoch,
+                params: &self.params,
+                report: report.as_ref(),
+            });
+            loss_sum += f64::from(loss.to_scalar::<f32>()?) * indices.len() as f64;
+        }
+        let epoch_loss = loss_sum / n as f64;
+        self.losses.push(epoch_loss);
+        if let Some(engine) = &self.engine {
+            self.region_rate.push(region_share(engine, &self.regions)?);
+        }
+        Ok(epoch_loss)
+    }
+
+    /// Selection is on the epoch's training loss (the official rule); the test
+    /// split is only measured once, on the selected model, so its score is NaN here.
+    fn evaluate(&mut self, _epoch: usize) -> Result<Option<Scores>> {
+        Ok(self.losses.last().map(|&loss| Scores::new(loss, f64::NAN)))
+    }
+
+    fn on_new_best(&mut self, _epoch: usize) -> Result<()> {
+        self.best = Some(Snapshot {
+            state: ModelState::capture(&self.varmap)?,
+            masks: self
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), p.mask.clone()))
+                .collect(),
+        });
+        Ok(())
+    }
+}
+
 /// [`train`], calling `observer` after every optimizer step (tests check the
 /// method's invariants through it).
 pub fn train_observed(
@@ -191,83 +288,67 @@ pub fn train_observed(
         model.attach_masks(&params, mode)?;
     }
 
-    let mut optimizer = Adam::from_params(
+    let optimizer = Adam::from_params(
         trainable_vars(&varmap),
         AdamConfig::adam(config.lr()).build()?,
     )?;
     let schedule = WarmupCosine::new(config.lr(), config.lr_min(), config.epochs() as f64)?;
-    let mut shuffle_rng: ChaCha8Rng = derive_rng(seed, streams::SHUFFLE);
-    let mut progress = Progress::new(
-        format!("{}-{}-s{seed}", data.name, config.arm().name()),
-        config.epochs() as u64,
-        progress,
-    );
-
-    let mut losses = Vec::with_capacity(config.epochs());
     let mut region_rate = Vec::new();
     if let Some(engine) = &engine {
         region_rate.push(region_share(engine, &regions)?);
     }
-    let mut best: Option<(usize, f64, Snapshot)> = None;
-    let mut mask_updates = 0;
-    let mut step = 0;
+    let mut trainer = Trainer {
+        data,
+        device,
+        model,
+        varmap,
+        params,
+        engine,
+        regions,
+        weight_grad,
+        optimizer,
+        schedule,
+        shuffle_rng: derive_rng(seed, streams::SHUFFLE),
+        batch_size,
+        step: 0,
+        mask_updates: 0,
+        losses: Vec::with_capacity(config.epochs()),
+        region_rate,
+        best: None,
+        observer,
+    };
     let watch = Stopwatch::start();
-    for epoch in 0..config.epochs() {
-        schedule.apply(&mut optimizer, epoch as f64);
-        let mut loss_sum = 0.0;
-        for indices in BatchIndices::shuffled(n, batch_size, false, &mut shuffle_rng)? {
-            let (x, y) = data.batch(&data.train, &indices, device)?;
-            let log_probs = model.forward_t(&x, true)?;
-            let loss = candle_nn::loss::nll(&log_probs, &y)?;
-            let grads = loss.backward()?;
-            optimizer.step(&grads)?;
-            step += 1;
-            let report = match engine.as_mut() {
-                Some(engine) => {
-                    Some(engine.after_optimizer_step(step, &mut params, &grads, None)?)
-                }
-                None => None,
-            };
-            if report.as_ref().is_some_and(|r| r.prune_regrow) {
-                mask_updates += 1;
-            }
-            if let (Some(mode), Some(true)) =
-                (weight_grad, report.as_ref().map(|r| r.topology_changed()))
-            {
-                model.attach_masks(&params, mode)?;
-            }
-            observer(&StepEvent {
-                step,
-                epoch,
-                params: &params,
-                report: report.as_ref(),
-            });
-            loss_sum += f64::from(loss.to_scalar::<f32>()?) * indices.len() as f64;
-        }
-        let epoch_loss = loss_sum / n as f64;
-        losses.push(epoch_loss);
-        if let Some(engine) = &engine {
-            region_rate.push(region_share(engine, &regions)?);
-        }
-        if best.as_ref().is_none_or(|(_, l, _)| epoch_loss < *l) {
-            best = Some((epoch + 1, epoch_loss, Snapshot::take(&varmap, &params)?));
-        }
-        progress.update(&[("loss", epoch_loss)]);
-    }
+    // strict improvement of the training loss, as the official `loss < min_loss`
+    let selection = EpochLoop::new(config.epochs(), Goal::Minimize)
+        .progress(
+            format!("{}-{}-s{seed}", data.name, config.arm().name()),
+            progress,
+        )
+        .run(&mut trainer)?;
     let train_seconds = watch.elapsed_seconds();
-    let (selected_epoch, selected_train_loss, snapshot) =
-        best.ok_or_else(|| crate::error::invalid("epochs", 0, "must be at least 1"))?;
+    let snapshot = trainer
+        .best
+        .take()
+        .ok_or_else(|| crate::error::invalid("epochs", 0, "must be at least 1"))?;
 
+    let Trainer {
+        mut model,
+        varmap,
+        mut params,
+        losses,
+        region_rate,
+        mask_updates,
+        ..
+    } = trainer;
     let last = evaluate(&model, data, &data.test, device)?;
-    snapshot.restore(&mut params)?;
+    snapshot.state.restore(&varmap)?;
+    for (name, mask) in snapshot.masks {
+        params.set_mask(&name, mask)?;
+    }
     if let Some(mode) = weight_grad {
         model.attach_masks(&params, mode)?;
     }
     let selected = evaluate(&model, data, &data.test, device)?;
-    progress.finish(&format!(
-        "selected epoch {selected_epoch}: test {:.4} (last epoch {:.4})",
-        selected.accuracy, last.accuracy
-    ));
 
     let trained = Trained {
         config: config.clone(),
@@ -277,8 +358,9 @@ pub fn train_observed(
     };
     let costs = costs(&trained, data.length)?;
     let outcome = TrainOutcome {
-        selected_epoch,
-        selected_train_loss,
+        config: config.clone(),
+        selected_epoch: selection.best.epoch,
+        selected_train_loss: selection.best.validation,
         test_accuracy: selected.accuracy,
         test_accuracy_last: last.accuracy,
         train_losses: losses,
@@ -296,7 +378,7 @@ pub fn train_observed(
 
 /// The weight gradient the sparse kernel returns under `backend`, or `None` when
 /// the kernel is not used.
-fn weight_grad_of(backend: ConvBackend) -> Option<WeightGrad> {
+pub(crate) fn weight_grad_of(backend: ConvBackend) -> Option<WeightGrad> {
     match backend {
         ConvBackend::SparseDenseGrad => Some(WeightGrad::Dense),
         ConvBackend::SparseMaskedGrad => Some(WeightGrad::Masked),
@@ -373,166 +455,10 @@ pub fn evaluate(model: &Scnn, data: &TsData, split: &Split, device: &Device) -> 
     )?)
 }
 
-fn var_of(varmap: &VarMap, name: &str) -> Result<Var> {
+/// The variable `name` of `varmap`.
+pub(crate) fn var_of(varmap: &VarMap, name: &str) -> Result<Var> {
     let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
     data.get(name)
         .cloned()
         .ok_or_else(|| sparse_core::SparseError::UnknownParameter(name.to_string()).into())
-}
-
-/// Copies of every variable and mask at one epoch.
-struct Snapshot {
-    vars: Vec<(Var, Tensor)>,
-    masks: Vec<(String, Mask)>,
-}
-
-impl Snapshot {
-    fn take(varmap: &VarMap, params: &SparseParams) -> Result<Self> {
-        let vars = sparse_core::batchnorm::sorted_vars(varmap)
-            .into_iter()
-            .map(|(_, v)| {
-                let copy = v.as_tensor().copy()?;
-                Ok((v, copy))
-            })
-            .collect::<Result<_>>()?;
-        let masks = params
-            .iter()
-            .map(|p| (p.name.clone(), p.mask.clone()))
-            .collect();
-        Ok(Self { vars, masks })
-    }
-
-    fn restore(self, params: &mut SparseParams) -> Result<()> {
-        for (var, value) in self.vars {
-            var.set(&value)?;
-        }
-        for (name, mask) in self.masks {
-            params.set_mask(&name, mask)?;
-        }
-        Ok(())
-    }
-}
-
-/// Metadata key of the test accuracy a checkpoint was reported with.
-pub const META_TEST_ACCURACY: &str = "test_accuracy";
-
-/// What a checkpoint stores besides the tensors (the `config` of its metadata).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckpointInfo {
-    /// The run's configuration.
-    pub config: TrainConfig,
-    /// The network's description.
-    pub spec: ModelSpec,
-    /// The data set, as [`DatasetSource::to_arg`] writes it.
-    pub dataset: String,
-}
-
-/// Saves the selected model (weights, BatchNorm statistics, masks) with the
-/// configuration, the data source and the reported test accuracy.
-pub fn save_checkpoint(
-    path: &Path,
-    trained: &Trained,
-    dataset: &DatasetSource,
-    outcome: &TrainOutcome,
-) -> Result<()> {
-    let info = CheckpointInfo {
-        config: trained.config.clone(),
-        spec: trained.model.spec().clone(),
-        dataset: dataset.to_arg(),
-    };
-    let config = serde_json::to_value(&info).map_err(|e| Error::BadCheckpoint {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let mut meta = checkpoint::CheckpointMeta::new(
-        env!("CARGO_PKG_NAME"),
-        env!("CARGO_PKG_VERSION"),
-        config,
-        outcome.selected_epoch as u64,
-        trained.config.seed(),
-    );
-    meta.extra.insert(
-        META_TEST_ACCURACY.into(),
-        format!("{:?}", outcome.test_accuracy),
-    );
-    checkpoint::save(
-        path,
-        &trained.varmap,
-        Sources {
-            masks: Some(&trained.params),
-            ..Default::default()
-        },
-        &meta,
-    )?;
-    Ok(())
-}
-
-/// A reloaded checkpoint, evaluated on its data set's test split.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckpointEvaluation {
-    /// What the checkpoint says about itself.
-    pub info: CheckpointInfo,
-    /// The test accuracy stored when it was saved.
-    pub reported_accuracy: Option<f64>,
-    /// The test evaluation now.
-    pub evaluation: Evaluation,
-}
-
-/// Reloads a checkpoint written by [`save_checkpoint`] and evaluates it on the
-/// test split of its data set, found through `location`.
-pub fn eval_checkpoint(
-    path: &Path,
-    location: &DataLocation,
-    device: &Device,
-) -> Result<CheckpointEvaluation> {
-    let meta = checkpoint::read_meta(path)?;
-    let info: CheckpointInfo =
-        serde_json::from_value(meta.config.clone()).map_err(|e| Error::BadCheckpoint {
-            path: path.to_path_buf(),
-            reason: format!("not a dsn-tsc checkpoint: {e}"),
-        })?;
-    let data = DatasetSource::parse(&info.dataset).load(location)?;
-    if data.dims != info.spec.in_channels || data.num_classes() != info.spec.num_classes {
-        return Err(Error::BadCheckpoint {
-            path: path.to_path_buf(),
-            reason: format!(
-                "data set {} has {} dimensions and {} classes, the model {} and {}",
-                info.dataset,
-                data.dims,
-                data.num_classes(),
-                info.spec.in_channels,
-                info.spec.num_classes
-            ),
-        });
-    }
-    let varmap = VarMap::new();
-    let mut model = Scnn::build(info.spec.clone(), &varmap, device)?;
-    // the masks come back from the file, so the sparse kernel runs exactly as in training
-    let mut params = SparseParams::new();
-    if info.config.arm().is_sparse() {
-        for (name, shape) in info.spec.kernel_convs() {
-            params.insert(name.clone(), var_of(&varmap, &name)?, Mask::ones(&shape))?;
-        }
-    }
-    checkpoint::load(
-        path,
-        &varmap,
-        Targets {
-            params: Some(&mut params),
-            ..Default::default()
-        },
-    )?;
-    if let Some(mode) = weight_grad_of(info.config.conv_backend()) {
-        model.attach_masks(&params, mode)?;
-    }
-    let evaluation = evaluate(&model, &data, &data.test, device)?;
-    let reported_accuracy = meta
-        .extra
-        .get(META_TEST_ACCURACY)
-        .and_then(|s| s.parse::<f64>().ok());
-    Ok(CheckpointEvaluation {
-        info,
-        reported_accuracy,
-        evaluation,
-    })
 }

@@ -12,8 +12,8 @@ use candle_core::{Tensor, Var};
 use candle_nn::VarMap;
 
 use crate::error::Result;
-use crate::optim::check_positive;
 pub use crate::selection::{is_running_stat, sorted_vars};
+use crate::validate::check_fraction_above_zero;
 
 /// Suffix of running-mean buffers in a `VarMap` (candle-nn's `batch_norm`).
 pub const RUNNING_MEAN: &str = "running_mean";
@@ -38,14 +38,7 @@ where
     I: IntoIterator<Item = B>,
     F: FnMut(B) -> Result<()>,
 {
-    check_positive("momentum", momentum)?;
-    if momentum > 1.0 {
-        return Err(crate::optim::invalid(
-            "momentum",
-            momentum,
-            "must lie in (0, 1]",
-        ));
-    }
+    check_fraction_above_zero("momentum", momentum)?;
     let stats: Vec<(String, Var)> = sorted_vars(varmap)
         .into_iter()
         .filter(|(n, _)| is_running_stat(n))

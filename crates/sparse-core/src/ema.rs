@@ -19,9 +19,9 @@ use candle_core::Tensor;
 use candle_nn::VarMap;
 
 use crate::error::{CheckpointError, Result};
-use crate::optim::check_unit_interval;
 use crate::registry::SparseParams;
 use crate::selection::sorted_vars;
+use crate::validate::check_fraction_below_one;
 
 /// The EMA copy of every tensor of a `VarMap`, keyed by name.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub struct SparseEma {
 impl SparseEma {
     /// Starts the average at the current values of every `VarMap` entry; `decay ∈ [0, 1)`.
     pub fn new(varmap: &VarMap, decay: f64) -> Result<Self> {
-        check_unit_interval("decay", decay)?;
+        check_fraction_below_one("decay", decay)?;
         let mut ema = Self {
             decay,
             shadow: BTreeMap::new(),

@@ -59,6 +59,29 @@ pub enum SparseError {
     Checkpoint(#[from] CheckpointError),
 }
 
+impl SparseError {
+    /// An [`InvalidHyperparameter`](Self::InvalidHyperparameter) naming the parameter
+    /// `name` as the user wrote it in the builder, its rejected `value` and the valid
+    /// range (`reason`, e.g. `"must lie in [0, 1]"`). The checks of
+    /// [`crate::validate`] build their errors with it.
+    pub fn invalid(name: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
+        Self::InvalidHyperparameter {
+            name,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`InvalidInput`](Self::InvalidInput): an argument (a layer list, a score
+    /// vector, a policy) that a function cannot work with, and why.
+    pub fn invalid_input(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Why a checkpoint could not be written, read or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {

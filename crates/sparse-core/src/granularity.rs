@@ -22,6 +22,7 @@ use std::cmp::Ordering;
 
 use crate::error::{Result, SparseError};
 use crate::mask::Mask;
+use crate::validate::check_nonzero;
 
 /// How weights are grouped when a mask is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,39 +67,21 @@ impl Granularity {
         match *self {
             Self::Unstructured | Self::Channel => Ok(()),
             Self::NM { n, m } => {
-                if m == 0 {
-                    return Err(hyper("m", m, "must be at least 1"));
-                }
+                check_nonzero("m", m)?;
                 if n == 0 || n > m {
-                    return Err(hyper("n", n, &format!("must lie in 1..={m} (m)")));
+                    return Err(SparseError::invalid(
+                        "n",
+                        n,
+                        format!("must lie in 1..={m} (m)"),
+                    ));
                 }
                 Ok(())
             }
             Self::Block { rows, cols } => {
-                if rows == 0 {
-                    return Err(hyper("rows", rows, "must be at least 1"));
-                }
-                if cols == 0 {
-                    return Err(hyper("cols", cols, "must be at least 1"));
-                }
-                Ok(())
+                check_nonzero("rows", rows)?;
+                check_nonzero("cols", cols)
             }
         }
-    }
-}
-
-fn hyper(name: &'static str, value: usize, reason: &str) -> SparseError {
-    SparseError::InvalidHyperparameter {
-        name,
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
-fn invalid(what: &str, reason: String) -> SparseError {
-    SparseError::InvalidInput {
-        what: what.to_string(),
-        reason,
     }
 }
 
@@ -141,10 +124,13 @@ pub fn mask_from_scores(
         });
     }
     if let Some(i) = scores.iter().position(|s| s.is_nan()) {
-        return Err(invalid("scores", format!("NaN score at flat index {i}")));
+        return Err(SparseError::invalid_input(
+            "scores",
+            format!("NaN score at flat index {i}"),
+        ));
     }
     if keep > numel {
-        return Err(invalid(
+        return Err(SparseError::invalid_input(
             "keep",
             format!("{keep} weights requested but the tensor has {numel}"),
         ));
@@ -160,7 +146,7 @@ pub fn mask_from_scores(
         }
         Granularity::NM { n, m } => {
             if row_len % m != 0 {
-                return Err(invalid(
+                return Err(SparseError::invalid_input(
                     "N:M group size",
                     format!(
                         "m = {m} does not divide the input dimension {row_len} of shape {shape:?}"
@@ -184,7 +170,7 @@ pub fn mask_from_scores(
         }
         Granularity::Block { rows: bh, cols: bw } => {
             if rows % bh != 0 || row_len % bw != 0 {
-                return Err(invalid(
+                return Err(SparseError::invalid_input(
                     "block size",
                     format!(
                         "{bh}x{bw} blocks do not tile the 2-D view {rows}x{row_len} of shape {shape:?}"

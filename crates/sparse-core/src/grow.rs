@@ -167,7 +167,7 @@ impl GrowthRegion {
     pub fn grouped(groups: Vec<Mask>) -> Result<Self> {
         let first = groups
             .first()
-            .ok_or_else(|| crate::schedule::invalid("groups", 0, "needs at least one group"))?;
+            .ok_or_else(|| SparseError::invalid("groups", 0, "needs at least one group"))?;
         let mut allowed = Mask::zeros(first.shape());
         for (g, group) in groups.iter().enumerate() {
             if group.shape() != allowed.shape() {
@@ -182,11 +182,7 @@ impl GrowthRegion {
                 .into_iter()
                 .any(|i| allowed.is_active(i))
             {
-                return Err(crate::schedule::invalid(
-                    "groups",
-                    g,
-                    "groups must be disjoint",
-                ));
+                return Err(SparseError::invalid("groups", g, "groups must be disjoint"));
             }
             allowed.union_with(group)?;
         }

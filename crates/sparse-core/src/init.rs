@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 
 use crate::error::{Result, SparseError};
-use crate::optim::{check_non_negative, check_positive, invalid};
+use crate::validate::{check_fraction_above_zero, check_non_negative, check_positive};
 
 /// The non-linearity that follows a layer, for [`Nonlinearity::gain`]
 /// (`torch.nn.init.calculate_gain`).
@@ -114,11 +114,11 @@ pub enum Init {
 /// `[out, in, k...]`, `fan_in = in·∏k` and `fan_out = out·∏k`. Needs at least 2 dims.
 pub fn fans(shape: &[usize]) -> Result<(usize, usize)> {
     if shape.len() < 2 {
-        return Err(SparseError::InvalidHyperparameter {
-            name: "shape",
-            value: format!("{shape:?}"),
-            reason: "fan in/out need a tensor with at least 2 dimensions".into(),
-        });
+        return Err(SparseError::invalid(
+            "shape",
+            format!("{shape:?}"),
+            "fan in/out need a tensor with at least 2 dimensions",
+        ));
     }
     let receptive: usize = shape[2..].iter().product();
     Ok((shape[1] * receptive, shape[0] * receptive))
@@ -139,7 +139,11 @@ impl Init {
                 FanMode::FanOut => o,
             };
             if f == 0 {
-                return Err(invalid("fan", 0.0, "a zero fan cannot be initialised"));
+                return Err(SparseError::invalid(
+                    "fan",
+                    0.0,
+                    "a zero fan cannot be initialised",
+                ));
             }
             Ok(f as f64)
         };
@@ -173,9 +177,7 @@ impl Init {
                 nonlinearity,
                 density,
             } => {
-                if !(density > 0.0 && density <= 1.0) {
-                    return Err(invalid("density", density, "must lie in (0, 1]"));
-                }
+                check_fraction_above_zero("density", density)?;
                 Dist::Normal(
                     0.0,
                     nonlinearity.gain() / (fan(FanMode::FanIn)? * density).sqrt(),
@@ -187,7 +189,7 @@ impl Init {
             }
             Init::Uniform { low, high } => {
                 if !(low.is_finite() && high.is_finite() && low < high) {
-                    return Err(invalid("high", high, "must be > low"));
+                    return Err(SparseError::invalid("high", high, "must be > low"));
                 }
                 Dist::Uniform(low, high)
             }
@@ -202,12 +204,12 @@ impl Init {
             Dist::Constant(v) => vec![v as f32; n],
             Dist::Normal(mean, std) => {
                 let d = Normal::new(mean as f32, std as f32)
-                    .map_err(|e| invalid("std", std, &e.to_string()))?;
+                    .map_err(|e| SparseError::invalid("std", std, e.to_string()))?;
                 (0..n).map(|_| d.sample(rng)).collect()
             }
             Dist::Uniform(lo, hi) => {
                 let d = Uniform::new(lo as f32, hi as f32)
-                    .map_err(|e| invalid("bound", hi, &e.to_string()))?;
+                    .map_err(|e| SparseError::invalid("bound", hi, e.to_string()))?;
                 (0..n).map(|_| rng.sample(d)).collect()
             }
         })

@@ -28,6 +28,8 @@
 //! | checkpoints | [`checkpoint::save`], [`checkpoint::load`], [`checkpoint::verify`], [`checkpoint::read_meta_expecting`], [`checkpoint::load_masks`], [`CheckpointMeta`], [`checkpoint::Sources`] |
 //! | model snapshots (best epoch, interpolation, averaging, EMA, re-pruning) | [`ModelState`], [`RunningAverage`] |
 //! | counting | [`ParamReport`], [`InferenceFlops`], [`TrainingFlops`] |
+//! | fast sparse layers | [`kernels`]: [`kernels::SparseLayer`] (implemented by every sparse layer), [`kernels::sync_masks`], [`SparseMatrix`] ([`kernels::spmm`]) |
+//! | validating a new config | [`validate`], [`SparseError::invalid`] |
 //!
 //! ## Quick start
 //!
@@ -95,9 +97,12 @@ pub mod saliency;
 pub mod schedule;
 pub mod scores;
 pub mod selection;
-pub mod spmm;
 pub mod state;
 pub mod updater;
+pub mod validate;
+
+/// The sparse × dense product, kept at its old path; it lives in [`kernels::spmm`].
+pub use kernels::spmm;
 
 pub use allocation::{Allocation, AllocationConfig, AllocationConfigBuilder, LayerSpec, Sampling};
 pub use checkpoint::{CheckpointMeta, RngState};

@@ -4,8 +4,10 @@
 //! fractional: the caller picks the unit and uses it consistently), so resuming a
 //! run needs no scheduler state. Every constructor checks its arguments.
 
+use crate::SparseError;
 use crate::error::Result;
-use crate::optim::{Optimizer, check_non_negative, check_positive, invalid};
+use crate::optim::Optimizer;
+use crate::validate::{check_non_negative, check_positive};
 
 /// A learning rate as a function of time.
 pub trait LrSchedule {
@@ -56,11 +58,11 @@ impl MultiStep {
         check_positive("base", base)?;
         check_positive("gamma", gamma)?;
         if milestones.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(crate::SparseError::InvalidHyperparameter {
-                name: "milestones",
-                value: format!("{milestones:?}"),
-                reason: "must be strictly increasing".into(),
-            });
+            return Err(SparseError::invalid(
+                "milestones",
+                format!("{milestones:?}"),
+                "must be strictly increasing",
+            ));
         }
         Ok(Self {
             base,
@@ -73,7 +75,7 @@ impl MultiStep {
     /// `StepLR`: decay by `gamma` every `step_size` units (`step_size > 0`).
     pub fn every(base: f64, gamma: f64, step_size: u64) -> Result<Self> {
         if step_size == 0 {
-            return Err(invalid("step_size", 0.0, "must be > 0"));
+            return Err(SparseError::invalid("step_size", 0.0, "must be > 0"));
         }
         let mut s = Self::new(base, gamma, Vec::new())?;
         s.every = Some(step_size);
@@ -123,13 +125,13 @@ impl WarmupCosine {
         check_positive("base", base)?;
         check_non_negative("eta_min", eta_min)?;
         if eta_min > base {
-            return Err(invalid("eta_min", eta_min, "must be <= base"));
+            return Err(SparseError::invalid("eta_min", eta_min, "must be <= base"));
         }
         check_non_negative("warmup", warmup)?;
         check_non_negative("warmup_start", warmup_start)?;
         check_positive("total", total)?;
         if warmup >= total {
-            return Err(invalid("warmup", warmup, "must be < total"));
+            return Err(SparseError::invalid("warmup", warmup, "must be < total"));
         }
         Ok(Self {
             base,

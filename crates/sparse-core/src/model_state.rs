@@ -22,9 +22,9 @@ use candle_nn::VarMap;
 use crate::error::{Result, SparseError};
 use crate::mask::Mask;
 use crate::prune::{KeepRule, LayerView, keep_top_magnitude};
-use crate::schedule::check_unit;
 use crate::scores::ThresholdScope;
 use crate::selection::sorted_vars;
+use crate::validate::check_fraction;
 
 /// A named, deep-copied snapshot of a model's tensors, in name order.
 #[derive(Debug, Clone)]
@@ -137,7 +137,7 @@ impl ModelState {
     /// bit.
     pub fn lerp(a: &ModelState, b: &ModelState, alpha: f64) -> Result<ModelState> {
         if !alpha.is_finite() {
-            return Err(crate::schedule::invalid("alpha", alpha, "must be finite"));
+            return Err(SparseError::invalid("alpha", alpha, "must be finite"));
         }
         check_same_layout(&a.tensors, &b.tensors, "the second state")?;
         if alpha == 0.0 {
@@ -161,7 +161,7 @@ impl ModelState {
     /// with `decay ∈ [0, 1]` (1 keeps `self`, 0 copies `other`). Unlike
     /// [`crate::SparseEma`] it knows no masks: every entry is averaged.
     pub fn ema_update(&mut self, other: &ModelState, decay: f64) -> Result<()> {
-        check_unit("decay", decay)?;
+        check_fraction("decay", decay)?;
         check_same_layout(&self.tensors, &other.tensors, "the other state")?;
         for (name, t) in self.tensors.iter_mut() {
             let o = &other.tensors[name];
@@ -186,7 +186,7 @@ impl ModelState {
         density: f64,
         scope: ThresholdScope,
     ) -> Result<BTreeMap<String, Mask>> {
-        check_unit("density", density)?;
+        check_fraction("density", density)?;
         let mut selected: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
         selected.sort_unstable();
         selected.dedup();

@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, SparseError};
 use crate::mask::Mask;
-use crate::schedule::{CubicDensitySchedule, check_unit};
+use crate::schedule::CubicDensitySchedule;
+use crate::validate::{check_fraction, check_non_negative};
 
 /// One masked layer as the pruning and growth criteria see it: row-major host copies
 /// of the weight (and of its gradient when one is needed) plus its current mask.
@@ -71,16 +72,10 @@ impl PruneMethod {
 
     /// Checks the method's own parameter (a finite, non-negative threshold).
     pub fn validate(&self) -> Result<()> {
-        if let Self::Threshold(t) = *self
-            && !(t.is_finite() && t >= 0.0)
-        {
-            return Err(crate::schedule::invalid(
-                "prune.threshold",
-                t,
-                "must be finite and >= 0",
-            ));
+        match *self {
+            Self::Threshold(t) => check_non_negative("prune.threshold", f64::from(t)),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The masks after removing `rate` of each layer's active weights (or of all
@@ -92,7 +87,7 @@ impl PruneMethod {
         rate: f64,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Mask>> {
-        check_unit("death_rate", rate)?;
+        check_fraction("death_rate", rate)?;
         for layer in layers {
             check_len(layer)?;
         }
@@ -261,7 +256,7 @@ pub fn keep_top_magnitude(
     global: bool,
     rule: KeepRule,
 ) -> Result<Vec<Mask>> {
-    check_unit("density", density)?;
+    check_fraction("density", density)?;
     for layer in layers {
         check_len(layer)?;
     }

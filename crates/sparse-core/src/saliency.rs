@@ -24,6 +24,7 @@
 use candle_core::{DType, Tensor, Var, backprop::GradStore};
 
 use crate::error::{Result, SparseError};
+use crate::validate::{check_density, check_positive};
 
 fn flat_f32(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
@@ -75,13 +76,7 @@ pub fn grasp_scores<F>(vars: &[(String, Var)], eps: f64, mut gradients: F) -> Re
 where
     F: FnMut() -> Result<GradStore>,
 {
-    if !(eps.is_finite() && eps > 0.0) {
-        return Err(SparseError::InvalidHyperparameter {
-            name: "eps",
-            value: eps.to_string(),
-            reason: "must be finite and positive".into(),
-        });
-    }
+    check_positive("eps", eps)?;
     let originals: Vec<Tensor> = vars
         .iter()
         .map(|(_, v)| v.as_tensor().copy())
@@ -129,21 +124,18 @@ where
 ///
 /// Errors on a density outside `(0, 1]`, a NaN score or an empty layer list.
 pub fn global_topk_densities(scores: &[Vec<f32>], density: f64) -> Result<Vec<f64>> {
-    crate::allocation::check_density(density)?;
+    check_density(density)?;
     let total: usize = scores.iter().map(Vec::len).sum();
     if total == 0 {
-        return Err(SparseError::InvalidInput {
-            what: "scores".into(),
-            reason: "no weights to rank".into(),
-        });
+        return Err(SparseError::invalid_input("scores", "no weights to rank"));
     }
     let mut flat: Vec<(f32, usize)> = Vec::with_capacity(total);
     for (layer, s) in scores.iter().enumerate() {
         if let Some(i) = s.iter().position(|v| v.is_nan()) {
-            return Err(SparseError::InvalidInput {
-                what: "scores".into(),
-                reason: format!("NaN score in layer {layer} at flat index {i}"),
-            });
+            return Err(SparseError::invalid_input(
+                "scores",
+                format!("NaN score in layer {layer} at flat index {i}"),
+            ));
         }
         flat.extend(s.iter().map(|&v| (v, layer)));
     }

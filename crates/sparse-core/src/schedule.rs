@@ -3,6 +3,7 @@
 //! pruning (GMP, Zhu & Gupta 2017; GraNet).
 
 use crate::error::{Result, SparseError};
+use crate::validate::{check_fraction, check_nonzero};
 
 /// Default floor of the cosine death-rate schedule (`CosineDecay(eta_min=0.005)` in
 /// the `sparselearning` lineage).
@@ -114,7 +115,7 @@ impl DeathRate {
     /// error names the offending field.
     pub fn validate(&self) -> Result<()> {
         match *self {
-            Self::Constant(r) => check_unit("death_rate", r),
+            Self::Constant(r) => check_fraction("death_rate", r),
             Self::Cosine {
                 initial,
                 eta_min,
@@ -125,27 +126,27 @@ impl DeathRate {
                 eta_min,
                 t_max,
             } => {
-                check_unit("death_rate.initial", initial)?;
-                check_unit("death_rate.eta_min", eta_min)?;
-                check_positive("death_rate.t_max", t_max)
+                check_fraction("death_rate.initial", initial)?;
+                check_fraction("death_rate.eta_min", eta_min)?;
+                check_nonzero("death_rate.t_max", t_max)
             }
             Self::Linear {
                 initial,
                 final_rate,
                 t_max,
             } => {
-                check_unit("death_rate.initial", initial)?;
-                check_unit("death_rate.final_rate", final_rate)?;
-                check_positive("death_rate.t_max", t_max)
+                check_fraction("death_rate.initial", initial)?;
+                check_fraction("death_rate.final_rate", final_rate)?;
+                check_nonzero("death_rate.t_max", t_max)
             }
             Self::Step {
                 initial,
                 factor,
                 every,
             } => {
-                check_unit("death_rate.initial", initial)?;
-                check_unit("death_rate.factor", factor)?;
-                check_positive("death_rate.every", every)
+                check_fraction("death_rate.initial", initial)?;
+                check_fraction("death_rate.factor", factor)?;
+                check_nonzero("death_rate.every", every)
             }
         }
     }
@@ -212,18 +213,18 @@ impl CubicDensitySchedule {
     /// Checks densities in `[0, 1]`, `final <= initial`, `period > 0` and
     /// `start_step / period < end_step / period`.
     pub fn validate(&self) -> Result<()> {
-        check_unit("initial_density", self.initial_density)?;
-        check_unit("final_density", self.final_density)?;
+        check_fraction("initial_density", self.initial_density)?;
+        check_fraction("final_density", self.final_density)?;
         if self.final_density > self.initial_density {
-            return Err(invalid(
+            return Err(SparseError::invalid(
                 "final_density",
                 self.final_density,
                 "must not exceed initial_density",
             ));
         }
-        check_positive("period", self.period)?;
+        check_nonzero("period", self.period)?;
         if self.end_step / self.period <= self.start_step / self.period {
-            return Err(invalid(
+            return Err(SparseError::invalid(
                 "end_step",
                 self.end_step,
                 "must be at least one period after start_step",
@@ -257,30 +258,6 @@ impl CubicDensitySchedule {
         step.is_multiple_of(self.period)
             && i >= self.start_step / self.period
             && i <= self.end_step / self.period
-    }
-}
-
-pub(crate) fn invalid(name: &'static str, value: impl ToString, reason: &str) -> SparseError {
-    SparseError::InvalidHyperparameter {
-        name,
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
-pub(crate) fn check_unit(name: &'static str, v: f64) -> Result<()> {
-    if (0.0..=1.0).contains(&v) {
-        Ok(())
-    } else {
-        Err(invalid(name, v, "must lie in [0, 1]"))
-    }
-}
-
-pub(crate) fn check_positive(name: &'static str, v: usize) -> Result<()> {
-    if v > 0 {
-        Ok(())
-    } else {
-        Err(invalid(name, v, "must be > 0"))
     }
 }
 

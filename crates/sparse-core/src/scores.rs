@@ -16,7 +16,7 @@ use candle_core::{DType, Tensor, Var};
 
 use crate::error::{Result, SparseError};
 use crate::mask::Mask;
-use crate::schedule::{check_unit, invalid};
+use crate::validate::check_fraction;
 
 /// One layer of a score-based subnetwork: a frozen weight and its score `Var`.
 #[derive(Debug, Clone)]
@@ -116,8 +116,8 @@ pub struct SparsityRamp {
 impl SparsityRamp {
     /// A checked ramp; both values in `[0, 1]` (`ramp_fraction = 0`: no ramp).
     pub fn new(target: f64, ramp_fraction: f64) -> Result<Self> {
-        check_unit("sparsity", target)?;
-        check_unit("ramp_fraction", ramp_fraction)?;
+        check_fraction("sparsity", target)?;
+        check_fraction("ramp_fraction", ramp_fraction)?;
         Ok(Self {
             target,
             ramp_fraction,
@@ -157,7 +157,11 @@ impl ScoreSubnetwork {
         let mut map = BTreeMap::new();
         for layer in layers {
             if map.contains_key(&layer.name) {
-                return Err(invalid("layers", &layer.name, "duplicate layer name"));
+                return Err(SparseError::invalid(
+                    "layers",
+                    &layer.name,
+                    "duplicate layer name",
+                ));
             }
             map.insert(layer.name.clone(), layer);
         }
@@ -190,7 +194,7 @@ impl ScoreSubnetwork {
     /// (the official `>=` threshold would keep every tie instead). The map is a
     /// [`crate::MaskSet`]: pass it to [`crate::checkpoint::Sources::masks`] or count it.
     pub fn masks(&self, sparsity: f64) -> Result<BTreeMap<String, Mask>> {
-        check_unit("sparsity", sparsity)?;
+        check_fraction("sparsity", sparsity)?;
         let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
         for layer in self.layers.values() {
             let s = layer

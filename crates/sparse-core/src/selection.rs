@@ -237,10 +237,10 @@ impl SelectionPolicy {
                     }
                 }
                 if let Some((missing, _)) = candidates.iter().find(|(n, _)| !order.contains(n)) {
-                    return Err(SparseError::InvalidInput {
-                        what: "layer_order".into(),
-                        reason: format!("selected variable `{missing}` is not in the layer order"),
-                    });
+                    return Err(SparseError::invalid_input(
+                        "layer_order",
+                        format!("selected variable `{missing}` is not in the layer order"),
+                    ));
                 }
                 order
                     .iter()
@@ -341,35 +341,28 @@ impl SelectionPolicyBuilder {
     /// Validates and returns the policy.
     pub fn build(self) -> Result<SelectionPolicy> {
         let p = &self.policy;
-        if let Some(t) = p.dense_threshold
-            && !(t > 0.0 && t <= 1.0)
-        {
-            return Err(SparseError::InvalidHyperparameter {
-                name: "dense_threshold",
-                value: t.to_string(),
-                reason: "must lie in (0, 1]".into(),
-            });
+        if let Some(t) = p.dense_threshold {
+            crate::validate::check_fraction_above_zero("dense_threshold", t)?;
         }
         if let Some(set) = &p.ndims
             && (set.is_empty() || set.contains(&0))
         {
-            return Err(SparseError::InvalidHyperparameter {
-                name: "ndims",
-                value: format!("{set:?}"),
-                reason: "must be a non-empty set of positive dimension counts".into(),
-            });
+            return Err(SparseError::invalid(
+                "ndims",
+                format!("{set:?}"),
+                "must be a non-empty set of positive dimension counts",
+            ));
         }
         if (p.exclude_first || p.exclude_last) && p.layer_order.is_none() {
-            return Err(SparseError::InvalidHyperparameter {
-                name: if p.exclude_first {
+            return Err(SparseError::invalid(
+                if p.exclude_first {
                     "exclude_first"
                 } else {
                     "exclude_last"
                 },
-                value: "true".into(),
-                reason: "needs the model order: call `layer_order` (name order is not model order)"
-                    .into(),
-            });
+                "true",
+                "needs the model order: call `layer_order` (name order is not model order)",
+            ));
         }
         Ok(self.policy)
     }

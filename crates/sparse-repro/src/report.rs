@@ -513,35 +513,10 @@ fn escape_cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
-/// Serde helpers that write NaN as JSON `null` and read `null` back as NaN
-/// (serde_json writes non-finite floats as `null` but refuses to read `null` as `f64`).
-pub mod nan_as_null {
-    /// For `BTreeMap<String, f64>` fields: `#[serde(with = "nan_as_null::map")]`.
-    pub mod map {
-        use std::collections::BTreeMap;
-
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        /// Serialises the map (NaN and infinities become `null`).
-        pub fn serialize<S: Serializer>(
-            map: &BTreeMap<String, f64>,
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
-            serializer.collect_map(map.iter().map(|(k, v)| (k, v.is_finite().then_some(*v))))
-        }
-
-        /// Deserialises the map (`null` becomes NaN).
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> Result<BTreeMap<String, f64>, D::Error> {
-            let raw = BTreeMap::<String, Option<f64>>::deserialize(deserializer)?;
-            Ok(raw
-                .into_iter()
-                .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
-                .collect())
-        }
-    }
-}
+/// The NaN-as-`null` serde helpers, kept at this path; they live in
+/// [`crate::claim::nan_as_null`], which both claims and reports use, so that the
+/// claim module does not depend on this one.
+pub use crate::claim::nan_as_null;
 
 #[cfg(test)]
 mod tests {

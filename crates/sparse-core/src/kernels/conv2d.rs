@@ -332,13 +332,7 @@ impl CustomOp3 for Conv2dWeightGrad {
 fn check(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: Conv2dParams) -> Result<[usize; 9]> {
     let xd = dims_of(x, 4, "conv2d input [B, C, H, W]")?;
     let wd = dims_of(w, 4, "conv2d weight [Cout, C, kh, kw]")?;
-    if p.stride == 0 {
-        return Err(crate::SparseError::InvalidHyperparameter {
-            name: "stride",
-            value: "0".into(),
-            reason: "must be at least 1".into(),
-        });
-    }
+    crate::validate::check_nonzero("stride", p.stride)?;
     if xd[2] == 0 || xd[3] == 0 {
         return Err(mismatch(
             "conv2d input [B, C, H >= 1, W >= 1]",

@@ -12,6 +12,11 @@
 //! | [`PackedSparseLinear`] | the same with `W` stored as its active values only (`[nnz]`), plus a dense weight gradient on request |
 //! | [`SparseConv1d`] | conv1d over the active taps only, DSN-style "same" padding |
 //! | [`conv2d`] | dense conv2d through im2col + gemm, with a gemm backward |
+//! | [`SparseMatrix`] ([`spmm`]) | a constant CSR matrix × a dense operand, with backward (GNN propagation) |
+//!
+//! The four sparse layers implement one trait, [`SparseLayer`] (a candle `Module`
+//! with a settable mask and weight-gradient mode), and [`sync_masks`] hands them the
+//! registry's masks after a topology update.
 //!
 //! Each entry point decides between the custom kernel and candle's own op (the custom
 //! one needs an f32 tensor on the CPU; the sparse layers over a dense weight fall back
@@ -52,21 +57,25 @@
 
 mod conv2d;
 mod depthwise;
+mod layer;
 mod packed_linear;
 mod simd;
 mod sparse_conv1d;
 mod sparse_depthwise;
 mod sparse_linear;
+pub mod spmm;
 mod taps;
 mod tiled;
 mod transpose;
 
 pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};
+pub use layer::{SparseLayer, sync_masks};
 pub use packed_linear::PackedSparseLinear;
 pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};
 pub use sparse_depthwise::SparseDepthwiseConv2d;
 pub use sparse_linear::{SPARSE_LINEAR_MAX_DENSITY, SparseLinear};
+pub use spmm::SparseMatrix;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Tensor};

@@ -58,6 +58,7 @@ pub struct PackedSparseLinear {
     pattern: Arc<CsrPattern>,
     /// Present in [`WeightGrad::Dense`] mode; see [`dense_grad_probe`](Self::dense_grad_probe).
     probe: Option<Var>,
+    pub(super) name: Option<String>,
 }
 
 impl PackedSparseLinear {
@@ -88,6 +89,7 @@ impl PackedSparseLinear {
             mask: mask.clone(),
             pattern,
             probe: None,
+            name: None,
         })
     }
 
@@ -151,6 +153,23 @@ impl PackedSparseLinear {
         self.probe.as_ref()
     }
 
+    /// Names the layer after its weight's entry in the [`SparseParams`](crate::SparseParams)
+    /// registry, so that [`sync_masks`](super::sync_masks) can find its mask.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Which weight gradients the backward pass returns: [`WeightGrad::Dense`] while
+    /// the layer holds a [`dense_grad_probe`](Self::dense_grad_probe).
+    pub fn weight_grad(&self) -> WeightGrad {
+        if self.probe.is_some() {
+            WeightGrad::Dense
+        } else {
+            WeightGrad::Masked
+        }
+    }
+
     /// The trainable active values, `[nnz]`.
     pub fn values(&self) -> &Var {
         &self.values
@@ -172,10 +191,10 @@ impl PackedSparseLinear {
         let (out, inp) = self.dims();
         let values = self.values.as_tensor();
         if u32::try_from(out * inp).is_err() {
-            return Err(SparseError::InvalidInput {
-                what: "packed sparse linear".into(),
-                reason: format!("{out} x {inp} entries exceed the u32 index of to_dense"),
-            });
+            return Err(SparseError::invalid_input(
+                "packed sparse linear",
+                format!("{out} x {inp} entries exceed the u32 index of to_dense"),
+            ));
         }
         let offsets = self.pattern.dense_offsets();
         let index: Vec<u32> = offsets.iter().map(|&i| i as u32).collect();

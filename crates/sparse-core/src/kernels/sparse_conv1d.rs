@@ -399,6 +399,8 @@ pub struct SparseConv1d {
     padding: Conv1dPadding,
     density: f64,
     weight_grad: WeightGrad,
+    mask: Mask,
+    pub(super) name: Option<String>,
 }
 
 impl SparseConv1d {
@@ -420,6 +422,8 @@ impl SparseConv1d {
             padding,
             density: 0.0,
             weight_grad: WeightGrad::Masked,
+            mask: mask.clone(),
+            name: None,
         };
         layer.set_mask(mask)?;
         Ok(layer)
@@ -457,7 +461,25 @@ impl SparseConv1d {
         ));
         self.mask_tensor = mask.to_tensor(self.weight.dtype(), self.weight.device())?;
         self.density = mask.density();
+        self.mask = mask.clone();
         Ok(())
+    }
+
+    /// Names the layer after its weight's entry in the [`SparseParams`](crate::SparseParams)
+    /// registry, so that [`sync_masks`](super::sync_masks) can find its mask.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The mask the layer computes with.
+    pub fn mask(&self) -> &Mask {
+        &self.mask
+    }
+
+    /// Which weight gradient the backward pass returns.
+    pub fn weight_grad(&self) -> WeightGrad {
+        self.weight_grad
     }
 
     /// The fraction of active weights.

@@ -23,6 +23,8 @@ pub struct SparseDepthwiseConv2d {
     active: Arc<Vec<Vec<u32>>>,
     density: f64,
     weight_grad: WeightGrad,
+    mask: Mask,
+    pub(super) name: Option<String>,
 }
 
 impl SparseDepthwiseConv2d {
@@ -37,6 +39,8 @@ impl SparseDepthwiseConv2d {
             active: Arc::new(Vec::new()),
             density: 0.0,
             weight_grad: WeightGrad::Masked,
+            mask: mask.clone(),
+            name: None,
         };
         layer.set_mask(mask)?;
         Ok(layer)
@@ -68,6 +72,7 @@ impl SparseDepthwiseConv2d {
         );
         self.mask_tensor = mask.to_tensor(self.weight.dtype(), self.weight.device())?;
         self.density = mask.density();
+        self.mask = mask.clone();
         Ok(())
     }
 
@@ -80,6 +85,23 @@ impl SparseDepthwiseConv2d {
     /// Sets which weight gradient the backward pass returns.
     pub fn set_weight_grad(&mut self, mode: WeightGrad) {
         self.weight_grad = mode;
+    }
+
+    /// Names the layer after its weight's entry in the [`SparseParams`](crate::SparseParams)
+    /// registry, so that [`sync_masks`](super::sync_masks) can find its mask.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The mask the layer computes with.
+    pub fn mask(&self) -> &Mask {
+        &self.mask
+    }
+
+    /// Which weight gradient the backward pass returns.
+    pub fn weight_grad(&self) -> WeightGrad {
+        self.weight_grad
     }
 
     /// The fraction of active taps.

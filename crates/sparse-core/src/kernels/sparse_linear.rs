@@ -423,6 +423,8 @@ pub struct SparseLinear {
     pattern: Arc<CsrPattern>,
     density: f64,
     weight_grad: WeightGrad,
+    mask: Mask,
+    pub(super) name: Option<String>,
 }
 
 impl SparseLinear {
@@ -443,6 +445,8 @@ impl SparseLinear {
             pattern: Arc::new(CsrPattern::new(0, 0, &[])),
             density: 0.0,
             weight_grad: WeightGrad::Masked,
+            mask: mask.clone(),
+            name: None,
         };
         layer.set_mask(mask)?;
         Ok(layer)
@@ -476,7 +480,25 @@ impl SparseLinear {
         self.pattern = Arc::new(CsrPattern::new(dims[0], dims[1], mask.as_bits()));
         self.mask_tensor = mask.to_tensor(self.weight.dtype(), self.weight.device())?;
         self.density = mask.density();
+        self.mask = mask.clone();
         Ok(())
+    }
+
+    /// Names the layer after its weight's entry in the [`SparseParams`](crate::SparseParams)
+    /// registry, so that [`sync_masks`](super::sync_masks) can find its mask.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The mask the layer computes with.
+    pub fn mask(&self) -> &Mask {
+        &self.mask
+    }
+
+    /// Which weight gradient the backward pass returns.
+    pub fn weight_grad(&self) -> WeightGrad {
+        self.weight_grad
     }
 
     /// The fraction of active weights.

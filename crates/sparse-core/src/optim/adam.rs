@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use candle_core::{Tensor, Var, backprop::GradStore};
 
 use super::{
-    Optimizer, OptimizerState, ParamGroup, Slot, build_slots, check_non_negative, check_positive,
-    check_unit_interval, checked_buffer, reject_unknown_keys,
+    Optimizer, OptimizerState, ParamGroup, Slot, build_slots, checked_buffer, reject_unknown_keys,
 };
 use crate::error::{CheckpointError, Result, SparseError};
 use crate::registry::SparseParams;
 use crate::state::{MaskableState, MomentumSource};
+use crate::validate::{check_fraction_below_one, check_non_negative, check_positive};
 
 const EXP_AVG: &str = "exp_avg";
 const EXP_AVG_SQ: &str = "exp_avg_sq";
@@ -126,8 +126,8 @@ impl AdamConfigBuilder {
     pub fn build(self) -> Result<AdamConfig> {
         let c = self.0;
         check_positive("lr", c.lr)?;
-        check_unit_interval("beta1", c.beta1)?;
-        check_unit_interval("beta2", c.beta2)?;
+        check_fraction_below_one("beta1", c.beta1)?;
+        check_fraction_below_one("beta2", c.beta2)?;
         check_positive("eps", c.eps)?;
         check_non_negative("weight_decay", c.weight_decay)?;
         Ok(c)

@@ -25,6 +25,7 @@ pub use sgd::{Sgd, SgdConfig, SgdConfigBuilder};
 pub use crate::selection::{is_bias_or_norm, trainable_vars};
 
 use crate::error::{CheckpointError, Result, SparseError};
+use crate::validate::check_non_negative;
 
 /// An optimizer whose state can be exported and re-imported bit-exactly.
 pub trait Optimizer: std::fmt::Debug {
@@ -112,11 +113,11 @@ pub(crate) fn build_slots(groups: Vec<ParamGroup>, default_wd: f64) -> Result<Ve
         check_non_negative("weight_decay", wd)?;
         for (name, var) in group.params {
             if slots.contains_key(&name) {
-                return Err(SparseError::InvalidHyperparameter {
-                    name: "params",
-                    value: name,
-                    reason: "a parameter name appears twice".into(),
-                });
+                return Err(SparseError::invalid(
+                    "params",
+                    name,
+                    "a parameter name appears twice",
+                ));
             }
             slots.insert(
                 name.clone(),
@@ -131,37 +132,7 @@ pub(crate) fn build_slots(groups: Vec<ParamGroup>, default_wd: f64) -> Result<Ve
     Ok(slots.into_values().collect())
 }
 
-pub(crate) fn invalid(name: &'static str, value: f64, reason: &str) -> SparseError {
-    SparseError::InvalidHyperparameter {
-        name,
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
-pub(crate) fn check_positive(name: &'static str, v: f64) -> Result<()> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(invalid(name, v, "must be finite and > 0"))
-    }
-}
-
-pub(crate) fn check_non_negative(name: &'static str, v: f64) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(invalid(name, v, "must be finite and >= 0"))
-    }
-}
-
-pub(crate) fn check_unit_interval(name: &'static str, v: f64) -> Result<()> {
-    if v.is_finite() && (0.0..1.0).contains(&v) {
-        Ok(())
-    } else {
-        Err(invalid(name, v, "must lie in [0, 1)"))
-    }
-}
+/// The old name of [`check_fraction_below_one`], still imported by `ema.rs`.
 
 /// Validates an imported buffer against its parameter and returns it detached.
 pub(crate) fn checked_buffer(

@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use candle_core::{Tensor, backprop::GradStore};
 
 use super::{
-    Optimizer, OptimizerState, ParamGroup, Slot, build_slots, check_non_negative, check_positive,
-    check_unit_interval, checked_buffer, invalid, reject_unknown_keys,
+    Optimizer, OptimizerState, ParamGroup, Slot, build_slots, checked_buffer, reject_unknown_keys,
 };
 use crate::error::{Result, SparseError};
 use crate::registry::SparseParams;
 use crate::state::{MaskableState, MomentumSource};
+use crate::validate::{
+    check_fraction, check_fraction_below_one, check_non_negative, check_positive,
+};
 
 const MOMENTUM_BUFFER: &str = "momentum_buffer";
 
@@ -91,20 +93,18 @@ impl SgdConfigBuilder {
     /// Checks the values; errors name the offending parameter.
     pub fn build(self) -> Result<SgdConfig> {
         check_positive("lr", self.lr)?;
-        check_unit_interval("momentum", self.momentum)?;
-        if !(self.dampening.is_finite() && (0.0..=1.0).contains(&self.dampening)) {
-            return Err(invalid("dampening", self.dampening, "must lie in [0, 1]"));
-        }
+        check_fraction_below_one("momentum", self.momentum)?;
+        check_fraction("dampening", self.dampening)?;
         check_non_negative("weight_decay", self.weight_decay)?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(SparseError::InvalidHyperparameter {
-                name: "nesterov",
-                value: "true".into(),
-                reason: format!(
+            return Err(SparseError::invalid(
+                "nesterov",
+                true,
+                format!(
                     "Nesterov momentum requires momentum > 0 and dampening = 0 (got momentum {}, dampening {})",
                     self.momentum, self.dampening
                 ),
-            });
+            ));
         }
         Ok(SgdConfig {
             lr: self.lr,

@@ -108,10 +108,8 @@ impl SparseMatrix {
         col: Vec<u32>,
         values: Vec<f32>,
     ) -> Result<Self> {
-        let bad = |name: &'static str, reason: String| SparseError::InvalidHyperparameter {
-            name,
-            value: format!("{rows}x{cols}, nnz {}", values.len()),
-            reason,
+        let bad = |name: &'static str, reason: String| {
+            SparseError::invalid(name, format!("{rows}x{cols}, nnz {}", values.len()), reason)
         };
         if row_ptr.len() != rows + 1 || row_ptr.first() != Some(&0) {
             return Err(bad(
