@@ -4,11 +4,8 @@
 //! ([`sparse-core`](https://docs.rs/sparse-core)) nor data ([`sparse_data`]).
 //!
 //! The data sets themselves (loaders, catalogue, locations, registry fetching,
-//! the `sparse-data` tool) are the [`sparse_data`] crate; call
-//! [`sparse_data::ensure_available`] before the first arm trains. Its modules
-//! are re-exported here ([`data`], [`catalogue`], [`location`], [`fetch`],
-//! [`stats`]) so that older `sparse_repro::data::...` paths keep working; new
-//! code names `sparse_data` directly.
+//! the `sparse-data` tool) are the [`sparse_data`] crate; the harness checks a
+//! preset's data with [`sparse_data::ensure_available`] before the first arm trains.
 //!
 //! ## Experiment harness
 //!
@@ -49,7 +46,5 @@ pub mod rng;
 pub mod run_dir;
 pub mod train;
 pub mod utc;
-
-pub use sparse_data::{catalogue, data, fetch, location, stats};
 
 pub use error::{HarnessError, HarnessResult};

@@ -189,7 +189,11 @@ fn interrupted_runs_resume_to_the_same_report() -> Result<(), HarnessError> {
     assert_eq!(check.resumed.seeds, vec![100, 101]);
     assert!(check.resumed.all_claims_passed());
     assert!(check.resumed.extra.contains_key("resumed_runs"));
-    assert!(check.resumed.arms[0].metrics.contains_key("train_seconds_mean"));
+    assert!(
+        check.resumed.arms[0]
+            .metrics
+            .contains_key("train_seconds_mean")
+    );
     // Aggregation: mean of the per-seed values.
     let arm = &check.resumed.arms[1];
     let values = arm.seed_values("score").unwrap_or_default();

@@ -132,8 +132,6 @@ pub(crate) fn build_slots(groups: Vec<ParamGroup>, default_wd: f64) -> Result<Ve
     Ok(slots.into_values().collect())
 }
 
-/// The old name of [`check_fraction_below_one`], still imported by `ema.rs`.
-
 /// Validates an imported buffer against its parameter and returns it detached.
 pub(crate) fn checked_buffer(
     state: &OptimizerState,

@@ -110,8 +110,9 @@ fn seed_count(seeds: Option<usize>, default: usize) -> HarnessResult<usize> {
     }
 }
 
-/// Validates the plan of `options.preset` and checks its data without training:
-/// what `reproduce --dry-run` prints. Returns the plan's lines.
+/// Validates the plan of `options.preset`, checks its catalogue data (never
+/// fetching) and loads every data set, without training: what `reproduce
+/// --dry-run` prints. Returns the plan's lines.
 pub fn dry_run<P: Paper>(
     options: &ReproduceOptions,
     args: &P::ReproduceArgs,
@@ -124,8 +125,9 @@ pub fn dry_run<P: Paper>(
         options.data_dir.as_deref(),
         DataPolicy::NoFetch,
     )?;
+    let data = load_all::<P>(&datasets, options.data_dir.as_deref())?;
     let mut lines = vec![format!(
-        "{} {}: {} arms x {n} seeds = {} runs on {} data set(s); configuration valid, data present",
+        "{} {}: {} arms x {n} seeds = {} runs on {} data set(s); configuration valid, data loaded",
         P::NAME,
         plan.preset,
         plan.arms.len(),
@@ -133,18 +135,21 @@ pub fn dry_run<P: Paper>(
         datasets.len()
     )];
     for arm in &plan.arms {
+        let label = data
+            .get(&arm.dataset)
+            .map_or(arm.dataset.as_str(), |d| d.1.as_str());
         lines.push(format!(
             "  {} on {} (seeds {:?})",
             arm.name,
-            arm.dataset,
+            label,
             seeds_of::<P>(&arm.dataset, n)
         ));
     }
     Ok(lines)
 }
 
-/// Runs the plan of `options.preset`: checks (and fetches) every data set first,
-/// trains each arm-seed not already finished in the run directory, then writes
+/// Runs the plan of `options.preset`: checks (and fetches) every data set and loads
+/// them all first, then trains each arm-seed not already finished in the run directory, then writes
 /// `report.json`, `report.md` and the paper's plots.
 ///
 /// Rerunning an interrupted invocation with the same `--out` skips the arm-seeds whose
@@ -163,6 +168,9 @@ pub fn reproduce<P: Paper>(
         options.data_dir.as_deref(),
         options.data,
     )?;
+
+    // Loading every data set first also checks the ones no catalogue knows.
+    let data = load_all::<P>(&datasets, options.data_dir.as_deref())?;
 
     let started = UtcDateTime::now();
     let out = resolve_out_dir(
@@ -189,16 +197,12 @@ pub fn reproduce<P: Paper>(
         ProgressMode::Bars => ProgressMode::Bars,
         _ => ProgressMode::Quiet,
     };
-    let mut data: BTreeMap<String, (P::Data, String)> = BTreeMap::new();
     let (mut trained, mut resumed, mut done) = (0usize, 0usize, 0usize);
     let mut arms = Vec::with_capacity(plan.arms.len());
     for arm in &plan.arms {
-        if !data.contains_key(&arm.dataset) {
-            let loaded = P::load(&arm.dataset, options.data_dir.as_deref())?;
-            let label = P::dataset_label(&arm.dataset, &loaded);
-            data.insert(arm.dataset.clone(), (loaded, label));
-        }
-        let (loaded, label) = &data[&arm.dataset];
+        let Some((loaded, label)) = data.get(&arm.dataset) else {
+            return Err(HarnessError::invalid("dataset", &arm.dataset, "not loaded").into());
+        };
         let arm_json =
             serde_json::to_value(arm).map_err(|e| HarnessError::Serialise(e.to_string()))?;
         let mut runs = Vec::with_capacity(n);
@@ -276,6 +280,23 @@ pub fn reproduce<P: Paper>(
         trained,
         resumed,
     })
+}
+
+/// Loaded data sets with their report labels, by the plan's data-set name.
+type LoadedData<D> = BTreeMap<String, (D, String)>;
+
+/// Every data set of the plan, loaded, with its report label.
+fn load_all<P: Paper>(
+    datasets: &[String],
+    data_dir: Option<&Path>,
+) -> Result<LoadedData<P::Data>, P::Error> {
+    let mut data = BTreeMap::new();
+    for dataset in datasets {
+        let loaded = P::load(dataset, data_dir)?;
+        let label = P::dataset_label(dataset, &loaded);
+        data.insert(dataset.clone(), (loaded, label));
+    }
+    Ok(data)
 }
 
 fn open_manifest<P: Paper>(

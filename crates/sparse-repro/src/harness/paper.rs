@@ -175,6 +175,8 @@ pub trait Paper {
     /// What one run records (serialised for resume).
     type Outcome: Clone + Debug + Serialize + DeserializeOwned;
     /// The paper's own flags of `reproduce` (use [`NoArgs`] when there are none).
+    /// clap names an argument group after its struct, so this struct must not be
+    /// called `ReproduceArgs` or `FetchArgs` (the harness's own).
     type ReproduceArgs: clap::Args + Debug;
     /// The flags of `train` (one arm).
     type TrainArgs: clap::Args + Debug;
