@@ -422,10 +422,11 @@ impl TrainConfigBuilder {
 mod tests {
     use super::*;
     use crate::error::Error;
+    use sparse_repro::HarnessError;
 
     fn bad_name(result: Result<TrainConfig>) -> &'static str {
         match result {
-            Err(Error::InvalidConfig { name, .. }) => name,
+            Err(Error::Harness(HarnessError::InvalidParameter { name, .. })) => name,
             other => panic!("expected an invalid config, got {other:?}"),
         }
     }

@@ -20,7 +20,9 @@ use sparse_core::SparseParams;
 use sparse_core::batchnorm::sorted_vars;
 use sparse_core::flops::{LayerFlops, LayerShape};
 use sparse_core::init::torch_default_layer;
-use sparse_core::kernels::{self, Conv1dPadding, Conv2dParams, SparseConv1d, WeightGrad};
+use sparse_core::kernels::{
+    self, Conv1dPadding, Conv2dParams, SparseConv1d, SparseLayer, WeightGrad,
+};
 
 use crate::config::{OUT_NUM, Padding, TrainConfig};
 use crate::error::{Result, invalid};
@@ -255,7 +257,8 @@ impl Scnn {
     /// Runs every kernel convolution that has a mask in `params` through
     /// sparse-core's [`SparseConv1d`] over its active taps (which itself falls back
     /// to a dense convolution above its density threshold); `weight_grad` chooses the
-    /// gradient it returns. Call again whenever the masks change.
+    /// gradient it returns. After a topology update, [`Scnn::follow_masks`] brings the
+    /// attached layers up to date.
     pub fn attach_masks(&mut self, params: &SparseParams, weight_grad: WeightGrad) -> Result<()> {
         let padding = match self.spec.padding {
             Padding::Replicate => Conv1dPadding::ReplicateRight,
@@ -265,12 +268,24 @@ impl Scnn {
             module.sparse = match params.get(&ModelSpec::kernel_conv_name(i)) {
                 Some(p) => Some(
                     SparseConv1d::new(module.conv.clone(), &p.mask, padding)?
-                        .with_weight_grad(weight_grad),
+                        .with_weight_grad(weight_grad)
+                        .with_name(ModelSpec::kernel_conv_name(i)),
                 ),
                 None => None,
             };
         }
         Ok(())
+    }
+
+    /// Gives each attached sparse convolution the mask its weight now has in
+    /// `params` (sparse-core's [`kernels::sync_masks`]); returns how many changed.
+    pub fn follow_masks(&mut self, params: &SparseParams) -> Result<usize> {
+        let mut layers: Vec<&mut dyn SparseLayer> = self
+            .modules
+            .iter_mut()
+            .filter_map(|m| m.sparse.as_mut().map(|l| l as &mut dyn SparseLayer))
+            .collect();
+        Ok(kernels::sync_masks(&mut layers, params)?)
     }
 
     /// Log-probabilities `[batch, classes]` of inputs `[batch, in_channels, length]`;

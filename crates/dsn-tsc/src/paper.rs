@@ -657,6 +657,7 @@ impl Paper for DsnTsc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sparse_repro::HarnessError;
 
     #[test]
     fn data_needs_name_catalogue_sets_only() {
@@ -695,7 +696,9 @@ mod tests {
         assert_eq!(config, request.arm.config.train_config(1, 5).unwrap());
         let bad = Cli::parse_from(["x", "--growth", "sideways"]);
         match DsnTsc::train_request(&bad.args) {
-            Err(Error::InvalidConfig { name, .. }) => assert_eq!(name, "growth"),
+            Err(Error::Harness(HarnessError::InvalidParameter { name, .. })) => {
+                assert_eq!(name, "growth")
+            }
             other => panic!("expected a growth error, got {other:?}"),
         }
     }

@@ -152,7 +152,6 @@ struct Trainer<'a> {
     params: SparseParams,
     engine: Option<SparsityEngine>,
     regions: BTreeMap<String, ConstraintRegions>,
-    weight_grad: Option<WeightGrad>,
     optimizer: Adam,
     schedule: WarmupCosine,
     shuffle_rng: ChaCha8Rng,
@@ -188,11 +187,8 @@ impl EpochTask for Trainer<'_> {
             if report.as_ref().is_some_and(|r| r.prune_regrow) {
                 self.mask_updates += 1;
             }
-            if let (Some(mode), Some(true)) = (
-                self.weight_grad,
-                report.as_ref().map(|r| r.topology_changed()),
-            ) {
-                self.model.attach_masks(&self.params, mode)?;
+            if report.as_ref().is_some_and(|r| r.topology_changed()) {
+                self.model.follow_masks(&self.params)?;
             }
             (self.observer)(&StepEvent {
                 step: self.step,
@@ -283,8 +279,7 @@ pub fn train_observed(
         }
         engine = Some(SparsityEngine::new(dynamic.build()?, &params)?);
     }
-    let weight_grad = weight_grad_of(config.conv_backend());
-    if let Some(mode) = weight_grad {
+    if let Some(mode) = weight_grad_of(config.conv_backend()) {
         model.attach_masks(&params, mode)?;
     }
 
@@ -305,7 +300,6 @@ pub fn train_observed(
         params,
         engine,
         regions,
-        weight_grad,
         optimizer,
         schedule,
         shuffle_rng: derive_rng(seed, streams::SHUFFLE),
@@ -345,9 +339,7 @@ pub fn train_observed(
     for (name, mask) in snapshot.masks {
         params.set_mask(&name, mask)?;
     }
-    if let Some(mode) = weight_grad {
-        model.attach_masks(&params, mode)?;
-    }
+    model.follow_masks(&params)?;
     let selected = evaluate(&model, data, &data.test, device)?;
 
     let trained = Trained {

@@ -140,5 +140,61 @@ impl From<sparse_data::DataError> for HarnessError {
     }
 }
 
+impl From<sparse_data::CatalogueError> for HarnessError {
+    fn from(err: sparse_data::CatalogueError) -> Self {
+        Self::Data(Box::new(sparse_data::Error::Catalogue(err)))
+    }
+}
+
+impl From<sparse_core::CheckpointError> for HarnessError {
+    fn from(err: sparse_core::CheckpointError) -> Self {
+        Self::Sparse(err.into())
+    }
+}
+
+/// Implements `From` for the errors every paper crate meets (candle, sparse-core,
+/// sparse-data) by way of [`HarnessError`], for a crate error type with a
+/// `#[from] HarnessError` variant: the paper's error enum then holds only what is
+/// its own.
+///
+/// ```
+/// #[derive(Debug, thiserror::Error)]
+/// pub enum Error {
+///     /// Not a graph this paper knows.
+///     #[error("unknown graph `{0}`")]
+///     UnknownGraph(String),
+///     /// Everything the shared crates report.
+///     #[error(transparent)]
+///     Harness(#[from] sparse_repro::HarnessError),
+/// }
+/// sparse_repro::paper_error_conversions!(Error);
+///
+/// fn shape() -> Result<(), Error> {
+///     Err(candle_core::Error::Msg("no".into()))?
+/// }
+/// assert!(matches!(shape(), Err(Error::Harness(sparse_repro::HarnessError::Candle(_)))));
+/// ```
+#[macro_export]
+macro_rules! paper_error_conversions {
+    ($error:ty) => {
+        $crate::paper_error_conversions!(@from $error,
+            ::candle_core::Error,
+            ::sparse_core::SparseError,
+            ::sparse_core::CheckpointError,
+            ::sparse_data::Error,
+            ::sparse_data::DataError,
+            ::sparse_data::CatalogueError);
+    };
+    (@from $error:ty, $($source:ty),+) => {
+        $(
+            impl ::core::convert::From<$source> for $error {
+                fn from(err: $source) -> Self {
+                    Self::from($crate::HarnessError::from(err))
+                }
+            }
+        )+
+    };
+}
+
 /// Result alias of the harness modules.
 pub type HarnessResult<T> = std::result::Result<T, HarnessError>;

@@ -350,10 +350,11 @@ impl TrainConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sparse_repro::HarnessError;
 
     fn name_of(err: Error) -> &'static str {
         match err {
-            Error::InvalidConfig { name, .. } => name,
+            Error::Harness(HarnessError::InvalidParameter { name, .. }) => name,
             other => panic!("not a config error: {other}"),
         }
     }

@@ -3,16 +3,6 @@
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A configuration value out of range, rejected before training starts.
-    #[error("invalid configuration: `{name}` = {value}: {reason}")]
-    InvalidConfig {
-        /// The parameter's name.
-        name: &'static str,
-        /// The rejected value.
-        value: String,
-        /// The valid range.
-        reason: String,
-    },
     /// A data set name this crate does not know.
     #[error("unknown data set `{name}`: expected cora, citeseer or fixture")]
     UnknownDataset {
@@ -35,44 +25,19 @@ pub enum Error {
         /// Which mask differs, and how.
         reason: String,
     },
-    /// An error from sparse-core (scores, optimizer, checkpoint...).
+    /// An error of the shared crates (candle, sparse-core, sparse-data, the harness);
+    /// [`sparse_repro::HarnessError::InvalidParameter`] for a configuration value out
+    /// of range, which names the parameter.
     #[error(transparent)]
-    Sparse(#[from] sparse_core::SparseError),
-    /// An error from the harness (metrics, reports, checkpoints, the epoch loop);
-    /// boxed, as it is large and every `Result` of the crate would carry its size.
-    #[error(transparent)]
-    Harness(Box<sparse_repro::HarnessError>),
-    /// A data set could not be parsed.
-    #[error(transparent)]
-    Data(#[from] sparse_data::data::DataError),
-    /// A data set could not be found or fetched (boxed, as [`Error::Harness`]).
-    #[error(transparent)]
-    DataCatalogue(Box<sparse_data::Error>),
-    /// An error from candle.
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
+    Harness(#[from] sparse_repro::HarnessError),
 }
 
-impl From<sparse_repro::HarnessError> for Error {
-    fn from(err: sparse_repro::HarnessError) -> Self {
-        Self::Harness(Box::new(err))
-    }
-}
-
-impl From<sparse_data::Error> for Error {
-    fn from(err: sparse_data::Error) -> Self {
-        Self::DataCatalogue(Box::new(err))
-    }
-}
+sparse_repro::paper_error_conversions!(Error);
 
 impl Error {
-    /// An [`Error::InvalidConfig`] for `name` = `value`.
+    /// A configuration value out of range, rejected before training starts.
     pub(crate) fn invalid(name: &'static str, value: impl ToString, reason: &str) -> Self {
-        Self::InvalidConfig {
-            name,
-            value: value.to_string(),
-            reason: reason.to_string(),
-        }
+        Self::Harness(sparse_repro::HarnessError::invalid(name, value, reason))
     }
 }
 

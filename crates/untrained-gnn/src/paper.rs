@@ -642,6 +642,7 @@ pub fn sparsity_plot(plan: &Plan<TrainConfig>, runs: &Runs<UntrainedGnn>) -> Lin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sparse_repro::HarnessError;
 
     fn plan(preset: Preset) -> Plan<TrainConfig> {
         UntrainedGnn::plan(preset, &NoArgs {}).unwrap()
@@ -756,7 +757,10 @@ mod tests {
         let bad = Cli::parse_from(["x", "--lr", "0"]);
         let err = UntrainedGnn::train_request(&bad.args).unwrap_err();
         assert!(
-            matches!(err, Error::InvalidConfig { name: "lr", .. }),
+            matches!(
+                err,
+                Error::Harness(HarnessError::InvalidParameter { name: "lr", .. })
+            ),
             "{err}"
         );
     }

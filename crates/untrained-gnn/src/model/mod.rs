@@ -150,11 +150,9 @@ impl Gnn {
 
 /// The weight called `name`, or an error naming it.
 pub(crate) fn weight<'a>(weights: &'a BTreeMap<String, Tensor>, name: &str) -> Result<&'a Tensor> {
-    weights.get(name).ok_or_else(|| Error::InvalidConfig {
-        name: "weights",
-        value: name.to_string(),
-        reason: "the model has no such weight".into(),
-    })
+    weights
+        .get(name)
+        .ok_or_else(|| Error::invalid("weights", name, "the model has no such weight"))
 }
 
 /// `X Wᵀ` for the sparse node features `X` (with input dropout when training dense).
