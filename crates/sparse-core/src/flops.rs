@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
+use crate::mask::Mask;
+use crate::mask_set::MaskSet;
+#[cfg(doc)]
 use crate::registry::SparseParams;
 use crate::selection::trainable_vars;
 
@@ -49,14 +52,15 @@ pub struct ParamReport {
 
 impl ParamReport {
     /// Counts every `VarMap` entry except BatchNorm running statistics; masked
-    /// tensors count their mask's non-zeros.
-    pub fn new(varmap: &VarMap, params: &SparseParams) -> Self {
+    /// tensors count their mask's non-zeros. `masks` is any [`MaskSet`]: the
+    /// engine's [`SparseParams`], a score subnetwork's masks, ...
+    pub fn new<M: MaskSet + ?Sized>(varmap: &VarMap, masks: &M) -> Self {
         let tensors = trainable_vars(varmap)
             .into_iter()
             .map(|(name, var)| {
                 let numel = var.elem_count();
-                let (nnz, masked) = match params.get(&name) {
-                    Some(p) => (p.mask.nnz(), true),
+                let (nnz, masked) = match masks.mask_of(&name) {
+                    Some(mask) => (mask.nnz(), true),
                     None => (numel, false),
                 };
                 ParamCount {
@@ -258,14 +262,15 @@ pub struct InferenceFlops {
 }
 
 impl InferenceFlops {
-    /// Counts `layers` with the masks in `params` (layers without a mask are dense).
-    pub fn new(layers: &[LayerFlops], params: &SparseParams) -> Self {
+    /// Counts `layers` with the masks in `masks`, any [`MaskSet`] (layers without a
+    /// mask are dense).
+    pub fn new<M: MaskSet + ?Sized>(layers: &[LayerFlops], masks: &M) -> Self {
         let layers = layers
             .iter()
             .map(|l| {
-                let nnz = params
-                    .get(&l.weight)
-                    .map(|p| p.mask.nnz())
+                let nnz = masks
+                    .mask_of(&l.weight)
+                    .map(Mask::nnz)
                     .unwrap_or_else(|| l.weight_numel());
                 LayerFlopsReport {
                     weight: l.weight.clone(),
@@ -375,7 +380,7 @@ impl TrainingFlops {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mask::Mask;
+    use crate::registry::SparseParams;
     use candle_core::{DType, Device, Var};
     use candle_nn::VarBuilder;
 
@@ -497,5 +502,36 @@ mod tests {
         assert!((r.tensors[3].density() - 3.0 / 8.0).abs() < 1e-12);
         assert_eq!(r.tensors[3].name, "fc.weight");
         assert!((r.total_density() - 9.0 / 14.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn score_subnetwork_masks_count_like_engine_masks() -> crate::error::Result<()> {
+        // A score subnetwork's masks are a plain map: the same MaskSet view.
+        let layer = LayerFlops::new(
+            "gcn.lin",
+            LayerShape::Linear {
+                in_features: 4,
+                out_features: 2,
+                bias: false,
+            },
+        );
+        let bits = vec![1, 0, 0, 1, 1, 0, 0, 0];
+        let masks = BTreeMap::from([("gcn.lin".to_string(), Mask::from_bits(&[2, 4], bits)?)]);
+        let flops = InferenceFlops::new(std::slice::from_ref(&layer), &masks);
+        assert_eq!(flops.sparse_total(), layer.flops_with_nnz(3.0));
+        assert_eq!(flops.dense_total(), layer.dense_flops());
+        assert!(flops.sparse_total() < flops.dense_total());
+        let varmap = VarMap::new();
+        varmap.get(
+            (2, 4),
+            "gcn.lin",
+            candle_nn::Init::Const(1.0),
+            DType::F32,
+            &Device::Cpu,
+        )?;
+        let params = ParamReport::new(&varmap, &masks);
+        assert_eq!((params.total_params(), params.dense_params()), (3, 8));
+        assert!(params.tensors[0].masked);
+        Ok(())
     }
 }

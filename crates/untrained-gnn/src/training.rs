@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use sparse_core::init::init_var;
 use sparse_core::lr::{LrSchedule, MultiStep};
 use sparse_core::{
-    Adam, AdamConfig, FanMode, Init, Mask, ModelState, Nonlinearity, Optimizer, ScoreSubnetwork,
-    ScoredLayer, SparsityRamp,
+    Adam, AdamConfig, FanMode, InferenceFlops, Init, Mask, MaskSet, ModelState, Nonlinearity,
+    Optimizer, ScoreSubnetwork, ScoredLayer, SparsityRamp,
 };
 use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
 use sparse_repro::metrics::{accuracy, expected_calibration_error_from_logits, msp_auroc};
@@ -355,25 +355,15 @@ pub fn evaluate(
         Some(ids) => Some(msp_auroc(&test_logits, &logits.index_select(ids, 0)?)?),
         None => None,
     };
-    let total: usize = masks.values().map(Mask::numel).sum();
-    let kept: usize = masks.values().map(Mask::nnz).sum();
-    let inference_flops = net
-        .model()
-        .layer_flops()
-        .iter()
-        .map(|l| {
-            let name = l.weight.trim_end_matches(".weight");
-            let nnz = masks.get(name).map_or(0, Mask::nnz);
-            l.flops_with_nnz(nnz as f64) * graph.num_nodes as f64
-        })
-        .sum();
+    let inference_flops = InferenceFlops::new(&net.model().layer_flops(), &masks).sparse_total()
+        * graph.num_nodes as f64;
     Ok(Evaluation {
         val_accuracy: accuracy(&val_logits, &val_labels)?,
         test_accuracy: accuracy(&test_logits, &test_labels)?,
         test_ece: expected_calibration_error_from_logits(&test_logits, &test_labels)?,
         mad: mean_average_distance(&logits)?,
         ood_auroc,
-        density: kept as f64 / total.max(1) as f64,
+        density: masks.overall_density(),
         inference_flops,
     })
 }

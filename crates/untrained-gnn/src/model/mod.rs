@@ -135,8 +135,10 @@ impl Gnn {
             .into_iter()
             .filter(|s| s.name.ends_with("lin"))
             .map(|s| {
+                // Named like the masks (no `.weight` suffix), so that the
+                // subnetwork's masks count the layer's FLOPs.
                 LayerFlops::new(
-                    format!("{}.weight", s.name),
+                    s.name.clone(),
                     LayerShape::Linear {
                         in_features: s.shape[1],
                         out_features: s.shape[0],
