@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::cli::Preset;
 use crate::error::{HarnessError, HarnessResult};
 use crate::progress::ProgressMode;
-use crate::report::{ArmReport, RunReport};
+use crate::report::{ArmReport, RunReport, git_commit};
 use crate::run_dir::{resolve_out_dir, write_atomic};
 use crate::train::Stopwatch;
 use crate::utc::UtcDateTime;
@@ -160,6 +160,8 @@ pub fn reproduce<P: Paper>(
     args: &P::ReproduceArgs,
 ) -> Result<Reproduced, P::Error> {
     let clock = Stopwatch::start();
+    // Taken now: the checkout may move on while a long run trains.
+    let commit = git_commit();
     let plan = P::plan(options.preset, args)?;
     let n = seed_count(options.seeds, plan.default_seeds)?;
     let datasets = plan_datasets(&plan);
@@ -271,7 +273,8 @@ pub fn reproduce<P: Paper>(
         });
     }
     let runs = Runs::new(arms);
-    let report = assemble_report::<P>(&plan, &runs, &manifest, &out, clock.elapsed_seconds())?;
+    let mut report = assemble_report::<P>(&plan, &runs, &manifest, &out, clock.elapsed_seconds())?;
+    report.git_commit = commit;
     report.write_to_dir(&out)?;
     P::plots(&plan, &runs, &out)?;
     Ok(Reproduced {

@@ -38,7 +38,8 @@
 //!   and SVG plots. Rerunning `reproduce` with the same `--out` after an interruption
 //!   skips the finished arm-seeds and ends with the same report numbers; a directory
 //!   holding another crate's, preset's or plan's run is refused.
-//! - `report.json` has the crate, version, preset, seeds, git commit, start time,
+//! - `report.json` has the crate, version, preset, seeds, the git commit the
+//!   invocation started from, start time,
 //!   wall time, one entry per arm and data set with its metrics (`<metric>_mean`,
 //!   `<metric>_std`, and the per-seed values under `per_seed`), the claims (each
 //!   with `passed` and the values it was decided on) and the paper's numbers
