@@ -42,7 +42,16 @@ impl<A> ArmSpec<A> {
         }
     }
 
-    /// The file stem of one seed's checkpoint and record, e.g. `gunpoint-dsn-seed0`.
+    /// The file stem of one seed's checkpoint and record: `<data set>-<arm>-seed<N>`,
+    /// e.g. `gunpoint-dsn-seed0`, or `<arm>-seed<N>` when the arm's name already
+    /// starts with its data set (`cora-gcn-dense-seed100`).
+    ///
+    /// ```
+    /// use sparse_repro::harness::ArmSpec;
+    /// assert_eq!(ArmSpec::new("dsn", "GunPoint", ()).file_stem(0), "gunpoint-dsn-seed0");
+    /// assert_eq!(ArmSpec::new("cora-gcn dense", "cora", ()).file_stem(7), "cora-gcn-dense-seed7");
+    /// assert_eq!(ArmSpec::new("ERK@0.10", "digits", ()).file_stem(1), "digits-ERK-0.10-seed1");
+    /// ```
     pub fn file_stem(&self, seed: u64) -> String {
         let clean = |text: &str| -> String {
             text.chars()
@@ -55,11 +64,13 @@ impl<A> ArmSpec<A> {
                 })
                 .collect()
         };
-        format!(
-            "{}-{}-seed{seed}",
-            clean(&self.dataset).to_lowercase(),
-            clean(&self.name)
-        )
+        let dataset = clean(&self.dataset).to_lowercase();
+        let name = clean(&self.name);
+        if name.to_lowercase().starts_with(&format!("{dataset}-")) {
+            format!("{name}-seed{seed}")
+        } else {
+            format!("{dataset}-{name}-seed{seed}")
+        }
     }
 }
 
