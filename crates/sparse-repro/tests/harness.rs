@@ -274,61 +274,32 @@ fn a_flipped_byte_is_refused_naming_the_tensor() -> Result<(), HarnessError> {
     Ok(())
 }
 
-/// The same paper under another crate name.
-struct Other;
-
-impl Paper for Other {
-    const NAME: &'static str = "other-paper";
-    const VERSION: &'static str = "0.0.1";
-    const ABOUT: &'static str = "Another test paper.";
-    const EVAL_METRIC: &'static str = "score";
-    type Arm = Scaled;
-    type Data = ();
-    type Outcome = Outcome;
-    type ReproduceArgs = NoArgs;
-    type TrainArgs = TrainArgs;
-    type Error = HarnessError;
-    fn plan(preset: Preset, args: &NoArgs) -> Result<Plan<Scaled>, HarnessError> {
-        Toy::plan(preset, args)
-    }
-    fn data_needs(_: &str) -> Vec<String> {
-        Vec::new()
-    }
-    fn load(_: &str, _: Option<&Path>) -> Result<(), HarnessError> {
-        Ok(())
-    }
-    fn train(
-        arm: &ArmSpec<Scaled>,
-        data: &(),
-        seed: u64,
-        context: &RunContext,
-    ) -> Result<Trained<Outcome>, HarnessError> {
-        Toy::train(arm, data, seed, context)
-    }
-    fn metrics(outcome: &Outcome) -> Metrics {
-        Toy::metrics(outcome)
-    }
-    fn evaluate(
-        arm: &ArmSpec<Scaled>,
-        data: &(),
-        seed: u64,
-        checkpoint: &Path,
-    ) -> Result<Metrics, HarnessError> {
-        Toy::evaluate(arm, data, seed, checkpoint)
-    }
-    fn claims(_: &Plan<Scaled>, _: &Runs<Self>) -> Result<Vec<Claim>, HarnessError> {
-        Ok(Vec::new())
-    }
-    fn train_request(args: &TrainArgs) -> Result<TrainRequest<Scaled>, HarnessError> {
-        Toy::train_request(args)
-    }
-}
-
 #[test]
 fn another_crates_checkpoint_is_refused_by_name() -> Result<(), HarnessError> {
     let root = tempdir()?;
     let checkpoint = smoke_checkpoint(root.path())?;
-    let err = harness::evaluate::<Other>(&checkpoint, None, DataPolicy::NoFetch)
+    assert_eq!(
+        sparse_core::checkpoint::read_meta(&checkpoint)?.crate_name,
+        "toy-paper"
+    );
+    // The same model, written as another crate would write it.
+    let varmap = VarMap::new();
+    weights(&varmap)?;
+    let stored = harness::load_model(&checkpoint, &varmap)?;
+    let foreign = root.path().join("foreign.safetensors");
+    let meta = sparse_core::CheckpointMeta::new("other-paper", "0.0.1", stored.meta.config, 1, 101)
+        .with_metric("score", stored.meta.metrics["score"]);
+    sparse_core::checkpoint::save(
+        &foreign,
+        &varmap,
+        sparse_core::checkpoint::Sources {
+            masks: Some(&stored.masks),
+            optimizer: None,
+            extra: None,
+        },
+        &meta,
+    )?;
+    let err = harness::evaluate::<Toy>(&foreign, None, DataPolicy::NoFetch)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
@@ -336,8 +307,6 @@ fn another_crates_checkpoint_is_refused_by_name() -> Result<(), HarnessError> {
         err.contains("toy-paper") && err.contains("other-paper"),
         "{err}"
     );
-    let meta = sparse_core::checkpoint::read_meta(&checkpoint)?;
-    assert_eq!(meta.crate_name, "toy-paper");
     Ok(())
 }
 

@@ -110,6 +110,38 @@ fn seed_count(seeds: Option<usize>, default: usize) -> HarnessResult<usize> {
     }
 }
 
+/// A validated plan with every data set checked and loaded: what `reproduce` and
+/// `dry_run` do before anything trains.
+struct Prepared<P: Paper> {
+    plan: Plan<P::Arm>,
+    seeds: usize,
+    datasets: Vec<String>,
+    data: LoadedData<P::Data>,
+}
+
+fn prepare<P: Paper>(
+    options: &ReproduceOptions,
+    args: &P::ReproduceArgs,
+    policy: DataPolicy,
+) -> Result<Prepared<P>, P::Error> {
+    let plan = P::plan(options.preset, args)?;
+    let seeds = seed_count(options.seeds, plan.default_seeds)?;
+    let datasets = plan_datasets(&plan);
+    ensure_data(
+        &catalogue_needs::<P>(&datasets),
+        options.data_dir.as_deref(),
+        policy,
+    )?;
+    // Loading every data set first also checks the ones no catalogue knows.
+    let data = load_all::<P>(&datasets, options.data_dir.as_deref())?;
+    Ok(Prepared {
+        plan,
+        seeds,
+        datasets,
+        data,
+    })
+}
+
 /// Validates the plan of `options.preset`, checks its catalogue data (never
 /// fetching) and loads every data set, without training: what `reproduce
 /// --dry-run` prints. Returns the plan's lines.
@@ -117,15 +149,12 @@ pub fn dry_run<P: Paper>(
     options: &ReproduceOptions,
     args: &P::ReproduceArgs,
 ) -> Result<Vec<String>, P::Error> {
-    let plan = P::plan(options.preset, args)?;
-    let n = seed_count(options.seeds, plan.default_seeds)?;
-    let datasets = plan_datasets(&plan);
-    ensure_data(
-        &catalogue_needs::<P>(&datasets),
-        options.data_dir.as_deref(),
-        DataPolicy::NoFetch,
-    )?;
-    let data = load_all::<P>(&datasets, options.data_dir.as_deref())?;
+    let Prepared {
+        plan,
+        seeds: n,
+        datasets,
+        data,
+    } = prepare::<P>(options, args, DataPolicy::NoFetch)?;
     let mut lines = vec![format!(
         "{} {}: {} arms x {n} seeds = {} runs on {} data set(s); configuration valid, data loaded",
         P::NAME,
@@ -162,17 +191,12 @@ pub fn reproduce<P: Paper>(
     let clock = Stopwatch::start();
     // Taken now: the checkout may move on while a long run trains.
     let commit = git_commit();
-    let plan = P::plan(options.preset, args)?;
-    let n = seed_count(options.seeds, plan.default_seeds)?;
-    let datasets = plan_datasets(&plan);
-    ensure_data(
-        &catalogue_needs::<P>(&datasets),
-        options.data_dir.as_deref(),
-        options.data,
-    )?;
-
-    // Loading every data set first also checks the ones no catalogue knows.
-    let data = load_all::<P>(&datasets, options.data_dir.as_deref())?;
+    let Prepared {
+        plan,
+        seeds: n,
+        datasets,
+        data,
+    } = prepare::<P>(options, args, options.data)?;
 
     let started = UtcDateTime::now();
     let out = resolve_out_dir(
