@@ -40,6 +40,17 @@ pub enum SparseError {
     /// A gradient that a computation needs is absent from the `GradStore`.
     #[error("no gradient for parameter `{0}`")]
     MissingGradient(String),
+    /// Gradient growth got a gradient that is zero at every inactive position while
+    /// not zero elsewhere: it was masked (a sparse kernel in `WeightGrad::Masked` mode,
+    /// or a forward pass through `w ⊙ mask`), so ranking it would regrow arbitrary
+    /// positions.
+    #[error(
+        "the gradient of `{0}` is zero at every pruned position: it was masked (a sparse kernel \
+         in WeightGrad::Masked mode, or a forward pass through w * mask), and gradient growth \
+         needs the dense gradient; set WeightGrad::Dense on the steps where \
+         SparsityEngine::needs_dense_gradients is true (kernels::set_weight_grads_for_step)"
+    )]
+    MaskedGradient(String),
     /// Momentum growth was asked for a parameter whose optimizer keeps no momentum.
     #[error(
         "no momentum for parameter `{0}` (momentum growth needs a MomentumSource with state for it)"

@@ -130,13 +130,17 @@
 //! use sparse_core::{DynamicSparsity, GradualPruning};
 //!
 //! # fn main() -> sparse_core::Result<()> {
-//! // Dense (1.0) to 10% density between steps 0 and 100, pruning every 10 steps.
+//! // Dense (1.0) towards 10% density between steps 0 and 100, pruning every 10 steps.
 //! let gmp = GradualPruning::new(1.0, 0.1, 0, 100, 10, true)?;
 //! let schedule = gmp.schedule();
 //! assert_eq!(schedule.density_at(0), 1.0);
 //! // Cubic: d_f + (d_i - d_f)(1 - 5/10)^3 = 0.1 + 0.9 / 8.
 //! assert!((schedule.density_at(50) - 0.2125).abs() < 1e-12);
-//! assert_eq!(schedule.density_at(100), 0.1);
+//! // GraNet's code skips the last iteration: it ends at 0.1 + 0.9 (1/10)^3 ...
+//! assert!((schedule.reached_density() - 0.1009).abs() < 1e-12);
+//! // ... while the paper's formula taken to its end reaches 0.1.
+//! let to_final = gmp.with_window(sparse_core::PruningWindow::ReachesFinal);
+//! assert_eq!(to_final.schedule().density_at(100), 0.1);
 //!
 //! let dense_to_sparse = DynamicSparsity::gradual_magnitude(gmp).build()?;
 //! assert!(dense_to_sparse.gradual().is_some());

@@ -19,8 +19,8 @@
 //! | structure of a mask | [`Granularity`], [`mask_from_scores`] |
 //! | sparsity at initialisation | [`AllocationConfig`], [`Allocation`] (uniform, ER, ERK, SNIP/GraSP ratio, ...), [`Sampling`], [`saliency`] |
 //! | topology updates during training | [`SparsityEngine`], [`DynamicSparsity`] (presets `static_sparse`, `set`, `rigl`, `sparse_momentum`, `gradual_magnitude`, `granet`), [`TopologyUpdater`] |
-//! | prune / grow criteria | [`PruneMethod`], [`GradualPruning`], [`keep_top_magnitude`], [`GrowthMethod`], [`GrowthRegion`], [`Redistribution`] |
-//! | schedules | [`DeathRate`], [`CubicDensitySchedule`], [`lr`] |
+//! | prune / grow criteria | [`PruneMethod`], [`GradualPruning`], [`ImpRound`] / [`RemovalCount`], [`keep_top_magnitude`], [`GrowthMethod`], [`GrowthRegion`], [`Redistribution`] |
+//! | schedules | [`DeathRate`], [`CubicDensitySchedule`], [`PruningWindow`], [`lr`] |
 //! | ITOP rate | [`FiredMasks`] |
 //! | score-based subnetworks (edge-popup, UGT) | [`ScoreSubnetwork`], [`ScoredLayer`] |
 //! | optimizers | [`Sgd`], [`Adam`] (Adam / AdamW), [`Optimizer`] |
@@ -118,10 +118,12 @@ pub use mask::Mask;
 pub use mask_set::MaskSet;
 pub use model_state::{ModelState, RunningAverage};
 pub use optim::{Adam, AdamConfig, Optimizer, OptimizerState, ParamGroup, Sgd, SgdConfig};
-pub use prune::{GradualPruning, KeepRule, LayerView, PruneMethod, keep_top_magnitude};
+pub use prune::{
+    GradualPruning, ImpRound, KeepRule, LayerView, PruneMethod, RemovalCount, keep_top_magnitude,
+};
 pub use redistribution::Redistribution;
 pub use registry::{SparseParam, SparseParams};
-pub use schedule::{CubicDensitySchedule, DeathRate};
+pub use schedule::{CubicDensitySchedule, DeathRate, PruningWindow};
 pub use scores::{ScoreCount, ScoreSubnetwork, ScoredLayer, SparsityRamp, ThresholdScope};
 pub use selection::{SelectionPolicy, SelectionPolicyBuilder, count_parameters};
 pub use spmm::SparseMatrix;

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, SparseError};
 use crate::mask::Mask;
-use crate::schedule::CubicDensitySchedule;
+use crate::schedule::{CubicDensitySchedule, PruningWindow};
 use crate::validate::{check_fraction, check_non_negative};
 
 /// One masked layer as the pruning and growth criteria see it: row-major host copies
@@ -217,19 +217,102 @@ fn set_prune(w: &[f32], mask: &Mask, k: usize) -> Mask {
 }
 
 fn global_magnitude(layers: &[LayerView<'_>], rate: f64) -> Vec<Mask> {
+    let nnz = layers.iter().map(|l| l.mask.nnz()).sum();
+    remove_smallest_globally(layers, removal_count(rate, nnz))
+}
+
+/// Removes the `k` active weights of smallest `|W|` over all layers (ties by layer
+/// order, then index).
+fn remove_smallest_globally(layers: &[LayerView<'_>], k: usize) -> Vec<Mask> {
     let mut all: Vec<(f32, usize, usize)> = Vec::new();
     for (l, layer) in layers.iter().enumerate() {
         for i in layer.mask.active_indices() {
             all.push((layer.weights[i].abs(), l, i));
         }
     }
-    let k = removal_count(rate, all.len());
     all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut out: Vec<Mask> = layers.iter().map(|l| l.mask.clone()).collect();
     for &(_, l, i) in all.iter().take(k) {
         out[l].set(i, false);
     }
     out
+}
+
+/// How a pruning rate becomes a number of weights to remove from `n` active ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RemovalCount {
+    /// `ceil(rate·n)`: the ITOP lineage and OpenLTH's IMP
+    /// (`np.ceil(fraction · remaining)`).
+    #[default]
+    Ceil,
+    /// `round(rate·n)`, ties to even: PyTorch's `torch.nn.utils.prune` (Python's
+    /// `round`), which Lottery Pools' IMP prunes with (`global_unstructured`).
+    Nearest,
+}
+
+impl RemovalCount {
+    /// The number of weights to remove from `n` active ones at `rate` (at most `n`).
+    pub fn of(self, rate: f64, n: usize) -> usize {
+        match self {
+            Self::Ceil => removal_count(rate, n),
+            Self::Nearest => ((rate * n as f64).round_ties_even().max(0.0) as usize).min(n),
+        }
+    }
+}
+
+/// One round of iterative magnitude pruning (IMP, lottery tickets): removes
+/// `count.of(rate, n)` of the `n` weights still active, smallest `|W|` first (exact
+/// count; ties by layer order, then index), over all layers together (`global`, as
+/// `global_unstructured`) or in each layer. Masks only shrink; after `r` rounds about
+/// `(1 − rate)^r` of the weights remain.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImpRound {
+    /// Share of the active weights removed per round (`0.2` in most LTH code).
+    pub rate: f64,
+    /// One ranking over all layers, or one per layer.
+    pub global: bool,
+    /// How the share becomes a count (default `ceil`).
+    pub count: RemovalCount,
+}
+
+impl ImpRound {
+    /// A checked round (`rate` in `[0, 1]`) with the `ceil` count.
+    pub fn new(rate: f64, global: bool) -> Result<Self> {
+        check_fraction("imp.rate", rate)?;
+        Ok(Self {
+            rate,
+            global,
+            count: RemovalCount::Ceil,
+        })
+    }
+
+    /// The same round with another count rule ([`RemovalCount::Nearest`] for
+    /// PyTorch-pruned tickets).
+    pub fn with_count(self, count: RemovalCount) -> Self {
+        Self { count, ..self }
+    }
+
+    /// The masks after this round.
+    pub fn prune(&self, layers: &[LayerView<'_>]) -> Result<Vec<Mask>> {
+        check_fraction("imp.rate", self.rate)?;
+        for layer in layers {
+            check_len(layer)?;
+        }
+        if self.global {
+            let nnz = layers.iter().map(|l| l.mask.nnz()).sum();
+            return Ok(remove_smallest_globally(
+                layers,
+                self.count.of(self.rate, nnz),
+            ));
+        }
+        Ok(layers
+            .iter()
+            .map(|l| {
+                let k = self.count.of(self.rate, l.mask.nnz());
+                remove_smallest(l.mask, &l.mask.active_indices(), k, |i| l.weights[i].abs())
+            })
+            .collect())
+    }
 }
 
 /// How "keep the `keep` largest magnitudes" treats ties at the cut.
@@ -314,16 +397,19 @@ fn select_kept(
 
 /// Gradual magnitude pruning (GMP; GraNet's `pruning()`): at every pruning step of
 /// the cubic schedule ([`CubicDensitySchedule`]) the weights of largest magnitude
-/// are kept ([`keep_top_magnitude`]), globally over all layers or per layer.
+/// are kept ([`keep_top_magnitude`]), globally over all layers or per layer. By
+/// default the window is the official one ([`PruningWindow::Official`]: the last
+/// iteration is skipped, so the run ends just above `final_density`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradualPruning {
     /// Density before pruning starts (`1.0` for dense-to-sparse).
     pub initial_density: f64,
-    /// Density reached at `end_step`.
+    /// Density of the cubic formula at `end_step` (reached only with
+    /// [`PruningWindow::ReachesFinal`]).
     pub final_density: f64,
-    /// First pruning step.
+    /// First pruning step (`init_prune_epoch · steps per epoch`).
     pub start_step: usize,
-    /// Step at which `final_density` is reached.
+    /// Step at which the formula reaches `final_density` (`final_prune_epoch · …`).
     pub end_step: usize,
     /// Steps between pruning iterations.
     pub period: usize,
@@ -331,10 +417,13 @@ pub struct GradualPruning {
     pub global: bool,
     /// Tie rule at the cut (official GraNet: [`KeepRule::Strict`]).
     pub rule: KeepRule,
+    /// Which iterations prune (official: [`PruningWindow::Official`]).
+    pub window: PruningWindow,
 }
 
 impl GradualPruning {
-    /// A checked configuration with the official (strict-threshold) tie rule.
+    /// A checked configuration with the official tie rule (strict threshold) and
+    /// window (the last iteration skipped).
     pub fn new(
         initial_density: f64,
         final_density: f64,
@@ -351,6 +440,7 @@ impl GradualPruning {
             period,
             global,
             rule: KeepRule::Strict,
+            window: PruningWindow::Official,
         };
         g.validate()?;
         Ok(g)
@@ -361,6 +451,12 @@ impl GradualPruning {
         Self { rule, ..self }
     }
 
+    /// The same configuration with another window ([`PruningWindow::ReachesFinal`]
+    /// prunes down to `final_density` itself).
+    pub fn with_window(self, window: PruningWindow) -> Self {
+        Self { window, ..self }
+    }
+
     /// The cubic density schedule.
     pub fn schedule(&self) -> CubicDensitySchedule {
         CubicDensitySchedule {
@@ -369,6 +465,7 @@ impl GradualPruning {
             start_step: self.start_step,
             end_step: self.end_step,
             period: self.period,
+            window: self.window,
         }
     }
 
@@ -405,6 +502,62 @@ mod tests {
 
     fn rng() -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(0)
+    }
+
+    #[test]
+    fn removal_counts_ceil_and_round_half_to_even() {
+        // 0.2 · 10 = 2 exactly: both give 2. 0.2 · 12 = 2.4: ceil 3, round 2.
+        // 0.25 · 10 = 2.5 and 0.25 · 14 = 3.5: Python's round goes to even (2, 4).
+        let cases = [
+            (0.2, 10, 2, 2),
+            (0.2, 12, 3, 2),
+            (0.25, 10, 3, 2),
+            (0.25, 14, 4, 4),
+        ];
+        for (rate, n, ceil, nearest) in cases {
+            assert_eq!(RemovalCount::Ceil.of(rate, n), ceil, "{rate} {n}");
+            assert_eq!(RemovalCount::Nearest.of(rate, n), nearest, "{rate} {n}");
+        }
+        assert_eq!(RemovalCount::Nearest.of(1.0, 7), 7);
+        assert_eq!(RemovalCount::Nearest.of(0.0, 7), 0);
+    }
+
+    #[test]
+    fn imp_round_prunes_the_global_smallest_with_either_count() {
+        // 12 active weights over two layers; 20 % is 2.4 -> ceil 3, round 2.
+        let w1 = [0.5, -0.05, 0.3, 0.9, -0.7, 0.2];
+        let w2 = [0.01, 0.8, -0.4, 0.6, 0.35, -0.15];
+        let m = Mask::ones(&[6]);
+        let layers = [view(&w1, &m), view(&w2, &m)];
+        let ceil = ImpRound::new(0.2, true).unwrap().prune(&layers).unwrap();
+        // smallest |w|: 0.01 (l2), 0.05 (l1), 0.15 (l2)
+        assert_eq!(ceil[0].as_bits(), &[1, 0, 1, 1, 1, 1]);
+        assert_eq!(ceil[1].as_bits(), &[0, 1, 1, 1, 1, 0]);
+        let torch = ImpRound::new(0.2, true)
+            .unwrap()
+            .with_count(RemovalCount::Nearest)
+            .prune(&layers)
+            .unwrap();
+        assert_eq!(torch[0].as_bits(), &[1, 0, 1, 1, 1, 1]);
+        assert_eq!(torch[1].as_bits(), &[0, 1, 1, 1, 1, 1]);
+        // per layer: 20 % of 6 = 1.2 -> ceil 2 per layer
+        let local = ImpRound::new(0.2, false).unwrap().prune(&layers).unwrap();
+        assert_eq!(local[0].as_bits(), &[1, 0, 1, 1, 1, 0]);
+        assert_eq!(local[1].as_bits(), &[0, 1, 1, 1, 1, 0]);
+        // a second round counts from what is left (10 active): 2 either way
+        let again = [view(&w1, &torch[0]), view(&w2, &torch[1])];
+        let second = ImpRound::new(0.2, true)
+            .unwrap()
+            .with_count(RemovalCount::Nearest)
+            .prune(&again)
+            .unwrap();
+        assert_eq!(second.iter().map(Mask::nnz).sum::<usize>(), 8);
+        assert!(
+            ImpRound::new(1.5, true)
+                .unwrap_err()
+                .to_string()
+                .contains("imp.rate")
+        );
     }
 
     #[test]
@@ -530,7 +683,9 @@ mod tests {
 
     #[test]
     fn gradual_pruning_global_and_per_layer() {
-        let g = GradualPruning::new(1.0, 0.5, 0, 10, 10, true).unwrap();
+        let g = GradualPruning::new(1.0, 0.5, 0, 10, 10, true)
+            .unwrap()
+            .with_window(PruningWindow::ReachesFinal);
         let a = [0.1, 0.2, 0.3, 0.4];
         let b = [0.9, 0.8, 0.05, 0.06];
         let (ma, mb) = (Mask::ones(&[4]), Mask::ones(&[4]));

@@ -191,22 +191,39 @@ impl DeathRate {
     }
 }
 
+/// Which pruning iterations of the cubic schedule run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PruningWindow {
+    /// GraNet's (and GMP's) official `pruning()`: iterations `i0 ..= i1 − 1`, on steps
+    /// at or after `start_step` only. The last pruning happens one iteration before
+    /// `i1`, so the run ends at `d_final + (d_init − d_final)·(1/(i1 − i0))³`, not at
+    /// `d_final`.
+    #[default]
+    Official,
+    /// The paper's formula taken to its end: iterations `i0 ..= i1` (with
+    /// `i0 = start_step / period` rounded down), so `d_final` is reached at `end_step`.
+    ReachesFinal,
+}
+
 /// The cubic density schedule of gradual magnitude pruning:
 /// `d(i) = d_final + (d_init - d_final)·(1 - (i - i0)/(i1 - i0))^3` on pruning
 /// iterations `i = step / period`, `i0 = start_step / period`, `i1 = end_step / period`;
-/// `d_init` before `i0`, `d_final` from `i1` on.
+/// `d_init` before `i0`. Which iterations prune, and so the density the run ends at,
+/// is the [`PruningWindow`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CubicDensitySchedule {
     /// Density before pruning starts (`1.0` = dense-to-sparse).
     pub initial_density: f64,
-    /// Density reached at `end_step`.
+    /// Density of the formula at `end_step`.
     pub final_density: f64,
-    /// First step at which pruning happens.
+    /// First step at which pruning may happen.
     pub start_step: usize,
-    /// Step at which `final_density` is reached.
+    /// Step at which the formula reaches `final_density`.
     pub end_step: usize,
     /// Steps between pruning iterations (`> 0`).
     pub period: usize,
+    /// Which iterations prune (official: the last one is skipped).
+    pub window: PruningWindow,
 }
 
 impl CubicDensitySchedule {
@@ -233,16 +250,28 @@ impl CubicDensitySchedule {
         Ok(())
     }
 
-    /// The scheduled density at `step`.
+    fn iterations(&self) -> (usize, usize) {
+        (self.start_step / self.period, self.end_step / self.period)
+    }
+
+    /// The last pruning iteration of the window.
+    fn last_iteration(&self) -> usize {
+        let (_, i1) = self.iterations();
+        match self.window {
+            PruningWindow::Official => i1 - 1,
+            PruningWindow::ReachesFinal => i1,
+        }
+    }
+
+    /// The scheduled density at `step`: `initial_density` before the window, the
+    /// formula inside it, and the density of the last pruning iteration after it.
     pub fn density_at(&self, step: usize) -> f64 {
-        let (i, i0, i1) = (
-            step / self.period,
-            self.start_step / self.period,
-            self.end_step / self.period,
-        );
+        let (i0, i1) = self.iterations();
+        let i = step / self.period;
         if i < i0 {
             return self.initial_density;
         }
+        let i = i.min(self.last_iteration());
         if i >= i1 {
             return self.final_density;
         }
@@ -250,14 +279,22 @@ impl CubicDensitySchedule {
         self.final_density + (self.initial_density - self.final_density) * remaining.powi(3)
     }
 
-    /// Whether `step` is a pruning step: a multiple of `period` with
-    /// `i0 <= step / period <= i1`. The paper's schedule includes the last iteration
-    /// (so `final_density` is reached); GraNet's code stops one iteration early.
+    /// The density the schedule ends at: `final_density` with
+    /// [`PruningWindow::ReachesFinal`], one iteration short of it officially.
+    pub fn reached_density(&self) -> f64 {
+        self.density_at(self.last_iteration() * self.period)
+    }
+
+    /// Whether `step` is a pruning step: a multiple of `period` whose iteration
+    /// `step / period` is inside the window (officially also `step >= start_step`).
     pub fn is_pruning_step(&self, step: usize) -> bool {
+        let (i0, _) = self.iterations();
         let i = step / self.period;
-        step.is_multiple_of(self.period)
-            && i >= self.start_step / self.period
-            && i <= self.end_step / self.period
+        let started = match self.window {
+            PruningWindow::Official => step >= self.start_step,
+            PruningWindow::ReachesFinal => true,
+        };
+        step.is_multiple_of(self.period) && started && i >= i0 && i <= self.last_iteration()
     }
 }
 
@@ -317,6 +354,7 @@ mod tests {
             start_step: 100,
             end_step: 500,
             period: 100,
+            window: PruningWindow::ReachesFinal,
         };
         s.validate().unwrap();
         assert_eq!(s.density_at(0), 1.0);
@@ -325,9 +363,49 @@ mod tests {
         assert!((s.density_at(300) - 0.2125).abs() < 1e-12);
         assert_eq!(s.density_at(500), 0.1);
         assert_eq!(s.density_at(10_000), 0.1);
+        assert_eq!(s.reached_density(), 0.1);
         assert!(s.is_pruning_step(500) && s.is_pruning_step(100));
         assert!(!s.is_pruning_step(600) && !s.is_pruning_step(250) && !s.is_pruning_step(0));
         let bad = CubicDensitySchedule { period: 0, ..s };
         assert!(bad.validate().unwrap_err().to_string().contains("period"));
+    }
+
+    /// GraNet's `pruning()` with i0 = 1, i1 = 4: it prunes at iterations 1, 2, 3 and
+    /// stops at 0.2 + 0.8·(1/3)³, not at 0.2.
+    #[test]
+    fn official_window_skips_the_last_iteration() {
+        let s = CubicDensitySchedule {
+            initial_density: 1.0,
+            final_density: 0.2,
+            start_step: 2,
+            end_step: 8,
+            period: 2,
+            window: PruningWindow::Official,
+        };
+        let pruning: Vec<usize> = (0..=12).filter(|&t| s.is_pruning_step(t)).collect();
+        assert_eq!(pruning, vec![2, 4, 6]);
+        // iteration 2: 0.2 + 0.8·(2/3)³; iteration 3: 0.2 + 0.8·(1/3)³
+        assert!((s.density_at(4) - (0.2 + 0.8 * 8.0 / 27.0)).abs() < 1e-12);
+        let end = 0.2 + 0.8 / 27.0;
+        assert!((s.density_at(6) - end).abs() < 1e-12);
+        assert!((s.density_at(8) - end).abs() < 1e-12);
+        assert!((s.density_at(100) - end).abs() < 1e-12);
+        assert!((s.reached_density() - end).abs() < 1e-12);
+        let paper = CubicDensitySchedule {
+            window: PruningWindow::ReachesFinal,
+            ..s
+        };
+        let pruning: Vec<usize> = (0..=12).filter(|&t| paper.is_pruning_step(t)).collect();
+        assert_eq!(pruning, vec![2, 4, 6, 8]);
+        assert_eq!(paper.reached_density(), 0.2);
+        // The official gate is the step itself: with start 3, step 2 (iteration 1 =
+        // i0) does not prune, while the paper window prunes from iteration i0 on.
+        let late = CubicDensitySchedule { start_step: 3, ..s };
+        assert!(!late.is_pruning_step(2) && late.is_pruning_step(4));
+        let late_paper = CubicDensitySchedule {
+            start_step: 3,
+            ..paper
+        };
+        assert!(late_paper.is_pruning_step(2));
     }
 }

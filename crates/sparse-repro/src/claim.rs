@@ -150,6 +150,20 @@ impl Claim {
         Self::new(id, statement, passed, series)
     }
 
+    /// Passes when every value of `series` (in the given order) is `<=` the one before:
+    /// a monotone non-increasing trend, e.g. bits per character as more experts are
+    /// active.
+    pub fn non_increasing<K: Into<String>>(
+        id: impl Into<String>,
+        statement: impl Into<String>,
+        series: impl IntoIterator<Item = (K, f64)>,
+    ) -> Self {
+        let series: Vec<(String, f64)> = series.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        let passed = series.windows(2).all(|pair| pair[1].1 <= pair[0].1)
+            && series.iter().all(|(_, v)| !v.is_nan());
+        Self::new(id, statement, passed, series)
+    }
+
     /// `"PASS"` or `"FAIL"`.
     pub fn status(&self) -> &'static str {
         if self.passed { "PASS" } else { "FAIL" }
@@ -207,6 +221,8 @@ mod tests {
             Claim::non_decreasing("a", "s", [("d0.1", 0.8), ("d0.5", 0.85), ("d1", 0.85)]).passed
         );
         assert!(!Claim::non_decreasing("a", "s", [("d0.1", 0.8), ("d0.5", 0.79)]).passed);
+        assert!(Claim::non_increasing("a", "s", [("k1", 1.9), ("k2", 1.7), ("k4", 1.7)]).passed);
+        assert!(!Claim::non_increasing("a", "s", [("k1", 1.9), ("k2", 1.91)]).passed);
     }
 
     #[test]
@@ -219,5 +235,6 @@ mod tests {
         assert_eq!(claim.values["margin"], 0.01);
         assert_eq!(claim.values["dense"], 0.92);
         assert!(!Claim::non_decreasing("a", "s", [("x", 0.8), ("y", f64::NAN)]).passed);
+        assert!(!Claim::non_increasing("a", "s", [("x", 0.8), ("y", f64::NAN)]).passed);
     }
 }

@@ -6,11 +6,14 @@
 //!
 //! - [`Allocation::Uniform`]: every layer at `d`.
 //! - [`Allocation::UniformPlus`] (Random_Pruning `uniform_plus`): the first layer is
-//!   dense; when `d < 0.2` the classifier (last layer) is held at 0.2; the other
-//!   layers share `d' = (d·N − N_first − [d < 0.2]·0.2·N_fc) / N`. The official code
-//!   divides by the *total* `N` (first layer and classifier included), so the result
-//!   is slightly under budget; `exact_budget: true` divides by the weights of the
-//!   remaining layers instead and meets `d·N` exactly.
+//!   dense. Below `d = 0.2` the classifier (last layer) is held at 0.2 and the other
+//!   layers share `d' = (d·N − N_first − 0.2·N_fc) / N`; the official code divides by
+//!   the *total* `N` (first layer and classifier included), so the model is slightly
+//!   under budget. From `d = 0.2` on, the official code gives every layer but the
+//!   first the global `d` itself (classifier included), so the model is *over*
+//!   budget by the dense first layer's surplus. `exact_budget: true` instead shares
+//!   `d·N − N_first` (less the classifier's floor below 0.2) over the remaining
+//!   layers' weights and meets `d·N` exactly at every density.
 //! - [`Allocation::Erk`] (RigL's Erdős–Rényi-Kernel): layer `l` gets `ε·r_l` with
 //!   `r_l = (Σ shape / Π shape)^p`, `ε` chosen so that `Σ d_l N_l = d·N`. Whenever the
 //!   largest `ε·r_l` exceeds 1, every layer with that largest `r_l` (ties included)

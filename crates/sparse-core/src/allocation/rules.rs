@@ -36,7 +36,8 @@ pub enum Allocation {
     Uniform,
     /// First layer dense, classifier at 0.2 when the density is below 0.2.
     UniformPlus {
-        /// `false`: official (slightly under budget); `true`: meets the budget exactly.
+        /// `false`: official (under budget below density 0.2, over it from 0.2 on);
+        /// `true`: meets the budget exactly.
         exact_budget: bool,
     },
     /// Erdős–Rényi from `(n_out, n_in)` only.
@@ -75,7 +76,7 @@ impl Allocation {
         Self::Er { power_scale: 1.0 }
     }
 
-    /// Official uniform+ (under budget, as coded).
+    /// Official uniform+ (off budget, as coded; see the module docs).
     pub fn uniform_plus() -> Self {
         Self::UniformPlus {
             exact_budget: false,
@@ -213,18 +214,21 @@ fn uniform_plus(layers: &[LayerSpec], density: f64, exact_budget: bool) -> Resul
     let n_first = layers[0].numel() as f64;
     let n_fc = layers[layers.len() - 1].numel() as f64;
     let fc_floor = density < 0.2;
-    let mut budget = density * n_total - n_first;
-    let mut divisor = n_total;
-    if exact_budget {
-        divisor -= n_first;
-    }
-    if fc_floor {
-        budget -= 0.2 * n_fc;
-        if exact_budget {
+    let d_rest = if exact_budget {
+        let mut budget = density * n_total - n_first;
+        let mut divisor = n_total - n_first;
+        if fc_floor {
+            budget -= 0.2 * n_fc;
             divisor -= n_fc;
         }
-    }
-    let d_rest = if divisor > 0.0 { budget / divisor } else { 0.0 };
+        if divisor > 0.0 { budget / divisor } else { 0.0 }
+    } else if fc_floor {
+        (density * n_total - n_first - 0.2 * n_fc) / n_total
+    } else {
+        // Random_Pruning computes a reduced budget here too but never uses it: every
+        // layer but the first is drawn at the global density itself.
+        density
+    };
     if !(d_rest > 0.0 && d_rest <= 1.0) {
         return Err(SparseError::invalid_input(
             "density",

@@ -200,12 +200,6 @@ fn uniform_plus_first_dense_classifier_floor_and_budget() {
         assert_eq!((exact[0], exact[21]), (1.0, 0.2));
         assert!((budget(&layers, &exact) - d * n).abs() < 1e-9 * d * n);
     }
-    // At d >= 0.2 the classifier is an ordinary layer.
-    let d = Allocation::uniform_plus()
-        .densities(&layers, 0.5, None)
-        .unwrap();
-    assert_eq!(d[0], 1.0);
-    assert!((d[21] - (0.5 * n - n_first) / n).abs() < 1e-15);
     // A dense first layer bigger than the budget is an error, not a negative density.
     let tiny = vec![
         LayerSpec::new("first", &[100, 100]),
@@ -216,6 +210,45 @@ fn uniform_plus_first_dense_classifier_floor_and_budget() {
             .densities(&tiny, 0.1, None)
             .is_err()
     );
+}
+
+/// Random_Pruning's `uniform_plus` on `cifar_resnet_20` (N = 270,896 masked weights,
+/// first conv 432, fc 640), densities worked out by hand from the official code.
+#[test]
+fn uniform_plus_matches_the_official_densities_on_resnet20() {
+    let layers = resnet20();
+    assert_eq!(total(&layers), 270_896.0);
+    let official = |d| {
+        Allocation::uniform_plus()
+            .densities(&layers, d, None)
+            .unwrap()
+    };
+    let exact = |d| {
+        Allocation::UniformPlus { exact_budget: true }
+            .densities(&layers, d, None)
+            .unwrap()
+    };
+    // 0.1: (0.1·270896 − 432 − 0.2·640) / 270896 = 26529.6 / 270896, fc floored at 0.2.
+    let d = official(0.1);
+    assert_eq!((d[0], d[21]), (1.0, 0.2));
+    for &x in &d[1..21] {
+        assert!((x - 0.097_932_786_013_820_8).abs() < 1e-15, "{x}");
+    }
+    // 0.5: the official code's reduced budget is never used; every layer but the
+    // first, classifier included, is drawn at 0.5 itself (over budget by 216 weights).
+    let d = official(0.5);
+    assert_eq!(d[0], 1.0);
+    assert!(d[1..].iter().all(|&x| x == 0.5), "{d:?}");
+    assert!((budget(&layers, &d) - (0.5 * 270_896.0 + 216.0)).abs() < 1e-9);
+    // 0.2 is the first density without the floor.
+    assert!(official(0.2)[1..].iter().all(|&x| x == 0.2));
+    // The exact variant: (0.5·270896 − 432) / (270896 − 432) = 135016 / 270464.
+    let d = exact(0.5);
+    assert_eq!(d[0], 1.0);
+    for &x in &d[1..] {
+        assert!((x - 135_016.0 / 270_464.0).abs() < 1e-15, "{x}");
+    }
+    assert!((budget(&layers, &d) - 0.5 * 270_896.0).abs() < 1e-6);
 }
 
 #[test]

@@ -35,6 +35,7 @@ use super::{PackedSparseLinear, SparseConv1d, SparseDepthwiseConv2d, SparseLinea
 use crate::error::{Result, SparseError};
 use crate::mask::Mask;
 use crate::registry::SparseParams;
+use crate::updater::SparsityEngine;
 
 /// A layer whose weight is sparse under a [`Mask`] it can be given at any time.
 ///
@@ -101,6 +102,32 @@ pub fn sync_masks(layers: &mut [&mut dyn SparseLayer], params: &SparseParams) ->
         }
     }
     Ok(changed)
+}
+
+/// Sets every layer's weight gradient for the backward pass of optimizer step `step`
+/// (1-based, the step the coming backward pass feeds): [`WeightGrad::Dense`] when
+/// `engine`'s update after that step ranks gradients at pruned positions (gradient
+/// growth on a prune-and-regrow step, [`SparsityEngine::needs_dense_gradients`]),
+/// [`WeightGrad::Masked`] on every other step. Call it before each step's forward
+/// pass; the engine refuses a masked gradient on an update step
+/// ([`SparseError::MaskedGradient`]) rather than regrow from zeros.
+///
+/// A [`PackedSparseLinear`] takes the mode too, but its dense gradient lands on its
+/// probe, not on a registry weight: the engine does not train packed layers yet.
+pub fn set_weight_grads_for_step(
+    layers: &mut [&mut dyn SparseLayer],
+    engine: &SparsityEngine,
+    step: usize,
+) -> Result<()> {
+    let mode = if engine.needs_dense_gradients(step) {
+        WeightGrad::Dense
+    } else {
+        WeightGrad::Masked
+    };
+    for layer in layers.iter_mut() {
+        layer.set_weight_grad(mode)?;
+    }
+    Ok(())
 }
 
 /// A sparse-core error as a candle one, for [`Module::forward`].
@@ -278,6 +305,121 @@ mod tests {
             assert_eq!(layer.weight_grad(), WeightGrad::Dense);
         }
         assert!(packed.dense_grad_probe().is_some());
+    }
+
+    /// One RigL update (period 1) after a step through a sparse linear layer over
+    /// `fc.weight` at density about 1/3 (no row or column fully pruned); `prepare` may set
+    /// the layer's gradient mode.
+    fn rigl_step_through_kernel(
+        prepare: impl Fn(&mut SparseLinear, &SparsityEngine),
+    ) -> (Result<crate::UpdateReport>, Mask, Vec<f32>) {
+        let w = var(&[4, 8]);
+        let mut params = SparseParams::new();
+        params
+            .insert("fc.weight", w.clone(), mask(&[4, 8], |i| i % 3 == 1))
+            .unwrap();
+        params.apply_masks().unwrap();
+        let config = crate::DynamicSparsity::rigl(1, 10).build().unwrap();
+        let mut engine = SparsityEngine::new(config, &params).unwrap();
+        let mut fc = SparseLinear::new(w.as_tensor().clone(), params.mask("fc.weight").unwrap())
+            .unwrap()
+            .with_name("fc.weight");
+        prepare(&mut fc, &engine);
+        let x: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1).collect();
+        let x = Tensor::from_vec(x, (3, 8), &Device::Cpu).unwrap();
+        let loss = fc
+            .forward_custom(&x)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        let grad = grads.get(w.as_tensor()).unwrap().flatten_all().unwrap();
+        let report = engine.after_optimizer_step(1, &mut params, &grads, None);
+        let after = params.mask("fc.weight").unwrap().clone();
+        (report, after, grad.to_vec1().unwrap())
+    }
+
+    #[test]
+    fn gradient_growth_refuses_a_masked_kernel_gradient() {
+        let (report, after, _) = rigl_step_through_kernel(|_, _| {});
+        let err = report.unwrap_err();
+        assert!(
+            matches!(&err, SparseError::MaskedGradient(name) if name == "fc.weight"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("WeightGrad::Dense"), "{err}");
+        assert_eq!(after, mask(&[4, 8], |i| i % 3 == 1), "nothing changed");
+    }
+
+    #[test]
+    fn gradient_growth_gets_the_dense_gradient_when_the_step_asks_for_it() {
+        let (report, after, grad) = rigl_step_through_kernel(|fc, engine| {
+            set_weight_grads_for_step(&mut [fc as &mut dyn SparseLayer], engine, 1).unwrap();
+            assert_eq!(fc.weight_grad(), WeightGrad::Dense);
+        });
+        let report = report.unwrap();
+        assert!(report.prune_regrow);
+        // The same step through candle's dense matmul on the raw weight (the
+        // official code's forward pass) gives the same gradient and the same masks.
+        let w = var(&[4, 8]);
+        let mut params = SparseParams::new();
+        params
+            .insert("fc.weight", w.clone(), mask(&[4, 8], |i| i % 3 == 1))
+            .unwrap();
+        params.apply_masks().unwrap();
+        let config = crate::DynamicSparsity::rigl(1, 10).build().unwrap();
+        let mut engine = SparsityEngine::new(config, &params).unwrap();
+        let x: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1).collect();
+        let x = Tensor::from_vec(x, (3, 8), &Device::Cpu).unwrap();
+        let loss = x
+            .matmul(&w.as_tensor().t().unwrap())
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        let dense: Vec<f32> = grads
+            .get(w.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for (a, b) in grad.iter().zip(&dense) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        engine
+            .after_optimizer_step(1, &mut params, &grads, None)
+            .unwrap();
+        assert_eq!(&after, params.mask("fc.weight").unwrap());
+        assert_ne!(after, mask(&[4, 8], |i| i % 3 == 1), "RigL moved weights");
+    }
+
+    #[test]
+    fn off_update_steps_keep_the_masked_gradient() {
+        let config = crate::DynamicSparsity::rigl(3, 10).build().unwrap();
+        let (params, mut fc, _, _) = setup();
+        let engine = SparsityEngine::new(config, &params).unwrap();
+        for (step, expected) in [
+            (1, WeightGrad::Masked),
+            (3, WeightGrad::Dense),
+            (4, WeightGrad::Masked),
+        ] {
+            set_weight_grads_for_step(&mut [&mut fc as &mut dyn SparseLayer], &engine, step)
+                .unwrap();
+            assert_eq!(fc.weight_grad(), expected, "step {step}");
+        }
+        let set = crate::DynamicSparsity::set(3, 10).build().unwrap();
+        let engine = SparsityEngine::new(set, &params).unwrap();
+        set_weight_grads_for_step(&mut [&mut fc as &mut dyn SparseLayer], &engine, 3).unwrap();
+        assert_eq!(
+            fc.weight_grad(),
+            WeightGrad::Masked,
+            "random growth reads no gradient"
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ mod transpose;
 
 pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};
-pub use layer::{SparseLayer, sync_masks};
+pub use layer::{SparseLayer, set_weight_grads_for_step, sync_masks};
 pub use packed_linear::PackedSparseLinear;
 pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};
 pub use sparse_depthwise::SparseDepthwiseConv2d;

@@ -17,6 +17,7 @@ pub struct DynamicSparsity {
     pub(super) growth: GrowthMethod,
     pub(super) death_rate: DeathRate,
     pub(super) period: Option<usize>,
+    pub(super) start_step: Option<usize>,
     pub(super) end_step: Option<usize>,
     pub(super) gradual: Option<GradualPruning>,
     pub(super) regions: BTreeMap<String, GrowthRegion>,
@@ -37,6 +38,7 @@ impl DynamicSparsity {
                 growth: GrowthMethod::Gradient,
                 death_rate: DeathRate::Constant(0.5),
                 period: None,
+                start_step: None,
                 end_step: None,
                 gradual: None,
                 regions: BTreeMap::new(),
@@ -66,6 +68,11 @@ impl DynamicSparsity {
     /// Steps between prune-and-regrow updates (`None` = static).
     pub fn period(&self) -> Option<usize> {
         self.period
+    }
+
+    /// The first step at which prune-and-regrow may run, if any.
+    pub fn start_step(&self) -> Option<usize> {
+        self.start_step
     }
 
     /// The last step at which prune-and-regrow may run, if any.
@@ -106,6 +113,7 @@ impl DynamicSparsity {
     /// Whether `step` (1-based) is a prune-and-regrow step.
     pub fn is_update_step(&self, step: usize) -> bool {
         self.period.is_some_and(|p| step.is_multiple_of(p))
+            && self.start_step.is_none_or(|start| step >= start)
             && self.end_step.is_none_or(|end| step <= end)
     }
 }
@@ -139,6 +147,13 @@ impl DynamicSparsityBuilder {
     /// Steps between prune-and-regrow updates; `None` = static topology. Must be > 0.
     pub fn period(mut self, period: Option<usize>) -> Self {
         self.config.period = period;
+        self
+    }
+
+    /// No prune-and-regrow before this step (GraNet's code waits for
+    /// `init_prune_epoch`; its preset sets this to the gradual schedule's start).
+    pub fn start_step(mut self, start_step: Option<usize>) -> Self {
+        self.config.start_step = start_step;
         self
     }
 

@@ -80,6 +80,16 @@ impl SparsityEngine {
         &self.fired
     }
 
+    /// Whether the update after optimizer step `step` reads the weight gradients at
+    /// pruned positions (gradient growth on a prune-and-regrow step). A sparse kernel
+    /// must then return the dense weight gradient in that step's backward pass
+    /// ([`crate::kernels::WeightGrad::Dense`]; see
+    /// [`crate::kernels::set_weight_grads_for_step`]); on every other step the cheaper
+    /// masked gradient is enough.
+    pub fn needs_dense_gradients(&self, step: usize) -> bool {
+        self.config.growth.needs_gradients() && self.config.is_update_step(step)
+    }
+
     /// Call right after `optimizer.step()`. `step` is the 1-based count of optimizer
     /// steps taken (this one included). Applies the masks to the weights, masks the
     /// optimizer's momentum when configured, and runs the topology update of `step`
@@ -125,6 +135,9 @@ impl SparsityEngine {
         ctx: &UpdateContext<'_>,
     ) -> Result<UpdateReport> {
         check_fraction("death_rate", rate)?;
+        if self.config.growth.needs_gradients() {
+            check_dense_gradients(params, ctx)?;
+        }
         let mut changes = layer_changes(params);
         self.prune_and_regrow(rate, params, ctx, &mut changes)?;
         self.finish(
@@ -333,6 +346,9 @@ impl TopologyUpdater for SparsityEngine {
         if gradual.is_none() && !prune_regrow {
             return Ok(report);
         }
+        if prune_regrow && self.config.growth.needs_gradients() {
+            check_dense_gradients(params, ctx)?;
+        }
         let mut changes = layer_changes(params);
         if let Some(g) = gradual {
             let hosts = host_data(params, ctx, false)?;
@@ -395,6 +411,60 @@ fn host_data(
                 mask: p.mask.clone(),
             })
         })
+        .collect()
+}
+
+/// Refuses a masked gradient before gradient growth ranks it.
+///
+/// A masked gradient is zero at every position the forward pass saw as inactive (the
+/// registry's masks before this update). A dense gradient can be zero there too, but
+/// only through whole rows (an output unit whose gradient is zero, e.g. a fully
+/// pruned unit behind a ReLU) or whole columns (an input that is always zero). So the
+/// check looks at the inactive positions whose row and column both carry some
+/// non-zero gradient: if there are any and all of them are zero, the gradient was
+/// masked. (A layer whose pruned positions all sit in dead rows or columns tells
+/// nothing and passes; in a weight of rank < 2 every pruned position counts.)
+fn check_dense_gradients(params: &SparseParams, ctx: &UpdateContext<'_>) -> Result<()> {
+    for p in params.iter() {
+        let inactive = p.mask.inactive_indices();
+        if inactive.is_empty() {
+            continue;
+        }
+        let g = ctx
+            .grads
+            .and_then(|gs| gs.get(p.var.as_tensor()))
+            .ok_or_else(|| SparseError::MissingGradient(p.name.clone()))?;
+        let g = to_host(g)?;
+        let telling = telling_positions(&g, p.mask.shape(), &inactive);
+        if !telling.is_empty() && telling.iter().all(|&i| g[i] == 0.0) {
+            return Err(SparseError::MaskedGradient(p.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// The inactive positions where a dense gradient is expected to be non-zero: those
+/// whose row (output unit, `shape[0]`) and column (the remaining dimensions) both hold
+/// a non-zero gradient somewhere; for a weight of rank < 2, all of them unless the
+/// gradient is zero everywhere.
+pub(super) fn telling_positions(g: &[f32], shape: &[usize], inactive: &[usize]) -> Vec<usize> {
+    if shape.len() < 2 || g.is_empty() {
+        return if g.iter().any(|&x| x != 0.0) {
+            inactive.to_vec()
+        } else {
+            Vec::new()
+        };
+    }
+    let cols = g.len() / shape[0];
+    let (mut live_rows, mut live_cols) = (vec![false; shape[0]], vec![false; cols]);
+    for (i, _) in g.iter().enumerate().filter(|(_, x)| **x != 0.0) {
+        live_rows[i / cols] = true;
+        live_cols[i % cols] = true;
+    }
+    inactive
+        .iter()
+        .copied()
+        .filter(|&i| live_rows[i / cols] && live_cols[i % cols])
         .collect()
 }
 

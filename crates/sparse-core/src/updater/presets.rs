@@ -38,13 +38,18 @@ impl DynamicSparsity {
     }
 
     /// GraNet: gradual magnitude pruning plus prune-and-regrow (magnitude / gradient)
-    /// every `period` steps with a cosine death rate.
+    /// every `period` steps with a cosine death rate. As in the official code, neither
+    /// runs before `gradual.start_step` (`init_prune_epoch`), and the gradual window
+    /// is `gradual.window` (officially the last iteration is skipped).
+    /// `.start_step(None)` lets prune-and-regrow run from the first period instead.
     pub fn granet(
         gradual: GradualPruning,
         period: usize,
         total_steps: usize,
     ) -> DynamicSparsityBuilder {
-        Self::rigl(period, total_steps).gradual(gradual)
+        Self::rigl(period, total_steps)
+            .start_step(Some(gradual.start_step))
+            .gradual(gradual)
     }
 
     fn dst(growth: GrowthMethod, period: usize, total_steps: usize) -> DynamicSparsityBuilder {

@@ -5,7 +5,7 @@ use candle_core::{DType, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::engine::to_host;
+use super::engine::{telling_positions, to_host};
 use super::*;
 use crate::error::{Result, SparseError};
 use crate::grow::{GrowthInit, GrowthMethod, GrowthRegion};
@@ -13,6 +13,7 @@ use crate::mask::Mask;
 use crate::prune::GradualPruning;
 use crate::registry::SparseParams;
 use crate::schedule::DeathRate;
+use crate::schedule::PruningWindow;
 use crate::state::{MaskableState, MomentumSource};
 use candle_core::{Device, Var};
 use rand::Rng;
@@ -139,7 +140,8 @@ fn static_sparse_never_changes_masks() {
 fn gradual_magnitude_reaches_the_final_density() {
     let gp = GradualPruning::new(1.0, 0.2, 2, 8, 2, true)
         .unwrap()
-        .with_rule(crate::prune::KeepRule::Exact);
+        .with_rule(crate::prune::KeepRule::Exact)
+        .with_window(PruningWindow::ReachesFinal);
     let config = DynamicSparsity::gradual_magnitude(gp).build().unwrap();
     let (masks, reports) = train(config, 10);
     // l1 (48) + l2 (24) = 72 weights; keep floor(72 * 0.2) = 14 at step 8
@@ -147,6 +149,57 @@ fn gradual_magnitude_reaches_the_final_density() {
     assert_eq!(total(&masks[7]), 14);
     assert_eq!(reports[7].gradual_density, Some(0.2));
     assert!(masks.windows(2).all(|w| total(&w[1]) <= total(&w[0])));
+}
+
+/// GraNet's official `pruning()` on i0 = 1, i1 = 4: prunes at steps 2, 4, 6 and
+/// stops one iteration short of the final density.
+#[test]
+fn gradual_magnitude_official_window_stops_one_iteration_early() {
+    let gp = GradualPruning::new(1.0, 0.2, 2, 8, 2, true)
+        .unwrap()
+        .with_rule(crate::prune::KeepRule::Exact);
+    assert_eq!(gp.window, PruningWindow::Official);
+    let config = DynamicSparsity::gradual_magnitude(gp).build().unwrap();
+    let (masks, reports) = train(config, 10);
+    let total = |m: &BTreeMap<String, Mask>| m.values().map(Mask::nnz).sum::<usize>();
+    let pruning: Vec<usize> = reports
+        .iter()
+        .filter(|r| r.gradual_density.is_some())
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(pruning, vec![2, 4, 6]);
+    // floor(72 · (0.2 + 0.8 / 27)) = floor(16.53) = 16 from step 6 on
+    let end = 0.2 + 0.8 / 27.0;
+    assert!((reports[5].gradual_density.unwrap() - end).abs() < 1e-12);
+    assert_eq!(total(&masks[5]), 16);
+    assert_eq!(masks[9], masks[5]);
+}
+
+/// GraNet runs no prune-and-regrow before `init_prune_epoch`; the gate is the
+/// preset's default and `start_step(None)` lifts it.
+#[test]
+fn granet_preset_gates_prune_and_regrow_until_pruning_starts() {
+    let gp = GradualPruning::new(0.5, 0.2, 4, 10, 2, true).unwrap();
+    let official = DynamicSparsity::granet(gp, 2, 12).build().unwrap();
+    assert_eq!(official.start_step(), Some(4));
+    let (_, reports) = train(official, 8);
+    let regrow: Vec<usize> = reports
+        .iter()
+        .filter(|r| r.prune_regrow)
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(regrow, vec![4, 6, 8]);
+    let ungated = DynamicSparsity::granet(gp, 2, 12)
+        .start_step(None)
+        .build()
+        .unwrap();
+    let (_, reports) = train(ungated, 8);
+    let regrow: Vec<usize> = reports
+        .iter()
+        .filter(|r| r.prune_regrow)
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(regrow, vec![2, 4, 6, 8]);
 }
 
 #[test]
@@ -166,6 +219,7 @@ fn invalid_configs_name_the_parameter() {
         period: 1,
         global: true,
         rule: crate::prune::KeepRule::Strict,
+        window: PruningWindow::Official,
     };
     assert!(err(DynamicSparsity::gradual_magnitude(bad)).contains("final_density"));
 }
@@ -399,4 +453,19 @@ fn step_zero_is_rejected() {
         SparsityEngine::new(DynamicSparsity::static_sparse().build().unwrap(), &params).unwrap();
     let err = engine.after_optimizer_step(0, &mut params, &empty_grads(), None);
     assert!(err.unwrap_err().to_string().contains("`step`"));
+}
+
+#[test]
+fn masked_gradient_detection_ignores_dead_rows_and_columns() {
+    // A dense gradient whose row 1 is dead (a fully pruned unit behind a ReLU): its
+    // zeros at the pruned positions tell nothing.
+    let dense = [1.0, 2.0, 3.0, 0.0, 0.0, 0.0];
+    assert!(telling_positions(&dense, &[2, 3], &[3, 4, 5]).is_empty());
+    // A masked gradient (active 0, 1, 4): position 3 is in a live row and a live
+    // column, and it is zero.
+    let masked = [1.0, 2.0, 0.0, 0.0, 5.0, 0.0];
+    assert_eq!(telling_positions(&masked, &[2, 3], &[2, 3, 5]), vec![3]);
+    // Rank 1: every pruned position counts unless the gradient is zero everywhere.
+    assert_eq!(telling_positions(&[0.5, 0.0], &[2], &[1]), vec![1]);
+    assert!(telling_positions(&[0.0, 0.0], &[2], &[1]).is_empty());
 }
