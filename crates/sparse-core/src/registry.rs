@@ -13,6 +13,7 @@ use candle_core::{Tensor, Var, backprop::GradStore};
 
 use crate::error::{Result, SparseError};
 use crate::mask::Mask;
+use crate::optim::mask_in_place;
 
 /// One masked parameter.
 #[derive(Debug, Clone)]
@@ -157,6 +158,10 @@ fn apply_mask(param: &SparseParam) -> Result<()> {
         return Ok(());
     }
     let t: &Tensor = param.var.as_tensor();
+    // in place where possible: no mask tensor and no product buffer on every step
+    if mask_in_place(t, &param.mask)? {
+        return Ok(());
+    }
     let m = param.mask.to_tensor(t.dtype(), t.device())?;
     param.var.set(&t.mul(&m)?)?;
     Ok(())
@@ -188,5 +193,28 @@ mod tests {
         assert!(reg.set_mask("nope", Mask::ones(&[2, 2])).is_err());
         assert!(reg.set_mask("w", Mask::ones(&[4])).is_err());
         let _ = DType::F32;
+    }
+
+    #[test]
+    fn masks_are_applied_in_place_exactly_as_a_product() {
+        let values = [0.5f32, -0.25, 1.5, -2.0, 0.0, -0.0];
+        let w = Var::from_tensor(&Tensor::new(&values, &Device::Cpu).unwrap()).unwrap();
+        let mask = Mask::from_bits(&[6], vec![1, 0, 1, 0, 0, 1]).unwrap();
+        let product = w
+            .as_tensor()
+            .mul(&mask.to_tensor(DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        let mut params = SparseParams::new();
+        params.insert("w", w.clone(), mask).unwrap();
+        params.apply_masks().unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            t.to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect()
+        };
+        // -0.25 · 0 is -0.0: the signs of zero match the product too
+        assert_eq!(bits(w.as_tensor()), bits(&product));
     }
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use candle_core::{Tensor, Var, backprop::GradStore};
 
 use super::{
-    Optimizer, OptimizerState, ParamGroup, Slot, build_slots, checked_buffer, reject_unknown_keys,
+    Optimizer, OptimizerState, ParamGroup, Slot, build_slots, checked_buffer, fused,
+    reject_unknown_keys,
 };
 use crate::error::{CheckpointError, Result, SparseError};
 use crate::registry::SparseParams;
@@ -188,9 +189,18 @@ impl Adam {
         self.moments.get(name).map(|m| (&m.exp_avg, &m.exp_avg_sq))
     }
 
-    fn update(&self, slot: &Slot, grad: &Tensor, prev: Option<&Moments>) -> Result<Moments> {
+    fn update(&self, slot: &Slot, grad: &Tensor, prev: Option<Moments>) -> Result<Moments> {
         let c = &self.config;
         let p = slot.var.as_tensor();
+        let mut in_place = vec![p, grad];
+        if let Some(m) = &prev {
+            in_place.extend([&m.exp_avg, &m.exp_avg_sq]);
+            in_place.extend(&m.max_exp_avg_sq);
+        }
+        if fused::applies(&in_place) {
+            return self.update_in_place(slot, grad, prev);
+        }
+        let prev = prev.as_ref();
         let mut g = grad.to_dtype(p.dtype())?;
         let mut p_new = p.clone();
         if slot.weight_decay != 0.0 {
@@ -230,6 +240,44 @@ impl Adam {
             max_exp_avg_sq,
         })
     }
+
+    /// [`Adam::update`] on f32 CPU tensors: the moments and the parameter are
+    /// rewritten in place (bit-identical to the candle-op path, see `fused`).
+    fn update_in_place(
+        &self,
+        slot: &Slot,
+        grad: &Tensor,
+        prev: Option<Moments>,
+    ) -> Result<Moments> {
+        let c = &self.config;
+        let step = prev.as_ref().map_or(1, |m| m.step + 1);
+        let decay = slot.weight_decay != 0.0;
+        let bias_correction1 = 1.0 - c.beta1.powi(step as i32);
+        let bias_correction2_sqrt = (1.0 - c.beta2.powi(step as i32)).sqrt();
+        let scalars = fused::AdamScalars {
+            l2: (decay && !c.decoupled).then_some(slot.weight_decay as f32),
+            shrink: (decay && c.decoupled).then_some((1.0 - self.lr * slot.weight_decay) as f32),
+            beta1: c.beta1 as f32,
+            beta2: c.beta2 as f32,
+            keep1: (1.0 - c.beta1) as f32,
+            keep2: (1.0 - c.beta2) as f32,
+            inv_bias2_sqrt: (1.0 / bias_correction2_sqrt) as f32,
+            eps: c.eps as f32,
+            step_size: (self.lr / bias_correction1) as f32,
+        };
+        let buffers = prev.map(|m| fused::AdamBuffers {
+            exp_avg: m.exp_avg,
+            exp_avg_sq: m.exp_avg_sq,
+            max_exp_avg_sq: m.max_exp_avg_sq,
+        });
+        let b = fused::adam_step(slot.var.as_tensor(), grad, buffers, c.amsgrad, scalars)?;
+        Ok(Moments {
+            step,
+            exp_avg: b.exp_avg,
+            exp_avg_sq: b.exp_avg_sq,
+            max_exp_avg_sq: b.max_exp_avg_sq,
+        })
+    }
 }
 
 impl Optimizer for Adam {
@@ -238,7 +286,8 @@ impl Optimizer for Adam {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            let m = self.update(slot, grad, self.moments.get(&slot.name))?;
+            let prev = self.moments.remove(&slot.name);
+            let m = self.update(slot, grad, prev)?;
             self.moments.insert(slot.name.clone(), m);
         }
         self.step += 1;

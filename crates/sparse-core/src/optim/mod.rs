@@ -13,6 +13,7 @@
 //! parameters whose `.grad` is `None` (BatchNorm running statistics never get one).
 
 mod adam;
+mod fused;
 mod sgd;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 use candle_core::{Tensor, Var, backprop::GradStore};
 
 pub use adam::{Adam, AdamConfig, AdamConfigBuilder};
+pub(crate) use fused::mask_in_place;
 pub use sgd::{Sgd, SgdConfig, SgdConfigBuilder};
 // The name rules live in `selection`; re-exported here for optimizer users.
 pub use crate::selection::{is_bias_or_norm, trainable_vars};

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use candle_core::{Tensor, backprop::GradStore};
 
 use super::{
-    Optimizer, OptimizerState, ParamGroup, Slot, build_slots, checked_buffer, reject_unknown_keys,
+    Optimizer, OptimizerState, ParamGroup, Slot, build_slots, checked_buffer, fused,
+    reject_unknown_keys,
 };
 use crate::error::{Result, SparseError};
 use crate::registry::SparseParams;
@@ -157,7 +158,8 @@ impl Sgd {
         &self.config
     }
 
-    /// The momentum buffer of `name`, if one exists yet.
+    /// The momentum buffer of `name`, if one exists yet. On the CPU later steps
+    /// update it in place: `copy()` it to keep this step's values.
     pub fn momentum_buffer(&self, name: &str) -> Option<&Tensor> {
         self.buffers.get(name)
     }
@@ -171,6 +173,22 @@ impl Optimizer for Sgd {
                 continue;
             };
             let p = slot.var.as_tensor();
+            let buffer = self.buffers.get(&slot.name);
+            let mut in_place = vec![p, grad];
+            in_place.extend(buffer);
+            if fused::applies(&in_place) {
+                let scalars = fused::SgdScalars {
+                    lr: self.lr as f32,
+                    weight_decay: (slot.weight_decay != 0.0).then_some(slot.weight_decay as f32),
+                    momentum: c.momentum as f32,
+                    keep: (1.0 - c.dampening) as f32,
+                    nesterov: c.nesterov,
+                };
+                if let Some(buf) = fused::sgd_step(p, grad, buffer.cloned(), scalars)? {
+                    self.buffers.insert(slot.name.clone(), buf);
+                }
+                continue;
+            }
             let mut g = grad.to_dtype(p.dtype())?;
             if slot.weight_decay != 0.0 {
                 g = (g + (p * slot.weight_decay)?)?;
@@ -247,7 +265,8 @@ impl MomentumSource for Sgd {
         if !self.slots.iter().any(|s| s.name == name) {
             return Err(SparseError::UnknownParameter(name.to_string()));
         }
-        Ok(self.buffers.get(name).cloned())
+        // a copy: the buffer itself is updated in place by the next step
+        Ok(self.buffers.get(name).map(Tensor::copy).transpose()?)
     }
 }
 
@@ -260,7 +279,9 @@ impl MaskableState for Sgd {
             if !self.slots.iter().any(|s| s.name == p.name) {
                 return Err(SparseError::UnknownParameter(p.name.clone()));
             }
-            if let Some(buf) = self.buffers.get_mut(&p.name) {
+            if let Some(buf) = self.buffers.get_mut(&p.name)
+                && !fused::mask_in_place(buf, &p.mask)?
+            {
                 let m = p.mask.to_tensor(buf.dtype(), buf.device())?;
                 *buf = buf.mul(&m)?;
             }
