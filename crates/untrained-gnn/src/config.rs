@@ -162,7 +162,9 @@ impl TrainConfig {
     pub fn weight_decay(&self) -> f64 {
         self.weight_decay
     }
-    /// Dropout probability before every layer (dense training only).
+    /// Dropout probability (dense training only): before every layer for GCN and
+    /// GIN; for GAT on every layer's input but the last and on the attention
+    /// coefficients, as the official `GAT.py`.
     pub fn dropout(&self) -> f64 {
         self.dropout
     }

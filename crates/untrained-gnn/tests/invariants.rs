@@ -81,7 +81,7 @@ fn gat_attention_is_a_convex_combination_of_neighbours() {
     let z = Tensor::new(&[[1f32, 0.], [0., 1.], [3., -2.]], &dev).unwrap();
     let att_src = Tensor::new(&[[0.3f32, -0.7]], &dev).unwrap();
     let att_dst = Tensor::new(&[[1.1f32, 0.4]], &dev).unwrap();
-    let out = to_host(&gat::attend(&g, &z, &att_src, &att_dst).unwrap());
+    let out = to_host(&gat::attend(&g, &z, &att_src, &att_dst, None).unwrap());
     // Node 0 attends to {0, 1}: e_0j = LeakyReLU(<att_src, z_j> + <att_dst, z_0>).
     let lrelu = |x: f64| if x > 0.0 { x } else { 0.2 * x };
     let (s0, s1, d0) = (0.3, -0.7, 1.1);
@@ -90,8 +90,75 @@ fn gat_attention_is_a_convex_combination_of_neighbours() {
     assert_close(&out[..1], &[vec![w0, 1.0 - w0]]);
     // With equal features every output row is that feature (weights sum to one).
     let ones = Tensor::ones((3, 2), DType::F32, &dev).unwrap();
-    let out = to_host(&gat::attend(&g, &ones, &att_src, &att_dst).unwrap());
+    let out = to_host(&gat::attend(&g, &ones, &att_src, &att_dst, None).unwrap());
     assert_close(&out, &vec![vec![1.0, 1.0]; 3]);
+}
+
+#[test]
+fn gat_attention_dropout_drops_normalised_coefficients() {
+    use rand::SeedableRng;
+    use untrained_gnn::model::Dropout;
+    let g = path3();
+    let dev = Device::Cpu;
+    // Zero attention vectors: α_ij = 1/deg_i over A + I, so a row of ones stays one.
+    let zero = Tensor::zeros((1, 2), DType::F32, &dev).unwrap();
+    let ones = Tensor::ones((3, 2), DType::F32, &dev).unwrap();
+    let p = 0.5f32;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut twin = rng.clone();
+    let d = Some(Dropout { rng: &mut rng, p });
+    let out = to_host(&gat::attend(&g, &ones, &zero, &zero, d).unwrap());
+    // The same draws, one per edge in CSR order, scaled by 1/(1 − p) when kept.
+    let nnz = g.gcn_adjacency.nnz();
+    let keep = sparse_repro::rng::dropout_mask(&mut twin, nnz, p, &dev)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let rows = g.gcn_adjacency.row().to_vec1::<u32>().unwrap();
+    let degree = |i: u32| rows.iter().filter(|&&r| r == i).count() as f64;
+    let mut expected = vec![0.0f64; 3];
+    for (&r, &k) in rows.iter().zip(&keep) {
+        expected[r as usize] += f64::from(k) / degree(r);
+    }
+    let expected: Vec<Vec<f64>> = expected.into_iter().map(|v| vec![v, v]).collect();
+    assert_close(&out, &expected);
+    assert!(
+        keep.contains(&0.0),
+        "seed 3 drops at least one of the 7 edges"
+    );
+}
+
+#[test]
+fn dense_gat_drops_every_input_but_the_last_and_every_attention() {
+    use rand::{Rng, SeedableRng};
+    use untrained_gnn::model::Dropout;
+    let g = path3();
+    let model = Gnn::new(ModelKind::Gat, 3, 3, 4, 2).unwrap();
+    let dev = Device::Cpu;
+    let weights: BTreeMap<String, Tensor> = model
+        .param_specs()
+        .into_iter()
+        .map(|s| {
+            let w = Tensor::full(0.5f32, s.shape.as_slice(), &dev).unwrap();
+            (s.name, w)
+        })
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let start = rng.clone();
+    let d = Some(Dropout {
+        rng: &mut rng,
+        p: 0.6,
+    });
+    model.forward(&g, &weights, d).unwrap();
+    // As the official `GAT.forward` and `GATConv`: one draw per stored feature
+    // (layer 0's input) and per entry of layer 1's input (3 nodes × 4), none for the
+    // last layer's input, and one per edge of A + I in each of the 3 layers.
+    let draws = g.features.nnz() + 3 * g.gcn_adjacency.nnz() + 3 * 4;
+    let mut expected = start;
+    for _ in 0..draws {
+        let _: f32 = expected.random();
+    }
+    assert_eq!(rng.get_word_pos(), expected.get_word_pos());
 }
 
 #[test]

@@ -9,9 +9,9 @@ use std::process::Command;
 use candle_core::Device;
 use sparse_core::checkpoint::{self, Sources};
 use sparse_repro::cli::Preset;
-use sparse_repro::harness::{self, DataPolicy, NoArgs, Paper, RunContext};
+use sparse_repro::harness::{self, DataPolicy, Paper, RunContext};
 use sparse_repro::progress::ProgressMode;
-use untrained_gnn::paper::{self, UntrainedGnn};
+use untrained_gnn::paper::{self, SubsetArgs, UntrainedGnn};
 use untrained_gnn::training::{self, NodeSplits};
 use untrained_gnn::{DatasetName, Method, ModelKind, Network, TrainConfig};
 
@@ -59,7 +59,7 @@ fn smoke_preset_reports_resumes_and_writes_checkable_checkpoints() -> TestResult
     let root = tempfile::tempdir()?;
     let check = harness::check_resume::<UntrainedGnn>(
         Preset::Smoke,
-        &NoArgs {},
+        &SubsetArgs::default(),
         None,
         None,
         root.path(),
@@ -69,7 +69,7 @@ fn smoke_preset_reports_resumes_and_writes_checkable_checkpoints() -> TestResult
     assert_eq!(check.taken_from_records, 5);
     let report = &check.uninterrupted;
     let run = root.path().join("uninterrupted");
-    let plan = UntrainedGnn::plan(Preset::Smoke, &NoArgs {})?;
+    let plan = UntrainedGnn::plan(Preset::Smoke, &SubsetArgs::default())?;
 
     // Every arm reported, with the per-seed metrics and the paper's own numbers.
     assert_eq!(report.arms.len(), plan.arms.len());
@@ -215,6 +215,67 @@ fn smoke_preset_reports_resumes_and_writes_checkable_checkpoints() -> TestResult
         "{stdout}"
     );
     assert!(!eval(&flipped)?.status.success());
+    Ok(())
+}
+
+#[test]
+fn spread_subset_runs_claim_one_arms_and_reports_their_extremes() -> TestResult {
+    let root = tempfile::tempdir()?;
+    let spread = SubsetArgs {
+        subset: Some(paper::Subset::Spread),
+    };
+    // Three seeds, interrupted after two arm-seeds and resumed: identical reports.
+    let check = harness::check_resume::<UntrainedGnn>(
+        Preset::Smoke,
+        &spread,
+        Some(3),
+        None,
+        root.path(),
+        2,
+    )?;
+    let report = &check.uninterrupted;
+    let names: Vec<&str> = report.arms.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, vec!["fixture-gcn-ugt-s0.90", "fixture-gcn-dense"]);
+    for arm in &report.arms {
+        let values = arm
+            .seed_values("test_accuracy")
+            .ok_or("no per-seed values")?;
+        assert_eq!(values.len(), 3, "{}", arm.name);
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(arm.metric("test_accuracy_min"), Some(min), "{}", arm.name);
+        assert_eq!(arm.metric("test_accuracy_max"), Some(max), "{}", arm.name);
+        let mean = values.iter().sum::<f64>() / 3.0;
+        let pop = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
+        let reported = arm
+            .metric("test_accuracy_pop_std")
+            .ok_or("no population std")?;
+        assert!((reported - pop).abs() < 1e-12, "{}", arm.name);
+    }
+    // Only the claim whose arms ran, stating what it compares.
+    assert_eq!(report.claims.len(), 1);
+    let claim = &report.claims[0];
+    assert_eq!(claim.id, "ugt-matches-dense-at-0.9");
+    assert!(
+        claim.statement.contains("over this run's 3 seeds"),
+        "{}",
+        claim.statement
+    );
+    assert_eq!(
+        claim.passed,
+        claim.values["ugt_s0.90"] >= claim.values["dense"] - claim.values["margin"]
+    );
+    let run = root.path().join("uninterrupted");
+    assert!(
+        !run.join("accuracy_vs_sparsity.svg").exists(),
+        "no sweep, no plot"
+    );
+    // A whole-preset run refuses the spread run's directory (another configuration).
+    let options = harness::ReproduceOptions {
+        out: Some(run.clone()),
+        ..harness::ReproduceOptions::new(Preset::Smoke)
+    };
+    assert!(harness::reproduce::<UntrainedGnn>(&options, &SubsetArgs::default()).is_err());
     Ok(())
 }
 

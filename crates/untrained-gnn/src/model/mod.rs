@@ -31,7 +31,7 @@ pub struct ParamSpec {
     pub shape: Vec<usize>,
 }
 
-/// Seeded dropout applied to each layer's input (dense training only).
+/// Seeded dropout of the dense training (where each model applies it: see the models).
 #[derive(Debug)]
 pub struct Dropout<'a> {
     /// The stream the masks are drawn from.
