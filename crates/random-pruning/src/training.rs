@@ -32,7 +32,7 @@ use crate::data::ImageData;
 use crate::error::{Error, Result};
 
 /// Batch size of evaluation passes (no gradients, so larger is cheaper).
-const EVAL_BATCH: usize = 512;
+pub const EVAL_BATCH: usize = 512;
 
 /// A model with its parameters and (for sparse runs) its masks.
 pub struct Network {
