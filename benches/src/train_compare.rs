@@ -176,9 +176,9 @@ fn judge(what: String, value: Option<f64>, bound: f64) -> TargetResult {
     }
 }
 
-/// Whether `density` falls under the sparse target (≤ 0.1 and not dense).
+/// Whether `density` falls under the sparse target (≤ 0.1; dense rows, at 1, never do).
 pub fn under_sparse_target(density: f64) -> bool {
-    density < 1.0 && density <= SPARSE_TARGET_DENSITY + 1e-9
+    density <= SPARSE_TARGET_DENSITY + 1e-9
 }
 
 /// The targets of issue #20 on every row: each step at least [`DENSE_TARGET`] times
