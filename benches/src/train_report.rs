@@ -4,7 +4,7 @@
 //!
 //! Each model, optimizer, mask and engine is built through the paper crate's own
 //! public API from its `quick` plan, so the step timed here is the step the runs
-//! take: random-pruning's [`Network::train_step`], dsn-tsc's [`RunState::train_step`]
+//! take: random-pruning's [`Network::train_step`], dsn-tsc's [`RunState::train_step`](dsn_tsc::training::RunState::train_step)
 //! (engine included) and untrained-gnn's epoch step assembled from its public
 //! pieces (the crate exposes no step function; see [`gcn`]).
 
