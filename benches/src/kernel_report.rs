@@ -449,7 +449,8 @@ fn targets(rep: &Report) -> Vec<Target> {
     t
 }
 
-fn machine() -> String {
+/// The CPU model and the rayon thread count, for report headers.
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -5,14 +5,23 @@
 //! custom kernel of `sparse_core::kernels` against candle's own op on the same inputs,
 //! prints a table plus the performance targets with PASS/FAIL, and writes a JSON array
 //! to `target/kernel-report.json` (or `PATH`).
+//!
+//! `cargo run --release -p sparse-benches -- train [--quick] [--only TEXT] [--out PATH]
+//! [--torch PATH]` times one whole training step and one evaluation pass of every
+//! paper crate's `quick` model at its `quick` densities and writes
+//! `target/train-report.json` (or `PATH`); with `--torch` it prints them beside
+//! `shared/pytorch/train_step_bench.py`'s JSON with the targets of issue #20.
 
 mod inputs;
 mod kernel_report;
 mod timing;
+mod train_compare;
+mod train_report;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: sparse-benches kernels [--quick] [--only KERNEL] [--out PATH]";
+const USAGE: &str = "usage: sparse-benches kernels [--quick] [--only KERNEL] [--out PATH]
+       sparse-benches train [--quick] [--only TEXT] [--out PATH] [--torch PATH]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,9 +32,17 @@ fn main() -> Result<()> {
     let Some((command, flags)) = args.split_first() else {
         bail!("{USAGE}");
     };
-    if command != "kernels" {
-        bail!("unknown command `{command}`; {USAGE}");
+    match command.as_str() {
+        "kernels" => kernels(flags),
+        "train" => match train_report::Options::parse(flags) {
+            Ok(options) => train_report::run(&options),
+            Err(e) => bail!("{e}; {USAGE}"),
+        },
+        _ => bail!("unknown command `{command}`; {USAGE}"),
     }
+}
+
+fn kernels(flags: &[String]) -> Result<()> {
     let mut options = kernel_report::Options::default();
     let mut flags = flags.iter();
     while let Some(flag) = flags.next() {

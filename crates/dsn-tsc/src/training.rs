@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{Device, Var};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -147,16 +147,10 @@ struct Snapshot {
 struct Trainer<'a> {
     data: &'a TsData,
     device: &'a Device,
-    model: Scnn,
-    varmap: VarMap,
-    params: SparseParams,
-    engine: Option<SparsityEngine>,
-    regions: BTreeMap<String, ConstraintRegions>,
-    optimizer: Adam,
+    run: RunState,
     schedule: WarmupCosine,
     shuffle_rng: ChaCha8Rng,
     batch_size: usize,
-    step: usize,
     mask_updates: usize,
     losses: Vec<f64>,
     region_rate: Vec<f64>,
@@ -168,40 +162,28 @@ impl EpochTask for Trainer<'_> {
     type Error = Error;
 
     fn train_epoch(&mut self, epoch: usize) -> Result<f64> {
-        self.schedule.apply(&mut self.optimizer, epoch as f64);
+        self.schedule.apply(&mut self.run.optimizer, epoch as f64);
         let n = self.data.train.len();
         let mut loss_sum = 0.0;
         for indices in BatchIndices::shuffled(n, self.batch_size, false, &mut self.shuffle_rng)? {
             let (x, y) = self.data.batch(&self.data.train, &indices, self.device)?;
-            let log_probs = self.model.forward_t(&x, true)?;
-            let loss = candle_nn::loss::nll(&log_probs, &y)?;
-            let grads = loss.backward()?;
-            self.optimizer.step(&grads)?;
-            self.step += 1;
-            let report = match self.engine.as_mut() {
-                Some(engine) => {
-                    Some(engine.after_optimizer_step(self.step, &mut self.params, &grads, None)?)
-                }
-                None => None,
-            };
+            let (loss, report) = self.run.train_step(&x, &y)?;
             if report.as_ref().is_some_and(|r| r.prune_regrow) {
                 self.mask_updates += 1;
             }
-            if report.as_ref().is_some_and(|r| r.topology_changed()) {
-                self.model.follow_masks(&self.params)?;
-            }
             (self.observer)(&StepEvent {
-                step: self.step,
+                step: self.run.step,
                 epoch,
-                params: &self.params,
+                params: &self.run.params,
                 report: report.as_ref(),
             });
             loss_sum += f64::from(loss.to_scalar::<f32>()?) * indices.len() as f64;
         }
         let epoch_loss = loss_sum / n as f64;
         self.losses.push(epoch_loss);
-        if let Some(engine) = &self.engine {
-            self.region_rate.push(region_share(engine, &self.regions)?);
+        if let Some(engine) = &self.run.engine {
+            self.region_rate
+                .push(region_share(engine, &self.run.regions)?);
         }
         Ok(epoch_loss)
     }
@@ -214,14 +196,144 @@ impl EpochTask for Trainer<'_> {
 
     fn on_new_best(&mut self, _epoch: usize) -> Result<()> {
         self.best = Some(Snapshot {
-            state: ModelState::capture(&self.varmap)?,
+            state: ModelState::capture(&self.run.varmap)?,
             masks: self
+                .run
                 .params
                 .iter()
                 .map(|p| (p.name.clone(), p.mask.clone()))
                 .collect(),
         });
         Ok(())
+    }
+}
+
+/// One run's network, masks, engine and optimizer as [`train`] builds them, and
+/// its training step: what the loop repeats, reachable on its own so that
+/// `sparse-benches train` times exactly the step the runs take.
+pub struct RunState {
+    /// The network.
+    pub model: Scnn,
+    /// Its variables (weights and BatchNorm statistics).
+    pub varmap: VarMap,
+    /// The masks of the kernel convolutions (empty for dense arms).
+    pub params: SparseParams,
+    /// The topology engine (`None` for dense arms).
+    pub engine: Option<SparsityEngine>,
+    /// The constraint region of each kernel convolution.
+    pub regions: BTreeMap<String, ConstraintRegions>,
+    /// Adam over every trainable variable (the schedule sets its rate per epoch).
+    pub optimizer: Adam,
+    /// Optimizer steps taken so far.
+    pub step: usize,
+}
+
+impl std::fmt::Debug for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunState")
+            .field("model", &self.model)
+            .field("params", &self.params)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunState {
+    /// Builds the run of `config` on `n_train` training cases with `dims` input
+    /// channels and `num_classes` classes (the engine's update period and death-rate
+    /// horizon are counted in steps of that data set's batches).
+    pub fn new(
+        config: &TrainConfig,
+        dims: usize,
+        num_classes: usize,
+        n_train: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let seed = config.seed();
+        let spec = ModelSpec::for_config(config, dims, num_classes)?;
+        let varmap = VarMap::new();
+        let mut model = Scnn::new(
+            spec.clone(),
+            &varmap,
+            device,
+            &mut derive_rng(seed, streams::INIT),
+        )?;
+
+        let batch_size = config.batch_size_for(n_train);
+        let steps_per_epoch = n_train.div_ceil(batch_size);
+        let total_steps = steps_per_epoch * config.epochs();
+
+        let regions = constraint_regions(&spec, config.groups())?;
+        let mut params = SparseParams::new();
+        let mut engine = None;
+        if config.arm().is_sparse() {
+            let mut mask_rng = derive_rng(seed, streams::MASK);
+            let mut dynamic = match config.arm() {
+                Arm::Dsn => DynamicSparsity::builder()
+                    .prune(PruneMethod::Magnitude)
+                    .growth(match config.growth() {
+                        Growth::Random => GrowthMethod::RandomExact,
+                        Growth::Gradient => GrowthMethod::Gradient,
+                    })
+                    .death_rate(DeathRate::CosineThenFloor {
+                        initial: config.death_rate(),
+                        eta_min: config.death_rate_min(),
+                        t_max: ((config.death_rate_fraction() * total_steps as f64) as usize)
+                            .max(1),
+                    })
+                    .period(Some(config.update_every_epochs() * steps_per_epoch)),
+                _ => DynamicSparsity::static_sparse(),
+            }
+            .mask_momentum(false)
+            .seed(derive_seed(seed, "regrow"));
+            for (name, region) in &regions {
+                let var = var_of(&varmap, name)?;
+                let mask =
+                    region.initial_mask(config.density(), config.mask_init(), &mut mask_rng)?;
+                params.insert(name.clone(), var, mask)?;
+                dynamic = dynamic.region(name.clone(), region.growth_region()?);
+            }
+            engine = Some(SparsityEngine::new(dynamic.build()?, &params)?);
+        }
+        if let Some(mode) = weight_grad_of(config.conv_backend()) {
+            model.attach_masks(&params, mode)?;
+        }
+
+        let optimizer = Adam::from_params(
+            trainable_vars(&varmap),
+            AdamConfig::adam(config.lr()).build()?,
+        )?;
+        Ok(Self {
+            model,
+            varmap,
+            params,
+            engine,
+            regions,
+            optimizer,
+            step: 0,
+        })
+    }
+
+    /// One optimizer step on the batch `(x, y)`: forward in training mode, NLL,
+    /// backward, Adam, then the engine (masks applied; prune and regrow at its
+    /// period) and the sparse kernels following a changed topology. Returns the
+    /// loss and what the engine did (`None` for dense arms).
+    pub fn train_step(&mut self, x: &Tensor, y: &Tensor) -> Result<(Tensor, Option<UpdateReport>)> {
+        let log_probs = self.model.forward_t(x, true)?;
+        let loss = candle_nn::loss::nll(&log_probs, y)?;
+        let grads = loss.backward()?;
+        self.optimizer.step(&grads)?;
+        self.step += 1;
+        let report = match self.engine.as_mut() {
+            Some(engine) => {
+                Some(engine.after_optimizer_step(self.step, &mut self.params, &grads, None)?)
+            }
+            None => None,
+        };
+        if report.as_ref().is_some_and(|r| r.topology_changed()) {
+            self.model.follow_masks(&self.params)?;
+        }
+        Ok((loss, report))
     }
 }
 
@@ -234,77 +346,22 @@ pub fn train_observed(
     progress: ProgressMode,
     observer: &mut dyn FnMut(&StepEvent<'_>),
 ) -> Result<(Trained, TrainOutcome)> {
-    let seed = config.seed();
-    let spec = ModelSpec::for_config(config, data.dims, data.num_classes())?;
-    let varmap = VarMap::new();
-    let mut model = Scnn::new(
-        spec.clone(),
-        &varmap,
-        device,
-        &mut derive_rng(seed, streams::INIT),
-    )?;
-
     let n = data.train.len();
     let batch_size = config.batch_size_for(n);
-    let steps_per_epoch = n.div_ceil(batch_size);
-    let total_steps = steps_per_epoch * config.epochs();
-
-    let regions = constraint_regions(&spec, config.groups())?;
-    let mut params = SparseParams::new();
-    let mut engine = None;
-    if config.arm().is_sparse() {
-        let mut mask_rng = derive_rng(seed, streams::MASK);
-        let mut dynamic = match config.arm() {
-            Arm::Dsn => DynamicSparsity::builder()
-                .prune(PruneMethod::Magnitude)
-                .growth(match config.growth() {
-                    Growth::Random => GrowthMethod::RandomExact,
-                    Growth::Gradient => GrowthMethod::Gradient,
-                })
-                .death_rate(DeathRate::CosineThenFloor {
-                    initial: config.death_rate(),
-                    eta_min: config.death_rate_min(),
-                    t_max: ((config.death_rate_fraction() * total_steps as f64) as usize).max(1),
-                })
-                .period(Some(config.update_every_epochs() * steps_per_epoch)),
-            _ => DynamicSparsity::static_sparse(),
-        }
-        .mask_momentum(false)
-        .seed(derive_seed(seed, "regrow"));
-        for (name, region) in &regions {
-            let var = var_of(&varmap, name)?;
-            let mask = region.initial_mask(config.density(), config.mask_init(), &mut mask_rng)?;
-            params.insert(name.clone(), var, mask)?;
-            dynamic = dynamic.region(name.clone(), region.growth_region()?);
-        }
-        engine = Some(SparsityEngine::new(dynamic.build()?, &params)?);
-    }
-    if let Some(mode) = weight_grad_of(config.conv_backend()) {
-        model.attach_masks(&params, mode)?;
-    }
-
-    let optimizer = Adam::from_params(
-        trainable_vars(&varmap),
-        AdamConfig::adam(config.lr()).build()?,
-    )?;
+    let run = RunState::new(config, data.dims, data.num_classes(), n, device)?;
     let schedule = WarmupCosine::new(config.lr(), config.lr_min(), config.epochs() as f64)?;
     let mut region_rate = Vec::new();
-    if let Some(engine) = &engine {
-        region_rate.push(region_share(engine, &regions)?);
+    if let Some(engine) = &run.engine {
+        region_rate.push(region_share(engine, &run.regions)?);
     }
+    let seed = config.seed();
     let mut trainer = Trainer {
         data,
         device,
-        model,
-        varmap,
-        params,
-        engine,
-        regions,
-        optimizer,
+        run,
         schedule,
         shuffle_rng: derive_rng(seed, streams::SHUFFLE),
         batch_size,
-        step: 0,
         mask_updates: 0,
         losses: Vec::with_capacity(config.epochs()),
         region_rate,
@@ -326,9 +383,13 @@ pub fn train_observed(
         .ok_or_else(|| crate::error::invalid("epochs", 0, "must be at least 1"))?;
 
     let Trainer {
-        mut model,
-        varmap,
-        mut params,
+        run:
+            RunState {
+                mut model,
+                varmap,
+                mut params,
+                ..
+            },
         losses,
         region_rate,
         mask_updates,

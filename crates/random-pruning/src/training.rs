@@ -22,7 +22,7 @@ use sparse_core::{
 use sparse_repro::batch::BatchIndices;
 use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
 use sparse_repro::metrics;
-use sparse_repro::models::Model;
+use sparse_repro::models::{InputShape, Model};
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::rng::{derive_rng, streams};
 use sparse_repro::train::{Evaluation, Goal, cross_entropy, evaluate_classifier};
@@ -32,7 +32,7 @@ use crate::data::ImageData;
 use crate::error::{Error, Result};
 
 /// Batch size of evaluation passes (no gradients, so larger is cheaper).
-const EVAL_BATCH: usize = 512;
+pub const EVAL_BATCH: usize = 512;
 
 /// A model with its parameters and (for sparse runs) its masks.
 pub struct Network {
@@ -57,7 +57,42 @@ impl Network {
     /// Builds the model of `config` with initialisation and, for sparse runs, random
     /// mask drawn from `seed`.
     pub fn new(config: &TrainConfig, data: &ImageData, seed: u64) -> Result<Self> {
-        let (varmap, model) = build_model(config, data, &mut derive_rng(seed, streams::INIT))?;
+        Self::build(
+            config,
+            data.input_shape(),
+            data.num_classes(),
+            Some(data),
+            seed,
+        )
+    }
+
+    /// [`Network::new`] for inputs of `input` and `num_classes` classes, without a
+    /// data set: the same model, initialisation and random mask, for benchmarks on
+    /// synthetic inputs (`sparse-benches train`). SNIP and GraSP ratios score a
+    /// training batch, so they need [`Network::new`].
+    pub fn for_shape(
+        config: &TrainConfig,
+        input: InputShape,
+        num_classes: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        Self::build(config, input, num_classes, None, seed)
+    }
+
+    fn build(
+        config: &TrainConfig,
+        input: InputShape,
+        num_classes: usize,
+        data: Option<&ImageData>,
+        seed: u64,
+    ) -> Result<Self> {
+        let (varmap, model) = build_model_for(
+            config,
+            input,
+            num_classes,
+            &mut derive_rng(seed, streams::INIT),
+            kaiming_weights,
+        )?;
         let params = match config.sparsity().allocation_config()? {
             None => SparseParams::new(),
             Some(alloc) => {
@@ -66,7 +101,16 @@ impl Network {
                     Sparsity::Random {
                         allocation: kind @ (AllocationKind::Snip | AllocationKind::Grasp),
                         ..
-                    } => Some(saliency_scores(config, data, seed, kind)?),
+                    } => {
+                        let data = data.ok_or_else(|| {
+                            sparse_repro::HarnessError::invalid(
+                                "allocation",
+                                kind.label(),
+                                "scores a training batch: build with Network::new",
+                            )
+                        })?;
+                        Some(saliency_scores(config, data, seed, kind)?)
+                    }
                     _ => None,
                 };
                 alloc.init_sparse_params(
@@ -93,6 +137,23 @@ impl Network {
             model,
             params: SparseParams::new(),
         })
+    }
+
+    /// One training step of the run's loop: forward in training mode,
+    /// cross-entropy, backward, `optimizer` step, masks re-applied. Returns the
+    /// loss (still on the graph; `to_scalar` it to read it).
+    pub fn train_step(
+        &self,
+        optimizer: &mut Sgd,
+        inputs: &Tensor,
+        targets: &Tensor,
+    ) -> Result<Tensor> {
+        let logits = self.model.forward_t(inputs, true)?;
+        let loss = cross_entropy(&logits, targets, 0.0)?;
+        let grads = loss.backward()?;
+        optimizer.step(&grads)?;
+        self.params.apply_masks()?;
+        Ok(loss)
     }
 
     /// Logits in inference mode (BatchNorm running statistics).
@@ -237,11 +298,7 @@ impl EpochTask for Trainer<'_> {
         )? {
             let indices: Vec<usize> = positions.iter().map(|&p| self.train_idx[p]).collect();
             let (x, y) = self.data.train_batch(&indices, &Device::Cpu)?;
-            let logits = self.net.model.forward_t(&x, true)?;
-            let loss = cross_entropy(&logits, &y, 0.0)?;
-            let grads = loss.backward()?;
-            self.optimizer.step(&grads)?;
-            self.net.params.apply_masks()?;
+            let loss = self.net.train_step(&mut self.optimizer, &x, &y)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
             batches += 1;
         }
@@ -285,16 +342,11 @@ pub fn train(
         .map(|&i| data.train_pool()[i])
         .collect();
 
-    let sgd = SgdConfig::builder(config.lr())
-        .momentum(config.momentum())
-        .nesterov(config.momentum() > 0.0)
-        .weight_decay(config.weight_decay())
-        .build()?;
     let mut trainer = Trainer {
         net: &net,
         data,
         config,
-        optimizer: Sgd::from_params(trainable_vars(&net.varmap), sgd)?,
+        optimizer: optimizer(config, &net)?,
         schedule: config.lr_schedule()?,
         shuffle_rng: derive_rng(seed, streams::SHUFFLE),
         train_idx,
@@ -339,6 +391,18 @@ pub fn train(
     Ok((outcome, net))
 }
 
+/// The run's optimizer over every trainable variable of `net`: SGD at
+/// `config.lr()` (the schedule sets it per epoch) with Nesterov momentum and
+/// coupled weight decay.
+pub fn optimizer(config: &TrainConfig, net: &Network) -> Result<Sgd> {
+    let sgd = SgdConfig::builder(config.lr())
+        .momentum(config.momentum())
+        .nesterov(config.momentum() > 0.0)
+        .weight_decay(config.weight_decay())
+        .build()?;
+    Ok(Sgd::from_params(trainable_vars(&net.varmap), sgd)?)
+}
+
 /// Σ d_l·N_l of the run's allocation, recomputed from the layer shapes (`None` for dense).
 pub fn budget(config: &TrainConfig, net: &Network) -> Result<Option<f64>> {
     let Some(alloc) = config.sparsity().allocation_config()? else {
@@ -368,15 +432,13 @@ pub fn build_model(
     data: &ImageData,
     rng: &mut ChaCha8Rng,
 ) -> Result<(VarMap, Model)> {
-    build_model_with(config, data, rng, |shape| {
-        if shape.len() >= 2 {
-            Some(Init::KaimingNormal {
-                mode: FanMode::FanIn,
-                nonlinearity: Nonlinearity::Relu,
-            })
-        } else {
-            None
-        }
+    build_model_with(config, data, rng, kaiming_weights)
+}
+
+fn kaiming_weights(shape: &[usize]) -> Option<Init> {
+    (shape.len() >= 2).then_some(Init::KaimingNormal {
+        mode: FanMode::FanIn,
+        nonlinearity: Nonlinearity::Relu,
     })
 }
 
@@ -386,14 +448,25 @@ fn build_model_with(
     rng: &mut ChaCha8Rng,
     weight_init: impl Fn(&[usize]) -> Option<Init>,
 ) -> Result<(VarMap, Model)> {
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = Model::new(
-        config.architecture(),
+    build_model_for(
+        config,
         data.input_shape(),
         data.num_classes(),
-        vb,
-    )?;
+        rng,
+        weight_init,
+    )
+}
+
+fn build_model_for(
+    config: &TrainConfig,
+    input: InputShape,
+    num_classes: usize,
+    rng: &mut ChaCha8Rng,
+    weight_init: impl Fn(&[usize]) -> Option<Init>,
+) -> Result<(VarMap, Model)> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let model = Model::new(config.architecture(), input, num_classes, vb)?;
     let vars = trainable_vars(&varmap);
     // Fan-in of each bias, from the weight it belongs to.
     let fan_in: BTreeMap<String, usize> = vars
