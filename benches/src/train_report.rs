@@ -457,7 +457,8 @@ mod gcn {
 fn untrained_gnn(rep: &mut Report) -> Result<()> {
     use untrained_gnn::{Method, ModelKind, UntrainedGnn};
 
-    let plan = <UntrainedGnn as Paper>::plan(Preset::Quick, &NoArgs {})?;
+    let plan =
+        <UntrainedGnn as Paper>::plan(Preset::Quick, &untrained_gnn::paper::SubsetArgs::default())?;
     let graph = gcn::synthetic_cora(SEED)?;
     for (method, sparsity) in [(Method::Dense, 0.0), (Method::Ugt, 0.9)] {
         let arm = plan
