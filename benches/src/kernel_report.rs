@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::{Tensor, Var};
 use serde::Serialize;
 use sparse_core::kernels::{
@@ -124,13 +124,7 @@ impl Report {
     }
 
     fn write(&self) -> Result<()> {
-        if let Some(dir) = self.out.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let json = serde_json::to_string_pretty(&self.entries)?;
-        std::fs::write(&self.out, json).with_context(|| format!("writing {}", self.out.display()))
+        crate::report_file::write_json(&self.out, &self.entries)
     }
 
     fn find(&self, kernel: &str, shape: &str, density: f64, pass: Pass) -> Option<&Entry> {

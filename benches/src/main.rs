@@ -14,6 +14,7 @@
 
 mod inputs;
 mod kernel_report;
+mod report_file;
 mod timing;
 mod train_compare;
 mod train_report;

@@ -140,13 +140,7 @@ impl Report {
     }
 
     fn write(&self) -> Result<()> {
-        if let Some(dir) = self.out.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let json = serde_json::to_string_pretty(&self.entries)?;
-        std::fs::write(&self.out, json).with_context(|| format!("writing {}", self.out.display()))
+        crate::report_file::write_json(&self.out, &self.entries)
     }
 }
 

@@ -307,26 +307,32 @@ mod tests {
         assert!(packed.dense_grad_probe().is_some());
     }
 
+    /// `fc.weight [4, 8]` at density about 1/3 (no row or column fully pruned), its
+    /// registry, a RigL engine updating every step, and an input batch `[3, 8]`.
+    fn rigl_fixture() -> (Var, SparseParams, SparsityEngine, Tensor) {
+        let w = var(&[4, 8]);
+        let mut params = SparseParams::new();
+        params
+            .insert("fc.weight", w.clone(), mask(&[4, 8], |i| i % 3 == 1))
+            .unwrap();
+        let config = crate::DynamicSparsity::rigl(1, 10).build().unwrap();
+        let engine = SparsityEngine::new(config, &params).unwrap();
+        let x: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1).collect();
+        let x = Tensor::from_vec(x, (3, 8), &Device::Cpu).unwrap();
+        (w, params, engine, x)
+    }
+
     /// One RigL update (period 1) after a step through a sparse linear layer over
     /// `fc.weight` at density about 1/3 (no row or column fully pruned); `prepare` may set
     /// the layer's gradient mode.
     fn rigl_step_through_kernel(
         prepare: impl Fn(&mut SparseLinear, &SparsityEngine),
     ) -> (Result<crate::UpdateReport>, Mask, Vec<f32>) {
-        let w = var(&[4, 8]);
-        let mut params = SparseParams::new();
-        params
-            .insert("fc.weight", w.clone(), mask(&[4, 8], |i| i % 3 == 1))
-            .unwrap();
-        params.apply_masks().unwrap();
-        let config = crate::DynamicSparsity::rigl(1, 10).build().unwrap();
-        let mut engine = SparsityEngine::new(config, &params).unwrap();
+        let (w, mut params, mut engine, x) = rigl_fixture();
         let mut fc = SparseLinear::new(w.as_tensor().clone(), params.mask("fc.weight").unwrap())
             .unwrap()
             .with_name("fc.weight");
         prepare(&mut fc, &engine);
-        let x: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1).collect();
-        let x = Tensor::from_vec(x, (3, 8), &Device::Cpu).unwrap();
         let loss = fc
             .forward_custom(&x)
             .unwrap()
@@ -363,16 +369,7 @@ mod tests {
         assert!(report.prune_regrow);
         // The same step through candle's dense matmul on the raw weight (the
         // official code's forward pass) gives the same gradient and the same masks.
-        let w = var(&[4, 8]);
-        let mut params = SparseParams::new();
-        params
-            .insert("fc.weight", w.clone(), mask(&[4, 8], |i| i % 3 == 1))
-            .unwrap();
-        params.apply_masks().unwrap();
-        let config = crate::DynamicSparsity::rigl(1, 10).build().unwrap();
-        let mut engine = SparsityEngine::new(config, &params).unwrap();
-        let x: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1).collect();
-        let x = Tensor::from_vec(x, (3, 8), &Device::Cpu).unwrap();
+        let (w, mut params, mut engine, x) = rigl_fixture();
         let loss = x
             .matmul(&w.as_tensor().t().unwrap())
             .unwrap()
