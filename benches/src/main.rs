@@ -25,6 +25,7 @@ const USAGE: &str = "usage: sparse-benches kernels [--quick] [--only KERNEL] [--
        sparse-benches train [--quick] [--only TEXT] [--out PATH] [--torch PATH]";
 
 fn main() -> Result<()> {
+    sparse_core::malloc::retain_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");

@@ -86,6 +86,7 @@ pub mod init;
 pub mod itop;
 pub mod kernels;
 pub mod lr;
+pub mod malloc;
 pub mod mask;
 pub mod mask_set;
 pub mod model_state;

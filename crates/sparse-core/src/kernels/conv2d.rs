@@ -1,16 +1,18 @@
 //! Dense conv2d through im2col + gemm, forward and backward.
 //!
 //! candle's CPU conv2d forward is already im2col-based, but its input gradient goes
-//! through a direct `conv_transpose2d` loop that is several times slower than a gemm.
-//! Here all three products run on candle's gemm, a few images at a time so that the
-//! patch matrices stay small: forward `patches [P, K] × Wᵀ`, input gradient
-//! `dyᵀ [P, Cout] × W` folded back into images (row2im), weight gradient
-//! `dy [Cout, P] × patches`, with `P` output pixels and `K = C·kh·kw`.
+//! through a direct `conv_transpose2d` loop that is several times slower than a gemm,
+//! and each of its products allocates tensors. Here the three products run one image
+//! at a time on the `gemm` crate, straight between the NCHW buffers and one scratch
+//! patch matrix per task (`K = C·kh·kw` rows, `P = Ho·Wo` columns): forward
+//! `Y = W × patches`, input gradient `Wᵀ × dY` folded back into the image (col2im),
+//! weight gradient `Σ dY × patchesᵀ`. Images are spread over rayon's threads; each
+//! product is single-threaded, so results do not depend on the thread count.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::taps::transpose_padded;
+use super::gemm::{MatRef, Write, gemm};
 use super::{custom_applies, dims_of, f32_data, mismatch};
 use crate::Result;
 
@@ -69,92 +71,108 @@ impl Geom {
             .min(n_out);
         (lo.min(hi), hi)
     }
-
-    /// Images per chunk: the chunk's patch matrix stays around 8 MiB, small enough for
-    /// the allocator to recycle it (a 75 MB im2col buffer would be page-faulted in
-    /// afresh at every call) and to stay partly cached between im2col and gemm.
-    fn chunk(&self) -> usize {
-        const FLOATS: usize = 2 * 1024 * 1024;
-        (FLOATS / (self.p() * self.k()).max(1)).clamp(1, self.b.max(1))
-    }
 }
 
-/// Writes the patches of image `img` (`x` is that image, `[C, H, W]`) as rows of
-/// `dst` (`[Ho * Wo, C * kh * kw]`, zeroed by the caller).
-fn im2row(x: &[f32], g: &Geom, dst: &mut [f32]) {
-    let (k, hw) = (g.k(), g.h * g.w);
-    // One output row at a time: its block of `wo * k` floats stays in L2 while the
-    // strided writes of every (c, p, q) column land in it.
-    dst.par_chunks_mut(g.wo * k)
-        .enumerate()
-        .for_each(|(oy, block)| {
-            for c in 0..g.c {
-                let plane = &x[c * hw..(c + 1) * hw];
-                for p in 0..g.kh {
-                    let iy = (oy * g.stride + p) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.h as isize {
+/// Writes the patch matrix of one image (`x`: `[C, H, W]`) into `cols`
+/// (`[C * kh * kw, Ho * Wo]`, every entry written, padding as zeros).
+///
+/// Each row of `cols` is one tap `(c, ky, kx)` seen from every output pixel: a
+/// shifted copy of input rows, contiguous at stride 1.
+fn im2col(x: &[f32], g: &Geom, cols: &mut [f32]) {
+    let (hw, p) = (g.h * g.w, g.p());
+    for c in 0..g.c {
+        let plane = &x[c * hw..(c + 1) * hw];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let tap = (c * g.kh + ky) * g.kw + kx;
+                let row = &mut cols[tap * p..(tap + 1) * p];
+                let (ox0, ox1) = g.out_range(kx, g.w, g.wo);
+                for (oy, dst) in row.chunks_exact_mut(g.wo).enumerate() {
+                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.h as isize || ox0 == ox1 {
+                        dst.fill(0.0);
                         continue;
                     }
-                    let row = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    for q in 0..g.kw {
-                        let col = (c * g.kh + p) * g.kw + q;
-                        let (ox0, ox1) = g.out_range(q, g.w, g.wo);
-                        for ox in ox0..ox1 {
-                            block[ox * k + col] = row[ox * g.stride + q - g.pad];
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    dst[..ox0].fill(0.0);
+                    dst[ox1..].fill(0.0);
+                    if g.stride == 1 {
+                        let ix0 = ox0 + kx - g.pad;
+                        dst[ox0..ox1].copy_from_slice(&src[ix0..ix0 + (ox1 - ox0)]);
+                    } else {
+                        for (ox, d) in dst.iter_mut().enumerate().take(ox1).skip(ox0) {
+                            *d = src[ox * g.stride + kx - g.pad];
                         }
                     }
                 }
             }
-        });
+        }
+    }
 }
 
-/// Adds the patch gradients `src` (`[Ho * Wo, C * kh * kw]`) of one image back into its
-/// input gradient `dx` (`[C, H, W]`).
-fn row2im(src: &[f32], g: &Geom, dx: &mut [f32]) {
-    let (k, hw) = (g.k(), g.h * g.w);
-    // One task per channel plane: writes never overlap.
-    dx.par_chunks_mut(hw).enumerate().for_each(|(c, plane)| {
-        for p in 0..g.kh {
-            let (oy0, oy1) = g.out_range(p, g.h, g.ho);
-            for q in 0..g.kw {
-                let col = (c * g.kh + p) * g.kw + q;
-                let (ox0, ox1) = g.out_range(q, g.w, g.wo);
+/// Adds the patch gradients `dcols` (`[C * kh * kw, Ho * Wo]`) of one image into its
+/// input gradient `dx` (`[C, H, W]`): the transpose of [`im2col`].
+fn col2im(dcols: &[f32], g: &Geom, dx: &mut [f32]) {
+    let (hw, p) = (g.h * g.w, g.p());
+    for c in 0..g.c {
+        let plane = &mut dx[c * hw..(c + 1) * hw];
+        for ky in 0..g.kh {
+            let (oy0, oy1) = g.out_range(ky, g.h, g.ho);
+            for kx in 0..g.kw {
+                let tap = (c * g.kh + ky) * g.kw + kx;
+                let row = &dcols[tap * p..(tap + 1) * p];
+                let (ox0, ox1) = g.out_range(kx, g.w, g.wo);
+                if ox0 == ox1 {
+                    continue;
+                }
                 for oy in oy0..oy1 {
-                    let iy = oy * g.stride + p - g.pad;
-                    let d_row = &mut plane[iy * g.w..(iy + 1) * g.w];
-                    let s_rows = &src[oy * g.wo * k..(oy + 1) * g.wo * k];
-                    for ox in ox0..ox1 {
-                        d_row[ox * g.stride + q - g.pad] += s_rows[ox * k + col];
+                    let iy = oy * g.stride + ky - g.pad;
+                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                    let src = &row[oy * g.wo + ox0..oy * g.wo + ox1];
+                    if g.stride == 1 {
+                        let ix0 = ox0 + kx - g.pad;
+                        for (d, s) in dst[ix0..ix0 + src.len()].iter_mut().zip(src) {
+                            *d += s;
+                        }
+                    } else {
+                        for (i, s) in src.iter().enumerate() {
+                            dst[(ox0 + i) * g.stride + kx - g.pad] += s;
+                        }
                     }
                 }
             }
         }
-    });
-}
-
-/// The patch matrix `[n * Ho * Wo, K]` of images `b0..b0 + n`.
-fn patches(x: &[f32], g: &Geom, b0: usize, n: usize) -> Vec<f32> {
-    let (chw, pk) = (g.c * g.h * g.w, g.p() * g.k());
-    let mut rows = vec![0.0f32; n * pk];
-    for (i, dst) in rows.chunks_exact_mut(pk).enumerate() {
-        im2row(&x[(b0 + i) * chw..(b0 + i + 1) * chw], g, dst);
     }
-    rows
 }
 
-/// `dy` of images `b0..b0 + n` (`[n, Cout, P]`) as the matrix `[n * P, Cout]`.
-fn dy_rows(dy: &[f32], g: &Geom, b0: usize, n: usize) -> Vec<f32> {
-    let (p, cout) = (g.p(), g.cout);
-    let mut out = vec![0.0f32; n * p * cout];
-    for (i, dst) in out.chunks_exact_mut(p * cout).enumerate() {
-        let src = &dy[(b0 + i) * cout * p..(b0 + i + 1) * cout * p];
-        transpose_padded(src, cout, p, dst, cout);
+/// Images per weight-gradient partial sum. Fixed (not derived from the thread count)
+/// so that the summation order, and with it every bit of the gradient, is the same
+/// on any machine.
+const WGRAD_GROUP: usize = 8;
+
+impl Geom {
+    /// A 1x1, stride-1, unpadded kernel: the image itself is its patch matrix.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
-    out
-}
 
-fn cpu_tensor(v: Vec<f32>, shape: (usize, usize)) -> candle_core::Result<Tensor> {
-    Tensor::from_vec(v, shape, &Device::Cpu)
+    /// Images per parallel task for the per-image passes: about two tasks per
+    /// thread, so that each task pays for its scratch buffer once.
+    fn images_per_task(&self) -> usize {
+        let tasks = (2 * rayon::current_num_threads()).clamp(1, self.b.max(1));
+        self.b.div_ceil(tasks).max(1)
+    }
+
+    /// The patch matrix of image `x` (`[C, H, W]`): `x` itself for a pointwise
+    /// kernel, else written into `scratch`.
+    fn patches<'a>(&self, x: &'a [f32], scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        if self.is_pointwise() {
+            return x;
+        }
+        scratch.resize(self.k() * self.p(), 0.0);
+        im2col(x, self, scratch);
+        scratch
+    }
 }
 
 fn geom_of(xl: &Layout, wl: &Layout, p: Conv2dParams) -> candle_core::Result<Geom> {
@@ -188,7 +206,8 @@ fn geom_of(xl: &Layout, wl: &Layout, p: Conv2dParams) -> candle_core::Result<Geo
     })
 }
 
-/// Forward op on (`x`, `w`): per chunk of images, `patches [n·P, K] × Wᵀ [K, Cout]`.
+/// Forward op on (`x`, `w`): per image, `Y [Cout, P] = W [Cout, K] × patches [K, P]`,
+/// written straight into the NCHW output.
 #[derive(Debug, Clone, Copy)]
 struct Conv2dOp(Conv2dParams);
 
@@ -206,26 +225,24 @@ impl CustomOp2 for Conv2dOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = geom_of(xl, wl, self.0)?;
         let x = f32_data(xs, xl, "conv2d input")?;
-        let w = f32_data(ws, wl, "conv2d weight")?;
-        let (p, cout) = (g.p(), g.cout);
-        let wt = cpu_tensor(w.to_vec(), (cout, g.k()))?.t()?;
-        let mut y = vec![0.0f32; g.b * cout * p];
-        let chunk = g.chunk();
-        if y.is_empty() || g.k() == 0 {
-            return Ok((CpuStorage::F32(y), Shape::from((g.b, cout, g.ho, g.wo))));
+        let w = MatRef::row_major(f32_data(ws, wl, "conv2d weight")?, g.cout, g.k());
+        let (p, chw, out) = (g.p(), g.c * g.h * g.w, g.cout * g.p());
+        let mut y = vec![0.0f32; g.b * out];
+        let per_task = g.images_per_task();
+        if !y.is_empty() {
+            y.par_chunks_mut(per_task * out)
+                .enumerate()
+                .for_each(|(t, ys)| {
+                    let mut scratch = Vec::new();
+                    for (i, y_img) in ys.chunks_exact_mut(out).enumerate() {
+                        let img = t * per_task + i;
+                        let cols = g.patches(&x[img * chw..(img + 1) * chw], &mut scratch);
+                        let cols = MatRef::row_major(cols, g.k(), p);
+                        gemm(y_img, w, cols, Write::Overwrite);
+                    }
+                });
         }
-        for (ci, y_chunk) in y.chunks_mut(chunk * cout * p).enumerate() {
-            let (b0, n) = (ci * chunk, y_chunk.len() / (cout * p));
-            let rows = cpu_tensor(patches(x, &g, b0, n), (n * p, g.k()))?;
-            let out = rows.matmul(&wt)?.flatten_all()?.to_vec1::<f32>()?;
-            for (src, dst) in out
-                .chunks_exact(p * cout)
-                .zip(y_chunk.chunks_exact_mut(cout * p))
-            {
-                transpose_padded(src, p, cout, dst, p);
-            }
-        }
-        Ok((CpuStorage::F32(y), Shape::from((g.b, cout, g.ho, g.wo))))
+        Ok((CpuStorage::F32(y), Shape::from((g.b, g.cout, g.ho, g.wo))))
     }
 
     fn bwd(
@@ -242,8 +259,8 @@ impl CustomOp2 for Conv2dOp {
     }
 }
 
-/// `dx` from (`x` for its shape, `w`, `dy`): per chunk `dyᵀ [n·P, Cout] × W [Cout, K]`,
-/// folded back into images.
+/// `dx` from (`x` for its shape, `w`, `dy`): per image
+/// `dpatches [K, P] = Wᵀ [K, Cout] × dY [Cout, P]`, folded back into the image.
 struct Conv2dInputGrad(Conv2dParams);
 
 impl CustomOp3 for Conv2dInputGrad {
@@ -261,31 +278,35 @@ impl CustomOp3 for Conv2dInputGrad {
         dl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = geom_of(xl, wl, self.0)?;
-        let w = f32_data(ws, wl, "conv2d weight")?;
+        let w = MatRef::row_major(f32_data(ws, wl, "conv2d weight")?, g.cout, g.k());
         let dy = f32_data(ds, dl, "conv2d output grad")?;
-        let (p, k, chw) = (g.p(), g.k(), g.c * g.h * g.w);
-        let wm = cpu_tensor(w.to_vec(), (g.cout, k))?;
+        let (p, chw, out) = (g.p(), g.c * g.h * g.w, g.cout * g.p());
         let mut dx = vec![0.0f32; g.b * chw];
-        let chunk = g.chunk();
-        if dx.is_empty() || g.cout * p == 0 {
-            return Ok((CpuStorage::F32(dx), xl.shape().clone()));
-        }
-        for (ci, dx_chunk) in dx.chunks_mut(chunk * chw).enumerate() {
-            let (b0, n) = (ci * chunk, dx_chunk.len() / chw);
-            let dyt = cpu_tensor(dy_rows(dy, &g, b0, n), (n * p, g.cout))?;
-            let dpatches = dyt.matmul(&wm)?.flatten_all()?.to_vec1::<f32>()?;
-            for (src, dst) in dpatches
-                .chunks_exact(p * k)
-                .zip(dx_chunk.chunks_exact_mut(chw))
-            {
-                row2im(src, &g, dst);
-            }
+        let per_task = g.images_per_task();
+        if !dx.is_empty() {
+            dx.par_chunks_mut(per_task * chw)
+                .enumerate()
+                .for_each(|(t, dxs)| {
+                    let mut dcols = Vec::new();
+                    for (i, dx_img) in dxs.chunks_exact_mut(chw).enumerate() {
+                        let img = t * per_task + i;
+                        let dy_img = MatRef::row_major(&dy[img * out..(img + 1) * out], g.cout, p);
+                        if g.is_pointwise() {
+                            gemm(dx_img, w.t(), dy_img, Write::Overwrite);
+                        } else {
+                            dcols.resize(g.k() * p, 0.0);
+                            gemm(&mut dcols, w.t(), dy_img, Write::Overwrite);
+                            col2im(&dcols, &g, dx_img);
+                        }
+                    }
+                });
         }
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }
 }
 
-/// `dw` from (`x`, `w` for its shape, `dy`): `Σ_chunks dy [Cout, n·P] × patches [n·P, K]`.
+/// `dw` from (`x`, `w` for its shape, `dy`): `Σ_images dY [Cout, P] × patchesᵀ [P, K]`,
+/// as fixed groups of [`WGRAD_GROUP`] images summed in order.
 struct Conv2dWeightGrad(Conv2dParams);
 
 impl CustomOp3 for Conv2dWeightGrad {
@@ -305,25 +326,29 @@ impl CustomOp3 for Conv2dWeightGrad {
         let g = geom_of(xl, wl, self.0)?;
         let x = f32_data(xs, xl, "conv2d input")?;
         let dy = f32_data(ds, dl, "conv2d output grad")?;
-        let (p, k) = (g.p(), g.k());
-        let mut dw: Option<Tensor> = None;
-        let chunk = g.chunk();
-        let mut b0 = 0;
-        while b0 < g.b {
-            let n = chunk.min(g.b - b0);
-            let rows = cpu_tensor(patches(x, &g, b0, n), (n * p, k))?;
-            let dyt = cpu_tensor(dy_rows(dy, &g, b0, n), (n * p, g.cout))?;
-            let part = dyt.t()?.matmul(&rows)?;
-            dw = Some(match dw {
-                Some(acc) => (acc + part)?,
-                None => part,
-            });
-            b0 += n;
+        let (p, k, chw, out) = (g.p(), g.k(), g.c * g.h * g.w, g.cout * g.p());
+        let partials: Vec<Vec<f32>> = (0..g.b.div_ceil(WGRAD_GROUP))
+            .into_par_iter()
+            .map(|group| {
+                let mut dw = vec![0.0f32; g.cout * k];
+                let mut scratch = Vec::new();
+                let images = group * WGRAD_GROUP..((group + 1) * WGRAD_GROUP).min(g.b);
+                for img in images {
+                    let cols = g.patches(&x[img * chw..(img + 1) * chw], &mut scratch);
+                    let cols = MatRef::row_major(cols, k, p);
+                    let dy_img = MatRef::row_major(&dy[img * out..(img + 1) * out], g.cout, p);
+                    gemm(&mut dw, dy_img, cols.t(), Write::Accumulate);
+                }
+                dw
+            })
+            .collect();
+        let mut partials = partials.into_iter();
+        let mut dw = partials.next().unwrap_or_else(|| vec![0.0; g.cout * k]);
+        for part in partials {
+            for (acc, v) in dw.iter_mut().zip(&part) {
+                *acc += v;
+            }
         }
-        let dw = match dw {
-            Some(dw) => dw.flatten_all()?.to_vec1::<f32>()?,
-            None => vec![0.0; g.cout * k],
-        };
         Ok((CpuStorage::F32(dw), wl.shape().clone()))
     }
 }

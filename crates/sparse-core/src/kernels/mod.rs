@@ -11,7 +11,8 @@
 //! | [`SparseLinear`] | `x (W ⊙ M)^T` over a dense `W`, through CSR/CSC index sets of its active entries |
 //! | [`PackedSparseLinear`] | the same with `W` stored as its active values only (`[nnz]`), plus a dense weight gradient on request |
 //! | [`SparseConv1d`] | conv1d over the active taps only, DSN-style "same" padding |
-//! | [`conv2d`] | dense conv2d through im2col + gemm, with a gemm backward |
+//! | [`conv2d`] | dense conv2d, one image at a time through im2col + gemm, with a gemm backward |
+//! | [`FusedBatchNorm`] | candle-nn's `BatchNorm` (same variables) in two fused passes forward and two backward |
 //! | [`SparseMatrix`] ([`spmm`]) | a constant CSR matrix × a dense operand, with backward (GNN propagation) |
 //!
 //! The four sparse layers implement one trait, [`SparseLayer`] (a candle `Module`
@@ -55,8 +56,10 @@
 //! # }
 //! ```
 
+mod batch_norm;
 mod conv2d;
 mod depthwise;
+mod gemm;
 mod layer;
 mod packed_linear;
 mod simd;
@@ -68,6 +71,7 @@ mod taps;
 mod tiled;
 mod transpose;
 
+pub use batch_norm::FusedBatchNorm;
 pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};
 pub use layer::{SparseLayer, set_weight_grads_for_step, sync_masks};

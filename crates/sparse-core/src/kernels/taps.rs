@@ -247,33 +247,3 @@ pub(crate) fn reduce_lanes(lane_sums: &[f32], grads: &mut [f32]) {
         *g = horizontal_sum(l);
     }
 }
-
-/// Copies the `rows x cols` row-major matrix `src` transposed into `dst`, a `cols x
-/// dst_stride` matrix whose padding columns (`rows..dst_stride`) are zeroed.
-pub(crate) fn transpose_padded(
-    src: &[f32],
-    rows: usize,
-    cols: usize,
-    dst: &mut [f32],
-    dst_stride: usize,
-) {
-    use rayon::prelude::*;
-    const BLOCK: usize = 16;
-    // Blocks of 16 destination rows read 16 consecutive floats (one cache line) of each
-    // source row, so every source line is used fully while it is in L1.
-    dst.par_chunks_mut(BLOCK * dst_stride)
-        .enumerate()
-        .for_each(|(blk, chunk)| {
-            let c0 = blk * BLOCK;
-            let nc = chunk.len() / dst_stride;
-            for row in chunk.chunks_exact_mut(dst_stride) {
-                row[rows..].fill(0.0);
-            }
-            for r in 0..rows {
-                let s = &src[r * cols + c0..r * cols + c0 + nc];
-                for (c, &v) in s.iter().enumerate() {
-                    chunk[c * dst_stride + r] = v;
-                }
-            }
-        });
-}

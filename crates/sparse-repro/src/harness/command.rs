@@ -69,7 +69,12 @@ enum Command<R: Args, T: Args> {
 
 /// The whole binary of a paper crate: parses the process's arguments and runs the
 /// subcommand. A paper's `main.rs` is `sparse_repro::harness::main::<MyPaper>()`.
+///
+/// It first keeps freed memory in the process
+/// ([`retain_freed_memory`](sparse_core::malloc::retain_freed_memory)): training
+/// steps reuse their buffers instead of faulting in fresh pages.
 pub fn main<P: Paper>() -> anyhow::Result<()> {
+    sparse_core::malloc::retain_freed_memory();
     run_cli::<P, _, _>(std::env::args_os())
 }
 

@@ -12,7 +12,7 @@
 //! candle's default initialisation; a crate that wants a seeded initialisation
 //! re-initialises the `VarMap` afterwards (random-pruning uses
 //! `sparse_core::init::init_vars`). Convolutions are bias-free and followed by
-//! BatchNorm (eps 1e-5), whose running statistics live in the same `VarMap`.
+//! BatchNorm (eps 1e-5, run fused by `sparse_core::kernels::FusedBatchNorm`), whose running statistics live in the same `VarMap`.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};

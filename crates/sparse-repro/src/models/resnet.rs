@@ -1,16 +1,16 @@
 use super::fast_conv;
 use candle_core::{Result, Tensor};
 use candle_nn::{
-    BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, batch_norm,
-    conv2d_no_bias, linear,
+    Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, conv2d_no_bias, linear,
 };
+use sparse_core::kernels::FusedBatchNorm;
 use sparse_core::{LayerFlops, LayerShape};
 
 /// Convolution without bias followed by batch norm, as every ResNet layer here is.
 #[derive(Debug)]
 struct ConvBn {
     conv: Conv2d,
-    bn: BatchNorm,
+    bn: FusedBatchNorm,
 }
 
 impl ConvBn {
@@ -28,7 +28,7 @@ impl ConvBn {
             ..Default::default()
         };
         let conv = conv2d_no_bias(c_in, c_out, kernel, cfg, vb.pp(format!("{name}.conv")))?;
-        let bn = batch_norm(c_out, 1e-5, vb.pp(format!("{name}.bn")))?;
+        let bn = FusedBatchNorm::new(c_out, 1e-5, vb.pp(format!("{name}.bn")))?;
         Ok(Self { conv, bn })
     }
 

@@ -1,9 +1,9 @@
 use super::fast_conv;
 use candle_core::{Result, Tensor};
 use candle_nn::{
-    BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, batch_norm,
-    conv2d_no_bias, linear,
+    Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, conv2d_no_bias, linear,
 };
+use sparse_core::kernels::FusedBatchNorm;
 use sparse_core::{LayerFlops, LayerShape};
 
 /// A small VGG with batch norm: `[W, pool, 2W, pool, 4W, 4W, pool]`, global
@@ -13,7 +13,7 @@ use sparse_core::{LayerFlops, LayerShape};
 /// Parameters: `features.{i}.{conv,bn}.*` (i = 0..4) and `classifier.*`.
 #[derive(Debug)]
 pub struct VggBn {
-    layers: Vec<(Conv2d, BatchNorm, bool)>,
+    layers: Vec<(Conv2d, FusedBatchNorm, bool)>,
     classifier: Linear,
     names: Vec<String>,
     /// (c_in, c_out, pool after) of every convolution.
@@ -42,7 +42,7 @@ impl VggBn {
         for (i, &(c_out, pool)) in plan.iter().enumerate() {
             shapes.push((c_in, c_out, pool));
             let conv = conv2d_no_bias(c_in, c_out, 3, cfg, vb.pp(format!("features.{i}.conv")))?;
-            let bn = batch_norm(c_out, 1e-5, vb.pp(format!("features.{i}.bn")))?;
+            let bn = FusedBatchNorm::new(c_out, 1e-5, vb.pp(format!("features.{i}.bn")))?;
             names.push(format!("features.{i}.conv.weight"));
             layers.push((conv, bn, pool));
             c_in = c_out;

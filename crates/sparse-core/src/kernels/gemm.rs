@@ -1,0 +1,153 @@
+//! A bounds-checked entry point to the `gemm` crate (candle's own matrix product) on
+//! plain slices.
+//!
+//! Going through candle tensors costs an allocation for every operand and result and a
+//! copy for every transposed view; a kernel that multiplies one image at a time into a
+//! buffer it already owns wants none of that. The `gemm` crate takes any row and
+//! column strides, so transposes are free here.
+
+/// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major `rows x cols` matrix.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// One past the largest index the view reads (0 when empty).
+    fn extent(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
+        }
+    }
+}
+
+/// Whether [`gemm`] overwrites its destination or adds to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    Overwrite,
+    Accumulate,
+}
+
+/// `dst (row-major rows x cols) = a × b` (or `+=`), single-threaded: the callers
+/// parallelise over images, which keeps every product's order fixed whatever the
+/// thread count.
+///
+/// # Panics
+/// When the shapes disagree or a view reaches past its slice (a bug in the caller,
+/// never a user input: the kernels validate shapes before they get here).
+pub(crate) fn gemm(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, write: Write) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "gemm: inner dimensions differ");
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    assert!(a.extent() <= a.data.len() && b.extent() <= b.data.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if write == Write::Overwrite {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: every index the product touches was checked above: `dst` holds `m * n`
+    // row-major floats and each operand's largest index is inside its slice.
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            write == Write::Accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            ::gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: MatRef<'_>, b: MatRef<'_>) -> Vec<f32> {
+        let mut out = vec![0.0; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                for l in 0..a.cols {
+                    out[i * b.cols + j] += a.data[i * a.row_stride + l * a.col_stride]
+                        * b.data[l * b.row_stride + j * b.col_stride];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_naive_product_with_transposed_views() {
+        let a: Vec<f32> = (0..15).map(|v| (v as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..20).map(|v| (v as f32 * 0.91).cos()).collect();
+        // a: 3x5, b stored as 4x5 and used transposed (5x4).
+        let (ma, mb) = (MatRef::row_major(&a, 3, 5), MatRef::row_major(&b, 4, 5).t());
+        let mut dst = vec![f32::NAN; 12];
+        gemm(&mut dst, ma, mb, Write::Overwrite);
+        let want = naive(ma, mb);
+        for (x, y) in dst.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+        gemm(&mut dst, ma, mb, Write::Accumulate);
+        for (x, y) in dst.iter().zip(&want) {
+            assert!((x - 2.0 * y).abs() < 1e-5, "{x} vs 2 * {y}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "inner dimensions")]
+    fn refuses_mismatched_shapes() {
+        let a = [0.0f32; 6];
+        gemm(
+            &mut [0.0; 4],
+            MatRef::row_major(&a, 2, 3),
+            MatRef::row_major(&a, 2, 3),
+            Write::Overwrite,
+        );
+    }
+}
