@@ -13,13 +13,14 @@
 //! gradient is dense, as in the official PyTorch code.
 
 use candle_core::{D, DType, Device, Module, ModuleT, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, VarBuilder, VarMap};
+use candle_nn::{BatchNormConfig, VarBuilder, VarMap};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sparse_core::SparseParams;
 use sparse_core::batchnorm::sorted_vars;
 use sparse_core::flops::{LayerFlops, LayerShape};
 use sparse_core::init::torch_default_layer;
+use sparse_core::kernels::FusedBatchNorm;
 use sparse_core::kernels::{
     self, Conv1dPadding, Conv2dParams, SparseConv1d, SparseLayer, WeightGrad,
 };
@@ -141,7 +142,7 @@ struct InceptionModule {
     conv: Tensor,
     /// The sparse kernel over the conv's active taps, when masks are attached.
     sparse: Option<SparseConv1d>,
-    bn: BatchNorm,
+    bn: FusedBatchNorm,
     kernel: usize,
     padding: Padding,
 }
@@ -173,7 +174,7 @@ pub struct Scnn {
     spec: ModelSpec,
     modules: Vec<InceptionModule>,
     head_conv: Tensor,
-    head_bn: BatchNorm,
+    head_bn: FusedBatchNorm,
 }
 
 fn bn_config() -> BatchNormConfig {
@@ -224,7 +225,7 @@ impl Scnn {
             let conv = vb
                 .pp("conv")
                 .get_with_hints(shape.to_vec(), "weight", zero)?;
-            let bn = candle_nn::batch_norm(spec.out_channels(), bn_config(), vb.pp("bn"))?;
+            let bn = FusedBatchNorm::new(spec.out_channels(), bn_config(), vb.pp("bn"))?;
             modules.push(InceptionModule {
                 bottleneck,
                 conv,
@@ -240,7 +241,7 @@ impl Scnn {
             "weight",
             zero,
         )?;
-        let head_bn = candle_nn::batch_norm(spec.num_classes, bn_config(), head.pp("bn"))?;
+        let head_bn = FusedBatchNorm::new(spec.num_classes, bn_config(), head.pp("bn"))?;
         Ok(Self {
             spec,
             modules,
@@ -430,7 +431,7 @@ mod tests {
             sparse: None,
             bottleneck: None,
             conv: Tensor::new(&[[[0f32, 0., 1.]]], &Device::Cpu).unwrap(),
-            bn: candle_nn::batch_norm(1, bn_config(), VarBuilder::zeros(DType::F32, &Device::Cpu))
+            bn: FusedBatchNorm::new(1, bn_config(), VarBuilder::zeros(DType::F32, &Device::Cpu))
                 .unwrap(),
             kernel: spec.kernel,
             padding: Padding::Replicate,

@@ -24,12 +24,15 @@ use super::{custom_applies, f32_data};
 
 /// A candle-nn [`BatchNorm`] whose f32 CPU passes run fused (see the module docs).
 ///
-/// Other dtypes or devices, and a module without affine parameters or without mean
-/// removal, run candle's own code. In inference mode an input that tracks gradients
-/// also goes to candle's code, so that gradients still reach it.
+/// Other dtypes or devices and a module without affine parameters or without mean
+/// removal run candle's own
+/// code. Gradients flow in both modes: in inference mode through the running
+/// statistics as constants, as in candle.
 #[derive(Debug, Clone)]
 pub struct FusedBatchNorm {
     inner: BatchNorm,
+    /// `BatchNormConfig::remove_mean`, which candle's module does not expose.
+    remove_mean: bool,
 }
 
 impl FusedBatchNorm {
@@ -40,7 +43,11 @@ impl FusedBatchNorm {
         config: impl Into<BatchNormConfig>,
         vb: VarBuilder,
     ) -> candle_core::Result<Self> {
-        Ok(Self::from(candle_nn::batch_norm(num_features, config, vb)?))
+        let config = config.into();
+        Ok(Self {
+            remove_mean: config.remove_mean,
+            inner: candle_nn::batch_norm(num_features, config, vb)?,
+        })
     }
 
     /// The wrapped candle module.
@@ -50,7 +57,10 @@ impl FusedBatchNorm {
 
     /// Whether the fused passes apply to `x`.
     fn fused(&self, x: &Tensor) -> bool {
-        custom_applies(x) && self.inner.weight_and_bias().is_some() && x.rank() >= 2
+        custom_applies(x)
+            && self.remove_mean
+            && self.inner.weight_and_bias().is_some()
+            && x.rank() >= 2
     }
 
     fn forward_train(&self, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -58,7 +68,7 @@ impl FusedBatchNorm {
             return self.inner.forward_t(x, true);
         };
         let x = x.contiguous()?;
-        check_channels(&x, weight)?;
+        check_channels(&x, weight, true)?;
         let stats = x.apply_op1_no_bwd(&ChannelStats)?.to_vec2::<f64>()?;
         let (mean, var) = (&stats[0], &stats[1]);
         let n = (x.elem_count() / x.dim(1)?) as f64;
@@ -73,13 +83,16 @@ impl FusedBatchNorm {
             batch: unbiased,
         })?;
         let eps = self.inner.eps();
-        let normalize = Normalize(Arc::new(Centering {
-            mean: mean.iter().map(|&m| m as f32).collect(),
-            inv_std: var
-                .iter()
-                .map(|v| (1.0 / (v + eps).sqrt()) as f32)
-                .collect(),
-        }));
+        let normalize = Normalize {
+            centering: Arc::new(Centering {
+                mean: mean.iter().map(|&m| m as f32).collect(),
+                inv_std: var
+                    .iter()
+                    .map(|v| (1.0 / (v + eps).sqrt()) as f32)
+                    .collect(),
+            }),
+            batch_statistics: true,
+        };
         x.apply_op3(&weight.contiguous()?, &bias.contiguous()?, normalize)
     }
 
@@ -87,35 +100,24 @@ impl FusedBatchNorm {
         let Some((weight, bias)) = self.inner.weight_and_bias() else {
             return self.inner.forward_t(x, false);
         };
-        check_channels(x, weight)?;
+        check_channels(x, weight, false)?;
         let eps = self.inner.eps();
         let host = |t: &Tensor| t.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>();
-        let (mean, var) = (
-            host(self.inner.running_mean())?,
-            host(self.inner.running_var())?,
-        );
-        let (w, b) = (host(weight)?, host(bias)?);
-        let scale: Vec<f64> = w
-            .iter()
-            .zip(&var)
-            .map(|(w, v)| w / (v + eps).sqrt())
-            .collect();
-        let affine = ChannelAffine {
-            shift: b
-                .iter()
-                .zip(&mean)
-                .zip(&scale)
-                .map(|((b, m), s)| (b - m * s) as f32)
-                .collect(),
-            scale: scale.iter().map(|&s| s as f32).collect(),
+        let normalize = Normalize {
+            centering: Arc::new(Centering {
+                mean: host(self.inner.running_mean())?
+                    .iter()
+                    .map(|&m| m as f32)
+                    .collect(),
+                inv_std: host(self.inner.running_var())?
+                    .iter()
+                    .map(|v| (1.0 / (v + eps).sqrt()) as f32)
+                    .collect(),
+            }),
+            batch_statistics: false,
         };
-        x.contiguous()?.apply_op1_no_bwd(&affine)
-    }
-}
-
-impl From<BatchNorm> for FusedBatchNorm {
-    fn from(inner: BatchNorm) -> Self {
-        Self { inner }
+        x.contiguous()?
+            .apply_op3(&weight.contiguous()?, &bias.contiguous()?, normalize)
     }
 }
 
@@ -123,13 +125,13 @@ impl ModuleT for FusedBatchNorm {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         match (self.fused(x), train) {
             (true, true) => self.forward_train(x),
-            (true, false) if !x.track_op() => self.forward_eval(x),
+            (true, false) => self.forward_eval(x),
             _ => self.inner.forward_t(x, train),
         }
     }
 }
 
-fn check_channels(x: &Tensor, weight: &Tensor) -> candle_core::Result<()> {
+fn check_channels(x: &Tensor, weight: &Tensor, training: bool) -> candle_core::Result<()> {
     let channels = weight.elem_count();
     if x.dim(1)? != channels {
         candle_core::bail!(
@@ -137,7 +139,7 @@ fn check_channels(x: &Tensor, weight: &Tensor) -> candle_core::Result<()> {
             x.shape()
         )
     }
-    if x.elem_count() / channels < 2 {
+    if training && x.elem_count() / channels < 2 {
         candle_core::bail!(
             "batch-norm in training mode needs more than one value per channel, got input {:?}",
             x.shape()
@@ -258,7 +260,12 @@ struct Centering {
 }
 
 /// `y = (x - mean) · inv_std · weight + bias` on (`x`, `weight`, `bias`).
-struct Normalize(Arc<Centering>);
+struct Normalize {
+    centering: Arc<Centering>,
+    /// The statistics are the batch's own (training), so the input gradient goes
+    /// through them too; otherwise they are constants (inference).
+    batch_statistics: bool,
+}
 
 impl CustomOp3 for Normalize {
     fn name(&self) -> &'static str {
@@ -279,7 +286,7 @@ impl CustomOp3 for Normalize {
             f32_data(ws, wl, "batch-norm weight")?,
             f32_data(bs, bl, "batch-norm bias")?,
         );
-        let c = &self.0;
+        let c = &self.centering;
         let scale: Vec<f32> = w.iter().zip(&c.inv_std).map(|(w, s)| w * s).collect();
         let shift: Vec<f32> = b
             .iter()
@@ -300,10 +307,18 @@ impl CustomOp3 for Normalize {
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        let param_grads = dy.apply_op2_no_bwd(x, &ParamGrads(self.0.clone()))?;
+        let c = &self.centering;
+        let param_grads = dy.apply_op2_no_bwd(x, &ParamGrads(c.clone()))?;
         let sums = param_grads.to_vec2::<f32>()?;
         let n = (x.elem_count() / x.dim(1)?) as f32;
-        let c = &self.0;
+        // With constant statistics the mean-gradient terms vanish: dx = dy · w · inv_std.
+        let mean_of = |v: &[f32]| -> Vec<f32> {
+            if self.batch_statistics {
+                v.iter().map(|v| v / n).collect()
+            } else {
+                vec![0.0; v.len()]
+            }
+        };
         let input_grad = InputGrad {
             centering: c.clone(),
             scale: w
@@ -312,8 +327,8 @@ impl CustomOp3 for Normalize {
                 .zip(&c.inv_std)
                 .map(|(w, s)| w * s)
                 .collect(),
-            dw_mean: sums[0].iter().map(|v| v / n).collect(),
-            db_mean: sums[1].iter().map(|v| v / n).collect(),
+            dw_mean: mean_of(&sums[0]),
+            db_mean: mean_of(&sums[1]),
         };
         let dx = x.apply_op2_no_bwd(&dy, &input_grad)?;
         Ok((
@@ -346,24 +361,6 @@ fn channel_affine(
             }
         });
     y
-}
-
-/// Inference-mode normalisation with the running statistics folded into one affine map.
-struct ChannelAffine {
-    scale: Vec<f32>,
-    shift: Vec<f32>,
-}
-
-impl CustomOp1 for ChannelAffine {
-    fn name(&self) -> &'static str {
-        "batch-norm-eval"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_data(s, l, "batch-norm input")?;
-        let y = channel_affine(x, dims3(l), &self.scale, &self.shift);
-        Ok((CpuStorage::F32(y), l.shape().clone()))
-    }
 }
 
 /// On (`dy`, `x`): per channel `Σ dy · x̂` (weight gradient) and `Σ dy` (bias
@@ -480,7 +477,7 @@ mod tests {
         let build = || {
             let map = VarMap::new();
             let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
-            let bn = candle_nn::batch_norm(channels, 1e-5, vb.pp("bn")).unwrap();
+            let bn = FusedBatchNorm::new(channels, 1e-5, vb.pp("bn")).unwrap();
             // Non-trivial affine parameters and running statistics.
             for (name, var) in map.data().lock().unwrap().iter() {
                 let seed = name.len() as u64;
@@ -491,7 +488,7 @@ mod tests {
         };
         let (fused_map, fused) = build();
         let (plain_map, plain) = build();
-        (fused_map, FusedBatchNorm::from(fused), plain_map, plain)
+        (fused_map, fused, plain_map, plain.inner)
     }
 
     #[test]
@@ -522,12 +519,32 @@ mod tests {
             for name in ["bn.running_mean", "bn.running_var"] {
                 assert_close(&get(&fused_map, name), &get(&plain_map, name), name);
             }
-            assert_close(
-                &fused.forward_t(&x, false).unwrap(),
-                &plain.forward_t(&x, false).unwrap(),
-                "inference",
-            );
+            // Inference: running statistics as constants, gradients still flow.
+            let ours = |t: &[Tensor]| fused.forward_t(&t[0], false).unwrap();
+            let reference = |t: &[Tensor]| plain.forward_t(&t[0], false).unwrap();
+            check_grads_match(std::slice::from_ref(&x), ours, reference, seed + 30);
+            let (dw, db) = wrt(&|x| fused.forward_t(x, false).unwrap(), w, b);
+            let (pdw, pdb) = wrt(&|x| plain.forward_t(x, false).unwrap(), pw, pb);
+            assert_close(&dw, &pdw, "inference weight gradient");
+            assert_close(&db, &pdb, "inference bias gradient");
         }
+    }
+
+    #[test]
+    fn without_mean_removal_falls_back_to_candle() {
+        let map = VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+        let config = BatchNormConfig {
+            remove_mean: false,
+            ..BatchNormConfig::default()
+        };
+        let bn = FusedBatchNorm::new(3, config, vb).unwrap();
+        let x = rand_tensor(&[4, 3, 2, 2], 5);
+        assert_close(
+            &bn.forward_t(&x, true).unwrap(),
+            &bn.inner().forward_t(&x, true).unwrap(),
+            "no mean removal",
+        );
     }
 
     #[test]

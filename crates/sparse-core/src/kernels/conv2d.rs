@@ -74,34 +74,32 @@ impl Geom {
 }
 
 /// Writes the patch matrix of one image (`x`: `[C, H, W]`) into `cols`
-/// (`[C * kh * kw, Ho * Wo]`, every entry written, padding as zeros).
+/// (`[C * kh * kw, Ho * Wo]`), whose padding positions must already be zero.
 ///
 /// Each row of `cols` is one tap `(c, ky, kx)` seen from every output pixel: a
-/// shifted copy of input rows, contiguous at stride 1.
+/// shifted copy of input rows, contiguous at stride 1. Only positions inside the
+/// image are written: the padding positions are the same for every image, so a
+/// scratch buffer zeroed once serves a whole batch.
 fn im2col(x: &[f32], g: &Geom, cols: &mut [f32]) {
     let (hw, p) = (g.h * g.w, g.p());
     for c in 0..g.c {
         let plane = &x[c * hw..(c + 1) * hw];
         for ky in 0..g.kh {
+            let (oy0, oy1) = g.out_range(ky, g.h, g.ho);
             for kx in 0..g.kw {
                 let tap = (c * g.kh + ky) * g.kw + kx;
                 let row = &mut cols[tap * p..(tap + 1) * p];
                 let (ox0, ox1) = g.out_range(kx, g.w, g.wo);
-                for (oy, dst) in row.chunks_exact_mut(g.wo).enumerate() {
-                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.h as isize || ox0 == ox1 {
-                        dst.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    dst[..ox0].fill(0.0);
-                    dst[ox1..].fill(0.0);
+                for oy in oy0..oy1 {
+                    let iy = oy * g.stride + ky - g.pad;
+                    let src = &plane[iy * g.w..(iy + 1) * g.w];
+                    let dst = &mut row[oy * g.wo + ox0..oy * g.wo + ox1];
                     if g.stride == 1 {
                         let ix0 = ox0 + kx - g.pad;
-                        dst[ox0..ox1].copy_from_slice(&src[ix0..ix0 + (ox1 - ox0)]);
+                        dst.copy_from_slice(&src[ix0..ix0 + dst.len()]);
                     } else {
-                        for (ox, d) in dst.iter_mut().enumerate().take(ox1).skip(ox0) {
-                            *d = src[ox * g.stride + kx - g.pad];
+                        for (i, d) in dst.iter_mut().enumerate() {
+                            *d = src[(ox0 + i) * g.stride + kx - g.pad];
                         }
                     }
                 }
@@ -164,12 +162,15 @@ impl Geom {
     }
 
     /// The patch matrix of image `x` (`[C, H, W]`): `x` itself for a pointwise
-    /// kernel, else written into `scratch`.
+    /// kernel, else written into `scratch` (zeroed on first use, then reused by
+    /// every image of the task: see [`im2col`]).
     fn patches<'a>(&self, x: &'a [f32], scratch: &'a mut Vec<f32>) -> &'a [f32] {
         if self.is_pointwise() {
             return x;
         }
-        scratch.resize(self.k() * self.p(), 0.0);
+        if scratch.len() != self.k() * self.p() {
+            *scratch = vec![0.0; self.k() * self.p()];
+        }
         im2col(x, self, scratch);
         scratch
     }
