@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use candle_core::backprop::GradStore;
-use candle_core::{D, DType, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 
 use crate::error::{HarnessError, HarnessResult};
 use crate::metrics::correct_count;
@@ -15,7 +15,8 @@ use crate::metrics::correct_count;
 /// with optional label smoothing `ε` in `[0, 1)`:
 /// `loss = (1 − ε) · nll(target) + ε · mean over classes of (−log p)`, PyTorch's definition.
 ///
-/// The result is a differentiable scalar tensor.
+/// The result is a differentiable scalar tensor, computed by
+/// [`sparse_core::kernels::cross_entropy`] (one fused op on f32 CPU tensors).
 pub fn cross_entropy(
     logits: &Tensor,
     labels: &Tensor,
@@ -29,14 +30,11 @@ pub fn cross_entropy(
         ));
     }
     crate::metrics::rows_with_labels(logits, labels)?;
-    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let labels = labels.to_dtype(DType::U32)?.unsqueeze(1)?;
-    let nll = log_probs.gather(&labels, 1)?.neg()?.mean_all()?;
-    if label_smoothing == 0.0 {
-        return Ok(nll);
-    }
-    let smooth = log_probs.mean(D::Minus1)?.neg()?.mean_all()?;
-    Ok(((nll * (1.0 - label_smoothing))? + (smooth * label_smoothing)?)?)
+    Ok(sparse_core::kernels::cross_entropy(
+        logits,
+        labels,
+        label_smoothing,
+    )?)
 }
 
 /// Clips the gradients of `vars` in `grads` so that their global L2 norm is at most

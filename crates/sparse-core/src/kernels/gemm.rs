@@ -56,14 +56,40 @@ pub(crate) enum Write {
     Accumulate,
 }
 
-/// `dst (row-major rows x cols) = a × b` (or `+=`), single-threaded: the callers
-/// parallelise over images, which keeps every product's order fixed whatever the
-/// thread count.
+/// `dst (row-major rows x cols) = a × b` (or `+=`), single-threaded: for callers
+/// that parallelise over images themselves.
 ///
 /// # Panics
 /// When the shapes disagree or a view reaches past its slice (a bug in the caller,
 /// never a user input: the kernels validate shapes before they get here).
 pub(crate) fn gemm(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, write: Write) {
+    gemm_with(dst, a, b, write, ::gemm::Parallelism::None);
+}
+
+/// Multiply-adds above which [`gemm_auto`] splits a product over rayon's threads:
+/// below it, waking the pool costs more than it saves.
+pub(crate) const PARALLEL_MACS: usize = 1 << 24;
+
+/// [`gemm`] for a product that stands alone (not inside a per-image loop): on
+/// rayon's threads when it is large enough. The `gemm` crate splits the output, not
+/// the inner dimension, so the result is the same either way.
+pub(crate) fn gemm_auto(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, write: Write) {
+    let threads = rayon::current_num_threads();
+    let parallelism = if threads > 1 && a.rows * a.cols * b.cols >= PARALLEL_MACS {
+        ::gemm::Parallelism::Rayon(threads)
+    } else {
+        ::gemm::Parallelism::None
+    };
+    gemm_with(dst, a, b, write, parallelism);
+}
+
+fn gemm_with(
+    dst: &mut [f32],
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    write: Write,
+    parallelism: ::gemm::Parallelism,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "gemm: inner dimensions differ");
     assert!(dst.len() >= m * n, "gemm: destination too small");
@@ -99,7 +125,7 @@ pub(crate) fn gemm(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, write: Write) 
             false,
             false,
             false,
-            ::gemm::Parallelism::None,
+            parallelism,
         );
     }
 }

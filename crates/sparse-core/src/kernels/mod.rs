@@ -12,6 +12,8 @@
 //! | [`PackedSparseLinear`] | the same with `W` stored as its active values only (`[nnz]`), plus a dense weight gradient on request |
 //! | [`SparseConv1d`] | conv1d over the active taps only, DSN-style "same" padding |
 //! | [`conv2d`] | dense conv2d, one image at a time through im2col + gemm, with a gemm backward |
+//! | [`FusedLinear`] ([`linear`]) | candle-nn's `Linear` (same variables) as one product over the bias, ReLU folded in on request |
+//! | [`cross_entropy`] | softmax cross-entropy with label smoothing, one pass per row forward and backward |
 //! | [`FusedBatchNorm`] | candle-nn's `BatchNorm` (same variables) in two fused passes forward and two backward |
 //! | [`SparseMatrix`] ([`spmm`]) | a constant CSR matrix × a dense operand, with backward (GNN propagation) |
 //!
@@ -58,9 +60,11 @@
 
 mod batch_norm;
 mod conv2d;
+mod cross_entropy;
 mod depthwise;
 mod gemm;
 mod layer;
+mod linear;
 mod packed_linear;
 mod simd;
 mod sparse_conv1d;
@@ -73,8 +77,10 @@ mod transpose;
 
 pub use batch_norm::FusedBatchNorm;
 pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
+pub use cross_entropy::cross_entropy;
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};
 pub use layer::{SparseLayer, set_weight_grads_for_step, sync_masks};
+pub use linear::{Activation, FusedLinear, linear};
 pub use packed_linear::PackedSparseLinear;
 pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};
 pub use sparse_depthwise::SparseDepthwiseConv2d;

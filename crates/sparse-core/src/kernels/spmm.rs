@@ -28,6 +28,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::simd::multiversion;
 use crate::error::{Result, SparseError};
 
 #[derive(Debug)]
@@ -77,16 +78,30 @@ impl Csr {
             .with_min_len(256)
             .enumerate()
             .for_each(|(r, out_row)| {
-                for e in self.row_ptr[r]..self.row_ptr[r + 1] {
-                    let c = self.col[e] as usize;
-                    let v = self.values[e];
-                    let src = &dense[c * k..(c + 1) * k];
-                    for (o, &x) in out_row.iter_mut().zip(src) {
-                        *o += v * x;
-                    }
-                }
+                let entries = self.row_ptr[r]..self.row_ptr[r + 1];
+                row_product(
+                    out_row,
+                    &self.col[entries.clone()],
+                    &self.values[entries],
+                    dense,
+                );
             });
         out
+    }
+}
+
+multiversion! {
+    /// `out_row += Σ_e values[e] · dense[cols[e]]` (rows of length `out_row.len()`),
+    /// compiled for the widest vectors the CPU has. Multiply then add, never fused, so
+    /// every instruction set gives the same bits.
+    fn row_product<F>(out_row: &mut [f32], cols: &[u32], values: &[f32], dense: &[f32]) {
+        let k = out_row.len();
+        for (&c, &v) in cols.iter().zip(values) {
+            let src = &dense[c as usize * k..(c as usize + 1) * k];
+            for (o, &x) in out_row.iter_mut().zip(src) {
+                *o += v * x;
+            }
+        }
     }
 }
 

@@ -1,12 +1,13 @@
 use candle_core::{Result, Tensor};
-use candle_nn::{Linear, Module, ModuleT, VarBuilder, linear};
+use candle_nn::{Module, ModuleT, VarBuilder};
+use sparse_core::kernels::FusedLinear;
 use sparse_core::{LayerFlops, LayerShape};
 
 /// A ReLU multilayer perceptron; images are flattened on entry.
 #[derive(Debug)]
 pub struct Mlp {
-    hidden: Vec<Linear>,
-    classifier: Linear,
+    hidden: Vec<FusedLinear>,
+    classifier: FusedLinear,
     depth: usize,
     /// Fan-in and fan-out of every layer, classifier last.
     sizes: Vec<(usize, usize)>,
@@ -25,11 +26,15 @@ impl Mlp {
         let mut fan_in = inputs;
         let mut sizes = Vec::new();
         for i in 0..depth {
-            hidden.push(linear(fan_in, width, vb.pp(format!("hidden.{i}")))?);
+            hidden.push(FusedLinear::new(
+                fan_in,
+                width,
+                vb.pp(format!("hidden.{i}")),
+            )?);
             sizes.push((fan_in, width));
             fan_in = width;
         }
-        let classifier = linear(fan_in, classes, vb.pp("classifier"))?;
+        let classifier = FusedLinear::new(fan_in, classes, vb.pp("classifier"))?;
         sizes.push((fan_in, classes));
         Ok(Self {
             hidden,
@@ -70,7 +75,7 @@ impl ModuleT for Mlp {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
         let mut h = xs.flatten_from(1)?;
         for layer in &self.hidden {
-            h = layer.forward(&h)?.relu()?;
+            h = layer.forward_relu(&h)?;
         }
         self.classifier.forward(&h)
     }

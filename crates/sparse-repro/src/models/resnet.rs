@@ -1,9 +1,7 @@
 use super::fast_conv;
 use candle_core::{Result, Tensor};
-use candle_nn::{
-    Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, conv2d_no_bias, linear,
-};
-use sparse_core::kernels::FusedBatchNorm;
+use candle_nn::{Conv2d, Conv2dConfig, Module, ModuleT, VarBuilder, conv2d_no_bias};
+use sparse_core::kernels::{FusedBatchNorm, FusedLinear};
 use sparse_core::{LayerFlops, LayerShape};
 
 /// Convolution without bias followed by batch norm, as every ResNet layer here is.
@@ -82,7 +80,7 @@ impl BasicBlock {
 pub struct CifarResNet {
     stem: ConvBn,
     blocks: Vec<BasicBlock>,
-    classifier: Linear,
+    classifier: FusedLinear,
     names: Vec<String>,
     /// (weight name, c_in, c_out, kernel, stride) of every convolution, forward order.
     convs: Vec<(String, usize, usize, usize, usize)>,
@@ -134,7 +132,7 @@ impl CifarResNet {
                 c_in = c_out;
             }
         }
-        let classifier = linear(c_in, classes, vb.pp("classifier"))?;
+        let classifier = FusedLinear::new(c_in, classes, vb.pp("classifier"))?;
         names.extend(convs[1..].iter().map(|c| c.0.clone()));
         names.push("classifier.weight".to_string());
         Ok(Self {

@@ -1,9 +1,7 @@
 use super::fast_conv;
 use candle_core::{Result, Tensor};
-use candle_nn::{
-    Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, conv2d_no_bias, linear,
-};
-use sparse_core::kernels::FusedBatchNorm;
+use candle_nn::{Conv2d, Conv2dConfig, Module, ModuleT, VarBuilder, conv2d_no_bias};
+use sparse_core::kernels::{FusedBatchNorm, FusedLinear};
 use sparse_core::{LayerFlops, LayerShape};
 
 /// A small VGG with batch norm: `[W, pool, 2W, pool, 4W, 4W, pool]`, global
@@ -14,7 +12,7 @@ use sparse_core::{LayerFlops, LayerShape};
 #[derive(Debug)]
 pub struct VggBn {
     layers: Vec<(Conv2d, FusedBatchNorm, bool)>,
-    classifier: Linear,
+    classifier: FusedLinear,
     names: Vec<String>,
     /// (c_in, c_out, pool after) of every convolution.
     plan: Vec<(usize, usize, bool)>,
@@ -47,7 +45,7 @@ impl VggBn {
             layers.push((conv, bn, pool));
             c_in = c_out;
         }
-        let classifier = linear(c_in, classes, vb.pp("classifier"))?;
+        let classifier = FusedLinear::new(c_in, classes, vb.pp("classifier"))?;
         names.push("classifier.weight".to_string());
         Ok(Self {
             layers,
