@@ -164,7 +164,7 @@ impl InceptionModule {
                 conv1d(&x, &self.conv)?
             }
         };
-        self.bn.forward_t(&x, train)?.relu()
+        self.bn.forward_relu_t(&x, train)
     }
 }
 

@@ -20,6 +20,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp1, Layou
 use candle_nn::{BatchNorm, BatchNormConfig, ModuleT, VarBuilder};
 use rayon::prelude::*;
 
+use super::activation::relu_backward;
 use super::{custom_applies, f32_data};
 
 /// A candle-nn [`BatchNorm`] whose f32 CPU passes run fused (see the module docs).
@@ -55,6 +56,24 @@ impl FusedBatchNorm {
         &self.inner
     }
 
+    /// `relu(batch_norm(x))`, the ReLU folded into the normalisation pass (and its
+    /// mask into the backward pass).
+    pub fn forward_relu_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.forward_with(x, train, true)
+    }
+
+    fn forward_with(&self, x: &Tensor, train: bool, relu: bool) -> candle_core::Result<Tensor> {
+        if !self.fused(x) {
+            let y = self.inner.forward_t(x, train)?;
+            return if relu { y.relu() } else { Ok(y) };
+        }
+        if train {
+            self.forward_train(x, relu)
+        } else {
+            self.forward_eval(x, relu)
+        }
+    }
+
     /// Whether the fused passes apply to `x`.
     fn fused(&self, x: &Tensor) -> bool {
         custom_applies(x)
@@ -63,9 +82,9 @@ impl FusedBatchNorm {
             && x.rank() >= 2
     }
 
-    fn forward_train(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward_train(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
         let Some((weight, bias)) = self.inner.weight_and_bias() else {
-            return self.inner.forward_t(x, true);
+            candle_core::bail!("fused batch norm without affine parameters")
         };
         let x = x.contiguous()?;
         check_channels(&x, weight, true)?;
@@ -92,13 +111,14 @@ impl FusedBatchNorm {
                     .collect(),
             }),
             batch_statistics: true,
+            relu,
         };
         x.apply_op3(&weight.contiguous()?, &bias.contiguous()?, normalize)
     }
 
-    fn forward_eval(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn forward_eval(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
         let Some((weight, bias)) = self.inner.weight_and_bias() else {
-            return self.inner.forward_t(x, false);
+            candle_core::bail!("fused batch norm without affine parameters")
         };
         check_channels(x, weight, false)?;
         let eps = self.inner.eps();
@@ -115,6 +135,7 @@ impl FusedBatchNorm {
                     .collect(),
             }),
             batch_statistics: false,
+            relu,
         };
         x.contiguous()?
             .apply_op3(&weight.contiguous()?, &bias.contiguous()?, normalize)
@@ -123,11 +144,7 @@ impl FusedBatchNorm {
 
 impl ModuleT for FusedBatchNorm {
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        match (self.fused(x), train) {
-            (true, true) => self.forward_train(x),
-            (true, false) => self.forward_eval(x),
-            _ => self.inner.forward_t(x, train),
-        }
+        self.forward_with(x, train, false)
     }
 }
 
@@ -265,6 +282,8 @@ struct Normalize {
     /// The statistics are the batch's own (training), so the input gradient goes
     /// through them too; otherwise they are constants (inference).
     batch_statistics: bool,
+    /// A ReLU follows.
+    relu: bool,
 }
 
 impl CustomOp3 for Normalize {
@@ -294,7 +313,7 @@ impl CustomOp3 for Normalize {
             .zip(&scale)
             .map(|((b, m), s)| b - m * s)
             .collect();
-        let y = channel_affine(x, dims3(xl), &scale, &shift);
+        let y = channel_affine(x, dims3(xl), &scale, &shift, self.relu);
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -303,10 +322,14 @@ impl CustomOp3 for Normalize {
         x: &Tensor,
         w: &Tensor,
         _b: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dy = dy.contiguous()?;
+        let dy = if self.relu {
+            relu_backward(dy, y)?
+        } else {
+            dy.contiguous()?
+        };
         let c = &self.centering;
         let param_grads = dy.apply_op2_no_bwd(x, &ParamGrads(c.clone()))?;
         let sums = param_grads.to_vec2::<f32>()?;
@@ -339,12 +362,13 @@ impl CustomOp3 for Normalize {
     }
 }
 
-/// `y = x · scale[c] + shift[c]`, one image per task.
+/// `y = x · scale[c] + shift[c]` (then `max(0, ·)` if `relu`), one image per task.
 fn channel_affine(
     x: &[f32],
     (_, c, hw): (usize, usize, usize),
     scale: &[f32],
     shift: &[f32],
+    relu: bool,
 ) -> Vec<f32> {
     let mut y = vec![0.0f32; x.len()];
     if x.is_empty() {
@@ -357,6 +381,9 @@ fn channel_affine(
                 let (s, t) = (scale[ch], shift[ch]);
                 for (y, &x) in yc.iter_mut().zip(xc) {
                     *y = x * s + t;
+                }
+                if relu {
+                    yc.iter_mut().for_each(|y| *y = y.max(0.0));
                 }
             }
         });
@@ -527,6 +554,17 @@ mod tests {
             let (pdw, pdb) = wrt(&|x| plain.forward_t(x, false).unwrap(), pw, pb);
             assert_close(&dw, &pdw, "inference weight gradient");
             assert_close(&db, &pdb, "inference bias gradient");
+        }
+    }
+
+    #[test]
+    fn the_folded_relu_matches_batch_norm_then_relu() {
+        for train in [true, false] {
+            let (_, fused, _, plain) = pair(3);
+            let x = rand_tensor(&[4, 3, 3, 3], 7);
+            let ours = |t: &[Tensor]| fused.forward_relu_t(&t[0], train).unwrap();
+            let reference = |t: &[Tensor]| plain.forward_t(&t[0], train).unwrap().relu().unwrap();
+            check_grads_match(std::slice::from_ref(&x), ours, reference, 8);
         }
     }
 

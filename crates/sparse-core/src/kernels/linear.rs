@@ -10,6 +10,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 
+use super::activation::relu_backward;
 use super::gemm::{MatRef, Write, gemm_auto};
 use super::{custom_applies, f32_data};
 
@@ -141,7 +142,7 @@ impl LinearOp {
         dy: &Tensor,
     ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let g = if self.relu {
-            dy.contiguous()?.apply_op2_no_bwd(y, &ReluMask)?
+            relu_backward(dy, y)?
         } else {
             dy.contiguous()?
         };
@@ -206,32 +207,6 @@ impl CustomOp3 for LinearOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, db) = self.backward(x, w, y, dy)?;
         Ok((Some(dx), Some(dw), Some(db)))
-    }
-}
-
-/// On (`dy`, `y`): `dy` where `y > 0`, else 0 (ReLU's backward through its output).
-struct ReluMask;
-
-impl CustomOp2 for ReluMask {
-    fn name(&self) -> &'static str {
-        "relu-mask"
-    }
-
-    fn cpu_fwd(
-        &self,
-        ds: &CpuStorage,
-        dl: &Layout,
-        ys: &CpuStorage,
-        yl: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let dy = f32_data(ds, dl, "linear output grad")?;
-        let y = f32_data(ys, yl, "linear output")?;
-        let g = dy
-            .iter()
-            .zip(y)
-            .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
-            .collect();
-        Ok((CpuStorage::F32(g), dl.shape().clone()))
     }
 }
 

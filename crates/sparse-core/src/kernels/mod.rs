@@ -13,6 +13,7 @@
 //! | [`SparseConv1d`] | conv1d over the active taps only, DSN-style "same" padding |
 //! | [`conv2d`] | dense conv2d, one image at a time through im2col + gemm, with a gemm backward |
 //! | [`FusedLinear`] ([`linear`]) | candle-nn's `Linear` (same variables) as one product over the bias, ReLU folded in on request |
+//! | [`add_relu`] | a residual `relu(a + b)` in one pass forward and one backward |
 //! | [`cross_entropy`] | softmax cross-entropy with label smoothing, one pass per row forward and backward |
 //! | [`FusedBatchNorm`] | candle-nn's `BatchNorm` (same variables) in two fused passes forward and two backward |
 //! | [`SparseMatrix`] ([`spmm`]) | a constant CSR matrix × a dense operand, with backward (GNN propagation) |
@@ -58,6 +59,7 @@
 //! # }
 //! ```
 
+mod activation;
 mod batch_norm;
 mod conv2d;
 mod cross_entropy;
@@ -75,6 +77,7 @@ mod taps;
 mod tiled;
 mod transpose;
 
+pub use activation::add_relu;
 pub use batch_norm::FusedBatchNorm;
 pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
 pub use cross_entropy::cross_entropy;

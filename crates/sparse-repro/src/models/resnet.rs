@@ -1,7 +1,7 @@
 use super::fast_conv;
 use candle_core::{Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Module, ModuleT, VarBuilder, conv2d_no_bias};
-use sparse_core::kernels::{FusedBatchNorm, FusedLinear};
+use sparse_core::kernels::{FusedBatchNorm, FusedLinear, add_relu};
 use sparse_core::{LayerFlops, LayerShape};
 
 /// Convolution without bias followed by batch norm, as every ResNet layer here is.
@@ -33,6 +33,11 @@ impl ConvBn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         self.bn.forward_t(&fast_conv(&self.conv, xs)?, train)
     }
+
+    /// `relu(bn(conv(x)))`, the ReLU folded into the batch norm.
+    fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward_relu_t(&fast_conv(&self.conv, xs)?, train)
+    }
 }
 
 /// The two-convolution residual block; a 1x1 projection shortcut when the shape changes.
@@ -60,13 +65,13 @@ impl BasicBlock {
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.first.forward_t(xs, train)?.relu()?;
+        let h = self.first.forward_relu_t(xs, train)?;
         let h = self.second.forward_t(&h, train)?;
         let skip = match &self.shortcut {
             Some(s) => s.forward_t(xs, train)?,
             None => xs.clone(),
         };
-        (h + skip)?.relu()
+        add_relu(&h, &skip)
     }
 }
 
@@ -196,7 +201,7 @@ impl CifarResNet {
 
 impl ModuleT for CifarResNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let mut h = self.stem.forward_t(xs, train)?.relu()?;
+        let mut h = self.stem.forward_relu_t(xs, train)?;
         for block in &self.blocks {
             h = block.forward_t(&h, train)?;
         }

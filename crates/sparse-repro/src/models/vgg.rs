@@ -102,7 +102,7 @@ impl ModuleT for VggBn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = xs.clone();
         for (conv, bn, pool) in &self.layers {
-            h = bn.forward_t(&fast_conv(conv, &h)?, train)?.relu()?;
+            h = bn.forward_relu_t(&fast_conv(conv, &h)?, train)?;
             if *pool && h.dim(2)? >= 2 && h.dim(3)? >= 2 {
                 h = h.max_pool2d(2)?;
             }
