@@ -26,9 +26,8 @@ use super::{custom_applies, f32_data};
 /// A candle-nn [`BatchNorm`] whose f32 CPU passes run fused (see the module docs).
 ///
 /// Other dtypes or devices and a module without affine parameters or without mean
-/// removal run candle's own
-/// code. Gradients flow in both modes: in inference mode through the running
-/// statistics as constants, as in candle.
+/// removal run candle's own code. Gradients flow in both modes: in inference mode
+/// through the running statistics as constants, as in candle.
 #[derive(Debug, Clone)]
 pub struct FusedBatchNorm {
     inner: BatchNorm,

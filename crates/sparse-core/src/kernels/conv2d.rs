@@ -479,6 +479,10 @@ mod tests {
         // that case is covered by the finite-difference test below.
         case([2, 5, 7, 9], 4, 1, 2, 0, true, 4);
         case([1, 2, 2, 2], 3, 3, 1, 1, false, 5); // kernel larger than the input
+        // Several images per task: the scratch patch matrix is reused, its padding
+        // positions must stay zero from one image to the next.
+        case([9, 2, 5, 5], 3, 3, 1, 1, false, 6);
+        case([9, 2, 5, 7], 3, 3, 2, 1, true, 7);
     }
 
     #[test]
