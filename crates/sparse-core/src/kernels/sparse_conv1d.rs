@@ -11,6 +11,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::gemm::{MatRef, Write, gemm};
 use super::sparse_depthwise::effective_weight;
 use super::taps::{LANES, Tap, reduce_lanes, round_up, taps_fwd, taps_wgrad_lanes};
 use super::{WeightGrad, check_bias, custom_applies, dims_of, f32_data, mismatch};
@@ -340,6 +341,12 @@ impl CustomOp2 for Conv1dWeightGrad {
         let x = f32_data(xs, xl, "sparse conv1d input")?;
         let dy = f32_data(ds, dl, "sparse conv1d output grad")?;
         let xp = pad_input(x, &g, self.op.padding);
+        if self.dense {
+            return Ok((
+                CpuStorage::F32(dense_weight_grad(&xp, dy, &g)),
+                Shape::from((g.cout, g.cin, g.k)),
+            ));
+        }
         let mut dyp = vec![0.0f32; g.b * g.cout * g.lr];
         if g.l > 0 {
             dyp.par_chunks_mut(g.lr)
@@ -348,14 +355,13 @@ impl CustomOp2 for Conv1dWeightGrad {
                     dst[..g.l].copy_from_slice(src);
                 });
         }
-        let all: Vec<u32> = (0..(g.cin * g.k) as u32).collect();
         let ck = g.cin * g.k;
         let mut dw = vec![0.0f32; g.cout * ck];
         let plane = g.cin * g.xs;
         dw.par_chunks_mut(ck).enumerate().for_each_init(
             || (Vec::new(), Vec::new(), Vec::new()),
             |(offs, grads, lane_sums), (o, dw_row)| {
-                let list = if self.dense { &all } else { &p.by_out[o] };
+                let list = &p.by_out[o];
                 offs.clear();
                 offs.extend(
                     list.iter()
@@ -381,6 +387,40 @@ impl CustomOp2 for Conv1dWeightGrad {
         );
         Ok((CpuStorage::F32(dw), Shape::from((g.cout, g.cin, g.k))))
     }
+}
+
+/// The dense weight gradient `dw[o, i, k] = Σ_b Σ_l dy[b, o, l] · xp[b, i, l + k]` as
+/// one product per input channel and image on the `gemm` crate: the shifted rows
+/// `xp[b, i, k..k + L]` form a Hankel matrix, a strided view (both strides 1) that
+/// needs no copy. Channels are spread over rayon's threads, images summed in order.
+fn dense_weight_grad(xp: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
+    let blocks: Vec<Vec<f32>> = (0..g.cin)
+        .into_par_iter()
+        .map(|i| {
+            let mut block = vec![0.0f32; g.cout * g.k];
+            for b in 0..g.b {
+                let dy_b =
+                    MatRef::row_major(&dy[b * g.cout * g.l..(b + 1) * g.cout * g.l], g.cout, g.l);
+                let row = (b * g.cin + i) * g.xs;
+                let shifted = MatRef {
+                    data: &xp[row..row + g.xs],
+                    rows: g.l,
+                    cols: g.k,
+                    row_stride: 1,
+                    col_stride: 1,
+                };
+                gemm(&mut block, dy_b, shifted, Write::Accumulate);
+            }
+            block
+        })
+        .collect();
+    let mut dw = vec![0.0f32; g.cout * g.cin * g.k];
+    for (i, block) in blocks.iter().enumerate() {
+        for (o, taps) in block.chunks_exact(g.k).enumerate() {
+            dw[(o * g.cin + i) * g.k..(o * g.cin + i + 1) * g.k].copy_from_slice(taps);
+        }
+    }
+    dw
 }
 
 /// A conv1d (stride 1, "same"-length output) over a masked weight `[Cout, Cin, K]`:
