@@ -194,7 +194,10 @@ fn quick_covers_the_issues_seven_sets_with_several_mask_updates() {
             .train_config(1, 0)
             .unwrap()
     };
-    assert_eq!(dsn_on("acsf1").update_every_epochs(), 2);
+    // the long series train as long as the others and update on the same period
+    assert_eq!(dsn_on("acsf1").epochs(), 60);
+    assert_eq!(dsn_on("osuleaf").epochs(), 60);
+    assert_eq!(dsn_on("acsf1").update_every_epochs(), 5);
     assert_eq!(dsn_on("gunpoint").update_every_epochs(), 5);
     // a per-set `ch_size` overrides the preset's for that set only
     let gunpoint = dsn_tsc::paper::quick_datasets()[0].clone();
@@ -208,6 +211,18 @@ fn quick_covers_the_issues_seven_sets_with_several_mask_updates() {
     assert_eq!(narrow.train_config(1, 0).unwrap().channels(), 8);
     let wide = ArmConfig::new(Arm::Dense, &gunpoint, &base, &base).unwrap();
     assert_eq!(wide.train_config(1, 0).unwrap().channels(), 16);
+    // and so does a per-set mask update period
+    let frequent = ArmConfig::new(
+        Arm::Dsn,
+        &gunpoint.clone().with_update_every_epochs(2),
+        &base,
+        &base,
+    )
+    .unwrap();
+    assert_eq!(
+        frequent.train_config(1, 0).unwrap().update_every_epochs(),
+        2
+    );
     // a configuration that is invalid for either kind of data is refused up front
     assert!(
         ArmConfig::new(
