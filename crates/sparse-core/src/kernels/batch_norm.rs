@@ -36,7 +36,7 @@ pub struct FusedBatchNorm {
 }
 
 impl FusedBatchNorm {
-    /// Creates the variables as [`candle_nn::batch_norm`] does (`weight`, `bias`,
+    /// Creates the variables as [`candle_nn::batch_norm()`] does (`weight`, `bias`,
     /// `running_mean`, `running_var` under `vb`), so checkpoints are interchangeable.
     pub fn new(
         num_features: usize,

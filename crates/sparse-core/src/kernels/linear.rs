@@ -23,7 +23,7 @@ pub struct FusedLinear {
 }
 
 impl FusedLinear {
-    /// As [`candle_nn::linear`]: `weight` `[out, in]` and `bias` `[out]` under `vb`.
+    /// As [`candle_nn::linear()`]: `weight` `[out, in]` and `bias` `[out]` under `vb`.
     pub fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(Self::from(candle_nn::linear(in_dim, out_dim, vb)?))
     }
