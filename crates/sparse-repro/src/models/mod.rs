@@ -12,7 +12,9 @@
 //! candle's default initialisation; a crate that wants a seeded initialisation
 //! re-initialises the `VarMap` afterwards (random-pruning uses
 //! `sparse_core::init::init_vars`). Convolutions are bias-free and followed by
-//! BatchNorm (eps 1e-5, run fused by `sparse_core::kernels::FusedBatchNorm`), whose running statistics live in the same `VarMap`.
+//! BatchNorm (eps 1e-5), whose running statistics live in the same `VarMap`. The
+//! layers run on sparse-core's fused kernels (`FusedLinear`, `FusedBatchNorm` with
+//! the ReLU folded in, `add_relu`, `conv2d`), with candle-nn's variable names.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
