@@ -253,6 +253,31 @@ mod tests {
     }
 
     #[test]
+    fn wide_rows_match_the_sequential_sum_bit_for_bit() {
+        // Rows wider than a few vector registers, not a multiple of 16.
+        let (rows, cols, k) = (4, 6, 133);
+        let row_ptr = vec![0, 3, 3, 5, 9];
+        let col = vec![0, 2, 5, 1, 4, 0, 1, 3, 5];
+        let values: Vec<f32> = (0..col.len()).map(|i| 0.3 * i as f32 - 1.1).collect();
+        let a = SparseMatrix::from_csr(rows, cols, row_ptr.clone(), col.clone(), values.clone())
+            .unwrap();
+        let dense: Vec<f32> = (0..cols * k)
+            .map(|i| ((i * 37 % 101) as f32).sin())
+            .collect();
+        let x = Tensor::from_vec(dense.clone(), (cols, k), &Device::Cpu).unwrap();
+        let got = a.matmul(&x).unwrap().to_vec2::<f32>().unwrap();
+        for r in 0..rows {
+            for j in 0..k {
+                let mut want = 0.0f32;
+                for e in row_ptr[r]..row_ptr[r + 1] {
+                    want += values[e] * dense[col[e] as usize * k + j];
+                }
+                assert_eq!(got[r][j].to_bits(), want.to_bits(), "row {r}, column {j}");
+            }
+        }
+    }
+
+    #[test]
     fn product_and_gradient_match_the_dense_computation() {
         let dev = Device::Cpu;
         let a = example();
