@@ -226,7 +226,7 @@ impl CustomOp2 for Conv2dOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = geom_of(xl, wl, self.0)?;
         let x = f32_data(xs, xl, "conv2d input")?;
-        let w = MatRef::row_major(f32_data(ws, wl, "conv2d weight")?, g.cout, g.k());
+        let w = MatRef::contiguous(f32_data(ws, wl, "conv2d weight")?, g.cout, g.k());
         let (p, chw, out) = (g.p(), g.c * g.h * g.w, g.cout * g.p());
         let mut y = vec![0.0f32; g.b * out];
         let per_task = g.images_per_task();
@@ -238,7 +238,7 @@ impl CustomOp2 for Conv2dOp {
                     for (i, y_img) in ys.chunks_exact_mut(out).enumerate() {
                         let img = t * per_task + i;
                         let cols = g.patches(&x[img * chw..(img + 1) * chw], &mut scratch);
-                        let cols = MatRef::row_major(cols, g.k(), p);
+                        let cols = MatRef::contiguous(cols, g.k(), p);
                         gemm(y_img, w, cols, Write::Overwrite);
                     }
                 });
@@ -279,7 +279,7 @@ impl CustomOp3 for Conv2dInputGrad {
         dl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = geom_of(xl, wl, self.0)?;
-        let w = MatRef::row_major(f32_data(ws, wl, "conv2d weight")?, g.cout, g.k());
+        let w = MatRef::contiguous(f32_data(ws, wl, "conv2d weight")?, g.cout, g.k());
         let dy = f32_data(ds, dl, "conv2d output grad")?;
         let (p, chw, out) = (g.p(), g.c * g.h * g.w, g.cout * g.p());
         let mut dx = vec![0.0f32; g.b * chw];
@@ -291,7 +291,7 @@ impl CustomOp3 for Conv2dInputGrad {
                     let mut dcols = Vec::new();
                     for (i, dx_img) in dxs.chunks_exact_mut(chw).enumerate() {
                         let img = t * per_task + i;
-                        let dy_img = MatRef::row_major(&dy[img * out..(img + 1) * out], g.cout, p);
+                        let dy_img = MatRef::contiguous(&dy[img * out..(img + 1) * out], g.cout, p);
                         if g.is_pointwise() {
                             gemm(dx_img, w.t(), dy_img, Write::Overwrite);
                         } else {
@@ -336,8 +336,8 @@ impl CustomOp3 for Conv2dWeightGrad {
                 let images = group * WGRAD_GROUP..((group + 1) * WGRAD_GROUP).min(g.b);
                 for img in images {
                     let cols = g.patches(&x[img * chw..(img + 1) * chw], &mut scratch);
-                    let cols = MatRef::row_major(cols, k, p);
-                    let dy_img = MatRef::row_major(&dy[img * out..(img + 1) * out], g.cout, p);
+                    let cols = MatRef::contiguous(cols, k, p);
+                    let dy_img = MatRef::contiguous(&dy[img * out..(img + 1) * out], g.cout, p);
                     gemm(&mut dw, dy_img, cols.t(), Write::Accumulate);
                 }
                 dw

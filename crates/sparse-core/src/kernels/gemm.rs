@@ -6,46 +6,15 @@
 //! buffer it already owns wants none of that. The `gemm` crate takes any row and
 //! column strides, so transposes are free here.
 
-/// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MatRef<'a> {
-    pub data: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    pub row_stride: usize,
-    pub col_stride: usize,
-}
+pub(crate) use super::tiled::MatRef;
 
-impl<'a> MatRef<'a> {
-    /// A row-major `rows x cols` matrix.
-    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose (no copy).
-    pub fn t(self) -> Self {
-        Self {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-
-    /// One past the largest index the view reads (0 when empty).
-    fn extent(&self) -> usize {
-        if self.rows == 0 || self.cols == 0 {
-            0
-        } else {
-            (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
-        }
+/// One past the largest index of `m.data()` a product reads (0 when empty).
+fn extent(m: &MatRef<'_>) -> usize {
+    let (rs, cs) = m.strides();
+    if m.rows() == 0 || m.cols() == 0 {
+        0
+    } else {
+        (m.rows() - 1) * rs + (m.cols() - 1) * cs + 1
     }
 }
 
@@ -75,7 +44,7 @@ pub(crate) const PARALLEL_MACS: usize = 1 << 24;
 /// the inner dimension, so the result is the same either way.
 pub(crate) fn gemm_auto(dst: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, write: Write) {
     let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 && a.rows * a.cols * b.cols >= PARALLEL_MACS {
+    let parallelism = if threads > 1 && a.rows() * a.cols() * b.cols() >= PARALLEL_MACS {
         ::gemm::Parallelism::Rayon(threads)
     } else {
         ::gemm::Parallelism::None
@@ -90,10 +59,11 @@ fn gemm_with(
     write: Write,
     parallelism: ::gemm::Parallelism,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "gemm: inner dimensions differ");
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    assert_eq!(b.rows(), k, "gemm: inner dimensions differ");
     assert!(dst.len() >= m * n, "gemm: destination too small");
-    assert!(a.extent() <= a.data.len() && b.extent() <= b.data.len());
+    assert!(extent(&a) <= a.data().len() && extent(&b) <= b.data().len());
+    let ((a_rs, a_cs), (b_rs, b_cs)) = (a.strides(), b.strides());
     if m == 0 || n == 0 {
         return;
     }
@@ -114,12 +84,12 @@ fn gemm_with(
             1,
             n as isize,
             write == Write::Accumulate,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
+            a.data().as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.data().as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
             1.0,
             1.0,
             false,
@@ -135,12 +105,13 @@ mod tests {
     use super::*;
 
     fn naive(a: MatRef<'_>, b: MatRef<'_>) -> Vec<f32> {
-        let mut out = vec![0.0; a.rows * b.cols];
-        for i in 0..a.rows {
-            for j in 0..b.cols {
-                for l in 0..a.cols {
-                    out[i * b.cols + j] += a.data[i * a.row_stride + l * a.col_stride]
-                        * b.data[l * b.row_stride + j * b.col_stride];
+        let ((a_rs, a_cs), (b_rs, b_cs)) = (a.strides(), b.strides());
+        let mut out = vec![0.0; a.rows() * b.cols()];
+        for i in 0..a.rows() {
+            for j in 0..b.cols() {
+                for l in 0..a.cols() {
+                    out[i * b.cols() + j] +=
+                        a.data()[i * a_rs + l * a_cs] * b.data()[l * b_rs + j * b_cs];
                 }
             }
         }
@@ -152,7 +123,10 @@ mod tests {
         let a: Vec<f32> = (0..15).map(|v| (v as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..20).map(|v| (v as f32 * 0.91).cos()).collect();
         // a: 3x5, b stored as 4x5 and used transposed (5x4).
-        let (ma, mb) = (MatRef::row_major(&a, 3, 5), MatRef::row_major(&b, 4, 5).t());
+        let (ma, mb) = (
+            MatRef::contiguous(&a, 3, 5),
+            MatRef::contiguous(&b, 4, 5).t(),
+        );
         let mut dst = vec![f32::NAN; 12];
         gemm(&mut dst, ma, mb, Write::Overwrite);
         let want = naive(ma, mb);
@@ -171,8 +145,8 @@ mod tests {
         let a = [0.0f32; 6];
         gemm(
             &mut [0.0; 4],
-            MatRef::row_major(&a, 2, 3),
-            MatRef::row_major(&a, 2, 3),
+            MatRef::contiguous(&a, 2, 3),
+            MatRef::contiguous(&a, 2, 3),
             Write::Overwrite,
         );
     }

@@ -120,8 +120,8 @@ impl LinearOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (m, in_dim) = x.1.shape().dims2()?;
         let (out_dim, _) = w.1.shape().dims2()?;
-        let x = MatRef::row_major(f32_data(x.0, x.1, "linear input")?, m, in_dim);
-        let w = MatRef::row_major(f32_data(w.0, w.1, "linear weight")?, out_dim, in_dim);
+        let x = MatRef::contiguous(f32_data(x.0, x.1, "linear input")?, m, in_dim);
+        let w = MatRef::contiguous(f32_data(w.0, w.1, "linear weight")?, out_dim, in_dim);
         let mut y = match bias {
             Some((s, l)) => f32_data(s, l, "linear bias")?.repeat(m),
             None => vec![0.0; m * out_dim],
@@ -235,22 +235,22 @@ impl CustomOp2 for Product {
         ol: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (m, out_dim) = gl.shape().dims2()?;
-        let g = MatRef::row_major(f32_data(gs, gl, "linear output grad")?, m, out_dim);
+        let g = MatRef::contiguous(f32_data(gs, gl, "linear output grad")?, m, out_dim);
         let (a, b) = match self {
             Self::GradW => {
                 let (_, in_dim) = ol.shape().dims2()?;
                 let w = f32_data(os, ol, "linear weight")?;
-                (g, MatRef::row_major(w, out_dim, in_dim))
+                (g, MatRef::contiguous(w, out_dim, in_dim))
             }
             Self::GradTransposedX => {
                 let (_, in_dim) = ol.shape().dims2()?;
                 let x = f32_data(os, ol, "linear input")?;
-                (g.t(), MatRef::row_major(x, m, in_dim))
+                (g.t(), MatRef::contiguous(x, m, in_dim))
             }
         };
-        let mut out = vec![0.0f32; a.rows * b.cols];
+        let mut out = vec![0.0f32; a.rows() * b.cols()];
         gemm_auto(&mut out, a, b, Write::Overwrite);
-        Ok((CpuStorage::F32(out), Shape::from((a.rows, b.cols))))
+        Ok((CpuStorage::F32(out), Shape::from((a.rows(), b.cols()))))
     }
 }
 

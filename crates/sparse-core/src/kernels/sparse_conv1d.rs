@@ -400,15 +400,9 @@ fn dense_weight_grad(xp: &[f32], dy: &[f32], g: &Geom) -> Vec<f32> {
             let mut block = vec![0.0f32; g.cout * g.k];
             for b in 0..g.b {
                 let dy_b =
-                    MatRef::row_major(&dy[b * g.cout * g.l..(b + 1) * g.cout * g.l], g.cout, g.l);
+                    MatRef::contiguous(&dy[b * g.cout * g.l..(b + 1) * g.cout * g.l], g.cout, g.l);
                 let row = (b * g.cin + i) * g.xs;
-                let shifted = MatRef {
-                    data: &xp[row..row + g.xs],
-                    rows: g.l,
-                    cols: g.k,
-                    row_stride: 1,
-                    col_stride: 1,
-                };
+                let shifted = MatRef::strided(&xp[row..row + g.xs], g.l, g.k, 1, 1);
                 gemm(&mut block, dy_b, shifted, Write::Accumulate);
             }
             block

@@ -88,17 +88,48 @@ pub(crate) struct MatRef<'a> {
 
 impl<'a> MatRef<'a> {
     /// A contiguous row-major `[rows, cols]` matrix.
-    #[cfg(test)]
     pub(crate) fn contiguous(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        debug_assert!(data.len() >= rows * cols);
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// Element `(i, j)` at `data[i * row_stride + j * col_stride]` (strides may
+    /// overlap rows, as in a Hankel view of shifted windows).
+    pub(crate) fn strided(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
         Self {
             data,
             start: 0,
             rows,
             cols,
-            row_stride: cols,
-            col_stride: 1,
+            row_stride,
+            col_stride,
         }
+    }
+
+    /// The transpose (no copy).
+    pub(crate) fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// The data from element `(0, 0)` on.
+    pub(crate) fn data(&self) -> &'a [f32] {
+        &self.data[self.start..]
+    }
+
+    /// `(row stride, column stride)`.
+    pub(crate) fn strides(&self) -> (usize, usize) {
+        (self.row_stride, self.col_stride)
     }
 
     /// The rank-2 f32 tensor described by a custom op's storage and layout.
