@@ -9,8 +9,9 @@ use anyhow::Result;
 use candle_core::{Tensor, Var};
 use serde::Serialize;
 use sparse_core::kernels::{
-    Conv1dPadding, Conv2dParams, PackedSparseLinear, SparseConv1d, SparseDepthwiseConv2d,
-    SparseLinear, conv2d_candle, conv2d_custom, depthwise_conv2d_candle, depthwise_conv2d_custom,
+    Conv1dPadding, Conv2dParams, PackedSparseLinear, SparseConv1d, SparseConv2d,
+    SparseDepthwiseConv2d, SparseLinear, WeightGrad, conv2d_candle, conv2d_custom,
+    depthwise_conv2d_candle, depthwise_conv2d_custom,
 };
 
 use crate::inputs::{masked, random_mask, uniform};
@@ -271,6 +272,59 @@ fn conv2d(rep: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// The 3x3 layers of ResNet-8/20 on CIFAR and the reference shape:
+/// `(shape, [B, C, H, W], O)`, all stride 1, padding 1.
+const SPARSE_CONV2D_SHAPES: [(&str, [usize; 4], usize); 4] = [
+    ("b32 16->16 32x32 k3 s1 p1", [32, 16, 32, 32], 16),
+    ("b32 32->32 16x16 k3 s1 p1", [32, 32, 16, 16], 32),
+    ("b32 64->64 8x8 k3 s1 p1", [32, 64, 8, 8], 64),
+    ("b32 64->64 32x32 k3 s1 p1", [32, 64, 32, 32], 64),
+];
+
+/// Sparse conv2d (masked weight gradient) against our dense im2col + gemm conv2d on
+/// the masked weight (the "candle" column of these rows is `conv2d_custom`).
+fn sparse_conv2d(rep: &mut Report) -> Result<()> {
+    let p = Conv2dParams {
+        stride: 1,
+        padding: 1,
+    };
+    for (i, (shape, xs, cout)) in SPARSE_CONV2D_SHAPES.into_iter().enumerate() {
+        let x = uniform(&xs, 70 + i as u64)?;
+        let w = uniform(&[cout, xs[1], 3, 3], 80 + i as u64)?;
+        let xv = Var::from_tensor(&x)?;
+        // The dense conv's cost does not depend on the weight values: one measurement
+        // per shape serves every density.
+        let key = format!("sparse_conv2d dense|{shape}");
+        for (j, &density) in [0.05, 0.1, 0.2, 0.3, 0.5].iter().enumerate() {
+            let mask = random_mask(&[cout, xs[1], 3, 3], density, 90 + j as u64)?;
+            let wm = masked(&w, &mask)?;
+            let wv = Var::from_tensor(&wm)?;
+            let layer = SparseConv2d::new(wm.clone(), &mask, p)?;
+            let layer_v = SparseConv2d::new(wv.as_tensor().clone(), &mask, p)?
+                .with_weight_grad(WeightGrad::Masked);
+            rep.row(
+                "sparse_conv2d",
+                shape,
+                density,
+                Pass::Fwd,
+                || Ok(layer.forward_custom(&x).map(drop)?),
+                &key,
+                || Ok(conv2d_custom(&x, &wm, None, p).map(drop)?),
+            )?;
+            rep.row(
+                "sparse_conv2d",
+                shape,
+                density,
+                Pass::FwdBwd,
+                || backward(layer_v.forward_custom(xv.as_tensor())?),
+                &key,
+                || backward(conv2d_custom(xv.as_tensor(), wv.as_tensor(), None, p)?),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn depthwise(rep: &mut Report) -> Result<()> {
     let x = uniform(&[8, 96, 56, 56], 50)?;
     let xv = Var::from_tensor(&x)?;
@@ -420,6 +474,13 @@ fn targets(rep: &Report) -> Vec<Target> {
         speedup("conv2d", "b32 64->64 32x32 k3 s1 p1", 1.0, Pass::FwdBwd),
         2.0,
     );
+    for (shape, _, _) in SPARSE_CONV2D_SHAPES {
+        at_least(
+            format!("sparse conv2d {shape} d=0.1 fwd+bwd vs dense custom"),
+            speedup("sparse_conv2d", shape, 0.1, Pass::FwdBwd),
+            2.0,
+        );
+    }
     for (k, n) in [(31, 31), (51, 5)] {
         for pass in [Pass::Fwd, Pass::FwdBwd] {
             let shape = dw_shape(k, n);
@@ -513,10 +574,11 @@ pub fn run(options: &Options) -> Result<()> {
         "kernel", "shape", "density", "pass", "ours_ms", "candle_ms", "speedup"
     );
     type Section = fn(&mut Report) -> Result<()>;
-    let sections: [(&str, Section); 5] = [
+    let sections: [(&str, Section); 6] = [
         ("sparse_linear", sparse_linear),
         ("sparse_conv1d", sparse_conv1d),
         ("conv2d", conv2d),
+        ("sparse_conv2d", sparse_conv2d),
         ("depthwise_conv2d", depthwise),
         ("sparse_depthwise_conv2d", sparse_depthwise),
     ];

@@ -154,6 +154,34 @@ def conv2d(rep, gen):
         )
 
 
+SPARSE_CONV2D_SHAPES = [
+    ("b32 16->16 32x32 k3 s1 p1", (32, 16, 32, 32), 16),
+    ("b32 32->32 16x16 k3 s1 p1", (32, 32, 16, 16), 32),
+    ("b32 64->64 8x8 k3 s1 p1", (32, 64, 8, 8), 64),
+    ("b32 64->64 32x32 k3 s1 p1", (32, 64, 32, 32), 64),
+]
+SPARSE_CONV2D_DENSITIES = [0.05, 0.1, 0.2, 0.3, 0.5]
+
+
+def sparse_conv2d(rep, gen):
+    """Masked-dense 3x3 convs (`F.conv2d(x, w * mask)`), as PyTorch lottery-ticket code
+    runs them; the backward pass includes the mask multiplication's gradient."""
+    for shape, xs, cout in SPARSE_CONV2D_SHAPES:
+        x = uniform(xs, gen)
+        w = uniform((cout, xs[1], 3, 3), gen)
+        for density in SPARSE_CONV2D_DENSITIES:
+            mask = random_mask((cout, xs[1], 3, 3), density, gen)
+            rep.row(
+                "sparse_conv2d", shape, density, "fwd", "masked-dense",
+                no_grad(lambda: F.conv2d(x, w * mask, padding=1)),
+            )
+            xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+            rep.row(
+                "sparse_conv2d", shape, density, "fwd+bwd", "masked-dense",
+                fwd_bwd(lambda: F.conv2d(xg, wg * mask, padding=1), xg, wg),
+            )
+
+
 def depthwise(rep, gen, sparse):
     x = uniform((8, 96, 56, 56), gen)
     shapes = [(31, 31), (51, 5)] if sparse else DW_SHAPES
@@ -211,6 +239,7 @@ def main():
         ("sparse_linear", lambda: sparse_linear(rep, gen)),
         ("sparse_conv1d", lambda: sparse_conv1d(rep, gen)),
         ("conv2d", lambda: conv2d(rep, gen)),
+        ("sparse_conv2d", lambda: sparse_conv2d(rep, gen)),
         ("depthwise_conv2d", lambda: depthwise(rep, gen, sparse=False)),
         ("sparse_depthwise_conv2d", lambda: depthwise(rep, gen, sparse=True)),
     ]

@@ -308,7 +308,7 @@ impl CustomOp3 for Conv2dInputGrad {
 
 /// `dw` from (`x`, `w` for its shape, `dy`): `Σ_images dY [Cout, P] × patchesᵀ [P, K]`,
 /// as fixed groups of [`WGRAD_GROUP`] images summed in order.
-struct Conv2dWeightGrad(Conv2dParams);
+pub(super) struct Conv2dWeightGrad(pub(super) Conv2dParams);
 
 impl CustomOp3 for Conv2dWeightGrad {
     fn name(&self) -> &'static str {

@@ -12,6 +12,7 @@
 //! | [`PackedSparseLinear`] | the same with `W` stored as its active values only (`[nnz]`), plus a dense weight gradient on request |
 //! | [`SparseConv1d`] | conv1d over the active taps only, DSN-style "same" padding |
 //! | [`conv2d`] | dense conv2d, one image at a time through im2col + gemm, with a gemm backward |
+//! | [`SparseConv2d`] | conv2d over the active weights of a masked `[O, C, kh, kw]` weight only (shifted-plane taps at stride 1, sparse im2col otherwise) |
 //! | [`FusedLinear`] ([`linear`]) | candle-nn's `Linear` (same variables) as one product over the bias, ReLU folded in on request |
 //! | [`add_relu`] | a residual `relu(a + b)` in one pass forward and one backward |
 //! | [`cross_entropy`] | softmax cross-entropy with label smoothing, one pass per row forward and backward |
@@ -70,6 +71,7 @@ mod linear;
 mod packed_linear;
 mod simd;
 mod sparse_conv1d;
+mod sparse_conv2d;
 mod sparse_depthwise;
 mod sparse_linear;
 pub mod spmm;
@@ -86,6 +88,7 @@ pub use layer::{SparseLayer, set_weight_grads_for_step, sync_masks};
 pub use linear::{Activation, FusedLinear, linear};
 pub use packed_linear::PackedSparseLinear;
 pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};
+pub use sparse_conv2d::{SPARSE_CONV2D_MAX_DENSITY, SparseConv2d};
 pub use sparse_depthwise::SparseDepthwiseConv2d;
 pub use sparse_linear::{SPARSE_LINEAR_MAX_DENSITY, SparseLinear};
 pub use spmm::SparseMatrix;

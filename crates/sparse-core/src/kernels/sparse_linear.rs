@@ -49,13 +49,13 @@ pub(super) struct CsrPattern {
     out: usize,
     inp: usize,
     /// CSR: row `o` lists the active input columns `k`.
-    csr: CompressedRows,
+    pub(super) csr: CompressedRows,
     /// CSC: column `k` lists the active output rows `o`.
-    csc: CompressedRows,
+    pub(super) csc: CompressedRows,
     /// CSR entry `i` is the weight's element `csr_offsets[i]` (`o * inp + k`).
     csr_offsets: Vec<usize>,
     /// CSC entry `i` is CSR entry `csc_to_csr[i]`.
-    csc_to_csr: Vec<usize>,
+    pub(super) csc_to_csr: Vec<usize>,
 }
 
 impl CsrPattern {
