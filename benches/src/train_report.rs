@@ -496,6 +496,128 @@ fn untrained_gnn(rep: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// sparse-core: RigL training the MLP 784-256-256-10 with every weight stored packed
+/// ([`PackedSparseLinear`] over a [`PackedWeight`] registered with the engine), ERK
+/// masks at 0.10 and 0.05, batch 64, SGD Nesterov 0.9 (wd 5e-4 on the weights) as
+/// random-pruning's MLP. One block is a whole RigL period of 100 steps: 99 steps with
+/// the masked gradient and one with the dense gradient plus the prune-and-regrow.
+fn packed_rigl(rep: &mut Report) -> Result<()> {
+    use candle_core::{DType, Var};
+    use sparse_core::kernels::{
+        Activation, PackedSparseLinear, PackedWeight, WeightGrad, cross_entropy,
+    };
+    use sparse_core::{
+        Allocation, DynamicSparsity, LayerSpec, Mask, Optimizer, ParamGroup, Sgd, SgdConfig,
+        SparseParams, SparsityEngine,
+    };
+
+    use random_pruning::training::EVAL_BATCH;
+
+    const PERIOD: usize = 100;
+    let model = "mlp 784-256-256-10";
+    let shapes = [
+        ("fc1.weight", [256usize, 784]),
+        ("fc2.weight", [256, 256]),
+        ("fc3.weight", [10, 256]),
+    ];
+    for density in [0.1, 0.05] {
+        let arm = format!("RigL ERK@{density:.2}");
+        if !rep.wants("sparse-core", model, &arm) {
+            continue;
+        }
+        let specs: Vec<LayerSpec> = shapes.iter().map(|(n, s)| LayerSpec::new(*n, s)).collect();
+        let densities = Allocation::erk().densities(&specs, density, None)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+        let mut params = SparseParams::new();
+        let mut layers = Vec::new();
+        let mut biases = Vec::new();
+        for ((name, shape), d) in shapes.iter().zip(&densities) {
+            let n = shape[0] * shape[1];
+            let bound = (1.0 / shape[1] as f32).sqrt();
+            let w: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+            let keep: Vec<bool> = (0..n).map(|_| rng.random::<f64>() < *d).collect();
+            let weight = PackedWeight::new(
+                &Tensor::from_vec(w, &shape[..], &Device::Cpu)?,
+                &Mask::from_bools(shape, &keep)?,
+            )?;
+            params.insert_packed(*name, &weight)?;
+            let bias = Var::zeros(shape[0], DType::F32, &Device::Cpu)?;
+            let activation = if layers.len() < 2 {
+                Activation::Relu
+            } else {
+                Activation::Identity
+            };
+            layers.push(
+                PackedSparseLinear::from_packed(weight)?
+                    .with_bias(bias.as_tensor().clone())?
+                    .with_activation(activation)
+                    .with_name(*name),
+            );
+            biases.push((name.replace("weight", "bias"), bias));
+        }
+        let config = SgdConfig::builder(0.05)
+            .momentum(0.9)
+            .nesterov(true)
+            .weight_decay(5e-4)
+            .build()?;
+        let groups = vec![
+            ParamGroup::new(Vec::new()).with_packed(params.packed_weights()),
+            ParamGroup::with_weight_decay(biases, 0.0),
+        ];
+        let mut opt = Sgd::new(groups, config)?;
+        // a long schedule: the death rate stays near its initial 0.5 over the timed steps
+        let rigl = DynamicSparsity::rigl(PERIOD, 1_000_000)
+            .seed(SEED)
+            .build()?;
+        let mut engine = SparsityEngine::new(rigl, &params)?;
+        let x = uniform(&[64, 784], SEED + 1)?;
+        let y = labels(64, 10, SEED + 2)?;
+        let xe = uniform(&[EVAL_BATCH, 784], SEED + 3)?;
+        let forward = |layers: &[PackedSparseLinear], x: &Tensor| -> Result<Tensor> {
+            let h = layers[0].forward(x)?;
+            let h = layers[1].forward(&h)?;
+            Ok(layers[2].forward(&h)?)
+        };
+        let mut step = 0usize;
+        let spec = RowSpec {
+            paper: "sparse-core",
+            model,
+            arm,
+            density,
+            shape: format!("b64 784, eval b{EVAL_BATCH}"),
+            period: PERIOD,
+        };
+        rep.row(
+            spec,
+            || {
+                for _ in 0..PERIOD {
+                    step += 1;
+                    // the mode lives in the shared weights: no `&mut` layers needed
+                    let mode = if engine.needs_dense_gradients(step) {
+                        WeightGrad::Dense
+                    } else {
+                        WeightGrad::Masked
+                    };
+                    for layer in &layers {
+                        layer.set_weight_grad(mode)?;
+                    }
+                    let loss = cross_entropy(&forward(&layers, &x)?, &y, 0.0)?;
+                    let grads = loss.backward()?;
+                    loss.to_scalar::<f32>()?;
+                    opt.step(&grads)?;
+                    engine.after_optimizer_step(step, &mut params, &grads, Some(&mut opt))?;
+                }
+                Ok(())
+            },
+            || {
+                forward(&layers, &xe)?.argmax(1)?.to_vec1::<u32>()?;
+                Ok(())
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// Prints our rows beside PyTorch's from `path`, with the targets.
 fn side_by_side(entries: &[Entry], path: &std::path::Path) -> Result<()> {
     let text =
@@ -566,6 +688,7 @@ pub fn run(options: &Options) -> Result<()> {
     random_pruning(&mut rep)?;
     dsn_tsc(&mut rep)?;
     untrained_gnn(&mut rep)?;
+    packed_rigl(&mut rep)?;
     println!("\nwrote {}", options.out.display());
     if let Some(torch) = &options.torch {
         side_by_side(&rep.entries, torch)?;

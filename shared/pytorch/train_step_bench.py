@@ -21,6 +21,11 @@ code does: the weights are multiplied by their masks after every optimizer step
                   (torch.sparse.mm); dense: AdamW 0.01, wd 5e-4; UGT s=0.9: frozen
                   weights, scores trained by Adam 0.01 through a straight-through
                   global top-10 % mask recomputed every forward.
+  sparse-core     the random-pruning MLP on 784 inputs trained with RigL (ERK@0.10,
+                  ERK@0.05): masked-dense steps and, every 100 steps, magnitude
+                  pruning of half the active weights and regrowth by dense-gradient
+                  magnitude; timed as a block of 100 steps divided by 100 (dense:
+                  plain steps).
 
 Timing rule: that of the Rust report's `Timer` (shared with kernel_bench.py): median
 wall-clock over at least `reps` runs and `min_sampled` seconds, within a budget, a
@@ -372,6 +377,81 @@ def untrained_gnn_rows(rep, gen):
 
 
 # ---------------------------------------------------------------- report
+# ---------------------------------------------------------------- sparse-core: RigL
+def rigl_update(masks, rate):
+    """RigL's prune-and-regrow as the official masked-dense code runs it: per layer,
+    drop the `rate` share of active weights with the smallest magnitude, regrow as
+    many inactive positions with the largest dense-gradient magnitude, new weights 0."""
+    with torch.no_grad():
+        for p, m in masks:
+            active = int(m.sum().item())
+            k = int(round(rate * active))
+            if k == 0:
+                continue
+            score = torch.where(m.bool(), p.abs(), torch.full_like(p, float("inf")))
+            drop = torch.topk(score.flatten(), k, largest=False).indices
+            m.view(-1)[drop] = 0.0
+            grow_score = torch.where(m.bool(), torch.full_like(p, -1.0), p.grad.abs())
+            grow = torch.topk(grow_score.flatten(), k).indices
+            m.view(-1)[grow] = 1.0
+            p.mul_(m)
+
+
+def sparse_core_rows(rep, gen):
+    """The MLP of random-pruning trained with RigL (period 100, death rate 0.5) on
+    ERK masks, masked-dense: the rows beside sparse-core's packed-weight RigL."""
+    model_name, period = "mlp 784-256-256-10", 100
+    for arm, density in [("dense", 1.0), ("RigL ERK@0.10", 0.1), ("RigL ERK@0.05", 0.05)]:
+        if not rep.wants("sparse-core", model_name, arm):
+            continue
+        torch.manual_seed(0)
+        model = Mlp(256, 2)
+        weights = [p for _, p in model.named_parameters() if p.dim() > 1]
+        others = [p for _, p in model.named_parameters() if p.dim() <= 1]
+        opt = torch.optim.SGD(
+            [{"params": weights, "weight_decay": 5e-4}, {"params": others, "weight_decay": 0.0}],
+            lr=0.05, momentum=0.9, nesterov=True,
+        )
+        masks = []
+        if density < 1.0:
+            ds = erk_densities([tuple(p.shape) for p in weights], density)
+            for p, d in zip(weights, ds):
+                m = (torch.rand(p.shape, generator=gen) < d).float()
+                with torch.no_grad():
+                    p.mul_(m)
+                masks.append((p, m))
+        x = torch.rand((64, 784), generator=gen) * 2 - 1
+        y = torch.randint(0, 10, (64,), generator=gen)
+        xe = torch.rand((512, 784), generator=gen) * 2 - 1
+
+        def block():
+            for i in range(period):
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+                if masks:
+                    with torch.no_grad():
+                        for p, m in masks:
+                            p.mul_(m)
+                    if i == period - 1:
+                        rigl_update(masks, 0.5)
+                        # ITOP-style: the momentum of pruned weights is zeroed too
+                        for p, m in masks:
+                            opt.state[p]["momentum_buffer"].mul_(m)
+                loss.item()
+
+        def evaluate():
+            model.eval()
+            with torch.no_grad():
+                model(xe).argmax(1)
+            model.train()
+
+        rep.row("sparse-core", model_name, arm, density, block if masks else
+                (lambda: [sgd_step_masked(model, opt, masks, x, y) for _ in range(period)]),
+                evaluate, period=period)
+
+
 class Report:
     def __init__(s, quick, out, only):
         s.timer = (5, 3.0, 0.0) if quick else (15, 15.0, 1.0)
@@ -452,6 +532,7 @@ def main():
     random_pruning_rows(rep, gen)
     dsn_tsc_rows(rep, gen)
     untrained_gnn_rows(rep, gen)
+    sparse_core_rows(rep, gen)
     print(f"wrote {args.out}")
     if args.ours:
         side_by_side(rep.rows, args.ours)

@@ -75,8 +75,8 @@ fn check_run(config: &TrainConfig) -> (usize, usize) {
                     ));
                 }
                 let w = p
-                    .var
-                    .as_tensor()
+                    .dense_weight()
+                    .unwrap()
                     .flatten_all()
                     .unwrap()
                     .to_vec1::<f32>()

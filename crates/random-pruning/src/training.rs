@@ -548,7 +548,7 @@ fn masks_intact(params: &SparseParams, initial: &[Mask]) -> Result<bool> {
         if &param.mask != first {
             return Ok(false);
         }
-        let nonzero = Mask::from_nonzero(param.var.as_tensor())?;
+        let nonzero = Mask::from_nonzero(&param.dense_weight()?)?;
         let outside = nonzero
             .as_bits()
             .iter()

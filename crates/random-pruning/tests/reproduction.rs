@@ -88,7 +88,7 @@ fn dense_runs_have_no_masks_and_masks_stay_fixed_in_sparse_runs() -> TestResult 
         "the mask must be the one drawn at initialisation"
     );
     for p in net.params.iter() {
-        let w = p.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let w = p.dense_weight()?.flatten_all()?.to_vec1::<f32>()?;
         for (i, v) in w.iter().enumerate() {
             if !p.mask.is_active(i) {
                 assert_eq!(*v, 0.0, "{} position {i} is pruned but non-zero", p.name);

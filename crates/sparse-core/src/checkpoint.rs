@@ -2,7 +2,9 @@
 //! run bit-identically.
 //!
 //! Layout of the file:
-//! - every `VarMap` entry under its own name (BatchNorm running statistics included);
+//! - every `VarMap` entry under its own name (BatchNorm running statistics included),
+//!   and every packed weight of the registry ([`SparseParams::insert_packed`]) in its
+//!   dense shape under its name, so a file does not depend on how a weight was stored;
 //! - masks of any [`MaskSet`] (a [`SparseParams`] registry, score-subnetwork masks)
 //!   as `U8` tensors under `mask/<name>`;
 //! - optimizer buffers under `optim/<param>/<buffer>`;
@@ -371,6 +373,9 @@ pub fn save(
         add(name, var.as_tensor())?;
     }
     if let Some(masks) = sources.masks {
+        for (name, weight) in masks.packed_weights() {
+            add(name, &weight.to_dense()?)?;
+        }
         meta.densities = masks.mask_densities();
         for (name, mask) in masks.mask_entries() {
             let m = mask.to_tensor(DType::U8, &candle_core::Device::Cpu)?;
@@ -607,7 +612,8 @@ fn checked(
 /// [`CheckpointError::Corrupt`] naming it. Every `VarMap` entry must be in
 /// the file with its shape and dtype, as must every mask of `targets.params`; the
 /// optimizer must be of the stored kind. Nothing is modified unless all checks pass.
-/// Weight tensors in the file that `varmap` lacks are an error; `mask/` and `optim/`
+/// Weight tensors in the file that `varmap` lacks are an error, except the dense form of
+/// a packed weight of `targets.params` (restored with its mask); `mask/` and `optim/`
 /// entries are ignored when no matching target is given.
 pub fn load(path: impl AsRef<Path>, varmap: &VarMap, targets: Targets<'_>) -> Result<Loaded> {
     let path = path.as_ref();
@@ -620,11 +626,19 @@ pub fn load(path: impl AsRef<Path>, varmap: &VarMap, targets: Targets<'_>) -> Re
         let t = checked(&st, name, var.dims(), var.dtype(), var.device())?;
         weights.push((var.clone(), t));
     }
+    let mut packed = BTreeMap::new();
+    if let Some(params) = targets.params.as_deref() {
+        for (name, weight) in params.packed_weights() {
+            let values = weight.values();
+            let t = checked(&st, &name, &weight.shape(), weight.dtype(), values.device())?;
+            packed.insert(name, t);
+        }
+    }
     for name in st.names() {
         let prefixed = [MASK_PREFIX, OPTIM_PREFIX, EXTRA_PREFIX]
             .iter()
             .any(|p| name.starts_with(p));
-        if !prefixed && !vars.iter().any(|(n, _)| n == name) {
+        if !prefixed && !vars.iter().any(|(n, _)| n == name) && !packed.contains_key(name) {
             return Err(CheckpointError::UnexpectedTensor(name.to_string()).into());
         }
     }
@@ -697,7 +711,10 @@ pub fn load(path: impl AsRef<Path>, varmap: &VarMap, targets: Targets<'_>) -> Re
     }
     if let Some(params) = targets.params {
         for (name, mask) in masks {
-            params.set_mask(&name, mask)?;
+            match packed.get(&name) {
+                Some(dense) => params.load_packed(&name, dense, mask)?,
+                None => params.set_mask(&name, mask)?,
+            }
         }
     }
     Ok(Loaded { meta, extra })

@@ -123,7 +123,7 @@ pub use prune::{
     GradualPruning, ImpRound, KeepRule, LayerView, PruneMethod, RemovalCount, keep_top_magnitude,
 };
 pub use redistribution::Redistribution;
-pub use registry::{SparseParam, SparseParams};
+pub use registry::{SparseParam, SparseParams, WeightStorage};
 pub use schedule::{CubicDensitySchedule, DeathRate, PruningWindow};
 pub use scores::{ScoreCount, ScoreSubnetwork, ScoredLayer, SparsityRamp, ThresholdScope};
 pub use selection::{SelectionPolicy, SelectionPolicyBuilder, count_parameters};

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::kernels::PackedWeight;
 use crate::mask::Mask;
 use crate::registry::SparseParams;
 
@@ -64,6 +65,13 @@ pub trait MaskSet {
             .map(|(n, m)| (n.to_string(), m.clone()))
             .collect()
     }
+
+    /// The weights stored as their active values that belong with these masks, by
+    /// name: checkpoints save them in their dense shape beside the `VarMap` entries.
+    /// None for a plain set of masks.
+    fn packed_weights(&self) -> Vec<(String, PackedWeight)> {
+        Vec::new()
+    }
 }
 
 impl MaskSet for SparseParams {
@@ -73,6 +81,10 @@ impl MaskSet for SparseParams {
 
     fn mask_of(&self, name: &str) -> Option<&Mask> {
         self.get(name).map(|p| &p.mask)
+    }
+
+    fn packed_weights(&self) -> Vec<(String, PackedWeight)> {
+        SparseParams::packed_weights(self)
     }
 }
 

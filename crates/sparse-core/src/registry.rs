@@ -5,6 +5,10 @@
 //! stays dense: gradient-based growth (RigL) needs exactly that. After every
 //! optimizer step [`SparseParams::apply_masks`] zeroes the inactive positions again.
 //!
+//! A weight may instead be stored as its active values only ([`PackedWeight`],
+//! registered with [`SparseParams::insert_packed`]): the engine then prunes and regrows
+//! it by re-packing the shared weight, with no dense copy between updates.
+//!
 //! Several registries may coexist (a GAN's generator and discriminator each have one).
 
 use std::collections::BTreeMap;
@@ -12,18 +16,88 @@ use std::collections::BTreeMap;
 use candle_core::{Tensor, Var, backprop::GradStore};
 
 use crate::error::{Result, SparseError};
+use crate::kernels::PackedWeight;
 use crate::mask::Mask;
 use crate::optim::mask_in_place;
+
+/// How a masked parameter stores its weight.
+#[derive(Debug, Clone)]
+pub enum WeightStorage {
+    /// The full tensor with zeros at inactive positions, as candle-nn layers and the
+    /// model's `VarMap` hold it (shared with the model: updating it updates the model).
+    Dense(Var),
+    /// The active values only, shared with the layer that computes with them (e.g.
+    /// [`PackedSparseLinear::from_packed`](crate::kernels::PackedSparseLinear::from_packed)).
+    Packed(PackedWeight),
+}
 
 /// One masked parameter.
 #[derive(Debug, Clone)]
 pub struct SparseParam {
-    /// The parameter's name in the model's `VarMap`.
+    /// The parameter's name (in the model's `VarMap` for a dense weight).
     pub name: String,
-    /// The weight itself (shared with the model: updating it updates the model).
-    pub var: Var,
+    /// The weight.
+    pub storage: WeightStorage,
     /// Which entries of the weight exist.
     pub mask: Mask,
+}
+
+impl SparseParam {
+    /// The dense weight `Var`; `None` for a packed weight.
+    pub fn dense_var(&self) -> Option<&Var> {
+        match &self.storage {
+            WeightStorage::Dense(var) => Some(var),
+            WeightStorage::Packed(_) => None,
+        }
+    }
+
+    /// The packed weight; `None` for a dense one.
+    pub fn packed(&self) -> Option<&PackedWeight> {
+        match &self.storage {
+            WeightStorage::Dense(_) => None,
+            WeightStorage::Packed(weight) => Some(weight),
+        }
+    }
+
+    /// The `Var` an optimizer updates now: the dense weight, or the packed weight's
+    /// current values (replaced by every topology change).
+    pub fn trainable_var(&self) -> Var {
+        match &self.storage {
+            WeightStorage::Dense(var) => var.clone(),
+            WeightStorage::Packed(weight) => weight.values(),
+        }
+    }
+
+    /// The weight in its dense shape, zeros at inactive positions.
+    pub fn dense_weight(&self) -> Result<Tensor> {
+        match &self.storage {
+            WeightStorage::Dense(var) => Ok(var.as_tensor().clone()),
+            WeightStorage::Packed(weight) => weight.to_dense(),
+        }
+    }
+
+    /// The dense weight on the host as f32, row-major.
+    pub(crate) fn dense_host(&self) -> Result<Vec<f32>> {
+        match &self.storage {
+            WeightStorage::Dense(var) => Ok(var
+                .as_tensor()
+                .flatten_all()?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec1::<f32>()?),
+            WeightStorage::Packed(weight) => weight.dense_host(),
+        }
+    }
+
+    /// The gradient with respect to the dense weight from `grads`: the `Var`'s own
+    /// gradient for a dense weight, [`PackedWeight::dense_gradient`] for a packed one
+    /// (dense only where the layer ran in [`WeightGrad::Dense`](
+    /// crate::kernels::WeightGrad::Dense) mode). `None` when `grads` has none.
+    pub fn dense_gradient(&self, grads: &GradStore) -> Result<Option<Tensor>> {
+        match &self.storage {
+            WeightStorage::Dense(var) => Ok(grads.get(var.as_tensor()).cloned()),
+            WeightStorage::Packed(weight) => weight.dense_gradient(grads),
+        }
+    }
 }
 
 /// Named masked parameters, iterated in name order (deterministic).
@@ -50,12 +124,34 @@ impl SparseParams {
         }
         let param = SparseParam {
             name: name.clone(),
-            var,
+            storage: WeightStorage::Dense(var),
             mask,
         };
         apply_mask(&param)?;
         self.params.insert(name, param);
         Ok(())
+    }
+
+    /// Adds a packed weight under `name` (a clone of the handle: the registry and the
+    /// layer share it), with the mask it holds now.
+    pub fn insert_packed(&mut self, name: impl Into<String>, weight: &PackedWeight) -> Result<()> {
+        let name = name.into();
+        let param = SparseParam {
+            name: name.clone(),
+            mask: weight.mask(),
+            storage: WeightStorage::Packed(weight.clone()),
+        };
+        self.params.insert(name, param);
+        Ok(())
+    }
+
+    /// The packed weights by name, for an optimizer
+    /// ([`ParamGroup::with_packed`](crate::optim::ParamGroup::with_packed)).
+    pub fn packed_weights(&self) -> Vec<(String, PackedWeight)> {
+        self.params
+            .values()
+            .filter_map(|p| p.packed().map(|w| (p.name.clone(), w.clone())))
+            .collect()
     }
 
     /// Number of masked parameters.
@@ -96,7 +192,9 @@ impl SparseParams {
     }
 
     /// Replaces the mask of `name` and zeroes the weight where the new mask is inactive.
-    /// Newly active positions keep the weight's current value (zero after a prune).
+    /// Newly active positions keep the weight's current value (zero after a prune); a
+    /// packed weight is re-packed (survivors keep their values, new entries start at
+    /// zero).
     pub fn set_mask(&mut self, name: &str, mask: Mask) -> Result<()> {
         let param = self
             .params
@@ -109,8 +207,43 @@ impl SparseParams {
                 got: mask.shape().to_vec(),
             });
         }
+        if let WeightStorage::Packed(weight) = &param.storage {
+            weight.set_mask(&mask)?;
+        }
         param.mask = mask;
         apply_mask(param)
+    }
+
+    /// [`set_mask`](Self::set_mask) for a packed weight, with its newly active entries
+    /// set to `grown` (the engine's [`GrowthInit::Value`](crate::GrowthInit::Value)).
+    pub(crate) fn set_packed_mask_filling(
+        &mut self,
+        name: &str,
+        mask: Mask,
+        grown: f32,
+    ) -> Result<()> {
+        let param = self
+            .params
+            .get_mut(name)
+            .ok_or_else(|| SparseError::UnknownParameter(name.to_string()))?;
+        if let WeightStorage::Packed(weight) = &param.storage {
+            weight.set_mask_filling(&mask, grown)?;
+            param.mask = mask;
+        }
+        Ok(())
+    }
+
+    /// Restores a packed weight from its dense tensor and mask (a checkpoint).
+    pub(crate) fn load_packed(&mut self, name: &str, dense: &Tensor, mask: Mask) -> Result<()> {
+        let param = self
+            .params
+            .get_mut(name)
+            .ok_or_else(|| SparseError::UnknownParameter(name.to_string()))?;
+        if let WeightStorage::Packed(weight) = &param.storage {
+            weight.load_dense(dense, &mask)?;
+            param.mask = mask;
+        }
+        Ok(())
     }
 
     /// Zeroes every weight at its inactive positions (call after each optimizer step).
@@ -120,12 +253,16 @@ impl SparseParams {
 
     /// Zeroes the gradients of masked weights at inactive positions, in place in `grads`.
     /// Use it when an optimizer must not see the dense gradient (e.g. Adam moments).
+    /// (A packed weight's values have no inactive positions: nothing to do.)
     pub fn mask_gradients(&self, grads: &mut GradStore) -> Result<()> {
         for param in self.params.values() {
-            if let Some(g) = grads.get(param.var.as_tensor()) {
+            let Some(var) = param.dense_var() else {
+                continue;
+            };
+            if let Some(g) = grads.get(var.as_tensor()) {
                 let m = param.mask.to_tensor(g.dtype(), g.device())?;
                 let masked = g.mul(&m)?;
-                grads.insert(param.var.as_tensor(), masked);
+                grads.insert(var.as_tensor(), masked);
             }
         }
         Ok(())
@@ -152,18 +289,21 @@ impl SparseParams {
     }
 }
 
-/// `var <- var * mask`, skipped when the mask is all ones.
+/// `var <- var * mask`, skipped when the mask is all ones or the weight is packed.
 fn apply_mask(param: &SparseParam) -> Result<()> {
+    let Some(var) = param.dense_var() else {
+        return Ok(());
+    };
     if param.mask.nnz() == param.mask.numel() {
         return Ok(());
     }
-    let t: &Tensor = param.var.as_tensor();
+    let t: &Tensor = var.as_tensor();
     // in place where possible: no mask tensor and no product buffer on every step
     if mask_in_place(t, &param.mask)? {
         return Ok(());
     }
     let m = param.mask.to_tensor(t.dtype(), t.device())?;
-    param.var.set(&t.mul(&m)?)?;
+    var.set(&t.mul(&m)?)?;
     Ok(())
 }
 

@@ -437,8 +437,8 @@ fn init_sparse_params_masks_the_selected_weights() {
     // The weights themselves are zero where the mask is.
     let w = params.get("conv2.weight").unwrap();
     let values = w
-        .var
-        .as_tensor()
+        .dense_weight()
+        .unwrap()
         .flatten_all()
         .unwrap()
         .to_vec1::<f32>()

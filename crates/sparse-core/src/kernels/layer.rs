@@ -29,6 +29,8 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
+
 use candle_core::{Module, Tensor};
 
 use super::{PackedSparseLinear, SparseConv1d, SparseDepthwiseConv2d, SparseLinear, WeightGrad};
@@ -47,8 +49,9 @@ pub trait SparseLayer: Module {
     /// layer's `with_name`; `None` when the layer was not named.
     fn weight_name(&self) -> Option<&str>;
 
-    /// The mask the layer computes with now.
-    fn mask(&self) -> &Mask;
+    /// The mask the layer computes with now (borrowed from a layer over a dense
+    /// weight, a copy from a [`PackedWeight`](super::PackedWeight), which clones share).
+    fn mask(&self) -> Cow<'_, Mask>;
 
     /// Replaces the mask (the layer's own shape check applies). A
     /// [`PackedSparseLinear`] gets new values `Var`s on every call: hand them to the
@@ -96,7 +99,7 @@ pub fn sync_masks(layers: &mut [&mut dyn SparseLayer], params: &SparseParams) ->
     }
     let mut changed = 0;
     for (layer, mask) in layers.iter_mut().zip(targets) {
-        if layer.mask() != mask {
+        if *layer.mask() != *mask {
             layer.set_mask(mask)?;
             changed += 1;
         }
@@ -112,8 +115,9 @@ pub fn sync_masks(layers: &mut [&mut dyn SparseLayer], params: &SparseParams) ->
 /// pass; the engine refuses a masked gradient on an update step
 /// ([`SparseError::MaskedGradient`]) rather than regrow from zeros.
 ///
-/// A [`PackedSparseLinear`] takes the mode too, but its dense gradient lands on its
-/// probe, not on a registry weight: the engine does not train packed layers yet.
+/// A [`PackedSparseLinear`] takes the mode too: its dense gradient lands on the probe
+/// of its [`PackedWeight`](super::PackedWeight), where the engine reads it when the
+/// weight is registered with [`SparseParams::insert_packed`].
 pub fn set_weight_grads_for_step(
     layers: &mut [&mut dyn SparseLayer],
     engine: &SparsityEngine,
@@ -138,11 +142,10 @@ fn to_candle(e: SparseError) -> candle_core::Error {
     }
 }
 
-/// Implements [`Module`] and [`SparseLayer`] for a layer whose inherent methods have
-/// the trait's names; only `set_weight_grad` differs between the layers (infallible
-/// for the layers over a dense weight, fallible for the packed one).
+/// Implements [`Module`] and [`SparseLayer`] for a layer over a dense weight whose
+/// inherent methods have the trait's names.
 macro_rules! sparse_layer {
-    ($ty:ty, |$layer:ident, $mode:ident| $set_weight_grad:expr) => {
+    ($ty:ty) => {
         impl Module for $ty {
             fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
                 <$ty>::forward(self, xs).map_err(to_candle)
@@ -154,8 +157,8 @@ macro_rules! sparse_layer {
                 self.name.as_deref()
             }
 
-            fn mask(&self) -> &Mask {
-                <$ty>::mask(self)
+            fn mask(&self) -> Cow<'_, Mask> {
+                Cow::Borrowed(<$ty>::mask(self))
             }
 
             fn set_mask(&mut self, mask: &Mask) -> Result<()> {
@@ -167,28 +170,44 @@ macro_rules! sparse_layer {
             }
 
             fn set_weight_grad(&mut self, mode: WeightGrad) -> Result<()> {
-                let ($layer, $mode) = (self, mode);
-                $set_weight_grad
+                <$ty>::set_weight_grad(self, mode);
+                Ok(())
             }
         }
     };
 }
 
-sparse_layer!(SparseLinear, |layer, mode| {
-    SparseLinear::set_weight_grad(layer, mode);
-    Ok(())
-});
-sparse_layer!(SparseConv1d, |layer, mode| {
-    SparseConv1d::set_weight_grad(layer, mode);
-    Ok(())
-});
-sparse_layer!(SparseDepthwiseConv2d, |layer, mode| {
-    SparseDepthwiseConv2d::set_weight_grad(layer, mode);
-    Ok(())
-});
-sparse_layer!(PackedSparseLinear, |layer, mode| {
-    PackedSparseLinear::set_weight_grad(layer, mode)
-});
+sparse_layer!(SparseLinear);
+sparse_layer!(SparseConv1d);
+sparse_layer!(SparseDepthwiseConv2d);
+
+impl Module for PackedSparseLinear {
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        PackedSparseLinear::forward(self, xs).map_err(to_candle)
+    }
+}
+
+impl SparseLayer for PackedSparseLinear {
+    fn weight_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn mask(&self) -> Cow<'_, Mask> {
+        Cow::Owned(PackedSparseLinear::mask(self))
+    }
+
+    fn set_mask(&mut self, mask: &Mask) -> Result<()> {
+        PackedSparseLinear::set_mask(self, mask)
+    }
+
+    fn weight_grad(&self) -> WeightGrad {
+        PackedSparseLinear::weight_grad(self)
+    }
+
+    fn set_weight_grad(&mut self, mode: WeightGrad) -> Result<()> {
+        PackedSparseLinear::set_weight_grad(self, mode)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -247,8 +266,8 @@ mod tests {
         let conv_before = conv.mask().clone();
         let n = sync_masks(&mut [&mut fc as &mut dyn SparseLayer, &mut conv], &params).unwrap();
         assert_eq!(n, 1);
-        assert_eq!(SparseLayer::mask(&fc), &moved);
-        assert_eq!(SparseLayer::mask(&conv), &conv_before);
+        assert_eq!(*SparseLayer::mask(&fc), moved);
+        assert_eq!(*SparseLayer::mask(&conv), conv_before);
 
         // The layer computes with the new mask: with W = 1 and x = [1, 2, 3, 4], the
         // new mask (columns 1 and 3) gives 2 + 4 = 6 per output, the old one 1 + 3.
@@ -287,9 +306,9 @@ mod tests {
             .unwrap();
         let n = sync_masks(&mut [&mut dw as &mut dyn SparseLayer, &mut packed], &params).unwrap();
         assert_eq!(n, 2);
-        assert_eq!(SparseLayer::mask(&dw), params.mask("dw.weight").unwrap());
+        assert_eq!(&*SparseLayer::mask(&dw), params.mask("dw.weight").unwrap());
         assert_eq!(
-            SparseLayer::mask(&packed),
+            &*SparseLayer::mask(&packed),
             params.mask("fc.weight").unwrap()
         );
         assert_eq!(packed.values().as_tensor().dims(), &[3]);

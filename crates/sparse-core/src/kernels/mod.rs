@@ -69,6 +69,7 @@ mod gemm;
 mod layer;
 mod linear;
 mod packed_linear;
+pub(crate) mod packed_weight;
 mod simd;
 mod sparse_conv1d;
 mod sparse_conv2d;
@@ -87,6 +88,7 @@ pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_
 pub use layer::{SparseLayer, set_weight_grads_for_step, sync_masks};
 pub use linear::{Activation, FusedLinear, linear};
 pub use packed_linear::PackedSparseLinear;
+pub use packed_weight::PackedWeight;
 pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};
 pub use sparse_conv2d::{SPARSE_CONV2D_MAX_DENSITY, SparseConv2d};
 pub use sparse_depthwise::SparseDepthwiseConv2d;

@@ -9,13 +9,12 @@
 //! entries alone. The values are compressed again only when the mask changes
 //! ([`set_mask`](PackedSparseLinear::set_mask)).
 
-use std::sync::Arc;
+use candle_core::{Tensor, Var};
 
-use candle_core::{DType, Tensor, Var};
-
-use super::sparse_linear::{CsrPattern, DenseGradProbeOp, SparseLinearOp, Storage, linear_on_rows};
-use super::{WeightGrad, check_bias, custom_applies, mismatch};
-use crate::{Mask, Result, SparseError};
+use super::packed_weight::{PackedView, PackedWeight};
+use super::sparse_linear::{DenseGradProbeOp, SparseLinearOp, Storage, linear_on_rows};
+use super::{Activation, WeightGrad, check_bias, custom_applies, mismatch};
+use crate::{Mask, Result};
 
 /// `y = x Wᵀ + b` for a sparse `W: [out, in]` stored as its active values.
 ///
@@ -52,12 +51,9 @@ use crate::{Mask, Result, SparseError};
 /// ```
 #[derive(Debug, Clone)]
 pub struct PackedSparseLinear {
-    values: Var,
+    weight: PackedWeight,
     bias: Option<Tensor>,
-    mask: Mask,
-    pattern: Arc<CsrPattern>,
-    /// Present in [`WeightGrad::Dense`] mode; see [`dense_grad_probe`](Self::dense_grad_probe).
-    probe: Option<Var>,
+    activation: Activation,
     pub(super) name: Option<String>,
 }
 
@@ -73,24 +69,33 @@ impl PackedSparseLinear {
                 dims,
             ));
         }
-        if mask.shape() != dims {
-            return Err(mismatch("packed sparse linear mask", dims, mask.shape()));
+        Self::from_packed(PackedWeight::new(weight, mask)?)
+    }
+
+    /// A layer computing with `weight` (`[out, in]`), shared with its other holders:
+    /// register the same weight in a [`SparseParams`](crate::SparseParams) registry
+    /// ([`insert_packed`](crate::SparseParams::insert_packed)) and the sparsity engine's
+    /// topology updates are what this layer computes with, without a dense copy.
+    pub fn from_packed(weight: PackedWeight) -> Result<Self> {
+        let shape = weight.shape();
+        if shape.len() != 2 {
+            return Err(mismatch(
+                "packed sparse linear weight [out, in] (rank)",
+                &[2],
+                &shape,
+            ));
         }
-        let pattern = Arc::new(CsrPattern::new(dims[0], dims[1], mask.as_bits()));
-        let dense = weight
-            .flatten_all()?
-            .to_dtype(DType::F32)?
-            .to_vec1::<f32>()?;
-        let values = Tensor::from_vec(pattern.pack(&dense), pattern.nnz(), weight.device())?
-            .to_dtype(weight.dtype())?;
         Ok(Self {
-            values: Var::from_tensor(&values)?,
+            weight,
             bias: None,
-            mask: mask.clone(),
-            pattern,
-            probe: None,
+            activation: Activation::Identity,
             name: None,
         })
+    }
+
+    /// The shared packed weight.
+    pub fn packed_weight(&self) -> &PackedWeight {
+        &self.weight
     }
 
     /// Adds a bias `[out]`.
@@ -100,9 +105,16 @@ impl PackedSparseLinear {
         Ok(self)
     }
 
+    /// Applies `activation` after the bias, fused with it into one pass forward and
+    /// one backward.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+
     /// Chooses which weight gradients the backward pass returns; see
     /// [`set_weight_grad`](Self::set_weight_grad).
-    pub fn with_weight_grad(mut self, mode: WeightGrad) -> Result<Self> {
+    pub fn with_weight_grad(self, mode: WeightGrad) -> Result<Self> {
         self.set_weight_grad(mode)?;
         Ok(self)
     }
@@ -113,17 +125,9 @@ impl PackedSparseLinear {
     /// Self::dense_grad_probe), whose gradient is then the dense weight gradient
     /// `dyᵀ x` at every position, pruned ones included. That costs one dense product
     /// in the backward pass and the probe's `out · in` floats; [`WeightGrad::Masked`]
-    /// drops the probe.
-    pub fn set_weight_grad(&mut self, mode: WeightGrad) -> Result<()> {
-        self.probe = match (mode, self.probe.take()) {
-            (WeightGrad::Masked, _) => None,
-            (WeightGrad::Dense, Some(probe)) => Some(probe),
-            (WeightGrad::Dense, None) => {
-                let values = self.values.as_tensor();
-                Some(Var::zeros(self.dims(), values.dtype(), values.device())?)
-            }
-        };
-        Ok(())
+    /// drops the probe. The mode belongs to the shared [`PackedWeight`].
+    pub fn set_weight_grad(&self, mode: WeightGrad) -> Result<()> {
+        self.weight.set_weight_grad(mode)
     }
 
     /// In [`WeightGrad::Dense`] mode, the zero `[out, in]` tensor whose gradient after a
@@ -149,8 +153,8 @@ impl PackedSparseLinear {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn dense_grad_probe(&self) -> Option<&Var> {
-        self.probe.as_ref()
+    pub fn dense_grad_probe(&self) -> Option<Var> {
+        self.weight.dense_grad_probe()
     }
 
     /// Names the layer after its weight's entry in the [`SparseParams`](crate::SparseParams)
@@ -163,89 +167,45 @@ impl PackedSparseLinear {
     /// Which weight gradients the backward pass returns: [`WeightGrad::Dense`] while
     /// the layer holds a [`dense_grad_probe`](Self::dense_grad_probe).
     pub fn weight_grad(&self) -> WeightGrad {
-        if self.probe.is_some() {
-            WeightGrad::Dense
-        } else {
-            WeightGrad::Masked
-        }
+        self.weight.weight_grad()
     }
 
-    /// The trainable active values, `[nnz]`.
-    pub fn values(&self) -> &Var {
-        &self.values
+    /// The trainable active values, `[nnz]`, as of now (a topology change replaces
+    /// them).
+    pub fn values(&self) -> Var {
+        self.weight.values()
     }
 
     /// The mask the values belong to.
-    pub fn mask(&self) -> &Mask {
-        &self.mask
+    pub fn mask(&self) -> Mask {
+        self.weight.mask()
     }
 
     /// `(out, in)`.
     pub fn dims(&self) -> (usize, usize) {
-        (self.mask.shape()[0], self.mask.shape()[1])
+        let shape = self.weight.shape();
+        (shape[0], shape[1])
     }
 
     /// The weight as a dense `[out, in]` tensor with zeros at pruned positions (for
     /// checkpoints, saliency, or moving to a dense layer). Differentiable in the values.
     pub fn to_dense(&self) -> Result<Tensor> {
-        let (out, inp) = self.dims();
-        let values = self.values.as_tensor();
-        if u32::try_from(out * inp).is_err() {
-            return Err(SparseError::invalid_input(
-                "packed sparse linear",
-                format!("{out} x {inp} entries exceed the u32 index of to_dense"),
-            ));
-        }
-        let offsets = self.pattern.dense_offsets();
-        let index: Vec<u32> = offsets.iter().map(|&i| i as u32).collect();
-        let index = Tensor::from_vec(index, offsets.len(), values.device())?;
-        let zeros = Tensor::zeros(out * inp, values.dtype(), values.device())?;
-        Ok(zeros.index_add(&index, values, 0)?.reshape((out, inp))?)
+        self.weight.to_dense()
     }
 
     /// Moves to `mask`: entries active before and after keep their values, newly active
     /// ones start at zero (as RigL-style regrowth does). The values become a *new*
-    /// [`Var`] (its length changes): hand it to the optimizer again.
+    /// [`Var`] (its length changes). A weight registered with the sparsity engine
+    /// changes through the registry instead ([`crate::SparseParams::set_mask`]).
     pub fn set_mask(&mut self, mask: &Mask) -> Result<()> {
-        let (out, inp) = self.dims();
-        if mask.shape() != [out, inp] {
-            return Err(mismatch(
-                "packed sparse linear mask",
-                &[out, inp],
-                mask.shape(),
-            ));
-        }
-        let old = self.values.as_tensor();
-        let old_values = old.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        let pattern = Arc::new(CsrPattern::new(out, inp, mask.as_bits()));
-        // Both offset lists ascend, so one merge pass carries the survivors over.
-        let old_offsets = self.pattern.dense_offsets();
-        let mut next_old = 0;
-        let values: Vec<f32> = pattern
-            .dense_offsets()
-            .iter()
-            .map(|&at| {
-                while next_old < old_offsets.len() && old_offsets[next_old] < at {
-                    next_old += 1;
-                }
-                match old_offsets.get(next_old) {
-                    Some(&o) if o == at => old_values[next_old],
-                    _ => 0.0,
-                }
-            })
-            .collect();
-        let values =
-            Tensor::from_vec(values, pattern.nnz(), old.device())?.to_dtype(old.dtype())?;
-        self.values = Var::from_tensor(&values)?;
-        self.mask = mask.clone();
-        self.pattern = pattern;
-        Ok(())
+        self.weight.set_mask(mask)
     }
 
     /// `x Wᵀ + b` for `x: [.., in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if custom_applies(x) && custom_applies(self.values.as_tensor()) {
-            self.forward_custom(x)
+        let view = self.weight.view();
+        if custom_applies(x) && custom_applies(view.values.as_tensor()) {
+            self.forward_view(x, view)
         } else {
             self.forward_candle(x)
         }
@@ -253,15 +213,19 @@ impl PackedSparseLinear {
 
     /// [`forward`](Self::forward) forced onto the sparse kernel.
     pub fn forward_custom(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_view(x, self.weight.view())
+    }
+
+    fn forward_view(&self, x: &Tensor, view: PackedView) -> Result<Tensor> {
         let (out, inp) = self.dims();
-        linear_on_rows(x, out, inp, self.bias.as_ref(), |x2| {
+        linear_on_rows(x, out, inp, self.bias.as_ref(), self.activation, |x2| {
             let op = SparseLinearOp {
-                pattern: self.pattern.clone(),
+                pattern: view.pattern.clone(),
                 storage: Storage::Packed,
                 weight_grad: WeightGrad::Masked,
             };
-            let values = self.values.as_tensor();
-            Ok(match &self.probe {
+            let values = view.values.as_tensor();
+            Ok(match &view.probe {
                 None => x2.apply_op2(values, op)?,
                 Some(probe) => x2.apply_op3(values, probe.as_tensor(), DenseGradProbeOp(op))?,
             })
@@ -272,26 +236,26 @@ impl PackedSparseLinear {
     /// matmul.
     pub fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
         let (out, inp) = self.dims();
-        let w = match &self.probe {
+        let w = match self.dense_grad_probe() {
             // Adding the zero probe changes no value but routes `dyᵀ x` to it.
             Some(probe) => (self.to_dense()? + probe.as_tensor())?,
             None => self.to_dense()?,
         };
-        linear_on_rows(
-            x,
-            out,
-            inp,
-            self.bias.as_ref(),
-            |x2| Ok(x2.matmul(&w.t()?)?),
-        )
+        linear_on_rows(x, out, inp, self.bias.as_ref(), self.activation, |x2| {
+            Ok(x2.matmul(&w.t()?)?)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::kernels::sparse_linear::CsrPattern;
     use crate::kernels::testutil::{assert_close, check_grads_match, rand_bits, rand_tensor};
     use crate::kernels::{SparseLinear, WeightGrad};
+    use candle_core::DType;
     use candle_core::Device;
 
     fn mask(out: usize, inp: usize, density: f64, seed: u64) -> Mask {
@@ -316,6 +280,12 @@ mod tests {
                 "forward",
             );
             assert_eq!(packed.values().dims(), &[m.nnz()]);
+            let relu = packed.with_activation(Activation::Relu);
+            assert_close(
+                &relu.forward(&x).unwrap(),
+                &dense.forward_candle(&x).unwrap().relu().unwrap(),
+                "forward with ReLU",
+            );
         }
     }
 
@@ -419,7 +389,10 @@ mod tests {
             .unwrap()
             .clone();
         let masked = PackedSparseLinear::new(&w, &m).unwrap();
-        let mut layer = masked.clone().with_weight_grad(WeightGrad::Dense).unwrap();
+        let layer = PackedSparseLinear::new(&w, &m)
+            .unwrap()
+            .with_weight_grad(WeightGrad::Dense)
+            .unwrap();
         for custom in [true, false] {
             let y = if custom {
                 layer.forward_custom(&x)
@@ -464,7 +437,7 @@ mod tests {
             layer.to_dense().unwrap().to_vec2::<f32>().unwrap(),
             [[1., 0., 0.], [0., 3., 4.]]
         );
-        assert_eq!(layer.mask(), &new);
+        assert_eq!(layer.mask(), new);
     }
 
     #[test]

@@ -18,11 +18,12 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
+use super::activation::bias_activation;
 use super::simd::AlignedScratch;
 use super::sparse_depthwise::effective_weight;
 use super::taps::{LANES, round_up};
 use super::tiled::{CompressedRows, MatRef, sparse_dots, spmm_rows};
-use super::{WeightGrad, check_bias, custom_applies, f32_data, mismatch};
+use super::{Activation, WeightGrad, check_bias, custom_applies, f32_data, mismatch};
 use crate::{Mask, Result};
 use rayon::prelude::*;
 
@@ -45,7 +46,7 @@ pub(super) enum Storage {
 
 /// Row- and column-compressed index sets of the active entries of an `[out, in]` mask.
 #[derive(Debug)]
-pub(super) struct CsrPattern {
+pub(crate) struct CsrPattern {
     out: usize,
     inp: usize,
     /// CSR: row `o` lists the active input columns `k`.
@@ -424,6 +425,7 @@ pub struct SparseLinear {
     density: f64,
     weight_grad: WeightGrad,
     mask: Mask,
+    activation: Activation,
     pub(super) name: Option<String>,
 }
 
@@ -446,6 +448,7 @@ impl SparseLinear {
             density: 0.0,
             weight_grad: WeightGrad::Masked,
             mask: mask.clone(),
+            activation: Activation::Identity,
             name: None,
         };
         layer.set_mask(mask)?;
@@ -457,6 +460,13 @@ impl SparseLinear {
         check_bias("sparse linear bias [out]", self.weight.dims()[0], &bias)?;
         self.bias = Some(bias);
         Ok(self)
+    }
+
+    /// Applies `activation` after the bias, fused with it into one pass forward and
+    /// one backward.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
     }
 
     /// Chooses which weight gradient the backward pass returns.
@@ -549,37 +559,43 @@ impl SparseLinear {
         f: impl FnOnce(&Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
         let (out, inp) = (self.weight.dims()[0], self.weight.dims()[1]);
-        linear_on_rows(x, out, inp, self.bias.as_ref(), f)
+        linear_on_rows(x, out, inp, self.bias.as_ref(), self.activation, f)
     }
 }
 
-/// `f` applied to `x: [.., in]` seen as `[rows, in]`, reshaped back to `[.., out]`, plus
-/// `bias`.
+/// `f` applied to `x: [.., in]` seen as `[rows, in]`, plus `bias`, through
+/// `activation`, reshaped back to `[.., out]`.
 pub(super) fn linear_on_rows(
     x: &Tensor,
     out: usize,
     inp: usize,
     bias: Option<&Tensor>,
+    activation: Activation,
     f: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
     let dims = x.dims();
     if dims.is_empty() || dims[dims.len() - 1] != inp {
         return Err(mismatch("sparse linear input [.., in]", &[inp], dims));
     }
+    let rows = dims[..dims.len() - 1].iter().product::<usize>();
+    // A same-shape reshape would still add autograd nodes, each costing a zero-filled
+    // gradient buffer and an addition in the backward pass.
     let y = if dims.len() == 2 {
-        // A same-shape reshape would still add autograd nodes, each costing a
-        // zero-filled gradient buffer and an addition in the backward pass.
         f(x)?
     } else {
-        let lead = &dims[..dims.len() - 1];
-        let y = f(&x.reshape((lead.iter().product::<usize>(), inp))?)?;
-        let mut y_dims = lead.to_vec();
+        f(&x.reshape((rows, inp))?)?
+    };
+    let y = match (bias, activation) {
+        (Some(b), _) => bias_activation(&y, b, activation)?,
+        (None, Activation::Identity) => y,
+        (None, Activation::Relu) => y.relu()?,
+    };
+    Ok(if dims.len() == 2 {
+        y
+    } else {
+        let mut y_dims = dims[..dims.len() - 1].to_vec();
         y_dims.push(out);
         y.reshape(y_dims)?
-    };
-    Ok(match bias {
-        Some(b) => y.broadcast_add(b)?,
-        None => y,
     })
 }
 

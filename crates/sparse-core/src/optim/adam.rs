@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use candle_core::{Tensor, Var, backprop::GradStore};
 
 use super::{
-    Optimizer, OptimizerState, ParamGroup, Slot, build_slots, checked_buffer, fused,
-    reject_unknown_keys,
+    Optimizer, OptimizerState, PackedLayouts, ParamGroup, Slot, build_slots, checked_buffer,
+    dense_buffer, follow_packed, fused, reject_unknown_keys,
 };
 use crate::error::{CheckpointError, Result, SparseError};
 use crate::registry::SparseParams;
@@ -159,6 +159,7 @@ pub struct Adam {
     step: u64,
     slots: Vec<Slot>,
     moments: BTreeMap<String, Moments>,
+    layouts: PackedLayouts,
 }
 
 impl Adam {
@@ -171,6 +172,7 @@ impl Adam {
             step: 0,
             slots,
             moments: BTreeMap::new(),
+            layouts: PackedLayouts::new(),
         })
     }
 
@@ -184,14 +186,16 @@ impl Adam {
         &self.config
     }
 
-    /// `(exp_avg, exp_avg_sq)` of `name`, if it has been stepped.
+    /// `(exp_avg, exp_avg_sq)` of `name`, if it has been stepped (a packed weight's
+    /// hold its active entries, `[nnz]`).
     pub fn moments(&self, name: &str) -> Option<(&Tensor, &Tensor)> {
         self.moments.get(name).map(|m| (&m.exp_avg, &m.exp_avg_sq))
     }
 
     fn update(&self, slot: &Slot, grad: &Tensor, prev: Option<Moments>) -> Result<Moments> {
         let c = &self.config;
-        let p = slot.var.as_tensor();
+        let var = slot.var();
+        let p = var.as_tensor();
         let mut in_place = vec![p, grad];
         if let Some(m) = &prev {
             in_place.extend([&m.exp_avg, &m.exp_avg_sq]);
@@ -232,7 +236,7 @@ impl Adam {
         let denom = ((second.sqrt()? / bias_correction2_sqrt)? + c.eps)?;
         let step_size = self.lr / bias_correction1;
         let update = ((&exp_avg / &denom)? * step_size)?;
-        slot.var.set(&(p_new - update)?)?;
+        var.set(&(p_new - update)?)?;
         Ok(Moments {
             step,
             exp_avg,
@@ -270,7 +274,7 @@ impl Adam {
             exp_avg_sq: m.exp_avg_sq,
             max_exp_avg_sq: m.max_exp_avg_sq,
         });
-        let b = fused::adam_step(slot.var.as_tensor(), grad, buffers, c.amsgrad, scalars)?;
+        let b = fused::adam_step(slot.var().as_tensor(), grad, buffers, c.amsgrad, scalars)?;
         Ok(Moments {
             step,
             exp_avg: b.exp_avg,
@@ -283,10 +287,19 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         for slot in &self.slots {
-            let Some(grad) = grads.get(slot.var.as_tensor()) else {
+            let var = slot.var();
+            let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let prev = self.moments.remove(&slot.name);
+            let mut prev = self.moments.remove(&slot.name);
+            let mut buffers: Vec<&mut Tensor> = match prev.as_mut() {
+                Some(m) => [&mut m.exp_avg, &mut m.exp_avg_sq]
+                    .into_iter()
+                    .chain(m.max_exp_avg_sq.as_mut())
+                    .collect(),
+                None => Vec::new(),
+            };
+            follow_packed(slot, &mut self.layouts, &mut buffers)?;
             let m = self.update(slot, grad, prev)?;
             self.moments.insert(slot.name.clone(), m);
         }
@@ -320,16 +333,22 @@ impl Optimizer for Adam {
 
     fn export_state(&self) -> Result<OptimizerState> {
         let mut tensors = BTreeMap::new();
-        for (name, m) in &self.moments {
+        for slot in &self.slots {
+            let (name, Some(m)) = (&slot.name, self.moments.get(&slot.name)) else {
+                continue;
+            };
             let device = m.exp_avg.device();
+            let dense = |t: &Tensor| -> Result<Tensor> {
+                Ok(dense_buffer(slot, &self.layouts, t)?.copy()?)
+            };
             tensors.insert(
                 format!("{name}/{STEP}"),
                 Tensor::new(&[m.step as i64], device)?,
             );
-            tensors.insert(format!("{name}/{EXP_AVG}"), m.exp_avg.copy()?);
-            tensors.insert(format!("{name}/{EXP_AVG_SQ}"), m.exp_avg_sq.copy()?);
+            tensors.insert(format!("{name}/{EXP_AVG}"), dense(&m.exp_avg)?);
+            tensors.insert(format!("{name}/{EXP_AVG_SQ}"), dense(&m.exp_avg_sq)?);
             if let Some(max) = &m.max_exp_avg_sq {
-                tensors.insert(format!("{name}/{MAX_EXP_AVG_SQ}"), max.copy()?);
+                tensors.insert(format!("{name}/{MAX_EXP_AVG_SQ}"), dense(max)?);
             }
         }
         Ok(OptimizerState {
@@ -403,6 +422,8 @@ impl Optimizer for Adam {
             );
         }
         self.moments = moments;
+        // imported moments are in the dense shape; packed ones are packed at their next step
+        self.layouts.clear();
         self.step = state.step;
         self.lr = state.learning_rate;
         Ok(())
@@ -418,9 +439,13 @@ impl MomentumSource for Adam {
         let Some(m) = self.moments.get(name) else {
             return Ok(None);
         };
-        Ok(Some(
-            (&m.exp_avg / (m.exp_avg_sq.sqrt()? + MOMENTUM_SIGNAL_EPS)?)?,
-        ))
+        let signal = (&m.exp_avg / (m.exp_avg_sq.sqrt()? + MOMENTUM_SIGNAL_EPS)?)?;
+        let slot = self
+            .slots
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| SparseError::UnknownParameter(name.to_string()))?;
+        Ok(Some(dense_buffer(slot, &self.layouts, &signal)?))
     }
 }
 
@@ -437,7 +462,8 @@ impl MaskableState for Adam {
         if !self.config.mask_moments {
             return Ok(());
         }
-        for p in params.iter() {
+        // a packed weight's moments have no inactive entries
+        for p in params.iter().filter(|p| p.packed().is_none()) {
             if let Some(m) = self.moments.get_mut(&p.name) {
                 let mask = p.mask.to_tensor(m.exp_avg.dtype(), m.exp_avg.device())?;
                 m.exp_avg = m.exp_avg.mul(&mask)?;

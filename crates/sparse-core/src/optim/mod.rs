@@ -7,7 +7,13 @@
 //! [`MomentumSource`](crate::MomentumSource) and [`MaskableState`](crate::MaskableState).
 //!
 //! Parameters are `(name, Var)` pairs, grouped in [`ParamGroup`]s that may override
-//! the weight decay (PyTorch users give BatchNorm and biases none). Internally the
+//! the weight decay (PyTorch users give BatchNorm and biases none). A group may also
+//! hold [`PackedWeight`]s ([`ParamGroup::with_packed`]): the optimizer then updates
+//! their current values and keeps their buffers packed too (`[nnz]`), carrying them
+//! over when the sparsity engine changes the topology (survivors keep their state,
+//! new entries start at zero); exported state and [`MomentumSource`](
+//! crate::MomentumSource) give those buffers in the weight's dense shape, so a
+//! checkpoint does not depend on how the weight was stored. Internally the
 //! parameters are sorted by name, so updates and exported state are deterministic.
 //! A `Var` without a gradient in the `GradStore` is skipped, like PyTorch skips
 //! parameters whose `.grad` is `None` (BatchNorm running statistics never get one).
@@ -17,6 +23,7 @@ mod fused;
 mod sgd;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use candle_core::{Tensor, Var, backprop::GradStore};
 
@@ -27,6 +34,8 @@ pub use sgd::{Sgd, SgdConfig, SgdConfigBuilder};
 pub use crate::selection::{is_bias_or_norm, trainable_vars};
 
 use crate::error::{CheckpointError, Result, SparseError};
+use crate::kernels::PackedWeight;
+use crate::kernels::packed_weight::{CsrPattern, carry_over_tensor, pack_tensor, scatter_tensor};
 use crate::validate::check_non_negative;
 
 /// An optimizer whose state can be exported and re-imported bit-exactly.
@@ -66,6 +75,9 @@ pub struct OptimizerState {
 pub struct ParamGroup {
     /// The `(name, var)` pairs of the group.
     pub params: Vec<(String, Var)>,
+    /// The packed weights of the group ([`SparseParams::packed_weights`](
+    /// crate::SparseParams::packed_weights)).
+    pub packed: Vec<(String, PackedWeight)>,
     /// Weight decay of this group; `None` uses the optimizer config's value.
     pub weight_decay: Option<f64>,
 }
@@ -75,6 +87,7 @@ impl ParamGroup {
     pub fn new(params: Vec<(String, Var)>) -> Self {
         Self {
             params,
+            packed: Vec::new(),
             weight_decay: None,
         }
     }
@@ -83,8 +96,16 @@ impl ParamGroup {
     pub fn with_weight_decay(params: Vec<(String, Var)>, weight_decay: f64) -> Self {
         Self {
             params,
+            packed: Vec::new(),
             weight_decay: Some(weight_decay),
         }
+    }
+
+    /// Adds packed weights to the group: the optimizer updates their values as they
+    /// are at each step, whatever topology changes replaced them.
+    pub fn with_packed(mut self, packed: Vec<(String, PackedWeight)>) -> Self {
+        self.packed.extend(packed);
+        self
     }
 
     /// Splits `params` into a group using the config's decay and a group without
@@ -103,8 +124,88 @@ impl ParamGroup {
 #[derive(Debug, Clone)]
 pub(crate) struct Slot {
     pub name: String,
-    pub var: Var,
+    pub param: SlotParam,
     pub weight_decay: f64,
+}
+
+/// How a slot's parameter is held.
+#[derive(Debug, Clone)]
+pub(crate) enum SlotParam {
+    Dense(Var),
+    Packed(PackedWeight),
+}
+
+impl Slot {
+    /// The `Var` to update now.
+    pub fn var(&self) -> Var {
+        match &self.param {
+            SlotParam::Dense(var) => var.clone(),
+            SlotParam::Packed(weight) => weight.values(),
+        }
+    }
+
+    pub fn packed(&self) -> Option<&PackedWeight> {
+        match &self.param {
+            SlotParam::Dense(_) => None,
+            SlotParam::Packed(weight) => Some(weight),
+        }
+    }
+
+    /// The shape of the state as exported: the parameter's (dense) shape.
+    fn state_dims(&self) -> Vec<usize> {
+        match &self.param {
+            SlotParam::Dense(var) => var.dims().to_vec(),
+            SlotParam::Packed(weight) => weight.shape(),
+        }
+    }
+}
+
+/// The pattern each packed parameter's buffers are packed for, by name. A packed
+/// parameter with buffers but no entry holds them in its dense shape (just imported).
+pub(crate) type PackedLayouts = BTreeMap<String, Arc<CsrPattern>>;
+
+/// Brings `buffers` of `slot` to the pattern its packed weight has now (carried over
+/// from the old pattern, or packed from the dense shape after an import) and records
+/// that pattern. Nothing to do for a dense parameter.
+pub(crate) fn follow_packed(
+    slot: &Slot,
+    layouts: &mut PackedLayouts,
+    buffers: &mut [&mut Tensor],
+) -> Result<()> {
+    let Some(weight) = slot.packed() else {
+        return Ok(());
+    };
+    let now = weight.pattern();
+    match layouts.get(&slot.name) {
+        Some(old) if Arc::ptr_eq(old, &now) => return Ok(()),
+        Some(old) => {
+            for b in buffers.iter_mut() {
+                **b = carry_over_tensor(b, old, &now)?;
+            }
+        }
+        None => {
+            for b in buffers.iter_mut() {
+                **b = pack_tensor(b, &now)?;
+            }
+        }
+    }
+    layouts.insert(slot.name.clone(), now);
+    Ok(())
+}
+
+/// A buffer of `slot` in the parameter's dense shape (for export and momentum), as it
+/// stands for the weight's current pattern (entries pruned since the last step are
+/// dropped, as the next step would).
+pub(crate) fn dense_buffer(slot: &Slot, layouts: &PackedLayouts, t: &Tensor) -> Result<Tensor> {
+    let (Some(weight), Some(old)) = (slot.packed(), layouts.get(&slot.name)) else {
+        return Ok(t.clone());
+    };
+    let now = weight.pattern();
+    if Arc::ptr_eq(old, &now) {
+        scatter_tensor(t, old, &weight.shape())
+    } else {
+        scatter_tensor(&carry_over_tensor(t, old, &now)?, &now, &weight.shape())
+    }
 }
 
 /// Flattens groups into slots sorted by name; rejects duplicates and bad decays.
@@ -113,7 +214,15 @@ pub(crate) fn build_slots(groups: Vec<ParamGroup>, default_wd: f64) -> Result<Ve
     for group in groups {
         let wd = group.weight_decay.unwrap_or(default_wd);
         check_non_negative("weight_decay", wd)?;
-        for (name, var) in group.params {
+        let dense = group
+            .params
+            .into_iter()
+            .map(|(name, var)| (name, SlotParam::Dense(var)));
+        let packed = group
+            .packed
+            .into_iter()
+            .map(|(name, weight)| (name, SlotParam::Packed(weight)));
+        for (name, param) in dense.chain(packed) {
             if slots.contains_key(&name) {
                 return Err(SparseError::invalid(
                     "params",
@@ -125,7 +234,7 @@ pub(crate) fn build_slots(groups: Vec<ParamGroup>, default_wd: f64) -> Result<Ve
                 name.clone(),
                 Slot {
                     name,
-                    var,
+                    param,
                     weight_decay: wd,
                 },
             );
@@ -134,7 +243,8 @@ pub(crate) fn build_slots(groups: Vec<ParamGroup>, default_wd: f64) -> Result<Ve
     Ok(slots.into_values().collect())
 }
 
-/// Validates an imported buffer against its parameter and returns it detached.
+/// Validates an imported buffer against its parameter and returns it detached, in the
+/// parameter's dense shape (see [`follow_packed`]).
 pub(crate) fn checked_buffer(
     state: &OptimizerState,
     slot: &Slot,
@@ -144,11 +254,13 @@ pub(crate) fn checked_buffer(
     let Some(t) = state.tensors.get(&key) else {
         return Ok(None);
     };
-    let var = slot.var.as_tensor();
-    if t.dims() != var.dims() {
+    let var = slot.var();
+    let var = var.as_tensor();
+    let dims = slot.state_dims();
+    if t.dims() != dims {
         return Err(CheckpointError::ShapeMismatch {
             name: key,
-            expected: var.dims().to_vec(),
+            expected: dims,
             got: t.dims().to_vec(),
         }
         .into());

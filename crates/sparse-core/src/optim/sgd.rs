@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use candle_core::{Tensor, backprop::GradStore};
 
 use super::{
-    Optimizer, OptimizerState, ParamGroup, Slot, build_slots, checked_buffer, fused,
-    reject_unknown_keys,
+    Optimizer, OptimizerState, PackedLayouts, ParamGroup, Slot, build_slots, checked_buffer,
+    dense_buffer, follow_packed, fused, reject_unknown_keys,
 };
 use crate::error::{Result, SparseError};
 use crate::registry::SparseParams;
@@ -133,6 +133,7 @@ pub struct Sgd {
     step: u64,
     slots: Vec<Slot>,
     buffers: BTreeMap<String, Tensor>,
+    layouts: PackedLayouts,
 }
 
 impl Sgd {
@@ -145,6 +146,7 @@ impl Sgd {
             step: 0,
             slots,
             buffers: BTreeMap::new(),
+            layouts: PackedLayouts::new(),
         })
     }
 
@@ -159,7 +161,9 @@ impl Sgd {
     }
 
     /// The momentum buffer of `name`, if one exists yet. On the CPU later steps
-    /// update it in place: `copy()` it to keep this step's values.
+    /// update it in place: `copy()` it to keep this step's values. A packed weight's
+    /// buffer holds its active entries (`[nnz]`); [`MomentumSource::momentum`] gives it
+    /// in the dense shape.
     pub fn momentum_buffer(&self, name: &str) -> Option<&Tensor> {
         self.buffers.get(name)
     }
@@ -169,10 +173,14 @@ impl Optimizer for Sgd {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         let c = self.config;
         for slot in &self.slots {
-            let Some(grad) = grads.get(slot.var.as_tensor()) else {
+            let var = slot.var();
+            let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let p = slot.var.as_tensor();
+            let p = var.as_tensor();
+            let mut buffers: Vec<&mut Tensor> =
+                self.buffers.get_mut(&slot.name).into_iter().collect();
+            follow_packed(slot, &mut self.layouts, &mut buffers)?;
             let buffer = self.buffers.get(&slot.name);
             let mut in_place = vec![p, grad];
             in_place.extend(buffer);
@@ -205,7 +213,7 @@ impl Optimizer for Sgd {
                 };
                 self.buffers.insert(slot.name.clone(), buf);
             }
-            slot.var.set(&(p - (g * self.lr)?)?)?;
+            var.set(&(p - (g * self.lr)?)?)?;
         }
         self.step += 1;
         Ok(())
@@ -232,11 +240,13 @@ impl Optimizer for Sgd {
     }
 
     fn export_state(&self) -> Result<OptimizerState> {
-        let tensors = self
-            .buffers
-            .iter()
-            .map(|(n, t)| Ok((format!("{n}/{MOMENTUM_BUFFER}"), t.copy()?)))
-            .collect::<Result<_>>()?;
+        let mut tensors = BTreeMap::new();
+        for slot in &self.slots {
+            if let Some(t) = self.buffers.get(&slot.name) {
+                let dense = dense_buffer(slot, &self.layouts, t)?;
+                tensors.insert(format!("{}/{MOMENTUM_BUFFER}", slot.name), dense.copy()?);
+            }
+        }
         Ok(OptimizerState {
             step: self.step,
             learning_rate: self.lr,
@@ -253,6 +263,8 @@ impl Optimizer for Sgd {
             }
         }
         self.buffers = buffers;
+        // imported buffers are in the dense shape; packed ones are packed at their next step
+        self.layouts.clear();
         self.step = state.step;
         self.lr = state.learning_rate;
         Ok(())
@@ -262,11 +274,16 @@ impl Optimizer for Sgd {
 impl MomentumSource for Sgd {
     /// The `momentum_buffer` (`None` before the first step or without momentum).
     fn momentum(&self, name: &str) -> Result<Option<Tensor>> {
-        if !self.slots.iter().any(|s| s.name == name) {
-            return Err(SparseError::UnknownParameter(name.to_string()));
-        }
+        let slot = self
+            .slots
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| SparseError::UnknownParameter(name.to_string()))?;
         // a copy: the buffer itself is updated in place by the next step
-        Ok(self.buffers.get(name).map(Tensor::copy).transpose()?)
+        self.buffers
+            .get(name)
+            .map(|t| Ok(dense_buffer(slot, &self.layouts, t)?.copy()?))
+            .transpose()
     }
 }
 
@@ -274,10 +291,15 @@ impl MaskableState for Sgd {
     /// `momentum_buffer ← momentum_buffer ⊙ mask` for every masked parameter, as
     /// ITOP, GraNet, Sup-tickets and SLaK do after each step. Masked names that this
     /// optimizer does not hold are an error (a registry paired with the wrong optimizer).
+    /// A packed weight's buffer has no inactive entries (and entries that become active
+    /// start at zero), so it is left as it is.
     fn mask_state(&mut self, params: &SparseParams) -> Result<()> {
         for p in params.iter() {
             if !self.slots.iter().any(|s| s.name == p.name) {
                 return Err(SparseError::UnknownParameter(p.name.clone()));
+            }
+            if p.packed().is_some() {
+                continue;
             }
             if let Some(buf) = self.buffers.get_mut(&p.name)
                 && !fused::mask_in_place(buf, &p.mask)?

@@ -13,7 +13,7 @@ use crate::itop::FiredMasks;
 use crate::mask::Mask;
 use crate::prune::LayerView;
 use crate::redistribution::{Redistribution, apportion};
-use crate::registry::SparseParams;
+use crate::registry::{SparseParam, SparseParams, WeightStorage};
 use crate::state::MomentumSource;
 use crate::validate::check_fraction;
 
@@ -265,6 +265,12 @@ impl SparsityEngine {
             let change = &mut changes[l];
             change.pruned += host.mask.nnz() - after_prune[l].nnz();
             change.grown += after_growth[l].nnz() - after_prune[l].nnz();
+            let packed = params.get(&host.name).and_then(|p| p.packed()).is_some();
+            if let (true, GrowthInit::Value(v)) = (packed, self.config.growth_init) {
+                // one re-pack: survivors keep their values, grown entries get `v`
+                params.set_packed_mask_filling(&host.name, after_growth[l].clone(), v)?;
+                continue;
+            }
             // zero the pruned weights first, so regrown positions start from zero
             params.set_mask(&host.name, after_prune[l].clone())?;
             if let GrowthInit::Value(v) = self.config.growth_init {
@@ -396,22 +402,27 @@ fn host_data(
         .iter()
         .map(|p| {
             let grads = if with_grads {
-                let g = ctx
-                    .grads
-                    .and_then(|gs| gs.get(p.var.as_tensor()))
-                    .ok_or_else(|| SparseError::MissingGradient(p.name.clone()))?;
-                Some(to_host(g)?)
+                Some(to_host(&dense_gradient(p, ctx)?)?)
             } else {
                 None
             };
             Ok(HostLayer {
                 name: p.name.clone(),
-                weights: to_host(p.var.as_tensor())?,
+                weights: p.dense_host()?,
                 grads,
                 mask: p.mask.clone(),
             })
         })
         .collect()
+}
+
+/// The gradient of `p`'s dense weight in `ctx`.
+fn dense_gradient(p: &SparseParam, ctx: &UpdateContext<'_>) -> Result<Tensor> {
+    match ctx.grads {
+        Some(grads) => p.dense_gradient(grads)?,
+        None => None,
+    }
+    .ok_or_else(|| SparseError::MissingGradient(p.name.clone()))
 }
 
 /// Refuses a masked gradient before gradient growth ranks it.
@@ -430,11 +441,7 @@ fn check_dense_gradients(params: &SparseParams, ctx: &UpdateContext<'_>) -> Resu
         if inactive.is_empty() {
             continue;
         }
-        let g = ctx
-            .grads
-            .and_then(|gs| gs.get(p.var.as_tensor()))
-            .ok_or_else(|| SparseError::MissingGradient(p.name.clone()))?;
-        let g = to_host(g)?;
+        let g = to_host(&dense_gradient(p, ctx)?)?;
         let telling = telling_positions(&g, p.mask.shape(), &inactive);
         if !telling.is_empty() && telling.iter().all(|&i| g[i] == 0.0) {
             return Err(SparseError::MaskedGradient(p.name.clone()));
@@ -502,7 +509,13 @@ fn write_grown(
     let param = params
         .get(name)
         .ok_or_else(|| SparseError::UnknownParameter(name.to_string()))?;
-    let t = param.var.as_tensor();
+    let WeightStorage::Dense(var) = &param.storage else {
+        return Err(SparseError::invalid_input(
+            name,
+            "a packed weight takes its grown values when it is re-packed",
+        ));
+    };
+    let t = var.as_tensor();
     let mut w = to_host(t)?;
     for (i, x) in w.iter_mut().enumerate() {
         if grown.is_active(i) && !before.is_active(i) {
@@ -510,6 +523,6 @@ fn write_grown(
         }
     }
     let new = Tensor::from_vec(w, t.dims(), t.device())?.to_dtype(t.dtype())?;
-    param.var.set(&new)?;
+    var.set(&new)?;
     Ok(())
 }

@@ -77,7 +77,7 @@ fn train(
                 .collect(),
         );
         for p in params.iter() {
-            let w = to_host(p.var.as_tensor()).unwrap();
+            let w = to_host(&p.dense_weight().unwrap()).unwrap();
             for (i, v) in w.iter().enumerate() {
                 assert!(
                     p.mask.is_active(i) || *v == 0.0,
