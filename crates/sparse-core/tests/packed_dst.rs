@@ -396,3 +396,117 @@ fn checkpoints_do_not_depend_on_the_storage() {
         );
     }
 }
+
+/// RigL on one 3x3 convolution (4 → 6 channels, 7x7 images) followed by a fixed
+/// linear read-out: `PackedSparseConv2d` over a packed weight against `SparseConv2d`
+/// over a dense one.
+#[test]
+fn rigl_trains_a_packed_conv2d_like_a_dense_one() {
+    use sparse_core::kernels::{Conv2dParams, PackedSparseConv2d, SparseConv2d};
+
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let shape = [6usize, 4, 3, 3];
+    let w = tensor(&shape, &mut rng, 1.0);
+    let keep: Vec<bool> = (0..216).map(|_| rng.random::<f64>() < 0.3).collect();
+    let mask = Mask::from_bools(&shape, &keep).unwrap();
+    let x = tensor(&[5, 4, 7, 7], &mut rng, 2.0);
+    let readout = tensor(&[6 * 49, 3], &mut rng, 0.2);
+    let target = tensor(&[5, 3], &mut rng, 2.0);
+    let params = Conv2dParams {
+        stride: 1,
+        padding: 1,
+    };
+    let config = || DynamicSparsity::rigl(2, 10).seed(3).build().unwrap();
+    let sgd = || {
+        SgdConfig::builder(0.05)
+            .momentum(0.9)
+            .weight_decay(5e-4)
+            .build()
+            .unwrap()
+    };
+    let loss = |y: Tensor| {
+        let out = y.flatten_from(1).unwrap().matmul(&readout).unwrap();
+        (out - &target).unwrap().sqr().unwrap().mean_all().unwrap()
+    };
+
+    // dense storage
+    let var = Var::from_tensor(&w).unwrap();
+    let mut dense_params = SparseParams::new();
+    dense_params
+        .insert("conv.weight", var.clone(), mask.clone())
+        .unwrap();
+    let mut dense_conv = SparseConv2d::new(var.as_tensor().clone(), &mask, params)
+        .unwrap()
+        .with_name("conv.weight");
+    let mut dense_opt =
+        Sgd::from_params(vec![("conv.weight".to_string(), var.clone())], sgd()).unwrap();
+    let mut dense_engine = SparsityEngine::new(config(), &dense_params).unwrap();
+
+    // packed storage
+    let weight = PackedWeight::new(&w, &mask).unwrap();
+    let mut packed_params = SparseParams::new();
+    packed_params.insert_packed("conv.weight", &weight).unwrap();
+    let mut packed_conv = PackedSparseConv2d::from_packed(weight.clone(), params)
+        .unwrap()
+        .with_name("conv.weight");
+    let group = ParamGroup::new(Vec::new()).with_packed(packed_params.packed_weights());
+    let mut packed_opt = Sgd::new(vec![group], sgd()).unwrap();
+    let mut packed_engine = SparsityEngine::new(config(), &packed_params).unwrap();
+
+    let mut moved = 0;
+    for step in 1..=8 {
+        set_weight_grads_for_step(
+            &mut [&mut dense_conv as &mut dyn SparseLayer],
+            &dense_engine,
+            step,
+        )
+        .unwrap();
+        set_weight_grads_for_step(
+            &mut [&mut packed_conv as &mut dyn SparseLayer],
+            &packed_engine,
+            step,
+        )
+        .unwrap();
+        let grads = loss(dense_conv.forward_custom(&x).unwrap())
+            .backward()
+            .unwrap();
+        dense_opt.step(&grads).unwrap();
+        dense_engine
+            .after_optimizer_step(step, &mut dense_params, &grads, Some(&mut dense_opt))
+            .unwrap();
+        sync_masks(
+            &mut [&mut dense_conv as &mut dyn SparseLayer],
+            &dense_params,
+        )
+        .unwrap();
+
+        let before = weight.mask();
+        let grads = loss(packed_conv.forward(&x).unwrap()).backward().unwrap();
+        packed_opt.step(&grads).unwrap();
+        packed_engine
+            .after_optimizer_step(step, &mut packed_params, &grads, Some(&mut packed_opt))
+            .unwrap();
+        if weight.mask() != before {
+            moved += 1;
+        }
+
+        assert_eq!(
+            dense_params.mask("conv.weight").unwrap(),
+            &weight.mask(),
+            "step {step}: masks"
+        );
+        let a: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = weight
+            .to_dense()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_weights_close(&[a], &[b], &format!("step {step}"));
+    }
+    assert!(
+        moved >= 2,
+        "the topology must move for the test to mean anything"
+    );
+}

@@ -2,7 +2,8 @@
 //! a [`SparseParams`] registry after a topology update.
 //!
 //! Every sparse layer of [`kernels`](super) ([`SparseLinear`], [`PackedSparseLinear`],
-//! [`SparseConv1d`], [`SparseDepthwiseConv2d`]) implements [`SparseLayer`]. A model
+//! [`SparseConv1d`], [`SparseConv2d`], [`SparseDepthwiseConv2d`]) implements
+//! [`SparseLayer`]. A model
 //! names each layer after its weight in the registry (`with_name`), and after the
 //! engine changed the masks one call of [`sync_masks`] hands every changed mask to
 //! its layer, instead of each paper crate rebuilding its layers by hand.
@@ -33,7 +34,10 @@ use std::borrow::Cow;
 
 use candle_core::{Module, Tensor};
 
-use super::{PackedSparseLinear, SparseConv1d, SparseDepthwiseConv2d, SparseLinear, WeightGrad};
+use super::{
+    PackedSparseConv2d, PackedSparseLinear, SparseConv1d, SparseConv2d, SparseDepthwiseConv2d,
+    SparseLinear, WeightGrad,
+};
 use crate::error::{Result, SparseError};
 use crate::mask::Mask;
 use crate::registry::SparseParams;
@@ -179,35 +183,45 @@ macro_rules! sparse_layer {
 
 sparse_layer!(SparseLinear);
 sparse_layer!(SparseConv1d);
+sparse_layer!(SparseConv2d);
 sparse_layer!(SparseDepthwiseConv2d);
 
-impl Module for PackedSparseLinear {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        PackedSparseLinear::forward(self, xs).map_err(to_candle)
-    }
+/// Implements [`Module`] and [`SparseLayer`] for a layer over a [`PackedWeight`](
+/// super::PackedWeight) (its mask is a copy from the shared weight).
+macro_rules! packed_layer {
+    ($ty:ty) => {
+        impl Module for $ty {
+            fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+                <$ty>::forward(self, xs).map_err(to_candle)
+            }
+        }
+
+        impl SparseLayer for $ty {
+            fn weight_name(&self) -> Option<&str> {
+                self.name.as_deref()
+            }
+
+            fn mask(&self) -> Cow<'_, Mask> {
+                Cow::Owned(<$ty>::mask(self))
+            }
+
+            fn set_mask(&mut self, mask: &Mask) -> Result<()> {
+                <$ty>::set_mask(self, mask)
+            }
+
+            fn weight_grad(&self) -> WeightGrad {
+                <$ty>::weight_grad(self)
+            }
+
+            fn set_weight_grad(&mut self, mode: WeightGrad) -> Result<()> {
+                <$ty>::set_weight_grad(self, mode)
+            }
+        }
+    };
 }
 
-impl SparseLayer for PackedSparseLinear {
-    fn weight_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
-    fn mask(&self) -> Cow<'_, Mask> {
-        Cow::Owned(PackedSparseLinear::mask(self))
-    }
-
-    fn set_mask(&mut self, mask: &Mask) -> Result<()> {
-        PackedSparseLinear::set_mask(self, mask)
-    }
-
-    fn weight_grad(&self) -> WeightGrad {
-        PackedSparseLinear::weight_grad(self)
-    }
-
-    fn set_weight_grad(&mut self, mode: WeightGrad) -> Result<()> {
-        PackedSparseLinear::set_weight_grad(self, mode)
-    }
-}
+packed_layer!(PackedSparseLinear);
+packed_layer!(PackedSparseConv2d);
 
 #[cfg(test)]
 mod tests {

@@ -9,10 +9,11 @@
 //! | [`depthwise_conv2d`] | depthwise KxN conv2d, stride 1, "same" padding |
 //! | [`SparseDepthwiseConv2d`] | the same, skipping the taps a [`Mask`](crate::Mask) prunes |
 //! | [`SparseLinear`] | `x (W ⊙ M)^T` over a dense `W`, through CSR/CSC index sets of its active entries |
-//! | [`PackedSparseLinear`] | the same with `W` stored as its active values only (`[nnz]`), plus a dense weight gradient on request |
+//! | [`PackedSparseLinear`] | the same with `W` stored as its active values only (a [`PackedWeight`], `[nnz]`), plus a dense weight gradient on request |
 //! | [`SparseConv1d`] | conv1d over the active taps only, DSN-style "same" padding |
 //! | [`conv2d`] | dense conv2d, one image at a time through im2col + gemm, with a gemm backward |
 //! | [`SparseConv2d`] | conv2d over the active weights of a masked `[O, C, kh, kw]` weight only (shifted-plane taps at stride 1, sparse im2col otherwise) |
+//! | [`PackedSparseConv2d`] | the same over a [`PackedWeight`] (`[nnz]` values shared with the registry and the optimizer), plus a dense weight gradient on request |
 //! | [`FusedLinear`] ([`linear`]) | candle-nn's `Linear` (same variables) as one product over the bias, ReLU folded in on request |
 //! | [`add_relu`] | a residual `relu(a + b)` in one pass forward and one backward |
 //! | [`cross_entropy`] | softmax cross-entropy with label smoothing, one pass per row forward and backward |
@@ -68,6 +69,7 @@ mod depthwise;
 mod gemm;
 mod layer;
 mod linear;
+mod packed_conv2d;
 mod packed_linear;
 pub(crate) mod packed_weight;
 mod simd;
@@ -87,6 +89,7 @@ pub use cross_entropy::cross_entropy;
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};
 pub use layer::{SparseLayer, set_weight_grads_for_step, sync_masks};
 pub use linear::{Activation, FusedLinear, linear};
+pub use packed_conv2d::PackedSparseConv2d;
 pub use packed_linear::PackedSparseLinear;
 pub use packed_weight::PackedWeight;
 pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};

@@ -28,11 +28,10 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::conv2d::{Conv2dParams, Conv2dWeightGrad, conv2d};
-use super::layer::SparseLayer;
 use super::sparse_depthwise::effective_weight;
 use super::sparse_linear::{CsrPattern, Storage};
 use super::taps::{LANES, Tap, reduce_lanes, round_up, taps_fwd, taps_wgrad_lanes};
@@ -413,7 +412,6 @@ impl CustomOp2 for SparseConv2dOp {
 /// `[O, C, kh, kw]` probe that the forward pass ignores and whose gradient is the
 /// dense weight gradient.
 #[derive(Debug, Clone)]
-#[cfg_attr(not(test), allow(dead_code))]
 struct DenseGradProbeOp(SparseConv2dOp);
 
 impl CustomOp3 for DenseGradProbeOp {
@@ -696,7 +694,7 @@ fn check_shapes(
     Ok(())
 }
 
-fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+pub(super) fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     Ok(match bias {
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
         None => y,
@@ -712,8 +710,6 @@ fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
 /// typically a `Var`) is given, the forward pass ignores it and its gradient is the
 /// dense weight gradient (every position, pruned ones included), as gradient-based
 /// regrowth needs. No bias: add it to the result.
-// Called by the packed conv layer; until it lands, only by the tests.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn sparse_conv2d_packed(
     x: &Tensor,
     values: &Tensor,
@@ -795,7 +791,7 @@ pub struct SparseConv2d {
     density: f64,
     weight_grad: WeightGrad,
     mask: Mask,
-    name: Option<String>,
+    pub(super) name: Option<String>,
     force_im2col: bool,
 }
 
@@ -930,44 +926,14 @@ impl SparseConv2d {
     }
 }
 
-impl Module for SparseConv2d {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        SparseConv2d::forward(self, xs).map_err(|e| match e {
-            SparseError::Candle(e) => e,
-            other => candle_core::Error::wrap(other),
-        })
-    }
-}
-
-impl SparseLayer for SparseConv2d {
-    fn weight_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
-    fn mask(&self) -> &Mask {
-        SparseConv2d::mask(self)
-    }
-
-    fn set_mask(&mut self, mask: &Mask) -> Result<()> {
-        SparseConv2d::set_mask(self, mask)
-    }
-
-    fn weight_grad(&self) -> WeightGrad {
-        SparseConv2d::weight_grad(self)
-    }
-
-    fn set_weight_grad(&mut self, mode: WeightGrad) -> Result<()> {
-        SparseConv2d::set_weight_grad(self, mode);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::SparseLayer;
     use crate::kernels::testutil::{
         assert_close, check_grads_match, finite_difference_check, rand_bits, rand_tensor,
     };
+    use candle_core::Module;
     use candle_core::{Device, Var};
 
     /// One geometry: input dims, output channels, kernel, stride, padding.
@@ -1326,7 +1292,7 @@ mod tests {
         let m = mask(&case.w(), 0.5, 9);
         layer_dyn.set_mask(&m).unwrap();
         layer_dyn.set_weight_grad(WeightGrad::Dense).unwrap();
-        assert_eq!(layer_dyn.mask(), &m);
+        assert_eq!(*layer_dyn.mask(), m);
         assert_eq!(layer_dyn.weight_grad(), WeightGrad::Dense);
         assert!((layer_dyn.density() - 0.5).abs() < 1e-2);
         assert!(layer_dyn.set_mask(&mask(&[5, 3, 3, 1], 0.5, 9)).is_err());
