@@ -497,7 +497,7 @@ fn untrained_gnn(rep: &mut Report) -> Result<()> {
 }
 
 /// sparse-core: RigL training the MLP 784-256-256-10 with every weight stored packed
-/// ([`PackedSparseLinear`] over a [`PackedWeight`] registered with the engine), ERK
+/// (`PackedSparseLinear` over a `PackedWeight` registered with the engine), ERK
 /// masks at 0.10 and 0.05, batch 64, SGD Nesterov 0.9 (wd 5e-4 on the weights) as
 /// random-pruning's MLP. One block is a whole RigL period of 100 steps: 99 steps with
 /// the masked gradient and one with the dense gradient plus the prune-and-regrow.
