@@ -86,7 +86,7 @@ impl Network {
         data: Option<&ImageData>,
         seed: u64,
     ) -> Result<Self> {
-        let (varmap, model) = build_model_for(
+        let (varmap, mut model) = build_model_for(
             config,
             input,
             num_classes,
@@ -121,6 +121,8 @@ impl Network {
                 )?
             }
         };
+        // convolutions sparse enough compute over their active weights only
+        model.set_sparse_masks(&params)?;
         Ok(Self {
             varmap,
             model,

@@ -14,7 +14,9 @@
 //! `sparse_core::init::init_vars`). Convolutions are bias-free and followed by
 //! BatchNorm (eps 1e-5), whose running statistics live in the same `VarMap`. The
 //! layers run on sparse-core's fused kernels (`FusedLinear`, `FusedBatchNorm` with
-//! the ReLU folded in, `add_relu`, `conv2d`), with candle-nn's variable names.
+//! the ReLU folded in, `add_relu`, `conv2d`, and `SparseConv2d` for a convolution
+//! given a sparse mask through `Model::set_sparse_masks`), with candle-nn's variable
+//! names.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -32,6 +34,7 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
+mod conv;
 mod mlp;
 mod resnet;
 mod vgg;
@@ -43,22 +46,13 @@ pub use vgg::VggBn;
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
 use serde::{Deserialize, Serialize};
-use sparse_core::LayerFlops;
+use sparse_core::kernels::WeightGrad;
+use sparse_core::{LayerFlops, MaskSet};
+
+use conv::MaskableConv;
 
 #[cfg(test)]
 mod tests;
-
-/// A bias-free convolution through sparse-core's conv2d kernel, which is faster
-/// than candle's on CPU (forward and, above all, backward) and falls back to
-/// candle's op where it is not.
-pub(crate) fn fast_conv(conv: &candle_nn::Conv2d, xs: &Tensor) -> Result<Tensor> {
-    let cfg = conv.config();
-    let params = sparse_core::kernels::Conv2dParams {
-        stride: cfg.stride,
-        padding: cfg.padding,
-    };
-    sparse_core::kernels::conv2d(xs, conv.weight(), None, params).map_err(candle_core::Error::wrap)
-}
 
 /// Which architecture to build, with its size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +169,40 @@ impl Model {
 }
 
 impl Model {
+    /// Hands the convolutions their masks from `masks` (by weight name): a convolution
+    /// whose mask has density up to [`SPARSE_CONV2D_MAX_DENSITY`](
+    /// sparse_core::kernels::SPARSE_CONV2D_MAX_DENSITY) then computes over its active
+    /// weights only ([`SparseConv2d`](sparse_core::kernels::SparseConv2d) over the same
+    /// weight), the others stay dense. Call it after the masks are drawn and after
+    /// every topology change; returns how many convolutions run sparse. Their weight
+    /// gradient is masked (zero at pruned positions, which the masked weights never
+    /// use): before a step whose update ranks pruned positions by gradient, ask for
+    /// the dense one with [`set_conv_weight_grad`](Self::set_conv_weight_grad). The
+    /// MLP has no convolutions.
+    pub fn set_sparse_masks(&mut self, masks: &dyn MaskSet) -> Result<usize> {
+        let mut sparse = 0;
+        for (name, conv) in self.convs_mut() {
+            sparse += usize::from(conv.set_mask(masks.mask_of(&name))?);
+        }
+        Ok(sparse)
+    }
+
+    /// Sets the weight-gradient mode of every sparse convolution.
+    pub fn set_conv_weight_grad(&mut self, mode: WeightGrad) {
+        for (_, conv) in self.convs_mut() {
+            conv.set_weight_grad(mode);
+        }
+    }
+
+    /// Every convolution with its weight name, forward order.
+    fn convs_mut(&mut self) -> Vec<(String, &mut MaskableConv)> {
+        match self {
+            Model::Mlp(_) => Vec::new(),
+            Model::ResNet(m) => m.convs_mut(),
+            Model::Vgg(m) => m.convs_mut(),
+        }
+    }
+
     /// FLOP descriptions of every prunable layer for inputs of shape `input`.
     pub fn layer_flops(&self, input: InputShape) -> Vec<LayerFlops> {
         match self {

@@ -1,13 +1,13 @@
-use super::fast_conv;
+use super::conv::MaskableConv;
 use candle_core::{Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Module, ModuleT, VarBuilder, conv2d_no_bias};
+use candle_nn::{Conv2dConfig, Module, ModuleT, VarBuilder, conv2d_no_bias};
 use sparse_core::kernels::{FusedBatchNorm, FusedLinear, add_relu};
 use sparse_core::{LayerFlops, LayerShape};
 
 /// Convolution without bias followed by batch norm, as every ResNet layer here is.
 #[derive(Debug)]
 struct ConvBn {
-    conv: Conv2d,
+    conv: MaskableConv,
     bn: FusedBatchNorm,
 }
 
@@ -27,16 +27,19 @@ impl ConvBn {
         };
         let conv = conv2d_no_bias(c_in, c_out, kernel, cfg, vb.pp(format!("{name}.conv")))?;
         let bn = FusedBatchNorm::new(c_out, 1e-5, vb.pp(format!("{name}.bn")))?;
-        Ok(Self { conv, bn })
+        Ok(Self {
+            conv: MaskableConv::new(conv),
+            bn,
+        })
     }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_t(&fast_conv(&self.conv, xs)?, train)
+        self.bn.forward_t(&self.conv.forward(xs)?, train)
     }
 
     /// `relu(bn(conv(x)))`, the ReLU folded into the batch norm.
     fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_relu_t(&fast_conv(&self.conv, xs)?, train)
+        self.bn.forward_relu_t(&self.conv.forward(xs)?, train)
     }
 }
 
@@ -148,6 +151,19 @@ impl CifarResNet {
             convs,
             classes,
         })
+    }
+
+    /// Every convolution with its weight name, forward order.
+    pub(crate) fn convs_mut(&mut self) -> Vec<(String, &mut MaskableConv)> {
+        let mut convs = vec![&mut self.stem.conv];
+        for block in &mut self.blocks {
+            convs.push(&mut block.first.conv);
+            convs.push(&mut block.second.conv);
+            if let Some(s) = &mut block.shortcut {
+                convs.push(&mut s.conv);
+            }
+        }
+        self.convs.iter().map(|c| c.0.clone()).zip(convs).collect()
     }
 
     /// Names of the convolution and linear weights in forward order, classifier

@@ -186,3 +186,114 @@ fn labels_widths_and_serde_names_are_stable() {
     };
     assert_eq!(input.numel(), 2880);
 }
+
+/// Masks at density 0.2 on every convolution (and the classifier) of a model.
+fn masks_for(vm: &VarMap, model: &Model) -> sparse_core::SparseParams {
+    let data = vm.data().lock().unwrap();
+    let mut params = sparse_core::SparseParams::new();
+    for (i, name) in model.weight_names_in_order().iter().enumerate() {
+        let var = data[name].clone();
+        let keep: Vec<bool> = (0..var.elem_count())
+            .map(|k| (k * 7 + i) % 5 == 0)
+            .collect();
+        let mask = sparse_core::Mask::from_bools(var.dims(), &keep).unwrap();
+        params.insert(name.clone(), var, mask).unwrap();
+    }
+    params
+}
+
+#[test]
+fn sparse_convolutions_compute_what_the_masked_dense_ones_do() {
+    let input = InputShape {
+        channels: 3,
+        height: 8,
+        width: 8,
+    };
+    for (arch, convs) in [
+        (Architecture::ResNet { depth: 8, width: 4 }, 9),
+        (Architecture::Vgg { width: 4 }, 4),
+    ] {
+        let (vm, mut model) = build(arch.clone(), input);
+        let params = masks_for(&vm, &model);
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 8, 8), &Device::Cpu).unwrap();
+        // training mode throughout: batch statistics, so the passes are comparable
+        let dense = model.forward_t(&x, true).unwrap();
+        let dense_grads = model
+            .forward_t(&x, true)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let dense_grads = dense_grads.backward().unwrap();
+        assert_eq!(model.set_sparse_masks(&params).unwrap(), convs, "{arch:?}");
+        let sparse = model.forward_t(&x, true).unwrap();
+        let diff = (dense - &sparse).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-4, "{arch:?}: forward");
+        // the masked weight gradient: the dense one at active positions, zero elsewhere
+        let grads = model
+            .forward_t(&x, true)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = grads.backward().unwrap();
+        for p in params.iter().filter(|p| p.name.contains("conv")) {
+            let var = p.dense_var().unwrap();
+            let g: Vec<f32> = grads
+                .get(var.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let d: Vec<f32> = dense_grads
+                .get(var.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            for (i, (g, d)) in g.iter().zip(&d).enumerate() {
+                let want = if p.mask.is_active(i) { *d } else { 0.0 };
+                assert!(
+                    (g - want).abs() <= 1e-3 * (1.0 + want.abs()),
+                    "{}: {i}: {g} vs {want}",
+                    p.name
+                );
+            }
+        }
+        // the dense gradient on request
+        model.set_conv_weight_grad(sparse_core::kernels::WeightGrad::Dense);
+        let grads = model
+            .forward_t(&x, true)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = grads.backward().unwrap();
+        for p in params.iter().filter(|p| p.name.contains("conv")) {
+            let var = p.dense_var().unwrap();
+            let g = grads.get(var.as_tensor()).unwrap();
+            let d = dense_grads.get(var.as_tensor()).unwrap();
+            let diff = (g - d)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-3, "{}: dense gradient", p.name);
+        }
+        // denser masks leave the convolutions dense
+        assert_eq!(
+            model
+                .set_sparse_masks(&sparse_core::SparseParams::new())
+                .unwrap(),
+            0
+        );
+    }
+}

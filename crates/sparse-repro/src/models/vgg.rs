@@ -1,6 +1,6 @@
-use super::fast_conv;
+use super::conv::MaskableConv;
 use candle_core::{Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Module, ModuleT, VarBuilder, conv2d_no_bias};
+use candle_nn::{Conv2dConfig, Module, ModuleT, VarBuilder, conv2d_no_bias};
 use sparse_core::kernels::{FusedBatchNorm, FusedLinear};
 use sparse_core::{LayerFlops, LayerShape};
 
@@ -11,7 +11,7 @@ use sparse_core::{LayerFlops, LayerShape};
 /// Parameters: `features.{i}.{conv,bn}.*` (i = 0..4) and `classifier.*`.
 #[derive(Debug)]
 pub struct VggBn {
-    layers: Vec<(Conv2d, FusedBatchNorm, bool)>,
+    layers: Vec<(MaskableConv, FusedBatchNorm, bool)>,
     classifier: FusedLinear,
     names: Vec<String>,
     /// (c_in, c_out, pool after) of every convolution.
@@ -42,7 +42,7 @@ impl VggBn {
             let conv = conv2d_no_bias(c_in, c_out, 3, cfg, vb.pp(format!("features.{i}.conv")))?;
             let bn = FusedBatchNorm::new(c_out, 1e-5, vb.pp(format!("features.{i}.bn")))?;
             names.push(format!("features.{i}.conv.weight"));
-            layers.push((conv, bn, pool));
+            layers.push((MaskableConv::new(conv), bn, pool));
             c_in = c_out;
         }
         let classifier = FusedLinear::new(c_in, classes, vb.pp("classifier"))?;
@@ -54,6 +54,15 @@ impl VggBn {
             plan: shapes,
             classes,
         })
+    }
+
+    /// Every convolution with its weight name, forward order.
+    pub(crate) fn convs_mut(&mut self) -> Vec<(String, &mut MaskableConv)> {
+        self.names
+            .iter()
+            .cloned()
+            .zip(self.layers.iter_mut().map(|(conv, _, _)| conv))
+            .collect()
     }
 
     /// Names of the convolution and linear weights in forward order, classifier
@@ -102,7 +111,7 @@ impl ModuleT for VggBn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = xs.clone();
         for (conv, bn, pool) in &self.layers {
-            h = bn.forward_relu_t(&fast_conv(conv, &h)?, train)?;
+            h = bn.forward_relu_t(&conv.forward(&h)?, train)?;
             if *pool && h.dim(2)? >= 2 && h.dim(3)? >= 2 {
                 h = h.max_pool2d(2)?;
             }
