@@ -12,8 +12,8 @@ use sparse_core::kernels::{
     sync_masks,
 };
 use sparse_core::{
-    Adam, AdamConfig, DynamicSparsity, GradualPruning, Mask, Optimizer, OptimizerBuffers,
-    ParamGroup, Sgd, SgdConfig, SparseParams, SparsityEngine,
+    Adam, AdamConfig, DynamicSparsity, GradualPruning, GrowthInit, Mask, Optimizer,
+    OptimizerBuffers, ParamGroup, Sgd, SgdConfig, SparseParams, SparsityEngine,
 };
 
 const SHAPES: [(&str, [usize; 2]); 2] = [("fc1.weight", [16, 12]), ("fc2.weight", [4, 16])];
@@ -81,12 +81,18 @@ enum Method {
     RigL,
     Set,
     GraNet,
+    /// SET with grown weights starting at a fixed value instead of zero.
+    SetGrowValue,
 }
 
 fn engine_config(method: Method) -> DynamicSparsity {
     match method {
         Method::RigL => DynamicSparsity::rigl(3, STEPS).seed(9).build(),
         Method::Set => DynamicSparsity::set(2, STEPS).seed(9).build(),
+        Method::SetGrowValue => DynamicSparsity::set(2, STEPS)
+            .growth_init(GrowthInit::Value(0.05))
+            .seed(9)
+            .build(),
         Method::GraNet => {
             let gradual = GradualPruning::new(DENSITY, 0.15, 2, 10, 2, true).unwrap();
             DynamicSparsity::granet(gradual, 3, STEPS).seed(9).build()
@@ -293,6 +299,11 @@ fn rigl_with_sgd_momentum_trains_packed_weights_like_dense_ones() {
 #[test]
 fn set_with_adamw_trains_packed_weights_like_dense_ones() {
     same_trajectory(Method::Set, true);
+}
+
+#[test]
+fn grown_weights_take_the_configured_value_on_packed_weights_too() {
+    same_trajectory(Method::SetGrowValue, false);
 }
 
 #[test]

@@ -265,14 +265,14 @@ impl SparsityEngine {
             let change = &mut changes[l];
             change.pruned += host.mask.nnz() - after_prune[l].nnz();
             change.grown += after_growth[l].nnz() - after_prune[l].nnz();
+            // zero the pruned weights first, so regrown positions start from zero
+            params.set_mask(&host.name, after_prune[l].clone())?;
             let packed = params.get(&host.name).and_then(|p| p.packed()).is_some();
             if let (true, GrowthInit::Value(v)) = (packed, self.config.growth_init) {
-                // one re-pack: survivors keep their values, grown entries get `v`
+                // survivors keep their values, grown entries (pruned ones too) get `v`
                 params.set_packed_mask_filling(&host.name, after_growth[l].clone(), v)?;
                 continue;
             }
-            // zero the pruned weights first, so regrown positions start from zero
-            params.set_mask(&host.name, after_prune[l].clone())?;
             if let GrowthInit::Value(v) = self.config.growth_init {
                 write_grown(params, &host.name, &after_prune[l], &after_growth[l], v)?;
             }
