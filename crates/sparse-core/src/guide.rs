@@ -240,11 +240,14 @@
 //! [`InferenceFlops`](crate::InferenceFlops) counts forward FLOPs per sample with
 //! `2·nnz` per output position; [`TrainingFlops`](crate::TrainingFlops) accumulates a
 //! run step by step (`3·f_S` for a sparse step, `2·f_S + f_D` for a step that needs the
-//! dense gradient, as RigL's updates do). These are **theoretical** FLOPs. The engine
-//! emulates sparsity with masked dense tensors, like every official codebase, and
-//! masked-dense computation gives **no** measured speed-up: the zeros are multiplied
-//! all the same. A wall-clock gain needs kernels that skip the zeros (sparse CPU kernels
-//! in `sparse_core::kernels`, when available); report which of the two a number is.
+//! dense gradient, as RigL's updates do). These are **theoretical** FLOPs. By default
+//! the engine emulates sparsity with masked dense tensors, like every official
+//! codebase, and masked-dense computation gives **no** measured speed-up: the zeros
+//! are multiplied all the same. A wall-clock gain needs kernels that skip the zeros
+//! (`sparse_core::kernels`: `SparseLinear` and `SparseConv2d` over a dense-stored
+//! weight, or `PackedSparseLinear` and `PackedSparseConv2d` over a
+//! [`PackedWeight`](crate::kernels::PackedWeight) that the engine trains without any
+//! dense copy); report which of the two a number is.
 //!
 //! ```rust
 //! use std::collections::BTreeMap;
