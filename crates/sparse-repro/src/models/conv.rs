@@ -13,7 +13,8 @@ use sparse_core::kernels::{Conv2dParams, SPARSE_CONV2D_MAX_DENSITY, SparseConv2d
 #[derive(Debug)]
 pub(crate) struct MaskableConv {
     conv: Conv2d,
-    sparse: Option<SparseConv2d>,
+    /// Boxed: a model holds many convolutions, most of them dense.
+    sparse: Option<Box<SparseConv2d>>,
 }
 
 impl MaskableConv {
@@ -33,10 +34,10 @@ impl MaskableConv {
     /// when `mask` is `None`). Returns whether the convolution now runs sparse.
     pub(crate) fn set_mask(&mut self, mask: Option<&Mask>) -> Result<bool> {
         self.sparse = match mask {
-            Some(m) if m.density() <= SPARSE_CONV2D_MAX_DENSITY => Some(
+            Some(m) if m.density() <= SPARSE_CONV2D_MAX_DENSITY => Some(Box::new(
                 SparseConv2d::new(self.conv.weight().clone(), m, self.params())
                     .map_err(candle_core::Error::wrap)?,
-            ),
+            )),
             _ => None,
         };
         Ok(self.sparse.is_some())
