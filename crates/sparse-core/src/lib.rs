@@ -91,6 +91,7 @@ pub mod mask;
 pub mod mask_set;
 pub mod model_state;
 pub mod optim;
+pub mod pools;
 pub mod prune;
 pub mod redistribution;
 pub mod registry;
