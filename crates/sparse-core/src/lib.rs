@@ -82,6 +82,7 @@ pub mod flops;
 pub mod granularity;
 pub mod grow;
 pub mod guide;
+pub mod imp;
 pub mod init;
 pub mod itop;
 pub mod kernels;
