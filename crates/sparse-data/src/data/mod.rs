@@ -16,12 +16,18 @@
 //! | [`text`] | plain-text corpora with a character vocabulary | [`CharCorpus`] |
 //! | [`bert_vocab`] | BERT WordPiece vocabulary (`vocab.json` → `vocab.txt`) | a `tokenizers::Tokenizer` |
 //!
+//! [`corrupt()`] and [`corrupted_suite`] (module [`mod@corrupt`]) build
+//! corrupted copies of an [`ImageDataset`] after the CIFAR-C recipe (noise,
+//! blur, contrast, brightness, pixelation at severities 1..=5): an
+//! out-of-distribution test set.
+//!
 //! Image and time-series sets implement [`ClassificationSet`], so training
 //! loops can build `(inputs, targets)` tensors batch by batch from index lists
 //! without knowing the format.
 
 pub mod bert_vocab;
 pub mod cifar;
+pub mod corrupt;
 mod csr;
 pub mod digits;
 mod error;
@@ -32,6 +38,7 @@ pub mod planetoid;
 pub mod text;
 pub mod ts;
 
+pub use corrupt::{Corruption, MAX_SEVERITY, corrupt, corrupted_suite, suite_seed};
 pub use csr::CsrMatrix;
 pub use error::DataError;
 pub use image::ImageDataset;
