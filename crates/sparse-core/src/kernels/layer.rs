@@ -146,10 +146,26 @@ fn to_candle(e: SparseError) -> candle_core::Error {
     }
 }
 
-/// Implements [`Module`] and [`SparseLayer`] for a layer over a dense weight whose
-/// inherent methods have the trait's names.
+/// Implements [`Module`] and [`SparseLayer`] for a layer whose inherent methods have
+/// the trait's names: `dense` for a layer over a dense-stored weight (it lends its
+/// mask; setting the gradient mode cannot fail), `packed` for a layer over a
+/// [`PackedWeight`](super::PackedWeight) (its mask is a copy from the shared weight;
+/// setting the mode may allocate the probe).
 macro_rules! sparse_layer {
-    ($ty:ty) => {
+    (@mask dense, $layer:expr, $ty:ty) => {
+        Cow::Borrowed(<$ty>::mask($layer))
+    };
+    (@mask packed, $layer:expr, $ty:ty) => {
+        Cow::Owned(<$ty>::mask($layer))
+    };
+    (@set_weight_grad dense, $layer:expr, $mode:expr, $ty:ty) => {{
+        <$ty>::set_weight_grad($layer, $mode);
+        Ok(())
+    }};
+    (@set_weight_grad packed, $layer:expr, $mode:expr, $ty:ty) => {
+        <$ty>::set_weight_grad($layer, $mode)
+    };
+    ($ty:ty, $storage:ident) => {
         impl Module for $ty {
             fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
                 <$ty>::forward(self, xs).map_err(to_candle)
@@ -162,7 +178,7 @@ macro_rules! sparse_layer {
             }
 
             fn mask(&self) -> Cow<'_, Mask> {
-                Cow::Borrowed(<$ty>::mask(self))
+                sparse_layer!(@mask $storage, self, $ty)
             }
 
             fn set_mask(&mut self, mask: &Mask) -> Result<()> {
@@ -174,54 +190,18 @@ macro_rules! sparse_layer {
             }
 
             fn set_weight_grad(&mut self, mode: WeightGrad) -> Result<()> {
-                <$ty>::set_weight_grad(self, mode);
-                Ok(())
+                sparse_layer!(@set_weight_grad $storage, self, mode, $ty)
             }
         }
     };
 }
 
-sparse_layer!(SparseLinear);
-sparse_layer!(SparseConv1d);
-sparse_layer!(SparseConv2d);
-sparse_layer!(SparseDepthwiseConv2d);
-
-/// Implements [`Module`] and [`SparseLayer`] for a layer over a [`PackedWeight`](
-/// super::PackedWeight) (its mask is a copy from the shared weight).
-macro_rules! packed_layer {
-    ($ty:ty) => {
-        impl Module for $ty {
-            fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-                <$ty>::forward(self, xs).map_err(to_candle)
-            }
-        }
-
-        impl SparseLayer for $ty {
-            fn weight_name(&self) -> Option<&str> {
-                self.name.as_deref()
-            }
-
-            fn mask(&self) -> Cow<'_, Mask> {
-                Cow::Owned(<$ty>::mask(self))
-            }
-
-            fn set_mask(&mut self, mask: &Mask) -> Result<()> {
-                <$ty>::set_mask(self, mask)
-            }
-
-            fn weight_grad(&self) -> WeightGrad {
-                <$ty>::weight_grad(self)
-            }
-
-            fn set_weight_grad(&mut self, mode: WeightGrad) -> Result<()> {
-                <$ty>::set_weight_grad(self, mode)
-            }
-        }
-    };
-}
-
-packed_layer!(PackedSparseLinear);
-packed_layer!(PackedSparseConv2d);
+sparse_layer!(SparseLinear, dense);
+sparse_layer!(SparseConv1d, dense);
+sparse_layer!(SparseConv2d, dense);
+sparse_layer!(SparseDepthwiseConv2d, dense);
+sparse_layer!(PackedSparseLinear, packed);
+sparse_layer!(PackedSparseConv2d, packed);
 
 #[cfg(test)]
 mod tests {

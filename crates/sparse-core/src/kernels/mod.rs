@@ -69,6 +69,7 @@ mod depthwise;
 mod gemm;
 mod layer;
 mod linear;
+mod masked_weight;
 mod packed_conv2d;
 mod packed_linear;
 pub(crate) mod packed_weight;

@@ -32,7 +32,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::conv2d::{Conv2dParams, Conv2dWeightGrad, conv2d};
-use super::sparse_depthwise::effective_weight;
+use super::masked_weight::MaskedWeight;
 use super::sparse_linear::{CsrPattern, Storage};
 use super::taps::{LANES, Tap, reduce_lanes, round_up, taps_fwd, taps_wgrad_lanes};
 use super::{WeightGrad, check_bias, custom_applies, dims_of, f32_data, mismatch};
@@ -783,14 +783,9 @@ pub(crate) fn sparse_conv2d_packed(
 /// ```
 #[derive(Debug, Clone)]
 pub struct SparseConv2d {
-    weight: Tensor,
+    w: MaskedWeight,
     bias: Option<Tensor>,
     params: Conv2dParams,
-    mask_tensor: Tensor,
-    pattern: Arc<CsrPattern>,
-    density: f64,
-    weight_grad: WeightGrad,
-    mask: Mask,
     pub(super) name: Option<String>,
     force_im2col: bool,
 }
@@ -799,62 +794,38 @@ impl SparseConv2d {
     /// A layer over `weight: [O, C, kh, kw]` and a mask of the same shape, without
     /// bias.
     pub fn new(weight: Tensor, mask: &Mask, params: Conv2dParams) -> Result<Self> {
-        let dims = weight.dims();
-        if dims.len() != 4 {
-            return Err(mismatch(
-                "sparse conv2d weight [O, C, kh, kw] (rank)",
-                &[4],
-                dims,
-            ));
-        }
         crate::validate::check_nonzero("stride", params.stride)?;
-        let mut layer = Self {
-            mask_tensor: mask.to_tensor(weight.dtype(), weight.device())?,
-            weight,
+        Ok(Self {
+            w: MaskedWeight::new(weight, mask, 4, "[O, C, kh, kw]", "sparse conv2d")?,
             bias: None,
             params,
-            pattern: Arc::new(CsrPattern::new(0, 0, &[])),
-            density: 0.0,
-            weight_grad: WeightGrad::Masked,
-            mask: mask.clone(),
             name: None,
             force_im2col: false,
-        };
-        layer.set_mask(mask)?;
-        Ok(layer)
+        })
     }
 
     /// Adds a bias `[O]`.
     pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
-        check_bias("sparse conv2d bias [O]", self.weight.dims()[0], &bias)?;
+        check_bias("sparse conv2d bias [O]", self.w.weight.dims()[0], &bias)?;
         self.bias = Some(bias);
         Ok(self)
     }
 
     /// Chooses which weight gradient the backward pass returns.
     pub fn with_weight_grad(mut self, mode: WeightGrad) -> Self {
-        self.weight_grad = mode;
+        self.w.weight_grad = mode;
         self
     }
 
     /// Sets which weight gradient the backward pass returns (e.g. [`WeightGrad::Dense`]
     /// only on the steps where gradient-based regrowth reads it).
     pub fn set_weight_grad(&mut self, mode: WeightGrad) {
-        self.weight_grad = mode;
+        self.w.weight_grad = mode;
     }
 
     /// Replaces the mask and rebuilds the index sets of the active weights.
     pub fn set_mask(&mut self, mask: &Mask) -> Result<()> {
-        let dims = self.weight.dims();
-        if mask.shape() != dims {
-            return Err(mismatch("sparse conv2d mask", dims, mask.shape()));
-        }
-        let k = dims[1] * dims[2] * dims[3];
-        self.pattern = Arc::new(CsrPattern::new(dims[0], k, mask.as_bits()));
-        self.mask_tensor = mask.to_tensor(self.weight.dtype(), self.weight.device())?;
-        self.density = mask.density();
-        self.mask = mask.clone();
-        Ok(())
+        self.w.set_mask(mask)
     }
 
     /// Names the layer after its weight's entry in the [`SparseParams`](crate::SparseParams)
@@ -866,38 +837,38 @@ impl SparseConv2d {
 
     /// The mask the layer computes with.
     pub fn mask(&self) -> &Mask {
-        &self.mask
+        &self.w.mask
     }
 
     /// Which weight gradient the backward pass returns.
     pub fn weight_grad(&self) -> WeightGrad {
-        self.weight_grad
+        self.w.weight_grad
     }
 
     /// The fraction of active weights.
     pub fn density(&self) -> f64 {
-        self.density
+        self.w.density
     }
 
     /// The (unmasked) weight tensor.
     pub fn weight(&self) -> &Tensor {
-        &self.weight
+        &self.w.weight
     }
 
     fn weight_shape(&self) -> [usize; 4] {
-        let d = self.weight.dims();
+        let d = self.w.weight.dims();
         [d[0], d[1], d[2], d[3]]
     }
 
     /// `conv2d(x, W ⊙ M) + b` for `x: [B, C, H, W]`, choosing the faster kernel.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.density <= SPARSE_CONV2D_MAX_DENSITY
+        if self.w.density <= SPARSE_CONV2D_MAX_DENSITY
             && custom_applies(x)
-            && custom_applies(&self.weight)
+            && custom_applies(&self.w.weight)
         {
             self.forward_custom(x)
         } else {
-            let w = effective_weight(&self.weight, &self.mask_tensor, self.weight_grad)?;
+            let w = self.w.effective()?;
             conv2d(x, &w, self.bias.as_ref(), self.params)
         }
     }
@@ -905,23 +876,25 @@ impl SparseConv2d {
     /// [`forward`](Self::forward) forced onto the sparse kernel (f32 CPU tensors only).
     pub fn forward_custom(&self, x: &Tensor) -> Result<Tensor> {
         let weight_shape = self.weight_shape();
-        check_shapes(x, &self.pattern, weight_shape, self.params)?;
+        check_shapes(x, &self.w.pattern, weight_shape, self.params)?;
         let op = SparseConv2dOp {
-            pattern: self.pattern.clone(),
+            pattern: self.w.pattern.clone(),
             storage: Storage::Dense,
             weight_shape,
             params: self.params,
-            weight_grad: self.weight_grad,
+            weight_grad: self.w.weight_grad,
             force_im2col: self.force_im2col,
         };
-        let y = x.contiguous()?.apply_op2(&self.weight.contiguous()?, op)?;
+        let y = x
+            .contiguous()?
+            .apply_op2(&self.w.weight.contiguous()?, op)?;
         add_bias(y, self.bias.as_ref())
     }
 
     /// [`forward`](Self::forward) through candle's own conv2d on the masked weight
     /// (the reference; same gradients as the sparse kernel).
     pub fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
-        let w = effective_weight(&self.weight, &self.mask_tensor, self.weight_grad)?;
+        let w = self.w.effective()?;
         super::conv2d_candle(x, &w, self.bias.as_ref(), self.params)
     }
 }

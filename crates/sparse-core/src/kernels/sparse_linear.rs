@@ -19,8 +19,8 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use super::activation::bias_activation;
+use super::masked_weight::MaskedWeight;
 use super::simd::AlignedScratch;
-use super::sparse_depthwise::effective_weight;
 use super::taps::{LANES, round_up};
 use super::tiled::{CompressedRows, MatRef, sparse_dots, spmm_rows};
 use super::{Activation, WeightGrad, check_bias, custom_applies, f32_data, mismatch};
@@ -418,13 +418,8 @@ fn packed_weight_grad(x: MatRef<'_>, dy: MatRef<'_>, p: &CsrPattern) -> Vec<f32>
 /// at density ≤ [`SPARSE_LINEAR_MAX_DENSITY`] and candle's dense matmul otherwise.
 #[derive(Debug, Clone)]
 pub struct SparseLinear {
-    weight: Tensor,
+    w: MaskedWeight,
     bias: Option<Tensor>,
-    mask_tensor: Tensor,
-    pattern: Arc<CsrPattern>,
-    density: f64,
-    weight_grad: WeightGrad,
-    mask: Mask,
     activation: Activation,
     pub(super) name: Option<String>,
 }
@@ -432,32 +427,17 @@ pub struct SparseLinear {
 impl SparseLinear {
     /// A layer over `weight: [out, in]` and a mask of the same shape, without bias.
     pub fn new(weight: Tensor, mask: &Mask) -> Result<Self> {
-        let dims = weight.dims();
-        if dims.len() != 2 {
-            return Err(mismatch(
-                "sparse linear weight [out, in] (rank)",
-                &[2],
-                dims,
-            ));
-        }
-        let mut layer = Self {
-            mask_tensor: mask.to_tensor(weight.dtype(), weight.device())?,
-            weight,
+        Ok(Self {
+            w: MaskedWeight::new(weight, mask, 2, "[out, in]", "sparse linear")?,
             bias: None,
-            pattern: Arc::new(CsrPattern::new(0, 0, &[])),
-            density: 0.0,
-            weight_grad: WeightGrad::Masked,
-            mask: mask.clone(),
             activation: Activation::Identity,
             name: None,
-        };
-        layer.set_mask(mask)?;
-        Ok(layer)
+        })
     }
 
     /// Adds a bias `[out]`.
     pub fn with_bias(mut self, bias: Tensor) -> Result<Self> {
-        check_bias("sparse linear bias [out]", self.weight.dims()[0], &bias)?;
+        check_bias("sparse linear bias [out]", self.w.weight.dims()[0], &bias)?;
         self.bias = Some(bias);
         Ok(self)
     }
@@ -471,27 +451,19 @@ impl SparseLinear {
 
     /// Chooses which weight gradient the backward pass returns.
     pub fn with_weight_grad(mut self, mode: WeightGrad) -> Self {
-        self.weight_grad = mode;
+        self.w.weight_grad = mode;
         self
     }
 
     /// Sets which weight gradient the backward pass returns (e.g. [`WeightGrad::Dense`]
     /// only on the steps where gradient-based regrowth reads it).
     pub fn set_weight_grad(&mut self, mode: WeightGrad) {
-        self.weight_grad = mode;
+        self.w.weight_grad = mode;
     }
 
     /// Replaces the mask and rebuilds the compressed patterns.
     pub fn set_mask(&mut self, mask: &Mask) -> Result<()> {
-        let dims = self.weight.dims();
-        if mask.shape() != dims {
-            return Err(mismatch("sparse linear mask", dims, mask.shape()));
-        }
-        self.pattern = Arc::new(CsrPattern::new(dims[0], dims[1], mask.as_bits()));
-        self.mask_tensor = mask.to_tensor(self.weight.dtype(), self.weight.device())?;
-        self.density = mask.density();
-        self.mask = mask.clone();
-        Ok(())
+        self.w.set_mask(mask)
     }
 
     /// Names the layer after its weight's entry in the [`SparseParams`](crate::SparseParams)
@@ -503,29 +475,29 @@ impl SparseLinear {
 
     /// The mask the layer computes with.
     pub fn mask(&self) -> &Mask {
-        &self.mask
+        &self.w.mask
     }
 
     /// Which weight gradient the backward pass returns.
     pub fn weight_grad(&self) -> WeightGrad {
-        self.weight_grad
+        self.w.weight_grad
     }
 
     /// The fraction of active weights.
     pub fn density(&self) -> f64 {
-        self.density
+        self.w.density
     }
 
     /// The (unmasked) weight tensor.
     pub fn weight(&self) -> &Tensor {
-        &self.weight
+        &self.w.weight
     }
 
     /// `x (W ⊙ M)^T + b` for `x: [.., in]`, choosing the faster kernel.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if self.density <= SPARSE_LINEAR_MAX_DENSITY
+        if self.w.density <= SPARSE_LINEAR_MAX_DENSITY
             && custom_applies(x)
-            && custom_applies(&self.weight)
+            && custom_applies(&self.w.weight)
         {
             self.forward_custom(x)
         } else {
@@ -537,18 +509,18 @@ impl SparseLinear {
     pub fn forward_custom(&self, x: &Tensor) -> Result<Tensor> {
         self.with_flat_batch(x, |x2| {
             let op = SparseLinearOp {
-                pattern: self.pattern.clone(),
+                pattern: self.w.pattern.clone(),
                 storage: Storage::Dense,
-                weight_grad: self.weight_grad,
+                weight_grad: self.w.weight_grad,
             };
-            Ok(x2.apply_op2(&self.weight.contiguous()?, op)?)
+            Ok(x2.apply_op2(&self.w.weight.contiguous()?, op)?)
         })
     }
 
     /// [`forward`](Self::forward) through candle's dense matmul on the masked weight.
     pub fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
         self.with_flat_batch(x, |x2| {
-            let w = effective_weight(&self.weight, &self.mask_tensor, self.weight_grad)?;
+            let w = self.w.effective()?;
             Ok(x2.matmul(&w.t()?)?)
         })
     }
@@ -558,7 +530,7 @@ impl SparseLinear {
         x: &Tensor,
         f: impl FnOnce(&Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
-        let (out, inp) = (self.weight.dims()[0], self.weight.dims()[1]);
+        let (out, inp) = (self.w.weight.dims()[0], self.w.weight.dims()[1]);
         linear_on_rows(x, out, inp, self.bias.as_ref(), self.activation, f)
     }
 }
