@@ -5,8 +5,8 @@
 //! Each model, optimizer, mask and engine is built through the paper crate's own
 //! public API from its `quick` plan, so the step timed here is the step the runs
 //! take: random-pruning's [`Network::train_step`], dsn-tsc's [`RunState::train_step`](dsn_tsc::training::RunState::train_step)
-//! (engine included) and untrained-gnn's epoch step assembled from its public
-//! pieces (the crate exposes no step function; see [`gcn`]).
+//! (engine included) and untrained-gnn's [`RunState::train_step`](untrained_gnn::RunState::train_step)
+//! on a random graph of Cora's sizes ([`gcn`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -310,24 +310,16 @@ fn dsn_tsc(rep: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// untrained-gnn's GCN step, built from the crate's public pieces.
-///
-/// The crate keeps its epoch step inside a private `Trainer`; this mirrors that
-/// step line by line (masks at the sparsity, effective weights, forward over the
-/// whole graph, cross-entropy on the training nodes, backward, AdamW) for the
-/// 2-layer `quick` GCN (dropout 0, no score L1, as the quick config sets). An
-/// `untrained_gnn::training::train_step` would let this call the crate instead.
+/// A random graph of Cora's sizes for untrained-gnn's rows.
 mod gcn {
     use std::collections::BTreeSet;
 
-    use anyhow::{Context, Result};
-    use candle_core::{Device, Tensor};
+    use anyhow::Result;
+    use candle_core::Device;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
-    use sparse_core::{Adam, AdamConfig, Optimizer};
     use sparse_data::data::Planetoid;
-    use untrained_gnn::data::{GraphData, index_tensor, label_tensor};
-    use untrained_gnn::{Network, TrainConfig};
+    use untrained_gnn::data::GraphData;
 
     /// Cora's sizes: nodes, features, classes, stored feature entries, undirected
     /// edges (PyG's 10 556 directed), and the public split.
@@ -381,75 +373,13 @@ mod gcn {
         )?;
         Ok(GraphData::from_planetoid("cora-shaped", &g, &Device::Cpu)?)
     }
-
-    /// One run's network, optimizer and training nodes.
-    pub struct Step<'a> {
-        config: &'a TrainConfig,
-        graph: &'a GraphData,
-        net: Network,
-        optimizer: Adam,
-        train_nodes: Tensor,
-        train_labels: Tensor,
-    }
-
-    impl<'a> Step<'a> {
-        /// As `untrained_gnn::training::train` builds them.
-        pub fn new(config: &'a TrainConfig, graph: &'a GraphData) -> Result<Self> {
-            let device = Device::Cpu;
-            let net = Network::new(config, graph.num_features, graph.num_classes, &device)?;
-            let adam = AdamConfig::adamw(config.lr(), config.weight_decay()).build()?;
-            let optimizer = Adam::from_params(net.trainable(), adam)?;
-            let labels: Vec<u32> = graph
-                .train
-                .iter()
-                .map(|&n| graph.labels[n].context("a training node without a label"))
-                .collect::<Result<_>>()?;
-            Ok(Self {
-                config,
-                graph,
-                net,
-                optimizer,
-                train_nodes: index_tensor(&graph.train, &device)?,
-                train_labels: label_tensor(&labels, &device)?,
-            })
-        }
-
-        /// One epoch's step at the target sparsity, masks recomputed (as every
-        /// step of the ramp does, and as the official forward does every call).
-        pub fn train(&mut self) -> Result<()> {
-            let masks = self.net.masks(self.config.sparsity())?;
-            let weights = self.net.effective_weights(&masks)?;
-            let logits = self.net.model().forward(self.graph, &weights, None)?;
-            let loss = sparse_repro::train::cross_entropy(
-                &logits.index_select(&self.train_nodes, 0)?,
-                &self.train_labels,
-                0.0,
-            )?;
-            loss.to_scalar::<f32>()?;
-            let grads = loss.backward()?;
-            self.optimizer.step(&grads)?;
-            Ok(())
-        }
-
-        /// The evaluation pass: masks at the sparsity, forward over the graph.
-        pub fn eval(&self) -> Result<()> {
-            let masks = self.net.masks(self.config.sparsity())?;
-            let logits = self
-                .net
-                .model()
-                .forward(self.graph, &self.net.effective_weights(&masks)?, None)?
-                .detach();
-            logits.argmax(1)?.to_vec1::<u32>()?;
-            Ok(())
-        }
-    }
 }
 
 /// untrained-gnn: the 2-layer GCN of the `quick` plan (hidden 256) on a random
 /// graph of Cora's sizes, dense (weights trained) and UGT at sparsity 0.9 (scores
 /// trained, density 0.1).
 fn untrained_gnn(rep: &mut Report) -> Result<()> {
-    use untrained_gnn::{Method, ModelKind, UntrainedGnn};
+    use untrained_gnn::{Method, ModelKind, RunState, UntrainedGnn};
 
     let plan =
         <UntrainedGnn as Paper>::plan(Preset::Quick, &untrained_gnn::paper::SubsetArgs::default())?;
@@ -481,7 +411,10 @@ fn untrained_gnn(rep: &mut Report) -> Result<()> {
         if !rep.wants("untrained-gnn", &model, &arm_label) {
             continue;
         }
-        let mut step = gcn::Step::new(config, &graph)?;
+        // the crate's own step, at the last epoch (the ramp, if any, is over)
+        let epoch = config.epochs() - 1;
+        let mut run = RunState::new(config, &graph, &Device::Cpu)?;
+        let mut eval_run = RunState::new(config, &graph, &Device::Cpu)?;
         let spec = RowSpec {
             paper: "untrained-gnn",
             model: &model,
@@ -490,8 +423,11 @@ fn untrained_gnn(rep: &mut Report) -> Result<()> {
             shape: format!("{} nodes {} feats, full graph", gcn::NODES, gcn::FEATURES),
             period: 1,
         };
-        let eval_step = gcn::Step::new(config, &graph)?;
-        rep.row(spec, || step.train(), || eval_step.eval())?;
+        rep.row(
+            spec,
+            || Ok(run.train_step(config, &graph, epoch).map(drop)?),
+            || Ok(eval_run.evaluate_step(config, &graph).map(drop)?),
+        )?;
     }
     Ok(())
 }

@@ -52,4 +52,4 @@ pub use config::{Method, ModelKind, TrainConfig, TrainConfigBuilder};
 pub use data::{DatasetName, GraphData};
 pub use error::{Error, Result};
 pub use paper::UntrainedGnn;
-pub use training::{Evaluation, Network, RunOutcome};
+pub use training::{Evaluation, Network, RunOutcome, RunState};

@@ -9,7 +9,7 @@
 //! official `train.py`.
 //!
 //! The epochs run on sparse-repro's [`EpochLoop`] (the per-epoch work is
-//! [`EpochTask`] on a private trainer); the best epoch's state is a
+//! [`RunState::train_step`] and [`RunState::evaluate_step`]); the best epoch's state is a
 //! [`ModelState`] of every variable (weights and scores), restored at the end, so
 //! [`train`] returns the best-validation model: the one the harness checkpoints.
 
@@ -368,32 +368,66 @@ pub fn evaluate(
     })
 }
 
-/// The per-epoch work of one run, driven by [`EpochLoop`].
-struct Trainer<'a> {
-    config: &'a TrainConfig,
-    graph: &'a GraphData,
-    splits: &'a NodeSplits,
-    net: &'a Network,
-    optimizer: Adam,
+/// One run's network, splits, optimizer and schedules as [`train`] builds them, and
+/// its training step: what the epoch loop repeats, reachable on its own so that
+/// `sparse-benches train` times exactly the step the runs take.
+pub struct RunState {
+    /// The network (frozen weights and scores, or trained weights).
+    pub net: Network,
+    /// The nodes it trains, selects and tests on.
+    pub splits: NodeSplits,
+    /// AdamW over the trainable variables (the schedule sets its rate per epoch).
+    pub optimizer: Adam,
     schedule: MultiStep,
     ramp: Option<SparsityRamp>,
     dropout_rng: ChaCha8Rng,
     /// Masks at the target sparsity for the current scores, reused by the next
     /// training step once the ramp is over (the scores have not changed since).
     target_masks: Option<BTreeMap<String, Mask>>,
-    val_curve: Vec<(usize, f64)>,
-    best: Option<ModelState>,
 }
 
-impl EpochTask for Trainer<'_> {
-    type Error = Error;
+impl std::fmt::Debug for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunState")
+            .field("net", &self.net)
+            .field("classes", &self.splits.classes)
+            .finish_non_exhaustive()
+    }
+}
 
-    fn train_epoch(&mut self, epoch: usize) -> Result<f64> {
-        let (config, net) = (self.config, self.net);
+impl RunState {
+    /// The run of `config` on `graph`: splits, network (initialised from the seed),
+    /// AdamW, the learning-rate schedule, the sparsity ramp and the dropout stream.
+    pub fn new(config: &TrainConfig, graph: &GraphData, device: &Device) -> Result<Self> {
+        let splits = NodeSplits::new(graph, config, device)?;
+        let net = Network::new(config, graph.num_features, splits.classes, device)?;
+        let adam = AdamConfig::adamw(config.lr(), config.weight_decay()).build()?;
+        Ok(Self {
+            optimizer: Adam::from_params(net.trainable(), adam)?,
+            net,
+            splits,
+            schedule: MultiStep::new(config.lr(), 0.1, LR_MILESTONES.to_vec())?,
+            ramp: config.ramp()?,
+            dropout_rng: derive_rng(config.seed(), "dropout"),
+            target_masks: None,
+        })
+    }
+
+    /// The training step of `epoch` (0-based): the scheduled learning rate and
+    /// sparsity, masks from the current scores, a forward pass over the whole graph
+    /// (with the configured dropout), the loss on the training nodes and one AdamW
+    /// step. Returns the training loss.
+    pub fn train_step(
+        &mut self,
+        config: &TrainConfig,
+        graph: &GraphData,
+        epoch: usize,
+    ) -> Result<f64> {
         self.schedule.apply(&mut self.optimizer, epoch as f64);
         let s = self
             .ramp
             .map_or(0.0, |r| r.sparsity_at(epoch, config.epochs()));
+        let net = &self.net;
         let masks = match self.target_masks.take() {
             Some(m) if s == config.sparsity() => m,
             _ => net.masks(s)?,
@@ -403,7 +437,7 @@ impl EpochTask for Trainer<'_> {
             rng: &mut self.dropout_rng,
             p: config.dropout() as f32,
         });
-        let logits = net.model().forward(self.graph, &weights, dropout)?;
+        let logits = net.model().forward(graph, &weights, dropout)?;
         let mut loss = cross_entropy(
             &logits.index_select(&self.splits.train.0, 0)?,
             &self.splits.train.1,
@@ -420,23 +454,47 @@ impl EpochTask for Trainer<'_> {
         Ok(train_loss)
     }
 
-    fn evaluate(&mut self, epoch: usize) -> Result<Option<Scores>> {
-        let net = self.net;
-        let masks = net.masks(self.config.sparsity())?;
+    /// Validation and test accuracy at the target sparsity (the masks are kept for
+    /// the next training step).
+    pub fn evaluate_step(&mut self, config: &TrainConfig, graph: &GraphData) -> Result<(f64, f64)> {
+        let net = &self.net;
+        let masks = net.masks(config.sparsity())?;
         let logits = net
             .model()
-            .forward(self.graph, &net.effective_weights(&masks)?, None)?
+            .forward(graph, &net.effective_weights(&masks)?, None)?
             .detach();
-        let splits = self.splits;
+        let splits = &self.splits;
         let val = accuracy(&logits.index_select(&splits.val.0, 0)?, &splits.val.1)?;
         let test = accuracy(&logits.index_select(&splits.test.0, 0)?, &splits.test.1)?;
         self.target_masks = Some(masks);
+        Ok((val, test))
+    }
+}
+
+/// The per-epoch work of one run, driven by [`EpochLoop`].
+struct Trainer<'a> {
+    config: &'a TrainConfig,
+    graph: &'a GraphData,
+    run: &'a mut RunState,
+    val_curve: Vec<(usize, f64)>,
+    best: Option<ModelState>,
+}
+
+impl EpochTask for Trainer<'_> {
+    type Error = Error;
+
+    fn train_epoch(&mut self, epoch: usize) -> Result<f64> {
+        self.run.train_step(self.config, self.graph, epoch)
+    }
+
+    fn evaluate(&mut self, epoch: usize) -> Result<Option<Scores>> {
+        let (val, test) = self.run.evaluate_step(self.config, self.graph)?;
         self.val_curve.push((epoch, val));
         Ok(Some(Scores::new(val, test)))
     }
 
     fn on_new_best(&mut self, _epoch: usize) -> Result<()> {
-        self.best = Some(ModelState::capture(self.net.varmap())?);
+        self.best = Some(ModelState::capture(self.run.net.varmap())?);
         Ok(())
     }
 }
@@ -450,19 +508,11 @@ pub fn train(
     progress: ProgressMode,
 ) -> Result<(Network, RunOutcome)> {
     let clock = Stopwatch::start();
-    let splits = NodeSplits::new(graph, config, device)?;
-    let net = Network::new(config, graph.num_features, splits.classes, device)?;
-    let adam = AdamConfig::adamw(config.lr(), config.weight_decay()).build()?;
+    let mut run = RunState::new(config, graph, device)?;
     let mut trainer = Trainer {
         config,
         graph,
-        splits: &splits,
-        net: &net,
-        optimizer: Adam::from_params(net.trainable(), adam)?,
-        schedule: MultiStep::new(config.lr(), 0.1, LR_MILESTONES.to_vec())?,
-        ramp: config.ramp()?,
-        dropout_rng: derive_rng(config.seed(), "dropout"),
-        target_masks: None,
+        run: &mut run,
         val_curve: Vec::with_capacity(config.epochs()),
         best: None,
     };
@@ -476,6 +526,7 @@ pub fn train(
     // The loop returns only after a best epoch, whose `on_new_best` stored the state.
     let best =
         best.ok_or_else(|| Error::invalid("epochs", config.epochs(), "no epoch was selected"))?;
+    let RunState { net, splits, .. } = run;
     best.restore(net.varmap())?;
     let eval = evaluate(&net, graph, &splits, config.sparsity())?;
     let params = net.weights().values().map(|w| w.elem_count()).sum();
