@@ -34,42 +34,87 @@ impl Default for Conv2dParams {
     }
 }
 
-/// Geometry of one conv2d.
+/// Geometry of one conv2d (shared with the sparse conv2d).
 #[derive(Debug, Clone, Copy)]
-struct Geom {
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    pad: usize,
-    ho: usize,
-    wo: usize,
+pub(super) struct Geom {
+    pub(super) b: usize,
+    pub(super) c: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) cout: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) stride: usize,
+    pub(super) pad: usize,
+    pub(super) ho: usize,
+    pub(super) wo: usize,
 }
 
 impl Geom {
+    /// The geometry of input dims `x` (`[B, C, H, W]`) under `weight` (`[Cout, C, kh,
+    /// kw]`); a message saying what does not fit otherwise.
+    pub(super) fn new(
+        x: &[usize],
+        weight: [usize; 4],
+        p: Conv2dParams,
+    ) -> std::result::Result<Self, String> {
+        let [cout, wc, kh, kw] = weight;
+        let &[b, c, h, w] = x else {
+            return Err(format!("input {x:?} is not [B, C, H, W]"));
+        };
+        if p.stride == 0 {
+            return Err("stride 0".into());
+        }
+        if wc != c || kh == 0 || kw == 0 || h == 0 || w == 0 {
+            return Err(format!("weight {weight:?} does not fit input {x:?}"));
+        }
+        if h + 2 * p.padding < kh || w + 2 * p.padding < kw {
+            return Err(format!(
+                "kernel {kh}x{kw} larger than the padded input {x:?} (padding {})",
+                p.padding
+            ));
+        }
+        Ok(Self {
+            b,
+            c,
+            h,
+            w,
+            cout,
+            kh,
+            kw,
+            stride: p.stride,
+            pad: p.padding,
+            ho: (h + 2 * p.padding - kh) / p.stride + 1,
+            wo: (w + 2 * p.padding - kw) / p.stride + 1,
+        })
+    }
+
     /// Patch length `C * kh * kw` (the gemm's inner dimension).
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.c * self.kh * self.kw
     }
 
     /// Output pixels per image.
-    fn p(&self) -> usize {
+    pub(super) fn p(&self) -> usize {
         self.ho * self.wo
     }
 
     /// Output positions `o` along one axis whose input `o * stride + tap - pad` is inside
     /// `0..n_in`.
-    fn out_range(&self, tap: usize, n_in: usize, n_out: usize) -> (usize, usize) {
+    pub(super) fn out_range(&self, tap: usize, n_in: usize, n_out: usize) -> (usize, usize) {
         let lo = self.pad.saturating_sub(tap).div_ceil(self.stride);
         let hi = (n_in + self.pad)
             .saturating_sub(tap)
             .div_ceil(self.stride)
             .min(n_out);
         (lo.min(hi), hi)
+    }
+
+    /// Images per parallel task for the per-image passes: about two tasks per
+    /// thread, so that each task pays for its scratch buffer once.
+    pub(super) fn images_per_task(&self) -> usize {
+        let tasks = (2 * rayon::current_num_threads()).clamp(1, self.b.max(1));
+        self.b.div_ceil(tasks).max(1)
     }
 }
 
@@ -154,13 +199,6 @@ impl Geom {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
 
-    /// Images per parallel task for the per-image passes: about two tasks per
-    /// thread, so that each task pays for its scratch buffer once.
-    fn images_per_task(&self) -> usize {
-        let tasks = (2 * rayon::current_num_threads()).clamp(1, self.b.max(1));
-        self.b.div_ceil(tasks).max(1)
-    }
-
     /// The patch matrix of image `x` (`[C, H, W]`): `x` itself for a pointwise
     /// kernel, else written into `scratch` (zeroed on first use, then reused by
     /// every image of the task: see [`im2col`]).
@@ -177,34 +215,9 @@ impl Geom {
 }
 
 fn geom_of(xl: &Layout, wl: &Layout, p: Conv2dParams) -> candle_core::Result<Geom> {
-    let (b, c, h, w) = xl.shape().dims4()?;
-    let (cout, wc, kh, kw) = wl.shape().dims4()?;
-    if wc != c
-        || kh == 0
-        || kw == 0
-        || p.stride == 0
-        || h + 2 * p.padding < kh
-        || w + 2 * p.padding < kw
-    {
-        candle_core::bail!(
-            "conv2d: weight {:?} does not fit input {:?}",
-            wl.shape(),
-            xl.shape()
-        )
-    }
-    Ok(Geom {
-        b,
-        c,
-        h,
-        w,
-        cout,
-        kh,
-        kw,
-        stride: p.stride,
-        pad: p.padding,
-        ho: (h + 2 * p.padding - kh) / p.stride + 1,
-        wo: (w + 2 * p.padding - kw) / p.stride + 1,
-    })
+    let (cout, c, kh, kw) = wl.shape().dims4()?;
+    Geom::new(xl.shape().dims(), [cout, c, kh, kw], p)
+        .map_err(|reason| candle_core::Error::Msg(format!("conv2d: {reason}")))
 }
 
 /// Forward op on (`x`, `w`): per image, `Y [Cout, P] = W [Cout, K] × patches [K, P]`,

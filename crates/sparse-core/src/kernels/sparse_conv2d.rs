@@ -31,7 +31,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::conv2d::{Conv2dParams, Conv2dWeightGrad, conv2d};
+use super::conv2d::{Conv2dParams, Conv2dWeightGrad, Geom, conv2d};
 use super::masked_weight::MaskedWeight;
 use super::sparse_linear::{CsrPattern, Storage};
 use super::taps::{LANES, Tap, reduce_lanes, round_up, taps_fwd, taps_wgrad_lanes};
@@ -51,61 +51,9 @@ pub const SPARSE_CONV2D_MAX_DENSITY: f64 = 0.3;
 /// depend on the thread count).
 const WGRAD_GROUP: usize = 8;
 
-/// Geometry of one sparse conv2d.
-#[derive(Debug, Clone, Copy)]
-struct Geom {
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    o: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    pad: usize,
-    ho: usize,
-    wo: usize,
-}
-
+/// What the sparse conv2d adds to the shared [`Geom`]: the padded planes of the
+/// direct path and the row stride of the sparse im2col.
 impl Geom {
-    /// Checks the shapes; `weight` is `[O, C, kh, kw]`.
-    fn new(x: &[usize], weight: [usize; 4], p: Conv2dParams) -> std::result::Result<Self, String> {
-        let [o, c, kh, kw] = weight;
-        if x.len() != 4 {
-            return Err(format!("input {x:?} is not [B, C, H, W]"));
-        }
-        let (b, xc, h, w) = (x[0], x[1], x[2], x[3]);
-        if p.stride == 0 {
-            return Err("stride 0".into());
-        }
-        if xc != c || kh == 0 || kw == 0 || h == 0 || w == 0 {
-            return Err(format!("weight {weight:?} does not fit input {x:?}"));
-        }
-        if h + 2 * p.padding < kh || w + 2 * p.padding < kw {
-            return Err(format!(
-                "kernel {kh}x{kw} larger than the padded input {x:?} (padding {})",
-                p.padding
-            ));
-        }
-        Ok(Self {
-            b,
-            c,
-            h,
-            w,
-            o,
-            kh,
-            kw,
-            stride: p.stride,
-            pad: p.padding,
-            ho: (h + 2 * p.padding - kh) / p.stride + 1,
-            wo: (w + 2 * p.padding - kw) / p.stride + 1,
-        })
-    }
-
-    fn k(&self) -> usize {
-        self.c * self.kh * self.kw
-    }
-
     /// Padded row width and plane size of the direct path.
     fn wp(&self) -> usize {
         self.w + 2 * self.pad
@@ -138,31 +86,9 @@ impl Geom {
         }
     }
 
-    /// Output pixels per image.
-    fn p(&self) -> usize {
-        self.ho * self.wo
-    }
-
     /// Row stride of the patch rows of the im2col path.
     fn p_stride(&self) -> usize {
         round_up(self.p())
-    }
-
-    /// Output positions along one axis whose input `o * stride + tap - pad` is inside
-    /// `0..n_in`.
-    fn out_range(&self, tap: usize, n_in: usize, n_out: usize) -> (usize, usize) {
-        let lo = self.pad.saturating_sub(tap).div_ceil(self.stride);
-        let hi = (n_in + self.pad)
-            .saturating_sub(tap)
-            .div_ceil(self.stride)
-            .min(n_out);
-        (lo.min(hi), hi)
-    }
-
-    /// Images per parallel task of the per-image passes (two tasks per thread).
-    fn images_per_task(&self) -> usize {
-        let tasks = (2 * rayon::current_num_threads()).clamp(1, self.b.max(1));
-        self.b.div_ceil(tasks).max(1)
     }
 }
 
@@ -247,10 +173,10 @@ struct Taps {
 impl Taps {
     fn forward(p: &CsrPattern, g: &Geom, vals: &[f32], direct: bool) -> Self {
         let mut by_out = Vec::with_capacity(p.nnz());
-        let mut out_ptr = Vec::with_capacity(g.o + 1);
+        let mut out_ptr = Vec::with_capacity(g.cout + 1);
         let mut needed = vec![false; g.k()];
         out_ptr.push(0);
-        for o in 0..g.o {
+        for o in 0..g.cout {
             for &k in p.csr.row(o) {
                 needed[k as usize] = true;
                 by_out.push(Tap {
@@ -288,10 +214,10 @@ fn check_weight(
     storage: Storage,
 ) -> candle_core::Result<()> {
     let expected = match storage {
-        Storage::Dense => vec![g.o, g.c, g.kh, g.kw],
+        Storage::Dense => vec![g.cout, g.c, g.kh, g.kw],
         Storage::Packed => vec![p.nnz()],
     };
-    if wl.shape().dims() != expected || p.csr.rows() != g.o || p.csr.n_src() != g.k() {
+    if wl.shape().dims() != expected || p.csr.rows() != g.cout || p.csr.n_src() != g.k() {
         candle_core::bail!(
             "sparse conv2d: pattern [{}, {}] with {} entries does not fit weight {:?}",
             p.csr.rows(),
@@ -348,7 +274,7 @@ impl CustomOp2 for SparseConv2dOp {
         let direct = self.direct(&g);
         let taps = Taps::forward(&self.pattern, &g, &vals, direct);
         let (chw, plane_out) = (g.c * g.h * g.w, g.ho * g.wo);
-        let out = g.o * plane_out;
+        let out = g.cout * plane_out;
         let mut y = vec![0.0f32; g.b * out];
         let per_task = g.images_per_task();
         if !y.is_empty() {
@@ -372,7 +298,7 @@ impl CustomOp2 for SparseConv2dOp {
                             src.resize(g.k() * g.p_stride() + LANES, 0.0);
                             im2col(x_img, &g, &taps.needed, &mut src);
                         }
-                        for o in 0..g.o {
+                        for o in 0..g.cout {
                             let y_o = &mut y_img[o * plane_out..(o + 1) * plane_out];
                             let tp = taps.row(o);
                             if tp.is_empty() {
@@ -386,7 +312,7 @@ impl CustomOp2 for SparseConv2dOp {
                     }
                 });
         }
-        Ok((CpuStorage::F32(y), Shape::from((g.b, g.o, g.ho, g.wo))))
+        Ok((CpuStorage::F32(y), Shape::from((g.b, g.cout, g.ho, g.wo))))
     }
 
     fn bwd(
@@ -474,7 +400,7 @@ impl CustomOp3 for SparseConv2dInputGrad {
         let op = &self.0;
         let g = op.geom(xl)?;
         check_weight(&op.pattern, &g, wl, op.storage)?;
-        if dl.shape().dims() != [g.b, g.o, g.ho, g.wo] {
+        if dl.shape().dims() != [g.b, g.cout, g.ho, g.wo] {
             candle_core::bail!("sparse conv2d input grad: dy {:?}", dl.shape())
         }
         let w = f32_data(ws, wl, "sparse conv2d weight")?;
@@ -483,7 +409,7 @@ impl CustomOp3 for SparseConv2dInputGrad {
         let p = &op.pattern;
         let direct = op.direct(&g);
         let (chw, plane_out) = (g.c * g.h * g.w, g.ho * g.wo);
-        let out = g.o * plane_out;
+        let out = g.cout * plane_out;
         // Taps grouped by input column (CSC), offsets into the laid-out `dy`.
         let (wp, khw) = (g.wp(), g.kh * g.kw);
         let front = (g.kh - 1) * wp + (g.kw - 1);
@@ -526,8 +452,8 @@ impl CustomOp3 for SparseConv2dInputGrad {
                         let img = t * per_task + i;
                         let dy_img = &dy[img * out..(img + 1) * out];
                         if direct {
-                            src.resize(g.o * ch_len + LANES, 0.0);
-                            for o in 0..g.o {
+                            src.resize(g.cout * ch_len + LANES, 0.0);
+                            for o in 0..g.cout {
                                 let base = o * ch_len + front;
                                 for oy in 0..g.ho {
                                     let at = base + oy * wp;
@@ -549,8 +475,8 @@ impl CustomOp3 for SparseConv2dInputGrad {
                                 }
                             }
                         } else {
-                            src.resize(g.o * ps, 0.0);
-                            for o in 0..g.o {
+                            src.resize(g.cout * ps, 0.0);
+                            for o in 0..g.cout {
                                 src[o * ps..o * ps + plane_out]
                                     .copy_from_slice(&dy_img[o * plane_out..(o + 1) * plane_out]);
                             }
@@ -588,7 +514,7 @@ impl CustomOp2 for SparseConv2dWeightGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let op = &self.0;
         let g = op.geom(xl)?;
-        if dl.shape().dims() != [g.b, g.o, g.ho, g.wo] {
+        if dl.shape().dims() != [g.b, g.cout, g.ho, g.wo] {
             candle_core::bail!("sparse conv2d weight grad: dy {:?}", dl.shape())
         }
         let x = f32_data(xs, xl, "sparse conv2d input")?;
@@ -599,7 +525,7 @@ impl CustomOp2 for SparseConv2dWeightGrad {
         let taps = Taps::forward(p, &g, &zeros, direct);
         let offs: Vec<usize> = taps.by_out.iter().map(|t| t.off).collect();
         let (chw, plane_out) = (g.c * g.h * g.w, g.ho * g.wo);
-        let out = g.o * plane_out;
+        let out = g.cout * plane_out;
         let (width, wp) = if direct {
             (g.out_width(), g.wp())
         } else {
@@ -613,7 +539,7 @@ impl CustomOp2 for SparseConv2dWeightGrad {
                 // group instead of one per weight and image.
                 let mut lane_sums = vec![0.0f32; p.nnz() * LANES];
                 let mut src = Vec::new();
-                let mut dyp = vec![0.0f32; g.o * width];
+                let mut dyp = vec![0.0f32; g.cout * width];
                 for img in group * WGRAD_GROUP..((group + 1) * WGRAD_GROUP).min(g.b) {
                     let x_img = &x[img * chw..(img + 1) * chw];
                     if direct {
@@ -624,7 +550,7 @@ impl CustomOp2 for SparseConv2dWeightGrad {
                         im2col(x_img, &g, &taps.needed, &mut src);
                     }
                     let dy_img = &dy[img * out..(img + 1) * out];
-                    for o in 0..g.o {
+                    for o in 0..g.cout {
                         let range = taps.out_ptr[o]..taps.out_ptr[o + 1];
                         if range.is_empty() {
                             continue;
@@ -661,7 +587,7 @@ impl CustomOp2 for SparseConv2dWeightGrad {
         Ok(match op.storage {
             Storage::Packed => (CpuStorage::F32(grads), Shape::from(p.nnz())),
             Storage::Dense => {
-                let mut dw = vec![0.0f32; g.o * g.k()];
+                let mut dw = vec![0.0f32; g.cout * g.k()];
                 for (&at, &v) in p.dense_offsets().iter().zip(&grads) {
                     dw[at] = v;
                 }
