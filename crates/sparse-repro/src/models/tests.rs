@@ -202,6 +202,23 @@ fn masks_for(vm: &VarMap, model: &Model) -> sparse_core::SparseParams {
     params
 }
 
+/// The gradients of `Σ model(x)²` (training mode).
+fn squared_output_grads(model: &Model, x: &Tensor) -> candle_core::backprop::GradStore {
+    let y = model.forward_t(x, true).unwrap();
+    y.sqr().unwrap().sum_all().unwrap().backward().unwrap()
+}
+
+/// A gradient as a flat host vector.
+fn flat(grads: &candle_core::backprop::GradStore, var: &candle_core::Var) -> Vec<f32> {
+    grads
+        .get(var.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
 #[test]
 fn sparse_convolutions_compute_what_the_masked_dense_ones_do() {
     let input = InputShape {
@@ -218,43 +235,16 @@ fn sparse_convolutions_compute_what_the_masked_dense_ones_do() {
         let x = Tensor::randn(0f32, 1.0, (2, 3, 8, 8), &Device::Cpu).unwrap();
         // training mode throughout: batch statistics, so the passes are comparable
         let dense = model.forward_t(&x, true).unwrap();
-        let dense_grads = model
-            .forward_t(&x, true)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap();
-        let dense_grads = dense_grads.backward().unwrap();
+        let dense_grads = squared_output_grads(&model, &x);
         assert_eq!(model.set_sparse_masks(&params).unwrap(), convs, "{arch:?}");
         let sparse = model.forward_t(&x, true).unwrap();
         let diff = (dense - &sparse).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-4, "{arch:?}: forward");
         // the masked weight gradient: the dense one at active positions, zero elsewhere
-        let grads = model
-            .forward_t(&x, true)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap();
-        let grads = grads.backward().unwrap();
+        let grads = squared_output_grads(&model, &x);
         for p in params.iter().filter(|p| p.name.contains("conv")) {
             let var = p.dense_var().unwrap();
-            let g: Vec<f32> = grads
-                .get(var.as_tensor())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let d: Vec<f32> = dense_grads
-                .get(var.as_tensor())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let (g, d) = (flat(&grads, var), flat(&dense_grads, var));
             for (i, (g, d)) in g.iter().zip(&d).enumerate() {
                 let want = if p.mask.is_active(i) { *d } else { 0.0 };
                 assert!(
@@ -266,14 +256,7 @@ fn sparse_convolutions_compute_what_the_masked_dense_ones_do() {
         }
         // the dense gradient on request
         model.set_conv_weight_grad(sparse_core::kernels::WeightGrad::Dense);
-        let grads = model
-            .forward_t(&x, true)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap();
-        let grads = grads.backward().unwrap();
+        let grads = squared_output_grads(&model, &x);
         for p in params.iter().filter(|p| p.name.contains("conv")) {
             let var = p.dense_var().unwrap();
             let g = grads.get(var.as_tensor()).unwrap();
