@@ -73,6 +73,17 @@ pub trait SparseLayer: Module {
     fn density(&self) -> f64 {
         self.mask().density()
     }
+
+    /// The shape of the layer's weight (and mask).
+    fn mask_shape(&self) -> Vec<usize> {
+        self.mask().shape().to_vec()
+    }
+
+    /// Whether the layer computes with exactly `mask`. A packed layer compares in
+    /// place, without copying its mask (this runs on every [`sync_masks`]).
+    fn has_mask(&self, mask: &Mask) -> bool {
+        *self.mask() == *mask
+    }
 }
 
 /// Gives every layer the mask its weight has in `params`, where it differs from the
@@ -92,10 +103,11 @@ pub fn sync_masks(layers: &mut [&mut dyn SparseLayer], params: &SparseParams) ->
             )
         })?;
         let mask = params.mask(name)?;
-        if mask.shape() != layer.mask().shape() {
+        let shape = layer.mask_shape();
+        if mask.shape() != shape {
             return Err(SparseError::ShapeMismatch {
                 what: format!("mask of `{name}` for its sparse layer"),
-                expected: layer.mask().shape().to_vec(),
+                expected: shape,
                 got: mask.shape().to_vec(),
             });
         }
@@ -103,7 +115,7 @@ pub fn sync_masks(layers: &mut [&mut dyn SparseLayer], params: &SparseParams) ->
     }
     let mut changed = 0;
     for (layer, mask) in layers.iter_mut().zip(targets) {
-        if *layer.mask() != *mask {
+        if !layer.has_mask(mask) {
             layer.set_mask(mask)?;
             changed += 1;
         }
@@ -165,6 +177,20 @@ macro_rules! sparse_layer {
     (@set_weight_grad packed, $layer:expr, $mode:expr, $ty:ty) => {
         <$ty>::set_weight_grad($layer, $mode)
     };
+    (@mask_queries dense, $ty:ty) => {};
+    (@mask_queries packed, $ty:ty) => {
+        fn density(&self) -> f64 {
+            self.packed_weight().density()
+        }
+
+        fn mask_shape(&self) -> Vec<usize> {
+            self.packed_weight().shape()
+        }
+
+        fn has_mask(&self, mask: &Mask) -> bool {
+            self.packed_weight().has_mask(mask)
+        }
+    };
     ($ty:ty, $storage:ident) => {
         impl Module for $ty {
             fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
@@ -192,6 +218,8 @@ macro_rules! sparse_layer {
             fn set_weight_grad(&mut self, mode: WeightGrad) -> Result<()> {
                 sparse_layer!(@set_weight_grad $storage, self, mode, $ty)
             }
+
+            sparse_layer!(@mask_queries $storage, $ty);
         }
     };
 }

@@ -135,6 +135,16 @@ impl PackedWeight {
         self.read().pattern.nnz()
     }
 
+    /// The fraction of active entries.
+    pub fn density(&self) -> f64 {
+        self.read().mask.density()
+    }
+
+    /// Whether the values belong to exactly `mask` (compared in place, no copy).
+    pub fn has_mask(&self, mask: &Mask) -> bool {
+        self.read().mask == *mask
+    }
+
     /// The values' dtype.
     pub fn dtype(&self) -> DType {
         self.read().values.dtype()
