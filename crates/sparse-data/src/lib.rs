@@ -33,6 +33,7 @@ pub mod catalogue;
 pub mod data;
 pub mod error;
 pub mod fetch;
+pub mod images;
 pub mod location;
 pub mod stats;
 

@@ -128,6 +128,22 @@ impl ImageDataset {
         Ok(self)
     }
 
+    /// The images at `indices`, in that order, as a new data set with the same
+    /// shape, classes and pixel scale.
+    pub fn subset(&self, indices: &[usize]) -> Result<Self, DataError> {
+        check_indices(indices, self.len())?;
+        let size = self.image_size();
+        let mut pixels = Vec::with_capacity(indices.len() * size);
+        for &i in indices {
+            pixels.extend_from_slice(&self.pixels[i * size..(i + 1) * size]);
+        }
+        Ok(Self {
+            pixels,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            ..*self
+        })
+    }
+
     /// Images at `indices` as `f32` values in `[0, 1]`, flattened `(b, c*h*w)`.
     pub fn batch_values(&self, indices: &[usize]) -> Result<Vec<f32>, DataError> {
         check_indices(indices, self.len())?;
@@ -191,6 +207,18 @@ mod tests {
             255,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn subset_keeps_the_chosen_images_in_order() {
+        let set = two_images();
+        let sub = set.subset(&[1, 1, 0]).unwrap();
+        assert_eq!(sub.len(), 3);
+        assert_eq!(sub.labels(), &[0, 0, 1]);
+        assert_eq!(sub.image(0), set.image(1));
+        assert_eq!(sub.image(2), set.image(0));
+        assert_eq!(sub.max_value(), 255);
+        assert!(set.subset(&[2]).is_err());
     }
 
     #[test]

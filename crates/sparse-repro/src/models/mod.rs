@@ -42,6 +42,8 @@ mod vgg;
 pub use mlp::Mlp;
 pub use resnet::CifarResNet;
 pub use vgg::VggBn;
+/// The input a model receives (defined with the image sets in `sparse-data`).
+pub use sparse_data::images::InputShape;
 
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
@@ -96,24 +98,6 @@ impl Architecture {
             | Architecture::ResNet { width, .. }
             | Architecture::Vgg { width } => *width,
         }
-    }
-}
-
-/// The input a model receives: `channels x height x width` images, flattened for an MLP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputShape {
-    /// Image channels.
-    pub channels: usize,
-    /// Image height.
-    pub height: usize,
-    /// Image width.
-    pub width: usize,
-}
-
-impl InputShape {
-    /// Number of values per sample.
-    pub fn numel(&self) -> usize {
-        self.channels * self.height * self.width
     }
 }
 
