@@ -407,6 +407,7 @@ impl Paper for DsnTsc {
     type Outcome = TrainOutcome;
     type ReproduceArgs = NoArgs;
     type TrainArgs = TrainArgs;
+    type Commands = sparse_repro::harness::NoCommands;
     type Error = Error;
 
     fn plan(preset: Preset, _: &NoArgs) -> Result<Plan<ArmConfig>> {

@@ -311,6 +311,7 @@ impl Paper for RandomPruning {
     type Outcome = RunOutcome;
     type ReproduceArgs = DatasetArgs;
     type TrainArgs = TrainArgs;
+    type Commands = sparse_repro::harness::NoCommands;
     type Error = Error;
 
     fn plan(preset: Preset, args: &DatasetArgs) -> Result<Plan<TrainConfig>> {

@@ -34,6 +34,19 @@ struct TrainArgs {
     seed: u64,
 }
 
+/// The toy's own subcommand: `toy-paper rescore --checkpoint FILE --into FILE`
+/// writes the checkpoint's recorded score into a file.
+#[derive(Debug, clap::Subcommand)]
+enum ToyCommands {
+    /// Reads a checkpoint's recorded score.
+    Rescore {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        into: PathBuf,
+    },
+}
+
 /// When set, `evaluate` reports a value one ulp off (a model that does not reload).
 static DRIFT: AtomicBool = AtomicBool::new(false);
 
@@ -63,7 +76,15 @@ impl Paper for Toy {
     type Outcome = Outcome;
     type ReproduceArgs = NoArgs;
     type TrainArgs = TrainArgs;
+    type Commands = ToyCommands;
     type Error = HarnessError;
+
+    fn run_command(command: ToyCommands) -> Result<(), HarnessError> {
+        let ToyCommands::Rescore { checkpoint, into } = command;
+        let stored = harness::read_stored::<Toy>(&checkpoint)?;
+        let score = stored.meta.metrics.get("score").copied().unwrap_or(f64::NAN);
+        std::fs::write(&into, score.to_string()).map_err(|e| HarnessError::io(&into, e))
+    }
 
     fn plan(preset: Preset, _: &NoArgs) -> Result<Plan<Scaled>, HarnessError> {
         let scales: &[f32] = match preset {
@@ -322,6 +343,17 @@ fn the_cli_trains_and_evaluates() -> Result<(), Box<dyn std::error::Error>> {
         &checkpoint.display().to_string(),
         "--no-fetch",
     ])?;
+    let into = root.path().join("score.txt");
+    harness::run_cli::<Toy, _, _>([
+        "toy-paper",
+        "rescore",
+        "--checkpoint",
+        &checkpoint.display().to_string(),
+        "--into",
+        &into.display().to_string(),
+    ])?;
+    let recorded = harness::read_stored::<Toy>(&checkpoint)?.meta.metrics["score"];
+    assert_eq!(std::fs::read_to_string(&into)?, recorded.to_string());
     let lines = harness::dry_run::<Toy>(&options(out, Preset::Quick), &NoArgs {})?;
     assert_eq!(lines.len(), 4);
     assert!(

@@ -424,6 +424,7 @@ impl Paper for UntrainedGnn {
     type Outcome = RunOutcome;
     type ReproduceArgs = SubsetArgs;
     type TrainArgs = TrainArgs;
+    type Commands = sparse_repro::harness::NoCommands;
     type Error = Error;
 
     fn plan(preset: Preset, args: &SubsetArgs) -> Result<Plan<TrainConfig>> {

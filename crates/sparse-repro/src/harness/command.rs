@@ -1,4 +1,5 @@
-//! One command line for every paper: `reproduce`, `train` and `eval`.
+//! One command line for every paper: `reproduce`, `train` and `eval`, plus the
+//! paper's own subcommands ([`Paper::Commands`]).
 
 use std::ffi::OsString;
 
@@ -31,13 +32,13 @@ impl FetchArgs {
 }
 
 #[derive(Debug, Parser)]
-struct Cli<R: Args, T: Args> {
+struct Cli<R: Args, T: Args, E: Subcommand> {
     #[command(subcommand)]
-    command: Command<R, T>,
+    command: Command<R, T, E>,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command<R: Args, T: Args> {
+enum Command<R: Args, T: Args, E: Subcommand> {
     /// Run a preset's arms x seeds and write report.json, report.md, plots and
     /// checkpoints; rerun with the same --out to resume an interrupted run.
     Reproduce {
@@ -65,7 +66,13 @@ enum Command<R: Args, T: Args> {
         #[command(flatten)]
         fetch: FetchArgs,
     },
+    #[command(flatten)]
+    Paper(E),
 }
+
+/// No subcommands beyond `reproduce`, `train` and `eval` (for [`Paper::Commands`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum NoCommands {}
 
 /// The whole binary of a paper crate: parses the process's arguments and runs the
 /// subcommand. A paper's `main.rs` is `sparse_repro::harness::main::<MyPaper>()`.
@@ -85,7 +92,7 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString> + Clone,
 {
-    let command = Cli::<P::ReproduceArgs, P::TrainArgs>::command()
+    let command = Cli::<P::ReproduceArgs, P::TrainArgs, P::Commands>::command()
         .name(P::NAME)
         .bin_name(P::NAME)
         .version(P::VERSION)
@@ -93,7 +100,7 @@ where
     let matches = command
         .try_get_matches_from(args)
         .unwrap_or_else(|e| e.exit());
-    let cli = Cli::<P::ReproduceArgs, P::TrainArgs>::from_arg_matches(&matches)?;
+    let cli = Cli::<P::ReproduceArgs, P::TrainArgs, P::Commands>::from_arg_matches(&matches)?;
     match cli.command {
         Command::Reproduce {
             args,
@@ -151,6 +158,7 @@ where
                 evaluated.recorded
             );
         }
+        Command::Paper(command) => P::run_command(command)?,
     }
     Ok(())
 }

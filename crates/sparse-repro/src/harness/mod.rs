@@ -25,6 +25,8 @@
 //! <crate> eval      --checkpoint FILE [--data-dir DIR] [--no-fetch]
 //! ```
 //!
+//! and whatever subcommands of its own the paper adds ([`Paper::Commands`]).
+//!
 //! - `smoke` runs in seconds and is what the crate's tests use; `quick` uses real
 //!   data and at least three seeds and runs in minutes on two cores (the crate
 //!   README's results come from it); `paper` uses the paper's hyperparameters and
@@ -74,8 +76,8 @@
 //! use sparse_repro::claim::Claim;
 //! use sparse_repro::cli::Preset;
 //! use sparse_repro::harness::{
-//!     self, ArmRuns, ArmSpec, Metrics, NoArgs, Paper, Plan, RunContext, Runs, TrainRequest,
-//!     Trained,
+//!     self, ArmRuns, ArmSpec, Metrics, NoArgs, NoCommands, Paper, Plan, RunContext, Runs,
+//!     TrainRequest, Trained,
 //! };
 //! use sparse_repro::HarnessError;
 //!
@@ -117,6 +119,7 @@
 //!     type Outcome = Outcome;
 //!     type ReproduceArgs = NoArgs;
 //!     type TrainArgs = TrainArgs;
+//!     type Commands = NoCommands;
 //!     type Error = HarnessError;
 //!
 //!     fn plan(preset: Preset, _: &NoArgs) -> Result<Plan<Fit>, HarnessError> {
@@ -180,7 +183,7 @@ mod record;
 mod resume_check;
 mod runs;
 
-pub use command::{FetchArgs, main, run_cli};
+pub use command::{FetchArgs, NoCommands, main, run_cli};
 pub use data_check::{DataPolicy, ensure_data};
 pub use driver::{
     CHECKPOINTS, Evaluated, ReproduceOptions, Reproduced, TRAIN_SECONDS, TrainedArm, dry_run,

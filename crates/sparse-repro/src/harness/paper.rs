@@ -191,6 +191,10 @@ pub trait Paper {
     type ReproduceArgs: clap::Args + Debug;
     /// The flags of `train` (one arm).
     type TrainArgs: clap::Args + Debug;
+    /// The paper's own subcommands beside `reproduce`, `train` and `eval` (e.g.
+    /// Lottery Pools' `pool` over a user's saved tickets), run by
+    /// [`Paper::run_command`]; [`NoCommands`](super::NoCommands) when there are none.
+    type Commands: clap::Subcommand + Debug;
     /// The paper's error type.
     type Error: std::error::Error + Send + Sync + 'static + From<HarnessError>;
 
@@ -277,6 +281,12 @@ pub trait Paper {
     fn report_extra(plan: &Plan<Self::Arm>) -> BTreeMap<String, serde_json::Value> {
         let _ = plan;
         BTreeMap::new()
+    }
+
+    /// Runs one of the paper's own subcommands ([`Paper::Commands`]).
+    fn run_command(command: Self::Commands) -> Result<(), Self::Error> {
+        let _ = command;
+        Ok(())
     }
 
     /// The arm, seed and locations of a `train` invocation.
