@@ -293,6 +293,7 @@ fn trained_model_round_trips_scores_and_frozen_weights_bit_exactly() -> TestResu
         progress: ProgressMode::Quiet,
         label: "round trip".into(),
         device: Device::Cpu,
+        artifacts: None,
     };
     let trained = UntrainedGnn::train(&arm, &graph, 3, &context)?;
     assert_eq!(trained.step, trained.outcome.best_epoch as u64);

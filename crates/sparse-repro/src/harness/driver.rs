@@ -23,6 +23,10 @@ use super::runs::{ArmRuns, Runs, SeedRun};
 /// The folder of checkpoints inside a run directory.
 pub const CHECKPOINTS: &str = "checkpoints";
 
+/// The folder of a run directory where each arm-seed keeps its own further files
+/// ([`RunContext::artifacts`]), one subfolder per arm-seed file stem.
+pub const ARTIFACTS: &str = "artifacts";
+
 /// The per-arm metric of wall-clock training time, measured by the harness around
 /// each [`Paper::train`] (the only metric that differs between identical runs).
 pub const TRAIN_SECONDS: &str = "train_seconds";
@@ -258,6 +262,7 @@ pub fn reproduce<P: Paper>(
                         progress: run_progress,
                         label: format!("{} {} seed {seed}", arm.dataset, arm.name),
                         device: Device::Cpu,
+                        artifacts: Some(out.join(ARTIFACTS).join(&stem)),
                     };
                     let model = P::train(arm, loaded, seed, &context)?;
                     let metrics = checked_metrics::<P>(&model.outcome, arm)?;
@@ -479,6 +484,7 @@ pub fn train<P: Paper>(args: &P::TrainArgs, data: DataPolicy) -> Result<TrainedA
         progress: ProgressMode::Auto,
         label: format!("{} seed {}", request.arm.name, request.seed),
         device: Device::Cpu,
+        artifacts: Some(out.join(ARTIFACTS)),
     };
     let watch = Stopwatch::start();
     let model = P::train(&request.arm, &loaded, request.seed, &context)?;

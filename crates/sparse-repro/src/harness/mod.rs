@@ -36,8 +36,9 @@
 //!   given, and data no registry carries gets an error saying where to put it.
 //! - A run writes into `--out DIR`, or `runs/<crate>/<preset>-<UTC timestamp>/`:
 //!   `run.json` (what the run is), `records/` (one record per finished arm-seed),
-//!   `checkpoints/` (one safetensors file per arm-seed), `report.json`, `report.md`
-//!   and SVG plots. Rerunning `reproduce` with the same `--out` after an interruption
+//!   `checkpoints/` (one safetensors file per arm-seed), `artifacts/` (what a paper
+//!   keeps beyond the checkpoint, one folder per arm-seed), `report.json`,
+//!   `report.md` and SVG plots. Rerunning `reproduce` with the same `--out` after an interruption
 //!   skips the finished arm-seeds and ends with the same report numbers; a directory
 //!   holding another crate's, preset's or plan's run is refused.
 //! - `report.json` has the crate, version, preset, seeds, the git commit the
@@ -186,10 +187,12 @@ mod runs;
 pub use command::{FetchArgs, NoCommands, main, run_cli};
 pub use data_check::{DataPolicy, ensure_data};
 pub use driver::{
-    CHECKPOINTS, Evaluated, ReproduceOptions, Reproduced, TRAIN_SECONDS, TrainedArm, dry_run,
+    ARTIFACTS, CHECKPOINTS, Evaluated, ReproduceOptions, Reproduced, TRAIN_SECONDS, TrainedArm, dry_run,
     evaluate, plan_datasets, reproduce, train,
 };
-pub use model_file::{LoadedModel, StoredModel, load_model, read_stored, save_model};
+pub use model_file::{
+    LoadedModel, ModelParts, StoredModel, load_model, read_stored, save_model, save_variables,
+};
 pub use paper::{ArmSpec, Metrics, NoArgs, Paper, Plan, RunContext, TrainRequest, Trained};
 pub use record::{MANIFEST, Manifest, RECORDS, SeedRecord};
 pub use resume_check::{ResumeCheck, check_resume, same_results};

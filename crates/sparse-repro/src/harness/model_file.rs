@@ -31,13 +31,60 @@ pub fn save_model<P: Paper>(
     trained: &Trained<P::Outcome>,
     metrics: &Metrics,
 ) -> HarnessResult<()> {
+    save_variables::<P>(
+        path,
+        arm,
+        seed,
+        ModelParts {
+            varmap: &trained.varmap,
+            masks: &trained.masks,
+            extra: &trained.extra,
+            step: trained.step,
+        },
+        metrics,
+    )
+}
+
+/// What a checkpoint holds besides its metadata.
+#[derive(Clone, Copy)]
+pub struct ModelParts<'a> {
+    /// Every variable of the model.
+    pub varmap: &'a VarMap,
+    /// Its masks, by parameter name.
+    pub masks: &'a BTreeMap<String, Mask>,
+    /// Further tensors (stored under `extra/`).
+    pub extra: &'a BTreeMap<String, Tensor>,
+    /// The training step (or epoch, or round) it was taken at.
+    pub step: u64,
+}
+
+impl std::fmt::Debug for ModelParts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelParts")
+            .field("masks", &self.masks.keys().collect::<Vec<_>>())
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`save_model`] for a model that is not a run's result (an IMP ticket, an
+/// interpolated model): the same format, so [`read_stored`] and [`load_model`]
+/// read it.
+pub fn save_variables<P: Paper>(
+    path: &Path,
+    arm: &ArmSpec<P::Arm>,
+    seed: u64,
+    model: ModelParts<'_>,
+    metrics: &Metrics,
+) -> HarnessResult<()> {
     let stored = StoredRun {
         arm: arm.clone(),
         seed,
     };
     let config =
         serde_json::to_value(&stored).map_err(|e| HarnessError::Serialise(e.to_string()))?;
-    let mut meta = CheckpointMeta::new(P::NAME, P::VERSION, config, trained.step, seed)
+    let mut meta = CheckpointMeta::new(P::NAME, P::VERSION, config, model.step, seed)
         .with_dataset(&arm.dataset)
         .with_git_commit(git_commit());
     for (name, value) in metrics {
@@ -45,11 +92,11 @@ pub fn save_model<P: Paper>(
     }
     checkpoint::save(
         path,
-        &trained.varmap,
+        model.varmap,
         Sources {
-            masks: Some(&trained.masks),
+            masks: Some(model.masks),
             optimizer: None,
-            extra: (!trained.extra.is_empty()).then_some(&trained.extra),
+            extra: (!model.extra.is_empty()).then_some(model.extra),
         },
         &meta,
     )?;

@@ -148,6 +148,11 @@ pub struct RunContext {
     pub label: String,
     /// Where tensors live.
     pub device: Device,
+    /// A folder of this run's own for files beyond the checkpoint (e.g. every IMP
+    /// ticket), not yet created: `<run dir>/artifacts/<arm-seed file stem>/` under
+    /// `reproduce`, `<out>/artifacts/` under `train`; `None` when nothing may be
+    /// written. A rerun of an interrupted arm-seed overwrites it.
+    pub artifacts: Option<PathBuf>,
 }
 
 /// One `train` invocation: an arm, a seed and where the data is.
