@@ -9,10 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{ModuleT, VarBuilder, VarMap};
+use candle_core::{Device, Tensor};
+use candle_nn::{ModuleT, VarMap};
 use rand_chacha::ChaCha8Rng;
-use sparse_core::init::{self, FanMode, Init, Nonlinearity};
+use sparse_core::init::Init;
 use sparse_core::lr::{LrSchedule, MultiStep};
 use sparse_core::optim::trainable_vars;
 use sparse_core::{
@@ -22,7 +22,7 @@ use sparse_core::{
 use sparse_repro::batch::BatchIndices;
 use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
 use sparse_repro::metrics;
-use sparse_repro::models::{InputShape, Model};
+use sparse_repro::models::{InputShape, Model, build_initialised, kaiming_normal_weights};
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::rng::{derive_rng, streams};
 use sparse_repro::train::{Evaluation, Goal, cross_entropy, evaluate_classifier};
@@ -91,7 +91,7 @@ impl Network {
             input,
             num_classes,
             &mut derive_rng(seed, streams::INIT),
-            kaiming_weights,
+            kaiming_normal_weights,
         )?;
         let params = match config.sparsity().allocation_config()? {
             None => SparseParams::new(),
@@ -434,14 +434,7 @@ pub fn build_model(
     data: &ImageData,
     rng: &mut ChaCha8Rng,
 ) -> Result<(VarMap, Model)> {
-    build_model_with(config, data, rng, kaiming_weights)
-}
-
-fn kaiming_weights(shape: &[usize]) -> Option<Init> {
-    (shape.len() >= 2).then_some(Init::KaimingNormal {
-        mode: FanMode::FanIn,
-        nonlinearity: Nonlinearity::Relu,
-    })
+    build_model_with(config, data, rng, kaiming_normal_weights)
 }
 
 fn build_model_with(
@@ -466,33 +459,13 @@ fn build_model_for(
     rng: &mut ChaCha8Rng,
     weight_init: impl Fn(&[usize]) -> Option<Init>,
 ) -> Result<(VarMap, Model)> {
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = Model::new(config.architecture(), input, num_classes, vb)?;
-    let vars = trainable_vars(&varmap);
-    // Fan-in of each bias, from the weight it belongs to.
-    let fan_in: BTreeMap<String, usize> = vars
-        .iter()
-        .filter(|(_, v)| v.rank() >= 2)
-        .filter_map(|(n, v)| {
-            let prefix = n.strip_suffix(".weight")?;
-            Some((format!("{prefix}.bias"), v.dims()[1..].iter().product()))
-        })
-        .collect();
-    init::init_vars(
-        &vars,
-        |name, shape| {
-            if let Some(&fan_in) = fan_in.get(name) {
-                return Some(Init::TorchDefaultBias { fan_in });
-            }
-            if sparse_core::selection::is_norm(name) {
-                return None;
-            }
-            weight_init(shape)
-        },
+    Ok(build_initialised(
+        config.architecture(),
+        input,
+        num_classes,
         rng,
-    )?;
-    Ok((varmap, model))
+        weight_init,
+    )?)
 }
 
 /// Masks every prunable weight: all convolution and linear weights, first layer

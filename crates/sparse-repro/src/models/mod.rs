@@ -9,9 +9,8 @@
 //! for FLOP counting (`layer_flops`, sparse-core's [`LayerFlops`]).
 //!
 //! Building a model creates its parameters through the [`VarBuilder`] with
-//! candle's default initialisation; a crate that wants a seeded initialisation
-//! re-initialises the `VarMap` afterwards (random-pruning uses
-//! `sparse_core::init::init_vars`). Convolutions are bias-free and followed by
+//! candle's default initialisation; [`build_initialised`] builds one initialised
+//! from a seeded RNG instead. Convolutions are bias-free and followed by
 //! BatchNorm (eps 1e-5), whose running statistics live in the same `VarMap`. The
 //! layers run on sparse-core's fused kernels (`FusedLinear`, `FusedBatchNorm` with
 //! the ReLU folded in, `add_relu`, `conv2d`, and `SparseConv2d` for a convolution
@@ -35,10 +34,12 @@
 //! ```
 
 mod conv;
+mod init;
 mod mlp;
 mod resnet;
 mod vgg;
 
+pub use init::{build_initialised, kaiming_normal_weights};
 pub use mlp::Mlp;
 pub use resnet::CifarResNet;
 pub use vgg::VggBn;
