@@ -55,7 +55,8 @@ use crate::model_state::ModelState;
 use crate::scores::ThresholdScope;
 
 /// Which best coefficient a greedy step keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Acceptance {
     /// When it scores at least as well as the current best (the paper's Algorithm 2).
     #[default]
