@@ -259,12 +259,7 @@ impl LotteryConfig {
                 "at least two points, each in [0, 1]",
             ));
         }
-        for method in [
-            self.interpolation(),
-            PoolMethod::Ema {
-                decay: p.ema_decay,
-            },
-        ] {
+        for method in [self.interpolation(), PoolMethod::Ema { decay: p.ema_decay }] {
             self.pool_config(method, Vec::new())?;
         }
         Ok(())

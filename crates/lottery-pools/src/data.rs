@@ -74,7 +74,10 @@ impl Splits {
             return Err(sparse_repro::HarnessError::invalid(
                 "validation_fraction",
                 sizes.validation_fraction,
-                format!("leaves no training or no validation image of {}", pool.len()),
+                format!(
+                    "leaves no training or no validation image of {}",
+                    pool.len()
+                ),
             )
             .into());
         }

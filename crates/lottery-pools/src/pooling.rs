@@ -10,11 +10,11 @@
 //! accuracies are measured once per final model, never during the search.
 
 use candle_nn::ModuleT;
+use serde::{Deserialize, Serialize};
 use sparse_core::batchnorm::recalibrate;
 use sparse_core::pools::{PoolMethod, PoolOutcome, linear_path, lottery_pool};
 use sparse_core::{ModelState, SparseError};
 use sparse_repro::progress::{Progress, ProgressMode};
-use serde::{Deserialize, Serialize};
 
 use crate::config::LotteryConfig;
 use crate::data::Splits;
@@ -68,6 +68,9 @@ pub struct Level {
     pub remaining: f64,
     /// The ticket as IMP left it (no recalibration).
     pub ticket: Accuracies,
+    /// The ticket after BatchNorm recalibration alone: what a pool that accepts no
+    /// candidate returns, so the share of a pool's gain that is not interpolation.
+    pub recalibrated_ticket: Accuracies,
     /// Lottery Pools over the interpolation grid.
     pub interpolation: PoolResult,
     /// Lottery Pools over `{0.5}`.
@@ -137,7 +140,8 @@ impl Evaluator<'_> {
             BN_MOMENTUM,
             self.splits.train_batches(&self.splits.recalibration),
             |batch| {
-                let (x, _) = batch.map_err(|e| SparseError::invalid_input("batch", e.to_string()))?;
+                let (x, _) =
+                    batch.map_err(|e| SparseError::invalid_input("batch", e.to_string()))?;
                 model.forward_t(&x, true)?;
                 Ok(())
             },
@@ -220,6 +224,9 @@ pub fn pool_levels(
     let mut pooled = Vec::with_capacity(targets.len());
     for &t in targets {
         let ticket = evaluator.measure(&tickets.states[t])?;
+        let mut recalibrated = tickets.states[t].clone();
+        evaluator.recalibrated_validation(&mut recalibrated)?;
+        let recalibrated_ticket = evaluator.measure(&recalibrated)?;
         let (interpolation, model) = evaluator.pool(config, tickets, t, config.interpolation())?;
         let (average, _) = evaluator.pool(config, tickets, t, config.average())?;
         let (swa, _) = evaluator.pool(config, tickets, t, PoolMethod::Swa)?;
@@ -239,6 +246,7 @@ pub fn pool_levels(
             round: t,
             remaining: tickets.remaining[t],
             ticket,
+            recalibrated_ticket,
             interpolation,
             average,
             swa,

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sparse_core::imp::Ticket;
 use sparse_core::{Mask, ModelState};
-use sparse_repro::harness::{
-    self, ArmSpec, Metrics, ModelParts, read_stored, save_variables,
-};
+use sparse_repro::harness::{self, ArmSpec, Metrics, ModelParts, read_stored, save_variables};
 
 use crate::config::LotteryConfig;
 use crate::error::{Error, Result};

@@ -79,7 +79,9 @@ impl Network {
     /// Loss and accuracy over `batches` in inference mode.
     pub fn evaluate<I>(&self, batches: I) -> Result<Evaluation>
     where
-        I: IntoIterator<Item = sparse_repro::HarnessResult<(candle_core::Tensor, candle_core::Tensor)>>,
+        I: IntoIterator<
+            Item = sparse_repro::HarnessResult<(candle_core::Tensor, candle_core::Tensor)>,
+        >,
     {
         Ok(evaluate_classifier(
             |x| self.model.forward_t(x, false),

@@ -10,14 +10,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::catalogue::{self, CatalogueError, Presence};
+use crate::data::{ClassificationSet, DataError, ImageDataset, cifar, digits, idx};
+use crate::location::DataLocation;
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use crate::catalogue::{self, CatalogueError, Presence};
-use crate::data::{ClassificationSet, DataError, ImageDataset, cifar, digits, idx};
-use crate::location::DataLocation;
 
 /// Digits has no official test split: this many of its 1797 images, drawn once
 /// with a fixed seed independent of the run's seed, form the test set (the seed

@@ -82,7 +82,12 @@ impl Paper for Toy {
     fn run_command(command: ToyCommands) -> Result<(), HarnessError> {
         let ToyCommands::Rescore { checkpoint, into } = command;
         let stored = harness::read_stored::<Toy>(&checkpoint)?;
-        let score = stored.meta.metrics.get("score").copied().unwrap_or(f64::NAN);
+        let score = stored
+            .meta
+            .metrics
+            .get("score")
+            .copied()
+            .unwrap_or(f64::NAN);
         std::fs::write(&into, score.to_string()).map_err(|e| HarnessError::io(&into, e))
     }
 

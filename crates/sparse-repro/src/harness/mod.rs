@@ -187,8 +187,8 @@ mod runs;
 pub use command::{FetchArgs, NoCommands, main, run_cli};
 pub use data_check::{DataPolicy, ensure_data};
 pub use driver::{
-    ARTIFACTS, CHECKPOINTS, Evaluated, ReproduceOptions, Reproduced, TRAIN_SECONDS, TrainedArm, dry_run,
-    evaluate, plan_datasets, reproduce, train,
+    ARTIFACTS, CHECKPOINTS, Evaluated, ReproduceOptions, Reproduced, TRAIN_SECONDS, TrainedArm,
+    dry_run, evaluate, plan_datasets, reproduce, train,
 };
 pub use model_file::{
     LoadedModel, ModelParts, StoredModel, load_model, read_stored, save_model, save_variables,

@@ -1,5 +1,6 @@
-//! Image classifiers shared by the reproductions: a ReLU MLP, a CIFAR-style
-//! ResNet-(6n+2) and a small VGG with batch norm, each scaled by a width multiplier.
+//! Image classifiers shared by the reproductions: a ReLU MLP, CIFAR-style
+//! ResNet-(6n+2) and ResNet-18, and VGGs with batch norm (a small one and VGG-16),
+//! each scaled by a width multiplier.
 //!
 //! Every model is a [`candle_nn::ModuleT`] whose parameters live in a
 //! [`candle_nn::VarMap`] under stable names, so sparse-core can select and mask
@@ -42,9 +43,9 @@ mod vgg;
 pub use init::{build_initialised, kaiming_normal_weights};
 pub use mlp::Mlp;
 pub use resnet::CifarResNet;
-pub use vgg::VggBn;
 /// The input a model receives (defined with the image sets in `sparse-data`).
 pub use sparse_data::images::InputShape;
+pub use vgg::VggBn;
 
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
@@ -80,6 +81,18 @@ pub enum Architecture {
         /// Channels of the first stage.
         width: usize,
     },
+    /// ResNet-18 with the CIFAR stem: four stages of two basic blocks, `width` to
+    /// `8·width` channels (64 in the usual model).
+    ResNet18 {
+        /// Channels of the first stage.
+        width: usize,
+    },
+    /// VGG-16 with batch norm: 13 convolutions, `width` to `8·width` channels (64 in
+    /// the usual model).
+    Vgg16 {
+        /// Channels of the first block.
+        width: usize,
+    },
 }
 
 impl Architecture {
@@ -89,6 +102,8 @@ impl Architecture {
             Architecture::Mlp { width, depth } => format!("mlp-{width}x{depth}"),
             Architecture::ResNet { depth, width } => format!("resnet{depth}-{width}"),
             Architecture::Vgg { width } => format!("vgg-{width}"),
+            Architecture::ResNet18 { width } => format!("resnet18-{width}"),
+            Architecture::Vgg16 { width } => format!("vgg16-{width}"),
         }
     }
 
@@ -97,7 +112,9 @@ impl Architecture {
         match self {
             Architecture::Mlp { width, .. }
             | Architecture::ResNet { width, .. }
-            | Architecture::Vgg { width } => *width,
+            | Architecture::Vgg { width }
+            | Architecture::ResNet18 { width }
+            | Architecture::Vgg16 { width } => *width,
         }
     }
 }
@@ -138,6 +155,12 @@ impl Model {
             )?),
             Architecture::Vgg { width } => {
                 Model::Vgg(VggBn::new(*width, input.channels, classes, vb)?)
+            }
+            Architecture::ResNet18 { width } => {
+                Model::ResNet(CifarResNet::resnet18(*width, input.channels, classes, vb)?)
+            }
+            Architecture::Vgg16 { width } => {
+                Model::Vgg(VggBn::vgg16(*width, input.channels, classes, vb)?)
             }
         })
     }

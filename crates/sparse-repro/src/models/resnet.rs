@@ -80,7 +80,9 @@ impl BasicBlock {
 
 /// CIFAR-style ResNet-(6n+2): a 3x3 stem, three stages of `n` basic blocks with
 /// `W`, `2W`, `4W` channels (the last two downsample by 2), global average
-/// pooling and a linear classifier — the official `cifar_resnet_N_W`.
+/// pooling and a linear classifier — the official `cifar_resnet_N_W`. Also
+/// ResNet-18 with the CIFAR stem ([`CifarResNet::resnet18`]): four stages of two
+/// blocks, `W` to `8W` channels (64 in the usual model).
 ///
 /// Parameters: `stem.{conv,bn}.*`, `stage{s}.block{b}.{conv1,conv2,shortcut}.{conv,bn}.*`
 /// (a `shortcut` only where the block changes shape) and `classifier.*`.
@@ -108,12 +110,36 @@ impl CifarResNet {
             candle_core::bail!("ResNet depth must be 6n+2 with n >= 1, got {depth}");
         }
         let per_stage = (depth - 2) / 6;
+        Self::with_stages(&[per_stage; 3], width, in_channels, classes, vb)
+    }
+
+    /// ResNet-18 for small images (a 3x3 stride-1 stem, no max-pool, as the CIFAR
+    /// code of Lottery Pools and most sparse-training papers): four stages of two
+    /// basic blocks with `width`, `2·width`, `4·width`, `8·width` channels.
+    pub fn resnet18(
+        width: usize,
+        in_channels: usize,
+        classes: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Self::with_stages(&[2; 4], width, in_channels, classes, vb)
+    }
+
+    /// `blocks[s]` basic blocks in stage `s`, with `width << s` channels; every
+    /// stage after the first downsamples by 2 in its first block.
+    fn with_stages(
+        blocks_per_stage: &[usize],
+        width: usize,
+        in_channels: usize,
+        classes: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let stem = ConvBn::new(in_channels, width, 3, 1, vb.clone(), "stem")?;
         let mut names = vec!["stem.conv.weight".to_string()];
         let mut convs = vec![("stem.conv.weight".to_string(), in_channels, width, 3, 1)];
         let mut blocks = Vec::new();
         let mut c_in = width;
-        for stage in 0..3 {
+        for (stage, &per_stage) in blocks_per_stage.iter().enumerate() {
             let c_out = width << stage;
             for b in 0..per_stage {
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };

@@ -280,3 +280,22 @@ fn sparse_convolutions_compute_what_the_masked_dense_ones_do() {
         );
     }
 }
+
+#[test]
+fn resnet18_and_vgg16_shapes_and_names() {
+    let input = InputShape {
+        channels: 3,
+        height: 32,
+        width: 32,
+    };
+    // ResNet-18: stem + 8 blocks of 2 convolutions + 3 projection shortcuts + classifier.
+    let flops = check(Architecture::ResNet18 { width: 4 }, input, 1 + 16 + 3 + 1);
+    let last_conv = &flops[flops.len() - 2];
+    assert_eq!(conv_out(last_conv), (4, 4), "{}", last_conv.weight);
+    assert!(last_conv.weight.starts_with("stage3.block1"));
+    // VGG-16: 13 convolutions + classifier; five pools take 32x32 to 1x1.
+    let flops = check(Architecture::Vgg16 { width: 4 }, input, 13 + 1);
+    assert_eq!(conv_out(&flops[12]), (2, 2));
+    assert_eq!(Architecture::ResNet18 { width: 64 }.label(), "resnet18-64");
+    assert_eq!(Architecture::Vgg16 { width: 64 }.label(), "vgg16-64");
+}

@@ -4,11 +4,13 @@ use candle_nn::{Conv2dConfig, Module, ModuleT, VarBuilder, conv2d_no_bias};
 use sparse_core::kernels::{FusedBatchNorm, FusedLinear};
 use sparse_core::{LayerFlops, LayerShape};
 
-/// A small VGG with batch norm: `[W, pool, 2W, pool, 4W, 4W, pool]`, global
-/// average pooling and a linear classifier. Pools are 2x2 with stride 2 (the only
+/// A VGG with batch norm: the small `[W, pool, 2W, pool, 4W, 4W, pool]`
+/// ([`VggBn::new`]) or VGG-16 ([`VggBn::vgg16`]), global average pooling and a
+/// linear classifier. Pools are 2x2 with stride 2 (the only
 /// max-pool candle can differentiate); a pool is skipped once the map is below 2x2.
 ///
-/// Parameters: `features.{i}.{conv,bn}.*` (i = 0..4) and `classifier.*`.
+/// Parameters: `features.{i}.{conv,bn}.*` (i = 0..4, or 0..13 for VGG-16) and
+/// `classifier.*`.
 #[derive(Debug)]
 pub struct VggBn {
     layers: Vec<(MaskableConv, FusedBatchNorm, bool)>,
@@ -29,6 +31,35 @@ impl VggBn {
             (4 * width, false),
             (4 * width, true),
         ];
+        Self::from_plan(&plan, in_channels, classes, vb)
+    }
+
+    /// VGG-16 with batch norm (configuration D): 13 convolutions in five blocks of
+    /// `width`, `2·width`, `4·width`, `8·width`, `8·width` channels, each block
+    /// closed by a pool, then global average pooling and one linear classifier (the
+    /// CIFAR `vgg16_bn` of the sparse-training codes; 64 in the usual model).
+    pub fn vgg16(width: usize, in_channels: usize, classes: usize, vb: VarBuilder) -> Result<Self> {
+        let blocks = [
+            (width, 2),
+            (2 * width, 2),
+            (4 * width, 3),
+            (8 * width, 3),
+            (8 * width, 3),
+        ];
+        let plan: Vec<(usize, bool)> = blocks
+            .iter()
+            .flat_map(|&(c, n)| (0..n).map(move |i| (c, i + 1 == n)))
+            .collect();
+        Self::from_plan(&plan, in_channels, classes, vb)
+    }
+
+    /// Convolutions of `(output channels, pool after)`, in order.
+    fn from_plan(
+        plan: &[(usize, bool)],
+        in_channels: usize,
+        classes: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let cfg = Conv2dConfig {
             padding: 1,
             ..Default::default()
