@@ -125,6 +125,11 @@ impl LotteryConfig {
         })
     }
 
+    /// A builder starting from this configuration (to change a few settings).
+    pub fn rebuild(&self) -> LotteryConfigBuilder {
+        LotteryConfigBuilder(self.clone())
+    }
+
     /// The model.
     pub fn architecture(&self) -> &Architecture {
         &self.architecture
@@ -279,6 +284,12 @@ pub fn interpolation_coefficients() -> Vec<f64> {
 pub struct LotteryConfigBuilder(LotteryConfig);
 
 impl LotteryConfigBuilder {
+    /// The model.
+    pub fn architecture(mut self, architecture: Architecture) -> Self {
+        self.0.architecture = architecture;
+        self
+    }
+
     /// Training images used, validation included (`None`: all).
     pub fn train_pool(mut self, n: Option<usize>) -> Self {
         self.0.data.train_pool = n;

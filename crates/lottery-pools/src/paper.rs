@@ -95,6 +95,9 @@ pub struct TrainArgs {
     /// The rewind epoch.
     #[arg(long)]
     pub rewind_epoch: Option<usize>,
+    /// The model's width (first-stage channels).
+    #[arg(long)]
+    pub width: Option<usize>,
     /// The seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -147,10 +150,10 @@ pub fn preset_arms(preset: Preset) -> Result<Vec<ArmSpec<LotteryConfig>>> {
         )],
         Preset::Quick => vec![(
             ImageSetName::FashionMnist,
-            LotteryConfig::builder(Architecture::Vgg { width: 8 })
+            LotteryConfig::builder(Architecture::Vgg { width: 16 })
                 .train_pool(Some(10_000))
                 .test_images(Some(2_000))
-                .recalibration_images(Some(2_000))
+                .recalibration_images(Some(1_000))
                 .corrupted_images(2_000)
                 .rounds(8, 0.2)
                 .epochs(6, 1)
@@ -204,6 +207,16 @@ pub fn preset_arm(preset: Preset, dataset: Option<&str>) -> Result<ArmSpec<Lotte
             )
             .into()
         })
+}
+
+fn set_width(architecture: &mut Architecture, new: usize) {
+    match architecture {
+        Architecture::Mlp { width, .. }
+        | Architecture::ResNet { width, .. }
+        | Architecture::Vgg { width }
+        | Architecture::ResNet18 { width }
+        | Architecture::Vgg16 { width } => *width = new,
+    }
 }
 
 fn dataset_of(name: &str) -> Result<ImageSetName> {
@@ -451,17 +464,21 @@ impl Paper for LotteryPools {
     fn train_request(args: &TrainArgs) -> Result<TrainRequest<LotteryConfig>> {
         let mut arm = preset_arm(args.preset, args.dataset.as_deref())?;
         let imp = *arm.config.imp();
-        let rounds = args.rounds.unwrap_or(imp.rounds);
-        let epochs = args.epochs.unwrap_or(imp.epochs);
-        let rewind = args.rewind_epoch.unwrap_or(imp.rewind_epoch);
-        let mut value = serde_json::to_value(&arm.config)
-            .map_err(|e| HarnessError::Serialise(e.to_string()))?;
-        value["imp"]["rounds"] = json!(rounds);
-        value["imp"]["epochs"] = json!(epochs);
-        value["imp"]["rewind_epoch"] = json!(rewind);
-        arm.config =
-            serde_json::from_value(value).map_err(|e| HarnessError::Serialise(e.to_string()))?;
-        arm.config.validate()?;
+        let mut builder = arm
+            .config
+            .rebuild()
+            .rounds(args.rounds.unwrap_or(imp.rounds), imp.rate);
+        builder = builder.epochs(
+            args.epochs.unwrap_or(imp.epochs),
+            args.rewind_epoch.unwrap_or(imp.rewind_epoch),
+        );
+        if let Some(width) = args.width {
+            let mut architecture = arm.config.architecture().clone();
+            set_width(&mut architecture, width);
+            builder = builder.architecture(architecture);
+        }
+        arm.config = builder.build()?;
+        arm.name = format!("imp-{}", arm.config.architecture().label());
         Ok(TrainRequest {
             arm,
             seed: args.seed,
