@@ -285,10 +285,7 @@ impl Paper for LotteryPools {
         if let Some(dir) = &context.artifacts {
             save_tickets(&dir.join("tickets"), arm, seed, &net, &tickets, &rounds)?;
         }
-        let set = TicketSet {
-            states: tickets.iter().map(|t| t.state.clone()).collect(),
-            remaining: tickets.iter().map(|t| t.density).collect(),
-        };
+        let set = TicketSet::from_imp(&tickets);
         let targets: Vec<usize> = (0..set.states.len()).collect();
         let evaluator = Evaluator {
             net: &net,

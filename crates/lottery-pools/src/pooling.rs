@@ -12,6 +12,7 @@
 use candle_nn::ModuleT;
 use serde::{Deserialize, Serialize};
 use sparse_core::batchnorm::recalibrate;
+use sparse_core::imp::Ticket;
 use sparse_core::pools::{PoolMethod, PoolOutcome, linear_path, lottery_pool};
 use sparse_core::{ModelState, SparseError};
 use sparse_repro::progress::{Progress, ProgressMode};
@@ -90,6 +91,16 @@ pub struct TicketSet {
     pub states: Vec<ModelState>,
     /// Share of the convolution weights each keeps.
     pub remaining: Vec<f64>,
+}
+
+impl TicketSet {
+    /// The tickets of one IMP run, in round order.
+    pub fn from_imp(tickets: &[Ticket]) -> Self {
+        Self {
+            states: tickets.iter().map(|t| t.state.clone()).collect(),
+            remaining: tickets.iter().map(|t| t.density).collect(),
+        }
+    }
 }
 
 /// Measures models of `net`'s architecture on `splits`.

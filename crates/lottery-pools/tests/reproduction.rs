@@ -47,10 +47,7 @@ fn pooled_tickets_keep_the_ticket_sparsity_and_never_prune_classifier_or_batchno
         prunable.iter().all(|n| n.contains(".conv.")),
         "{prunable:?}"
     );
-    let set = TicketSet {
-        states: tickets.iter().map(|t| t.state.clone()).collect(),
-        remaining: tickets.iter().map(|t| t.density).collect(),
-    };
+    let set = TicketSet::from_imp(&tickets);
     let evaluator = Evaluator {
         net: &net,
         splits: &splits,
@@ -96,22 +93,14 @@ fn pooled_tickets_keep_the_ticket_sparsity_and_never_prune_classifier_or_batchno
 #[test]
 fn the_pool_of_zero_alone_returns_the_recalibrated_ticket() -> TestResult {
     let (config, splits) = smoke()?;
-    let zero = LotteryConfig::builder(config.architecture().clone())
-        .recalibration_images(config.data().recalibration)
+    let zero = config
+        .rebuild()
         .corrupted_images(0)
-        .rounds(3, 0.5)
-        .epochs(3, 1)
-        .lr(0.05, vec![2])
-        .batch_size(64)
-        .search_num(3)
         .coefficients(vec![0.0])
         .path_alphas(vec![0.0, 1.0])
         .build()?;
     let (net, tickets, _) = run_imp(&zero, &splits, 2, ProgressMode::Quiet, "test")?;
-    let set = TicketSet {
-        states: tickets.iter().map(|t| t.state.clone()).collect(),
-        remaining: tickets.iter().map(|t| t.density).collect(),
-    };
+    let set = TicketSet::from_imp(&tickets);
     let evaluator = Evaluator {
         net: &net,
         splits: &splits,
