@@ -17,21 +17,16 @@ use sparse_core::pools::{Acceptance, PoolConfig, PoolMethod};
 use sparse_data::data::corrupt::MAX_SEVERITY;
 use sparse_repro::HarnessError;
 use sparse_repro::models::Architecture;
+use sparse_repro::splits::SplitSizes;
 
 use crate::error::Result;
 
-/// How much of the data set a run uses (`None`: all of it).
+/// How much of the data set a run uses: the splits, and the corrupted test images.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DataSizes {
-    /// Training images, validation included (the first ones of the training set).
-    pub train_pool: Option<usize>,
-    /// Share of those held out for validation, the last ones (official: 5k of 50k).
-    pub validation_fraction: f64,
-    /// Test images (the first ones of the test set).
-    pub test: Option<usize>,
-    /// Training images BatchNorm is recalibrated over (the first ones of the
-    /// training split; `None`: the whole split, as `update_bn` does).
-    pub recalibration: Option<usize>,
+    /// Training, validation, recalibration and test images.
+    #[serde(flatten)]
+    pub splits: SplitSizes,
     /// Images of the corrupted test set (the first test images, each corrupted
     /// once, by the corruption-severity pairs in turn); 0 leaves it out.
     pub corrupted: usize,
@@ -96,10 +91,7 @@ impl LotteryConfig {
         LotteryConfigBuilder(Self {
             architecture,
             data: DataSizes {
-                train_pool: None,
-                validation_fraction: 0.1,
-                test: None,
-                recalibration: None,
+                splits: SplitSizes::full(),
                 corrupted: 0,
             },
             imp: ImpSettings {
@@ -212,23 +204,7 @@ impl LotteryConfig {
                 "IMP prunes convolution weights only: use a ResNet or a VGG",
             ));
         }
-        let d = &self.data;
-        if !(d.validation_fraction > 0.0 && d.validation_fraction < 1.0) {
-            return Err(invalid(
-                "validation_fraction",
-                d.validation_fraction.to_string(),
-                "must lie strictly between 0 and 1",
-            ));
-        }
-        for (name, value) in [
-            ("train_pool", d.train_pool),
-            ("test", d.test),
-            ("recalibration", d.recalibration),
-        ] {
-            if value == Some(0) {
-                return Err(invalid(name, "0".into(), "must be positive (or left out)"));
-            }
-        }
+        self.data.splits.validate()?;
         if self.imp.rounds < 2 {
             return Err(invalid(
                 "rounds",
@@ -292,25 +268,25 @@ impl LotteryConfigBuilder {
 
     /// Training images used, validation included (`None`: all).
     pub fn train_pool(mut self, n: Option<usize>) -> Self {
-        self.0.data.train_pool = n;
+        self.0.data.splits.train_pool = n;
         self
     }
 
     /// Share of the training pool held out for validation (the last images).
     pub fn validation_fraction(mut self, fraction: f64) -> Self {
-        self.0.data.validation_fraction = fraction;
+        self.0.data.splits.validation_fraction = fraction;
         self
     }
 
     /// Test images used (`None`: all).
     pub fn test_images(mut self, n: Option<usize>) -> Self {
-        self.0.data.test = n;
+        self.0.data.splits.test = n;
         self
     }
 
     /// Training images BatchNorm recalibration passes over (`None`: the split).
     pub fn recalibration_images(mut self, n: Option<usize>) -> Self {
-        self.0.data.recalibration = n;
+        self.0.data.splits.recalibration = n;
         self
     }
 

@@ -1,6 +1,6 @@
-//! The splits of one run: training, validation (the last images of the training
-//! pool, as the official 45k/5k split), test, and a corrupted copy of the test
-//! images for the "-C" numbers.
+//! The data of one run: sparse-repro's image splits (training, validation as the
+//! last images of the training pool like the official 45k/5k split, recalibration,
+//! test) and a corrupted copy of the test images for the "-C" numbers.
 //!
 //! The corrupted set follows sparse-data's CIFAR-C recipe
 //! ([`sparse_data::data::corrupt`]) on a budget: instead of every test image under
@@ -19,28 +19,18 @@ use sparse_data::images::{ImageData, ImageSetName};
 
 use crate::config::{DataSizes, severities};
 use sparse_repro::HarnessResult;
+use sparse_repro::splits::{EVAL_BATCH, ImageSplits};
 
 use crate::error::Result;
 
 /// The seed of the corrupted test set (the paper's arXiv number).
 pub const CORRUPTION_SEED: u64 = 2208_10842;
 
-/// Batch size of evaluation passes (no gradients, so larger is cheaper).
-pub const EVAL_BATCH: usize = 500;
-
-/// A run's data: the loaded set and the index lists of its splits.
+/// A run's data: sparse-repro's image splits and the corrupted test images.
 #[derive(Debug, Clone)]
 pub struct Splits {
-    /// The loaded data set (normalisation statistics included).
-    pub data: ImageData,
-    /// Training-set indices trained on.
-    pub train: Vec<usize>,
-    /// Training-set indices held out for validation.
-    pub validation: Vec<usize>,
-    /// Training-set indices BatchNorm is recalibrated over.
-    pub recalibration: Vec<usize>,
-    /// Test-set indices.
-    pub test: Vec<usize>,
+    /// Training, validation, recalibration and test index lists with their batches.
+    pub images: ImageSplits,
     /// The corrupted test images, if the run has them.
     pub corrupted: Option<CorruptedTest>,
 }
@@ -64,60 +54,17 @@ impl Splits {
         Self::new(ImageData::load(name, dir)?, sizes)
     }
 
-    /// Cuts `data` as `sizes` asks: the first `train_pool` training images, of which
-    /// the last `validation_fraction` validate; the first `test` test images.
+    /// Cuts `data` as `sizes` asks (see [`ImageSplits::new`]) and corrupts the first
+    /// `sizes.corrupted` test images.
     pub fn new(data: ImageData, sizes: &DataSizes) -> Result<Self> {
-        let data = data.limited(sizes.train_pool, sizes.test);
-        let pool = data.train_pool().to_vec();
-        let n_val = ((pool.len() as f64) * sizes.validation_fraction).round() as usize;
-        if n_val == 0 || n_val >= pool.len() {
-            return Err(sparse_repro::HarnessError::invalid(
-                "validation_fraction",
-                sizes.validation_fraction,
-                format!(
-                    "leaves no training or no validation image of {}",
-                    pool.len()
-                ),
-            )
-            .into());
-        }
-        let (train, validation) = pool.split_at(pool.len() - n_val);
-        let recalibration = match sizes.recalibration {
-            Some(n) => train[..n.min(train.len())].to_vec(),
-            None => train.to_vec(),
-        };
-        let test = data.test_pool().to_vec();
+        let images = ImageSplits::new(data, &sizes.splits)?;
         let corrupted = if sizes.corrupted > 0 {
-            let n = sizes.corrupted.min(test.len());
-            Some(corrupted_test(data.test_set(), &test[..n])?)
+            let n = sizes.corrupted.min(images.test.len());
+            Some(corrupted_test(images.data.test_set(), &images.test[..n])?)
         } else {
             None
         };
-        Ok(Self {
-            data,
-            train: train.to_vec(),
-            validation: validation.to_vec(),
-            recalibration,
-            test,
-            corrupted,
-        })
-    }
-
-    /// Normalised batches of the training set at `indices`, `EVAL_BATCH` at a time.
-    pub fn train_batches<'a>(
-        &'a self,
-        indices: &'a [usize],
-    ) -> impl Iterator<Item = HarnessResult<(Tensor, Tensor)>> + 'a {
-        indices
-            .chunks(EVAL_BATCH)
-            .map(|chunk| Ok(self.data.train_batch(chunk, &Device::Cpu)?))
-    }
-
-    /// Normalised batches of the test set.
-    pub fn test_batches(&self) -> impl Iterator<Item = HarnessResult<(Tensor, Tensor)>> + '_ {
-        self.test
-            .chunks(EVAL_BATCH)
-            .map(|chunk| Ok(self.data.test_batch(chunk, &Device::Cpu)?))
+        Ok(Self { images, corrupted })
     }
 
     /// Normalised batches of the corrupted test set (none when there is none).
@@ -129,7 +76,7 @@ impl Splits {
         let indices: Vec<usize> = (0..n).collect();
         let chunks: Vec<Vec<usize>> = indices.chunks(EVAL_BATCH).map(<[_]>::to_vec).collect();
         chunks.into_iter().filter_map(move |chunk| {
-            set.map(|set| Ok(self.data.normalised(set, &chunk, &Device::Cpu)?))
+            set.map(|set| Ok(self.images.data.normalised(set, &chunk, &Device::Cpu)?))
         })
     }
 }

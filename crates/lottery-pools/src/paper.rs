@@ -280,8 +280,13 @@ impl Paper for LotteryPools {
     ) -> Result<Trained<SeedOutcome>> {
         let config = &arm.config;
         let splits = Splits::new(data.clone(), config.data())?;
-        let (net, tickets, rounds) =
-            run_imp(config, &splits, seed, context.progress, &context.label)?;
+        let (net, tickets, rounds) = run_imp(
+            config,
+            &splits.images,
+            seed,
+            context.progress,
+            &context.label,
+        )?;
         if let Some(dir) = &context.artifacts {
             save_tickets(&dir.join("tickets"), arm, seed, &net, &tickets, &rounds)?;
         }
@@ -375,9 +380,9 @@ impl Paper for LotteryPools {
     ) -> Result<Metrics> {
         arm.config.validate()?;
         let splits = Splits::new(data.clone(), arm.config.data())?;
-        let net = Network::new(&arm.config, &splits, seed)?;
+        let net = Network::new(&arm.config, &splits.images, seed)?;
         harness::load_model(checkpoint, &net.varmap)?;
-        let test = net.evaluate(splits.test_batches())?.accuracy;
+        let test = net.evaluate(splits.images.test_batches())?.accuracy;
         Ok(Metrics::from([("test_accuracy".to_string(), test)]))
     }
 
@@ -500,7 +505,7 @@ impl Paper for LotteryPools {
         )?;
         let data = Self::load(&dir.arm.dataset, data_dir.as_deref())?;
         let splits = Splits::new(data, config.data())?;
-        let net = Network::new(config, &splits, dir.seed)?;
+        let net = Network::new(config, &splits.images, dir.seed)?;
         let set = load_tickets(&dir, &net)?;
         let targets: Vec<usize> = match target {
             Some(t) if t < set.states.len() => vec![t],

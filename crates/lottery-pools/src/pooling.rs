@@ -118,9 +118,12 @@ impl Evaluator<'_> {
         state.restore(&self.net.varmap)?;
         let validation = self
             .net
-            .evaluate(self.splits.train_batches(&self.splits.validation))?
+            .evaluate(self.splits.images.validation_batches())?
             .accuracy;
-        let test = self.net.evaluate(self.splits.test_batches())?.accuracy;
+        let test = self
+            .net
+            .evaluate(self.splits.images.test_batches())?
+            .accuracy;
         let corrupted = match &self.splits.corrupted {
             Some(_) => Some(self.net.evaluate(self.splits.corrupted_batches())?.accuracy),
             None => None,
@@ -139,7 +142,7 @@ impl Evaluator<'_> {
         self.recalibrate(state)?;
         Ok(self
             .net
-            .evaluate(self.splits.train_batches(&self.splits.validation))?
+            .evaluate(self.splits.images.validation_batches())?
             .accuracy)
     }
 
@@ -149,7 +152,7 @@ impl Evaluator<'_> {
         recalibrate(
             &self.net.varmap,
             BN_MOMENTUM,
-            self.splits.train_batches(&self.splits.recalibration),
+            self.splits.images.recalibration_batches(),
             |batch| {
                 let (x, _) =
                     batch.map_err(|e| SparseError::invalid_input("batch", e.to_string()))?;
@@ -201,7 +204,7 @@ impl Evaluator<'_> {
             let validation = score(state)?;
             let test = self
                 .net
-                .evaluate(self.splits.test_batches())
+                .evaluate(self.splits.images.test_batches())
                 .map_err(|e| SparseError::invalid_input("score", e.to_string()))?
                 .accuracy;
             tests.push(test);

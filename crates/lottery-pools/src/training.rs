@@ -23,10 +23,10 @@ use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
 use sparse_repro::models::{Model, build_initialised, kaiming_normal_weights};
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::rng::{derive_rng, streams};
+use sparse_repro::splits::ImageSplits;
 use sparse_repro::train::{Evaluation, Goal, cross_entropy, evaluate_classifier};
 
 use crate::config::LotteryConfig;
-use crate::data::Splits;
 use crate::error::Result;
 
 /// A model with its parameters and the masks of its convolution weights.
@@ -51,7 +51,7 @@ impl std::fmt::Debug for Network {
 impl Network {
     /// Builds `config`'s model for `splits`' images, initialised from `seed`
     /// (Kaiming-normal weights), every convolution weight registered with a full mask.
-    pub fn new(config: &LotteryConfig, splits: &Splits, seed: u64) -> Result<Self> {
+    pub fn new(config: &LotteryConfig, splits: &ImageSplits, seed: u64) -> Result<Self> {
         let (varmap, model) = build_initialised(
             config.architecture(),
             splits.data.input_shape(),
@@ -90,8 +90,8 @@ impl Network {
     }
 
     /// Validation and test accuracy of the model as it is.
-    pub fn accuracies(&self, splits: &Splits) -> Result<(f64, f64)> {
-        let val = self.evaluate(splits.train_batches(&splits.validation))?;
+    pub fn accuracies(&self, splits: &ImageSplits) -> Result<(f64, f64)> {
+        let val = self.evaluate(splits.validation_batches())?;
         let test = self.evaluate(splits.test_batches())?;
         Ok((val.accuracy, test.accuracy))
     }
@@ -132,7 +132,7 @@ pub struct RoundRecord {
 /// Runs IMP with rewinding on a new network of `config`: one ticket per round.
 pub fn run_imp(
     config: &LotteryConfig,
-    splits: &Splits,
+    splits: &ImageSplits,
     seed: u64,
     progress: ProgressMode,
     label: &str,
@@ -183,7 +183,7 @@ fn into_sparse(e: crate::Error) -> sparse_core::SparseError {
 /// The model a round trains.
 struct RoundInputs<'a> {
     config: &'a LotteryConfig,
-    splits: &'a Splits,
+    splits: &'a ImageSplits,
     model: &'a Model,
     varmap: &'a VarMap,
     params: &'a SparseParams,
@@ -274,10 +274,7 @@ impl EpochTask for RoundTask<'_, '_> {
 
     fn evaluate(&mut self, _epoch: usize) -> Result<Option<Scores>> {
         let (splits, model) = (self.inputs.splits, self.inputs.model);
-        let val = evaluate_classifier(
-            |x| model.forward_t(x, false),
-            splits.train_batches(&splits.validation),
-        )?;
+        let val = evaluate_classifier(|x| model.forward_t(x, false), splits.validation_batches())?;
         let test = evaluate_classifier(|x| model.forward_t(x, false), splits.test_batches())?;
         Ok(Some(Scores::new(val.accuracy, test.accuracy)))
     }

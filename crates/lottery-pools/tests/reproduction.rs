@@ -38,7 +38,7 @@ fn nonzero(state: &ModelState, name: &str) -> Result<usize, Box<dyn std::error::
 #[test]
 fn pooled_tickets_keep_the_ticket_sparsity_and_never_prune_classifier_or_batchnorm() -> TestResult {
     let (config, splits) = smoke()?;
-    let (net, tickets, records) = run_imp(&config, &splits, 5, ProgressMode::Quiet, "test")?;
+    let (net, tickets, records) = run_imp(&config, &splits.images, 5, ProgressMode::Quiet, "test")?;
     assert_eq!(tickets.len(), 3);
     assert_eq!(records.len(), 3);
     let prunable = net.prunable();
@@ -99,7 +99,7 @@ fn the_pool_of_zero_alone_returns_the_recalibrated_ticket() -> TestResult {
         .coefficients(vec![0.0])
         .path_alphas(vec![0.0, 1.0])
         .build()?;
-    let (net, tickets, _) = run_imp(&zero, &splits, 2, ProgressMode::Quiet, "test")?;
+    let (net, tickets, _) = run_imp(&zero, &splits.images, 2, ProgressMode::Quiet, "test")?;
     let set = TicketSet::from_imp(&tickets);
     let evaluator = Evaluator {
         net: &net,

@@ -219,6 +219,12 @@ pub enum GrowthInit {
     Zero,
     /// A fixed value.
     Value(f32),
+    /// The value the position held before the update: a weight pruned and regrown
+    /// in the same update keeps its value, a position inactive before starts at
+    /// zero. The sparselearning codes (ITOP, GraNet, Sup-tickets) do this: they swap
+    /// masks and never touch the weights, so a layer that ERK leaves dense is
+    /// unchanged by an update instead of losing the pruned half's values.
+    Previous,
 }
 
 /// A mask over `shape` from a predicate on row-major multi-indices.

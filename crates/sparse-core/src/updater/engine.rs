@@ -265,6 +265,11 @@ impl SparsityEngine {
             let change = &mut changes[l];
             change.pruned += host.mask.nnz() - after_prune[l].nnz();
             change.grown += after_growth[l].nnz() - after_prune[l].nnz();
+            if self.config.growth_init == GrowthInit::Previous {
+                // survivors and regrown positions keep what they hold (the others are 0)
+                params.set_mask(&host.name, after_growth[l].clone())?;
+                continue;
+            }
             // zero the pruned weights first, so regrown positions start from zero
             params.set_mask(&host.name, after_prune[l].clone())?;
             let packed = params.get(&host.name).and_then(|p| p.packed()).is_some();

@@ -290,6 +290,33 @@ fn momentum_growth_reads_the_optimizer_and_masks_its_state() {
 }
 
 #[test]
+fn previous_growth_init_keeps_the_values_of_weights_pruned_and_regrown() {
+    // A dense layer: whatever is pruned is all that can be regrown.
+    let weights = [0.9f32, -0.1, 0.4, 0.2, -0.7, 0.3];
+    for (init, zeroed) in [(GrowthInit::Zero, 3), (GrowthInit::Previous, 0)] {
+        let (var, mut params) = one_layer(&weights, vec![1; 6]);
+        let config = DynamicSparsity::builder()
+            .growth(GrowthMethod::RandomExact)
+            .death_rate(DeathRate::Constant(0.5))
+            .period(Some(1))
+            .growth_init(init)
+            .build()
+            .unwrap();
+        let mut engine = SparsityEngine::new(config, &params).unwrap();
+        let report = engine
+            .after_optimizer_step(1, &mut params, &empty_grads(), None)
+            .unwrap();
+        assert_eq!(report.layers[0].pruned, 3);
+        assert_eq!(params.mask("w").unwrap().nnz(), 6);
+        let w = to_host(var.as_tensor()).unwrap();
+        assert_eq!(w.iter().filter(|v| **v == 0.0).count(), zeroed, "{init:?}");
+        if init == GrowthInit::Previous {
+            assert_eq!(w, weights);
+        }
+    }
+}
+
+#[test]
 fn region_restricts_growth_and_grown_value_is_set() {
     let (var, mut params) = one_layer(&[0.9, 0.1, 0.0, 0.0, 0.0, 0.0], vec![1, 1, 0, 0, 0, 0]);
     let region = GrowthRegion::new(Mask::from_bits(&[6], vec![1, 1, 0, 0, 1, 0]).unwrap());
