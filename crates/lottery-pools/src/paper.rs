@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sparse_core::Mask;
 use sparse_data::images::{ImageData, ImageSetName};
 use sparse_repro::claim::Claim;
 use sparse_repro::cli::Preset;
@@ -28,7 +27,7 @@ use crate::data::Splits;
 use crate::error::{Error, Result};
 use crate::pooling::{Evaluator, Level, TicketSet, pool_levels};
 use crate::tickets::{load_tickets, read_ticket_dir, save_tickets};
-use crate::training::{Network, RoundRecord, run_imp};
+use crate::training::{RoundRecord, network, run_imp};
 
 /// The paper, for sparse-repro's harness.
 #[derive(Debug, Clone, Copy)]
@@ -224,15 +223,6 @@ fn dataset_of(name: &str) -> Result<ImageSetName> {
         .ok_or_else(|| sparse_data::images::ImageLoadError::Unknown(name.to_string()).into())
 }
 
-/// The pooled model of `level`'s round as a checkpoint: its masks are its non-zero
-/// convolution weights (re-pruning may move them off the ticket's mask).
-fn pooled_masks(net: &Network) -> Result<BTreeMap<String, Mask>> {
-    net.params
-        .iter()
-        .map(|p| Ok((p.name.clone(), Mask::from_nonzero(&p.dense_weight()?)?)))
-        .collect()
-}
-
 impl Paper for LotteryPools {
     const NAME: &'static str = "lottery-pools";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
@@ -306,7 +296,7 @@ impl Paper for LotteryPools {
         )?;
         let checkpoint_round = targets.len() - 1;
         pooled[checkpoint_round].restore(&net.varmap)?;
-        let masks = pooled_masks(&net)?;
+        let masks = net.nonzero_masks()?;
         let outcome = SeedOutcome {
             rounds,
             levels,
@@ -380,7 +370,7 @@ impl Paper for LotteryPools {
     ) -> Result<Metrics> {
         arm.config.validate()?;
         let splits = Splits::new(data.clone(), arm.config.data())?;
-        let net = Network::new(&arm.config, &splits.images, seed)?;
+        let net = network(&arm.config, &splits.images, seed)?;
         harness::load_model(checkpoint, &net.varmap)?;
         let test = net.evaluate(splits.images.test_batches())?.accuracy;
         Ok(Metrics::from([("test_accuracy".to_string(), test)]))
@@ -505,7 +495,7 @@ impl Paper for LotteryPools {
         )?;
         let data = Self::load(&dir.arm.dataset, data_dir.as_deref())?;
         let splits = Splits::new(data, config.data())?;
-        let net = Network::new(config, &splits.images, dir.seed)?;
+        let net = network(config, &splits.images, dir.seed)?;
         let set = load_tickets(&dir, &net)?;
         let targets: Vec<usize> = match target {
             Some(t) if t < set.states.len() => vec![t],
@@ -552,7 +542,7 @@ impl Paper for LotteryPools {
                 dir.seed,
                 ModelParts {
                     varmap: &net.varmap,
-                    masks: &pooled_masks(&net)?,
+                    masks: &net.nonzero_masks()?,
                     extra: &BTreeMap::new(),
                     step: level.round as u64,
                 },

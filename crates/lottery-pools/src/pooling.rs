@@ -20,7 +20,7 @@ use sparse_repro::progress::{Progress, ProgressMode};
 use crate::config::LotteryConfig;
 use crate::data::Splits;
 use crate::error::Result;
-use crate::training::Network;
+use sparse_repro::models::Network;
 
 /// The momentum of the models' BatchNorms (candle-nn's and PyTorch's default).
 const BN_MOMENTUM: f64 = 0.1;
@@ -180,7 +180,7 @@ impl Evaluator<'_> {
         target: usize,
         method: PoolMethod,
     ) -> Result<(PoolResult, ModelState)> {
-        let pool = config.pool_config(method, self.net.prunable())?;
+        let pool = config.pool_config(method, self.net.masked_names())?;
         let density = (target > 0).then(|| tickets.remaining[target]);
         let PoolOutcome {
             state,

@@ -14,7 +14,8 @@ use crate::config::LotteryConfig;
 use crate::error::{Error, Result};
 use crate::paper::LotteryPools;
 use crate::pooling::TicketSet;
-use crate::training::{Network, RoundRecord};
+use crate::training::RoundRecord;
+use sparse_repro::models::Network;
 
 /// The metric a ticket checkpoint carries its round in.
 pub const ROUND: &str = "round";
@@ -150,7 +151,7 @@ pub fn read_ticket_dir(dir: &Path) -> Result<TicketDir> {
 /// Loads every ticket of `dir` into `net` in turn and returns them as the pools
 /// take them; each ticket's remaining share comes from its masks.
 pub fn load_tickets(dir: &TicketDir, net: &Network) -> Result<TicketSet> {
-    let prunable = net.prunable();
+    let prunable = net.masked_names();
     let mut states = Vec::with_capacity(dir.files.len());
     let mut remaining = Vec::with_capacity(dir.files.len());
     for path in &dir.files {

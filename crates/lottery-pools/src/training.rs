@@ -9,8 +9,6 @@
 //! epoch, the masks re-applied after every step, and the round's best-validation
 //! epoch kept as its ticket (as `main_imp.py` keeps `model_SA_best`).
 
-use std::collections::BTreeMap;
-
 use candle_core::Device;
 use candle_nn::{ModuleT, VarMap};
 use rand_chacha::ChaCha8Rng;
@@ -20,89 +18,29 @@ use sparse_core::optim::trainable_vars;
 use sparse_core::{Mask, ModelState, Optimizer, SelectionPolicy, Sgd, SgdConfig, SparseParams};
 use sparse_repro::batch::BatchIndices;
 use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
-use sparse_repro::models::{Model, build_initialised, kaiming_normal_weights};
+use sparse_repro::models::{Model, Network};
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::rng::{derive_rng, streams};
 use sparse_repro::splits::ImageSplits;
-use sparse_repro::train::{Evaluation, Goal, cross_entropy, evaluate_classifier};
+use sparse_repro::train::{Goal, cross_entropy, evaluate_classifier};
 
 use crate::config::LotteryConfig;
 use crate::error::Result;
 
-/// A model with its parameters and the masks of its convolution weights.
-pub struct Network {
-    /// Every tensor of the model, BatchNorm running statistics included.
-    pub varmap: VarMap,
-    /// The model.
-    pub model: Model,
-    /// The convolution weights, the only tensors IMP prunes.
-    pub params: SparseParams,
-}
-
-impl std::fmt::Debug for Network {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Network")
-            .field("model", &self.model)
-            .field("masked", &self.params.len())
-            .finish()
+/// Builds `config`'s model for `splits`' images, initialised from `seed`
+/// (Kaiming-normal weights), every convolution weight registered with a full mask.
+pub fn network(config: &LotteryConfig, splits: &ImageSplits, seed: u64) -> Result<Network> {
+    let mut net = Network::kaiming(
+        config.architecture(),
+        splits.data.input_shape(),
+        splits.data.num_classes(),
+        &mut derive_rng(seed, streams::INIT),
+    )?;
+    for (name, var) in conv_policy(&net.model)?.select_in_model_order(&net.varmap)? {
+        let mask = Mask::ones(var.dims());
+        net.params.insert(name, var, mask)?;
     }
-}
-
-impl Network {
-    /// Builds `config`'s model for `splits`' images, initialised from `seed`
-    /// (Kaiming-normal weights), every convolution weight registered with a full mask.
-    pub fn new(config: &LotteryConfig, splits: &ImageSplits, seed: u64) -> Result<Self> {
-        let (varmap, model) = build_initialised(
-            config.architecture(),
-            splits.data.input_shape(),
-            splits.data.num_classes(),
-            &mut derive_rng(seed, streams::INIT),
-            kaiming_normal_weights,
-        )?;
-        let mut params = SparseParams::new();
-        for (name, var) in conv_policy(&model)?.select_in_model_order(&varmap)? {
-            let mask = Mask::ones(var.dims());
-            params.insert(name, var, mask)?;
-        }
-        Ok(Self {
-            varmap,
-            model,
-            params,
-        })
-    }
-
-    /// The names of the pruned tensors: every convolution weight.
-    pub fn prunable(&self) -> Vec<String> {
-        self.params.names().map(str::to_string).collect()
-    }
-
-    /// Loss and accuracy over `batches` in inference mode.
-    pub fn evaluate<I>(&self, batches: I) -> Result<Evaluation>
-    where
-        I: IntoIterator<
-            Item = sparse_repro::HarnessResult<(candle_core::Tensor, candle_core::Tensor)>,
-        >,
-    {
-        Ok(evaluate_classifier(
-            |x| self.model.forward_t(x, false),
-            batches,
-        )?)
-    }
-
-    /// Validation and test accuracy of the model as it is.
-    pub fn accuracies(&self, splits: &ImageSplits) -> Result<(f64, f64)> {
-        let val = self.evaluate(splits.validation_batches())?;
-        let test = self.evaluate(splits.test_batches())?;
-        Ok((val.accuracy, test.accuracy))
-    }
-
-    /// The masks of the pruned tensors.
-    pub fn masks(&self) -> BTreeMap<String, Mask> {
-        self.params
-            .iter()
-            .map(|p| (p.name.clone(), p.mask.clone()))
-            .collect()
-    }
+    Ok(net)
 }
 
 /// Every convolution weight (rank 4) in forward order; the classifier, biases and
@@ -137,7 +75,7 @@ pub fn run_imp(
     progress: ProgressMode,
     label: &str,
 ) -> Result<(Network, Vec<Ticket>, Vec<RoundRecord>)> {
-    let mut net = Network::new(config, splits, seed)?;
+    let mut net = network(config, splits, seed)?;
     let schedule = config.imp_schedule()?;
     let mut shuffle = derive_rng(seed, streams::SHUFFLE);
     let mut records = Vec::with_capacity(schedule.rounds());

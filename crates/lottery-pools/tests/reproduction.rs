@@ -41,7 +41,7 @@ fn pooled_tickets_keep_the_ticket_sparsity_and_never_prune_classifier_or_batchno
     let (net, tickets, records) = run_imp(&config, &splits.images, 5, ProgressMode::Quiet, "test")?;
     assert_eq!(tickets.len(), 3);
     assert_eq!(records.len(), 3);
-    let prunable = net.prunable();
+    let prunable = net.masked_names();
     assert!(!prunable.is_empty());
     assert!(
         prunable.iter().all(|n| n.contains(".conv.")),

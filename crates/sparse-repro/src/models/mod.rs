@@ -37,11 +37,13 @@
 mod conv;
 mod init;
 mod mlp;
+mod network;
 mod resnet;
 mod vgg;
 
 pub use init::{build_initialised, kaiming_normal_weights};
 pub use mlp::Mlp;
+pub use network::Network;
 pub use resnet::CifarResNet;
 /// The input a model receives (defined with the image sets in `sparse-data`).
 pub use sparse_data::images::InputShape;
