@@ -1,0 +1,6 @@
+//! `sup-tickets`: reproduce, train one arm, or evaluate a checkpoint, through
+//! sparse-repro's harness.
+
+fn main() -> anyhow::Result<()> {
+    sparse_repro::harness::main::<sup_tickets::SupTickets>()
+}
