@@ -3,7 +3,7 @@
 //! test) and a corrupted copy of the test images for the "-C" numbers.
 //!
 //! The corrupted set follows sparse-data's CIFAR-C recipe
-//! ([`sparse_data::data::corrupt`]) on a budget: instead of every test image under
+//! ([`sparse_data::data::corrupt`](mod@sparse_data::data::corrupt)) on a budget: instead of every test image under
 //! each of the 9 corruptions at 5 severities (45 copies), the first `n` test images
 //! are each corrupted once, by the 45 (corruption, severity) pairs in turn. Every
 //! pair covers `n/45` images (±1), so the accuracy over the set is the pairs' mean

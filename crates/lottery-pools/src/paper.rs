@@ -121,7 +121,7 @@ pub enum Commands {
         /// Only this round (default: every round).
         #[arg(long)]
         target: Option<usize>,
-        /// Where to write pooled-round-NN.safetensors (default: <tickets>/pooled).
+        /// Where to write pooled-round-NN.safetensors (default: `pooled/` in the ticket directory).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Where the data sets are.

@@ -5,7 +5,7 @@
 //! remaining convolution weights globally by magnitude (PyTorch's count), rewinds
 //! every state entry, BatchNorm statistics and classifier included, to the point
 //! captured after `rewind_epoch` epochs of round 0, and hands each round to
-//! [`train_round`]: a fresh SGD, the learning-rate schedule resumed at the rewind
+//! `train_round`: a fresh SGD, the learning-rate schedule resumed at the rewind
 //! epoch, the masks re-applied after every step, and the round's best-validation
 //! epoch kept as its ticket (as `main_imp.py` keeps `model_SA_best`).
 

@@ -321,7 +321,7 @@ impl ImageData {
     }
 
     /// The clean test images (e.g. to build a corrupted copy, see
-    /// [`corrupt`](crate::data::corrupt)).
+    /// [`corrupt`](mod@crate::data::corrupt)).
     pub fn test_set(&self) -> &ImageDataset {
         &self.test_set
     }
