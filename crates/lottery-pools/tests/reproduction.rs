@@ -99,7 +99,9 @@ fn the_pool_of_zero_alone_returns_the_recalibrated_ticket() -> TestResult {
         .coefficients(vec![0.0])
         .path_alphas(vec![0.0, 1.0])
         .build()?;
-    let (net, tickets, _) = run_imp(&zero, &splits.images, 2, ProgressMode::Quiet, "test")?;
+    let splits = Splits::new(ImageData::digits()?, zero.data())?;
+    assert!(splits.corrupted.is_none());
+    let (net, tickets, rounds) = run_imp(&zero, &splits.images, 2, ProgressMode::Quiet, "test")?;
     let set = TicketSet::from_imp(&tickets);
     let evaluator = Evaluator {
         net: &net,
@@ -134,6 +136,17 @@ fn the_pool_of_zero_alone_returns_the_recalibrated_ticket() -> TestResult {
         }
         assert_eq!(level.interpolation.accepted, level.interpolation.candidates);
     }
+    // Without a corrupted test set the "-C" metrics are absent, not NaN.
+    let outcome = SeedOutcome {
+        rounds,
+        levels,
+        checkpoint_round: 2,
+    };
+    let metrics = <LotteryPools as sparse_repro::harness::Paper>::metrics(&outcome);
+    assert!(
+        !metrics.contains_key("pool_gain_corrupted") && !metrics.contains_key("corrupted_accuracy")
+    );
+    assert!(metrics.values().all(|v| !v.is_nan()), "{metrics:?}");
     Ok(())
 }
 
