@@ -273,7 +273,7 @@ pub trait Paper {
         Vec::new()
     }
 
-    /// Writes the paper's plots into `out`.
+    /// Writes the paper's plots (and any tables that go with them) into `out`.
     fn plots(plan: &Plan<Self::Arm>, runs: &Runs<Self>, out: &Path) -> Result<(), Self::Error>
     where
         Self: Sized,
