@@ -31,6 +31,10 @@ pub enum DstMethod {
     },
     /// RigL: prune-and-regrow by gradient at the final density from the start.
     Rigl,
+    /// SET: prune-and-regrow at random at the final density (the engine's SET; the
+    /// official core regrows by gradient whatever `--growth` says, so its "SET" runs
+    /// RigL). Re-exploration still regrows by gradient.
+    Set,
 }
 
 impl DstMethod {
@@ -39,6 +43,7 @@ impl DstMethod {
         match self {
             DstMethod::GraNet { .. } => "granet",
             DstMethod::Rigl => "rigl",
+            DstMethod::Set => "set",
         }
     }
 }
@@ -188,7 +193,7 @@ impl SupConfig {
             DstMethod::GraNet {
                 initial_density, ..
             } => initial_density,
-            DstMethod::Rigl => self.density,
+            DstMethod::Rigl | DstMethod::Set => self.density,
         }
     }
 

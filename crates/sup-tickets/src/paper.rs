@@ -51,7 +51,8 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
 }
 
-/// The arms of `preset`: GraNet and RigL on each model and data set.
+/// The arms of `preset`: GraNet and RigL (and SET in `smoke` and `paper`) on each
+/// model and data set.
 pub fn preset_arms(preset: Preset) -> Result<Vec<ArmSpec<SupConfig>>> {
     let granet = |final_prune_epoch| DstMethod::GraNet {
         initial_density: 0.5,
@@ -60,7 +61,7 @@ pub fn preset_arms(preset: Preset) -> Result<Vec<ArmSpec<SupConfig>>> {
     let mut arms = Vec::new();
     match preset {
         Preset::Smoke => {
-            for method in [granet(2), DstMethod::Rigl] {
+            for method in [granet(2), DstMethod::Rigl, DstMethod::Set] {
                 let config = SupConfig::builder(Architecture::Vgg { width: 4 }, method)
                     .recalibration_images(Some(256))
                     .density(0.2, true)
@@ -87,7 +88,7 @@ pub fn preset_arms(preset: Preset) -> Result<Vec<ArmSpec<SupConfig>>> {
         // The official CIFAR command on the official `cifar_resnet_32`.
         Preset::Paper => {
             for dataset in [ImageSetName::Cifar10, ImageSetName::Cifar100] {
-                for method in [granet(110), DstMethod::Rigl] {
+                for method in [granet(110), DstMethod::Rigl, DstMethod::Set] {
                     let architecture = Architecture::ResNet {
                         depth: 32,
                         width: 16,

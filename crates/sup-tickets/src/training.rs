@@ -21,8 +21,8 @@ use sparse_core::optim::trainable_vars;
 use sparse_core::prune::GradualPruning;
 use sparse_core::updater::UpdateContext;
 use sparse_core::{
-    DeathRate, DynamicSparsity, GrowthInit, MaskableState, ModelState, Optimizer, SelectionPolicy,
-    Sgd, SgdConfig, SparsityEngine,
+    DeathRate, DynamicSparsity, FiredMasks, GrowthInit, GrowthMethod, MaskableState, ModelState,
+    Optimizer, SelectionPolicy, Sgd, SgdConfig, SparsityEngine,
 };
 use sparse_repro::batch::BatchIndices;
 use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
@@ -94,6 +94,7 @@ pub fn engine(
             DynamicSparsity::granet(gradual, period, total)
         }
         DstMethod::Rigl => DynamicSparsity::rigl(period, total),
+        DstMethod::Set => DynamicSparsity::set(period, total),
     };
     let dynamic = builder
         .death_rate(DeathRate::Constant(config.death_rate()))
@@ -101,6 +102,18 @@ pub fn engine(
         .end_step(Some(pre_steps))
         .mask_momentum(true)
         .seed(derive_seed(seed, "regrow"))
+        .build()?;
+    Ok(SparsityEngine::new(dynamic, &net.params)?)
+}
+
+/// The engine that re-explores at each cycle start: magnitude pruning, regrowth by
+/// the dense gradient whatever phase 1's growth was (the official
+/// `truncate_weights` always regrows by gradient), values kept as in phase 1.
+pub fn re_exploration_engine(net: &Network, seed: u64) -> Result<SparsityEngine> {
+    let dynamic = DynamicSparsity::builder()
+        .growth(GrowthMethod::Gradient)
+        .growth_init(GrowthInit::Previous)
+        .seed(derive_seed(seed, "re-explore"))
         .build()?;
     Ok(SparsityEngine::new(dynamic, &net.params)?)
 }
@@ -163,6 +176,8 @@ pub fn train(
         splits,
         sgd: Sgd::from_params(trainable_vars(&net.varmap), sgd)?,
         engine: engine(config, &net, steps_per_epoch, seed)?,
+        re_explorer: re_exploration_engine(&net, seed)?,
+        fired: FiredMasks::new(&net.params),
         net,
         pre_schedule: config.pre_schedule()?,
         cyclic_schedule: config.cyclic_schedule()?,
@@ -188,7 +203,7 @@ pub fn train(
         superpositions: task.superpositions,
         budget: task.superposer.budget(),
         itop_pre: task.itop_pre,
-        itop_final: task.engine.fired_masks().rate(),
+        itop_final: task.fired.rate(),
         mask_updates: task.mask_updates,
     };
     let last = task.previous.ok_or_else(|| missing("a superposition"))?;
@@ -208,6 +223,9 @@ struct SupTask<'a> {
     net: Network,
     sgd: Sgd,
     engine: SparsityEngine,
+    re_explorer: SparsityEngine,
+    /// Every position ever active (the engine's own record misses re-explorations).
+    fired: FiredMasks,
     pre_schedule: MultiStep,
     cyclic_schedule: Triangular,
     shuffle: ChaCha8Rng,
@@ -257,6 +275,9 @@ impl SupTask<'_> {
             if report.prune_regrow {
                 self.mask_updates += 1;
             }
+            if report.topology_changed() {
+                self.fired.record(&self.net.params)?;
+            }
             self.last_grads = Some(grads);
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
         }
@@ -274,9 +295,10 @@ impl SupTask<'_> {
             grads: Some(grads),
             momentum: None,
         };
-        self.engine
+        self.re_explorer
             .prune_and_regrow_now(self.step, share, &mut self.net.params, &ctx)?;
         self.sgd.mask_state(&self.net.params)?;
+        self.fired.record(&self.net.params)?;
         Ok(())
     }
 }
@@ -293,7 +315,7 @@ impl EpochTask for SupTask<'_> {
                 let state = ModelState::capture(&self.net.varmap)?;
                 self.pre = Some(self.superposer.measure(&state)?);
                 self.previous = Some(state);
-                self.itop_pre = self.engine.fired_masks().rate();
+                self.itop_pre = self.fired.rate();
             }
             return Ok(loss);
         }

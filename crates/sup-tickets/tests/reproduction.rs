@@ -168,7 +168,7 @@ fn smoke_reproduces_resumes_keeps_the_budget_and_eval_matches() -> TestResult {
         assert!(report.contains(claim), "{claim} missing");
     }
     assert!(run.join("digits-stages.svg").is_file());
-    for arm in ["granet-vgg-4", "rigl-vgg-4"] {
+    for arm in ["granet-vgg-4", "rigl-vgg-4", "set-vgg-4"] {
         let record = std::fs::read_to_string(run.join(format!("records/digits-{arm}-seed1.json")))?;
         let value: serde_json::Value = serde_json::from_str(&record)?;
         let outcome: RunOutcome = serde_json::from_value(value["outcome"].clone())?;
