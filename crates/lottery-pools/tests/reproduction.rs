@@ -92,7 +92,7 @@ fn pooled_tickets_keep_the_ticket_sparsity_and_never_prune_classifier_or_batchno
 
 #[test]
 fn the_pool_of_zero_alone_returns_the_recalibrated_ticket() -> TestResult {
-    let (config, splits) = smoke()?;
+    let (config, _) = smoke()?;
     let zero = config
         .rebuild()
         .corrupted_images(0)
