@@ -44,6 +44,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod run_dir;
+pub mod sample_quality;
 pub mod splits;
 pub mod train;
 pub mod utc;

@@ -21,6 +21,9 @@
 //! blur, contrast, brightness, pixelation at severities 1..=5): an
 //! out-of-distribution test set.
 //!
+//! [`mixture`] generates the two-dimensional Gaussian mixtures (eight on a ring,
+//! twenty-five on a grid) that GAN studies use to count collapsed modes.
+//!
 //! Image and time-series sets implement [`ClassificationSet`], so training
 //! loops can build `(inputs, targets)` tensors batch by batch from index lists
 //! without knowing the format.
@@ -33,6 +36,7 @@ pub mod digits;
 mod error;
 pub mod idx;
 mod image;
+pub mod mixture;
 pub mod mwp;
 pub mod planetoid;
 pub mod text;
