@@ -1,4 +1,6 @@
-//! SVG line plots (plotters, SVG backend only) such as accuracy vs density, one series per arm.
+//! SVG line plots (plotters, SVG backend only) such as accuracy vs density, one series per arm;
+//! SVG scatter plots of samples over reference points ([`ScatterPlot`]); PNG grids of
+//! grey-scale images ([`write_image_grid`]).
 //!
 //! Text needs no system font: without plotters' `ttf` feature, labels are written as
 //! SVG `<text>` elements whose size plotters only estimates, and the viewer renders
@@ -14,6 +16,12 @@
 //! let svg = plot.to_svg_string().unwrap();
 //! assert!(svg.contains("Accuracy vs density"));
 //! ```
+
+mod image_grid;
+mod scatter;
+
+pub use image_grid::{GridLayout, image_grid_png, write_image_grid};
+pub use scatter::ScatterPlot;
 
 use std::ops::Range;
 use std::path::Path;
