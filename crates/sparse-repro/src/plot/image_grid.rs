@@ -109,7 +109,7 @@ mod tests {
         let png = image_grid_png(&values, layout)?;
         let decoder = png::Decoder::new(std::io::Cursor::new(png));
         let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let mut buf = vec![0; reader.output_buffer_size()];
         let info = reader.next_frame(&mut buf).unwrap();
         // 2 columns of (3 + 1)·2 plus a 2-pixel border; 2 rows of (2 + 1)·2 plus 2
         assert_eq!((info.width, info.height), (18, 14));
@@ -117,7 +117,8 @@ mod tests {
         assert_eq!(px(0, 0), 255); // the border
         assert_eq!(px(2, 2), 0); // image 0, black
         assert_eq!(px(10, 2), 255); // image 1, white
-        assert_eq!(px(2 + 2 * 2, 8 + 2), 102); // image 2, value 0.4
+        assert_eq!(px(6, 8), 102); // image 2, row 0, column 2: 0.4
+        assert_eq!(px(4, 10), 204); // image 2, row 1, column 1: 0.8
         assert_eq!(px(10, 8), 255); // no fourth image: white
         assert!(image_grid_png(&values[..5], layout).is_err());
         Ok(())
