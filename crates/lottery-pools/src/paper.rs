@@ -20,6 +20,7 @@ use sparse_repro::models::Architecture;
 use sparse_repro::plot::{LinePlot, Series};
 use sparse_repro::progress::ProgressMode;
 use sparse_repro::report::{Anchor, ArmReport};
+use sparse_repro::run_dir::write_atomic;
 use sparse_repro::{HarnessError, HarnessResult};
 
 use crate::config::LotteryConfig;
@@ -425,23 +426,23 @@ impl Paper for LotteryPools {
             )
             .log_x(true);
             for (column, label) in METHODS {
-                let points = rows
+                let (points, errors): (Vec<(f64, f64)>, Vec<f64>) = rows
                     .iter()
-                    .map(|r| (100.0 * r.remaining, 100.0 * r.values[column].mean))
-                    .collect();
-                let errors = rows.iter().map(|r| 100.0 * r.values[column].std).collect();
+                    .filter_map(|r| {
+                        let v = r.values.get(column)?;
+                        Some(((100.0 * r.remaining, 100.0 * v.mean), 100.0 * v.std))
+                    })
+                    .unzip();
                 plot = plot.with_series(Series::new(*label, points).with_errors(errors));
             }
-            if let Some(dense) = rows.first() {
-                let y = 100.0 * dense.values["ticket_test"].mean;
-                let span = rows.iter().map(|r| 100.0 * r.remaining);
-                let points = span.map(|x| (x, y)).collect();
+            if let Some(dense) = rows.first().and_then(|r| r.values.get("ticket_test")) {
+                let y = 100.0 * dense.mean;
+                let points = rows.iter().map(|r| (100.0 * r.remaining, y)).collect();
                 plot = plot.with_series(Series::new("dense", points));
             }
             plot.write_svg(&out.join(format!("{stem}-accuracy.svg")))?;
             let table = levels_markdown(&rows);
-            std::fs::write(out.join(format!("{stem}-levels.md")), table)
-                .map_err(|e| HarnessError::io(out, e))?;
+            write_atomic(&out.join(format!("{stem}-levels.md")), table.as_bytes())?;
         }
         Ok(())
     }
