@@ -242,17 +242,25 @@ impl MachineInfo {
     }
 }
 
-/// The current commit (`git rev-parse HEAD` in the working directory), or `"unknown"`
-/// when git or the repository is unavailable.
+/// The current commit: `git rev-parse HEAD` in the working directory, else in the
+/// source tree this crate was built from (a binary run from outside its checkout),
+/// else `"unknown"` (no git, or an installed crate without its repository).
 pub fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+    let head = |dir: Option<&str>| -> Option<String> {
+        let mut git = std::process::Command::new("git");
+        if let Some(dir) = dir {
+            git.args(["-C", dir]);
+        }
+        git.args(["rev-parse", "HEAD"])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    head(None)
+        .or_else(|| head(Some(env!("CARGO_MANIFEST_DIR"))))
         .unwrap_or_else(|| "unknown".to_string())
 }
 
