@@ -35,6 +35,7 @@ pub mod batch;
 pub mod claim;
 pub mod cli;
 pub mod epochs;
+pub mod erf;
 pub mod error;
 pub mod harness;
 pub mod metrics;
