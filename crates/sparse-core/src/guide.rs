@@ -7,8 +7,8 @@
 //! *dense-to-sparse vs. sparse-to-sparse training*, *static vs. dynamic sparsity*, and
 //! *before-, during- vs. after-training sparsity*. This guide walks those axes (plus
 //! three that every comparison needs: counting parameters and FLOPs, layer-wise
-//! allocation, and the ITOP rate) and shows, for each, the part of sparse-core that
-//! expresses it. The guide only uses the abstract's list of axes; the reasoning under
+//! allocation, and the ITOP rate, and one the family's papers share: merging tickets)
+//! and shows, for each, the part of sparse-core that expresses it. The guide only uses the abstract's list of axes; the reasoning under
 //! each heading is ours, not a quotation of the handbook's lessons.
 //!
 //! Every example below is a doc-test: it runs on the CPU in milliseconds and checks
@@ -349,6 +349,46 @@
 //! params.set_mask("fc.weight", Mask::from_bits(&[1, 4], vec![0, 1, 1, 0])?)?;
 //! fired.record(&params)?;
 //! assert_eq!(fired.rate(), 0.75);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## 10. Tickets, and merging them
+//!
+//! Iterative magnitude pruning ([`imp`](crate::imp)) leaves one *ticket* per round,
+//! and a cyclic tail of dynamic sparse training leaves several cheap ones. Two papers
+//! of the family merge tickets into a better one at the same sparsity, with the same
+//! three steps: interpolate every state entry
+//! ([`ModelState::lerp`](crate::ModelState::lerp), BatchNorm statistics included),
+//! re-prune the masked weights to the budget by global magnitude
+//! ([`ModelState::prune_to_density`](crate::ModelState::prune_to_density)), then
+//! recalibrate BatchNorm ([`batchnorm::recalibrate`](crate::batchnorm::recalibrate)).
+//! Lottery Pools ([`pools`](crate::pools)) searches the coefficient greedily over the
+//! neighbouring tickets (the lottery-pools crate); Sup-tickets takes a cumulative
+//! average of each new ticket (the sup-tickets crate). A merge has the union support
+//! of its inputs, so the re-pruned mask may differ from every ticket's.
+//!
+//! ```rust
+//! use std::collections::BTreeMap;
+//! use candle_core::{Device, Tensor};
+//! use sparse_core::ModelState;
+//! use sparse_core::pools::candidate_order;
+//! use sparse_core::scores::ThresholdScope;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let state = |w: &[f32]| -> sparse_core::Result<ModelState> {
+//!     let t = Tensor::new(w, &Device::Cpu)?;
+//!     ModelState::from_tensors(&BTreeMap::from([("conv.weight".to_string(), t)]))
+//! };
+//! let a = state(&[1.0, 0.0, -0.5, 0.0])?;
+//! let b = state(&[0.0, 0.5, -1.0, 0.0])?;
+//! // The average has three non-zeros; the budget of two keeps the largest.
+//! let mut merged = ModelState::lerp(&a, &b, 0.5)?;
+//! let masks = merged.prune_to_density(&["conv.weight"], 0.5, ThresholdScope::Global)?;
+//! assert_eq!(masks["conv.weight"].as_bits(), &[1, 0, 1, 0]);
+//! assert_eq!(merged.get("conv.weight").unwrap().to_vec1::<f32>()?, vec![0.5, 0.0, -0.75, 0.0]);
+//! // Lottery Pools visits the tickets nearest to the target first: t−1, t+1, t−2, …
+//! assert_eq!(candidate_order(3, 8, 5), vec![2, 4, 1, 5]);
 //! # Ok(())
 //! # }
 //! ```
