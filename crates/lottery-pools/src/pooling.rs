@@ -9,9 +9,7 @@
 //! cumulative average) and take the validation accuracy. Test and corrupted-test
 //! accuracies are measured once per final model, never during the search.
 
-use candle_nn::ModuleT;
 use serde::{Deserialize, Serialize};
-use sparse_core::batchnorm::recalibrate;
 use sparse_core::imp::Ticket;
 use sparse_core::pools::{PoolMethod, PoolOutcome, linear_path, lottery_pool};
 use sparse_core::{ModelState, SparseError};
@@ -21,9 +19,6 @@ use crate::config::LotteryConfig;
 use crate::data::Splits;
 use crate::error::Result;
 use sparse_repro::models::Network;
-
-/// The momentum of the models' BatchNorms (candle-nn's and PyTorch's default).
-const BN_MOMENTUM: f64 = 0.1;
 
 /// Accuracies of one model, in `[0, 1]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -148,18 +143,8 @@ impl Evaluator<'_> {
 
     fn recalibrate(&self, state: &mut ModelState) -> Result<()> {
         state.restore(&self.net.varmap)?;
-        let model = &self.net.model;
-        recalibrate(
-            &self.net.varmap,
-            BN_MOMENTUM,
-            self.splits.images.recalibration_batches(),
-            |batch| {
-                let (x, _) =
-                    batch.map_err(|e| SparseError::invalid_input("batch", e.to_string()))?;
-                model.forward_t(&x, true)?;
-                Ok(())
-            },
-        )?;
+        self.net
+            .recalibrate_batchnorm(self.splits.images.recalibration_batches())?;
         *state = ModelState::capture(&self.net.varmap)?;
         Ok(())
     }

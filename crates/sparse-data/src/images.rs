@@ -90,6 +90,21 @@ impl ImageSetName {
         .find(|d| d.as_str().eq_ignore_ascii_case(name))
     }
 
+    /// The data set called `name`, or [`ImageLoadError::Unknown`] naming it.
+    pub fn from_name(name: &str) -> Result<Self, ImageLoadError> {
+        Self::parse(name).ok_or_else(|| ImageLoadError::Unknown(name.to_string()))
+    }
+
+    /// The catalogue entries a run on the set called `name` needs checked or fetched
+    /// first: the set itself when a registry carries it, else nothing (the digits are
+    /// embedded, CIFAR is the user's; an unknown name is left to the loader's error).
+    pub fn catalogue_needs(name: &str) -> Vec<String> {
+        match Self::parse(name) {
+            Some(set) if set.in_catalogue() => vec![set.as_str().to_string()],
+            _ => Vec::new(),
+        }
+    }
+
     /// The out-of-distribution set scored against a model trained on this set.
     pub fn ood_partner(self) -> Option<ImageSetName> {
         match self {

@@ -116,11 +116,6 @@ pub fn arm_name(config: &SupConfig) -> String {
     )
 }
 
-fn dataset_of(name: &str) -> Result<ImageSetName> {
-    ImageSetName::parse(name)
-        .ok_or_else(|| sparse_data::images::ImageLoadError::Unknown(name.to_string()).into())
-}
-
 fn splits(config: &SupConfig, data: &ImageData) -> Result<ImageSplits> {
     Ok(ImageSplits::new(data.clone(), config.data())?)
 }
@@ -140,27 +135,23 @@ impl Paper for SupTickets {
     type Error = crate::Error;
 
     fn plan(preset: Preset, _: &NoArgs) -> Result<Plan<SupConfig>> {
-        let arms = preset_arms(preset)?;
-        let config =
-            serde_json::to_value(&arms).map_err(|e| HarnessError::Serialise(e.to_string()))?;
         let default_seeds = if preset == Preset::Smoke { 2 } else { 3 };
-        Ok(Plan {
+        Ok(Plan::from_arms(
             preset,
-            arms,
+            preset_arms(preset)?,
             default_seeds,
-            config,
-        })
+        )?)
     }
 
     fn data_needs(dataset: &str) -> Vec<String> {
-        match ImageSetName::parse(dataset) {
-            Some(name) if name.in_catalogue() => vec![name.as_str().to_string()],
-            _ => Vec::new(),
-        }
+        ImageSetName::catalogue_needs(dataset)
     }
 
     fn load(dataset: &str, data_dir: Option<&Path>) -> Result<ImageData> {
-        Ok(ImageData::load(dataset_of(dataset)?, data_dir)?)
+        Ok(ImageData::load(
+            ImageSetName::from_name(dataset)?,
+            data_dir,
+        )?)
     }
 
     fn train(

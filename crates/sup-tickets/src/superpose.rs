@@ -10,9 +10,7 @@
 //! happens on a separate, unmasked copy of the model.
 
 use candle_core::Var;
-use candle_nn::ModuleT;
 use serde::{Deserialize, Serialize};
-use sparse_core::batchnorm::recalibrate;
 use sparse_core::scores::ThresholdScope;
 use sparse_core::{ModelState, SelectionPolicy, SparseError};
 use sparse_repro::models::Network;
@@ -20,9 +18,6 @@ use sparse_repro::splits::ImageSplits;
 
 use crate::config::SupConfig;
 use crate::error::Result;
-
-/// The momentum of the shared models' BatchNorms (candle-nn's and PyTorch's default).
-const BN_MOMENTUM: f64 = 0.1;
 
 /// One model of the run, measured.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -109,18 +104,8 @@ impl<'a> Superposer<'a> {
     /// Recomputes `state`'s BatchNorm statistics over the recalibration images.
     pub fn recalibrate(&self, state: &mut ModelState) -> Result<()> {
         state.restore(&self.scratch.varmap)?;
-        let model = &self.scratch.model;
-        recalibrate(
-            &self.scratch.varmap,
-            BN_MOMENTUM,
-            self.splits.recalibration_batches(),
-            |batch| {
-                let (x, _) =
-                    batch.map_err(|e| SparseError::invalid_input("batch", e.to_string()))?;
-                model.forward_t(&x, true)?;
-                Ok(())
-            },
-        )?;
+        self.scratch
+            .recalibrate_batchnorm(self.splits.recalibration_batches())?;
         *state = ModelState::capture(&self.scratch.varmap)?;
         Ok(())
     }

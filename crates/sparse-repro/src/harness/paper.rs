@@ -88,6 +88,24 @@ pub struct Plan<A> {
     pub config: serde_json::Value,
 }
 
+impl<A: Serialize> Plan<A> {
+    /// A plan whose report `config` is the list of its arms.
+    pub fn from_arms(
+        preset: Preset,
+        arms: Vec<ArmSpec<A>>,
+        default_seeds: usize,
+    ) -> Result<Self, HarnessError> {
+        let config =
+            serde_json::to_value(&arms).map_err(|e| HarnessError::Serialise(e.to_string()))?;
+        Ok(Self {
+            preset,
+            arms,
+            default_seeds,
+            config,
+        })
+    }
+}
+
 /// What one run hands back to the harness: its measurements and the model to
 /// checkpoint.
 pub struct Trained<O> {

@@ -43,7 +43,7 @@ mod vgg;
 
 pub use init::{build_initialised, kaiming_normal_weights};
 pub use mlp::Mlp;
-pub use network::Network;
+pub use network::{BATCHNORM_MOMENTUM, Network};
 pub use resnet::CifarResNet;
 /// The input a model receives (defined with the image sets in `sparse-data`).
 pub use sparse_data::images::InputShape;

@@ -5,11 +5,16 @@ use std::collections::BTreeMap;
 use candle_core::Tensor;
 use candle_nn::{ModuleT, VarMap};
 use rand_chacha::ChaCha8Rng;
+use sparse_core::batchnorm::recalibrate;
 use sparse_core::{Mask, SparseParams};
 
 use super::{Architecture, InputShape, Model, build_initialised, kaiming_normal_weights};
 use crate::error::HarnessResult;
 use crate::train::{Evaluation, evaluate_classifier};
+
+/// The momentum of the shared models' BatchNorms (candle-nn's and PyTorch's
+/// default), which recalibration must know.
+pub const BATCHNORM_MOMENTUM: f64 = 0.1;
 
 /// A model, every tensor of it (BatchNorm running statistics included) and the
 /// registry of its masked weights.
@@ -55,6 +60,29 @@ impl Network {
         I: IntoIterator<Item = HarnessResult<(Tensor, Tensor)>>,
     {
         evaluate_classifier(|x| self.model.forward_t(x, false), batches)
+    }
+
+    /// Recomputes every BatchNorm running statistic as the cumulative average over
+    /// `batches` (inputs, labels ignored) in training mode: PyTorch's `update_bn`
+    /// ([`sparse_core::batchnorm::recalibrate`]). Returns the number of batches.
+    pub fn recalibrate_batchnorm<I>(&self, batches: I) -> HarnessResult<usize>
+    where
+        I: IntoIterator<Item = HarnessResult<(Tensor, Tensor)>>,
+    {
+        let mut failed = None;
+        let seen = recalibrate(&self.varmap, BATCHNORM_MOMENTUM, batches, |batch| {
+            match batch {
+                Ok((x, _)) => {
+                    self.model.forward_t(&x, true)?;
+                }
+                Err(e) => failed = Some(e),
+            }
+            Ok(())
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(seen),
+        }
     }
 
     /// The names of the masked weights, in registry order.
