@@ -6,7 +6,7 @@
 //! whole `state_dict`), `w_k = 1/(k+1)` for CAA or the CIMA factor; then one global
 //! magnitude ranking over the masked weights keeps exactly `floor(N·d)` of them
 //! ([`ModelState::prune_to_density`]), and the running statistics are recomputed
-//! over one pass of training images ([`recalibrate`], `update_bn`). All of it
+//! over one pass of training images ([`Network::recalibrate_batchnorm`], `update_bn`). All of it
 //! happens on a separate, unmasked copy of the model.
 
 use candle_core::Var;
