@@ -102,7 +102,14 @@ pub fn read_ticket_dir(dir: &Path) -> Result<TicketDir> {
                 "{} is a lottery-pools checkpoint but not an IMP ticket (no `{ROUND}` in its metadata)",
                 path.display()
             ))
-        })? as usize;
+        })?;
+        if !(round >= 0.0 && round.fract() == 0.0) {
+            return Err(fail(format!(
+                "{} names round {round}, not a round number",
+                path.display()
+            )));
+        }
+        let round = round as usize;
         match &first {
             None => first = Some((path.clone(), stored.arm.clone(), stored.seed)),
             Some((first_path, arm, seed)) => {
@@ -137,9 +144,7 @@ pub fn read_ticket_dir(dir: &Path) -> Result<TicketDir> {
     if found.len() < 2 {
         return Err(fail("a pool needs at least two tickets; found one".into()));
     }
-    let Some((_, arm, seed)) = first else {
-        unreachable!("at least one ticket was read")
-    };
+    let (_, arm, seed) = first.ok_or_else(|| fail("holds no ticket".into()))?;
     arm.config.validate()?;
     Ok(TicketDir {
         arm,
