@@ -20,9 +20,11 @@ pub enum DeathRate {
     ///
     /// Like PyTorch's scheduler (and hence the official code) it does not stop at
     /// `t_max`: the cosine is periodic, so the rate rises again after `t_max` and is
-    /// back at `initial` at `2·t_max`. STU-GAN relies on this quirk: it steps the
-    /// schedule on every discriminator step (`n_critic` per generator step) with
-    /// `t_max` = the number of generator steps; read in generator steps that is this
+    /// back at `initial` at `2·t_max`. STU-GAN's author code steps the schedule on
+    /// every discriminator step (`n_critic` per generator step); in its 2021 version
+    /// `t_max` is about the number of discriminator steps of the run (a plain cosine
+    /// over training), in a 2022 revision the number of generator steps, which makes
+    /// the rate periodic within the run. Read in generator steps, either is this
     /// schedule with `t_max / n_critic`.
     Cosine {
         /// Rate at step 0.
