@@ -4,7 +4,8 @@
 //! For each input image, the contribution map is `ReLU(∂ Σ_c ReLU(y[c, h/2, w/2]) / ∂x)`:
 //! the gradient of the centre pixel of the network's output map (every channel,
 //! after a ReLU) with respect to the input, negative parts cut, summed over input
-//! channels. [`ErfMap`] sums these maps over the images; [`ErfMap::scaled`] is the
+//! channels. [`ErfMap`] averages these maps over the images (the official scripts
+//! average over 50 validation images); [`ErfMap::scaled`] is the
 //! official `log10(x + 1)` normalised to a maximum of 1; [`ErfMap::area_ratio`] is
 //! the share of the image covered by the smallest centred square holding a fraction
 //! `t` of the scaled map's total (the paper's "high-contribution area ratio" at
@@ -34,7 +35,7 @@ pub struct ErfMap {
     pub height: usize,
     /// Input width.
     pub width: usize,
-    /// Σ over images of `ReLU(∂ centre / ∂ input)`, summed over input channels.
+    /// The mean over images of `ReLU(∂ centre / ∂ input)`, summed over input channels.
     pub values: Vec<f64>,
 }
 
@@ -74,6 +75,9 @@ impl ErfMap {
             for (v, g) in values.iter_mut().zip(map) {
                 *v += f64::from(g);
             }
+        }
+        for v in &mut values {
+            *v /= n as f64;
         }
         Ok(Self {
             height,
@@ -175,6 +179,10 @@ mod tests {
             |x| x.conv2d(&ones, 1, 1, 1, 1)?.conv2d(&ones, 1, 1, 1, 1),
             &images,
         )?;
+        // the map is a mean over images: three copies of the image give the same map
+        let three = Tensor::ones((3, 1, 11, 11), DType::F32, &Device::Cpu)?;
+        let mean = ErfMap::measure(|x| x.conv2d(&kernel, 1, 1, 1, 1), &three)?;
+        assert_eq!(mean.values, erf.values);
         assert_eq!(two.values.iter().filter(|v| **v != 0.0).count(), 25);
         assert!(two.area_ratio(0.99)? > erf.area_ratio(0.99)?);
         assert!(erf.area_ratio(1.0).is_err());
