@@ -137,12 +137,16 @@ impl<'a> Superposer<'a> {
 
 /// The weights the run masks and re-prunes: every convolution and linear weight
 /// (first layer and classifier included, as the official code), in model order.
-pub fn masked_weights(net: &Network) -> Result<Vec<(String, Var)>> {
-    let policy = SelectionPolicy::builder()
+pub fn masked_policy(net: &Network) -> Result<SelectionPolicy> {
+    Ok(SelectionPolicy::builder()
         .ndims([2, 4])
         .layer_order(net.model.weight_names_in_order())
-        .build()?;
-    Ok(policy.select_in_model_order(&net.varmap)?)
+        .build()?)
+}
+
+/// The weights [`masked_policy`] selects, with their variables.
+pub fn masked_weights(net: &Network) -> Result<Vec<(String, Var)>> {
+    Ok(masked_policy(net)?.select_in_model_order(&net.varmap)?)
 }
 
 /// Non-zero entries of `names` in `state`.

@@ -22,7 +22,7 @@ use sparse_core::prune::GradualPruning;
 use sparse_core::updater::UpdateContext;
 use sparse_core::{
     DeathRate, DynamicSparsity, FiredMasks, GrowthInit, GrowthMethod, MaskableState, ModelState,
-    Optimizer, SelectionPolicy, Sgd, SgdConfig, SparsityEngine,
+    Optimizer, Sgd, SgdConfig, SparsityEngine,
 };
 use sparse_repro::batch::BatchIndices;
 use sparse_repro::epochs::{EpochLoop, EpochTask, Scores};
@@ -34,7 +34,7 @@ use sparse_repro::train::{Goal, cross_entropy};
 
 use crate::config::{DstMethod, SupConfig};
 use crate::error::Result;
-use crate::superpose::{Stage, Superposer};
+use crate::superpose::{Stage, Superposer, masked_policy};
 
 /// The sparse network of `config` for `splits`' images, initialised from `seed`:
 /// ERK masks at the initial density over every convolution and linear weight
@@ -42,10 +42,7 @@ use crate::superpose::{Stage, Superposer};
 /// seed's mask stream, weights zeroed outside them.
 pub fn network(config: &SupConfig, splits: &ImageSplits, seed: u64) -> Result<Network> {
     let mut net = bare_network(config, splits, seed)?;
-    let policy = SelectionPolicy::builder()
-        .ndims([2, 4])
-        .layer_order(net.model.weight_names_in_order())
-        .build()?;
+    let policy = masked_policy(&net)?;
     net.params = config.allocation()?.init_sparse_params(
         &net.varmap,
         &policy,
