@@ -11,8 +11,10 @@
 pub mod error;
 pub mod metrics;
 pub mod models;
+pub mod paper;
 pub mod schedule;
 pub mod spectral;
 pub mod training;
 
 pub use error::{Error, Result};
+pub use paper::StuGan;

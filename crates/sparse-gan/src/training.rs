@@ -80,6 +80,59 @@ pub struct MixtureRun {
     pub eval_samples: usize,
 }
 
+impl MixtureRun {
+    /// Checks every setting; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &'static str, value: String, why: &str| -> crate::Error {
+            sparse_repro::HarnessError::invalid(name, value, why).into()
+        };
+        for (name, d) in [("density_g", self.density_g), ("density_d", self.density_d)] {
+            if let Some(d) = d
+                && !(d > 0.0 && d <= 1.0)
+            {
+                return Err(bad(name, d.to_string(), "must lie in (0, 1]"));
+            }
+        }
+        for (name, v) in [
+            ("width", self.width),
+            ("latent", self.latent),
+            ("g_steps", self.g_steps),
+            ("n_critic", self.n_critic),
+            ("dis_batch", self.dis_batch),
+            ("gen_batch", self.gen_batch),
+            ("update_frequency", self.update_frequency),
+            ("eval_samples", self.eval_samples),
+        ] {
+            if v == 0 {
+                return Err(bad(name, "0".into(), "must be positive"));
+            }
+        }
+        if self.explore != Explore::Static && self.update_frequency > self.g_steps {
+            return Err(bad(
+                "update_frequency",
+                self.update_frequency.to_string(),
+                "exceeds g_steps: the masks would never change",
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(bad("lr", self.lr.to_string(), "must be positive"));
+        }
+        if !(self.death_rate > 0.0 && self.death_rate < 1.0) {
+            return Err(bad(
+                "death_rate",
+                self.death_rate.to_string(),
+                "must lie in (0, 1)",
+            ));
+        }
+        if let Some(decay) = self.sema
+            && !(0.0..1.0).contains(&decay)
+        {
+            return Err(bad("sema", decay.to_string(), "must lie in [0, 1)"));
+        }
+        Ok(())
+    }
+}
+
 /// What one mixture run measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MixtureOutcome {
@@ -143,12 +196,66 @@ fn engine(params: &SparseParams, growth: GrowthMethod, seed: u64) -> Result<Spar
     Ok(SparsityEngine::new(config, params)?)
 }
 
+/// The evaluated generator of a run: the SEMA average (or the generator itself) in
+/// its own `VarMap`, with the generator's masks.
+pub struct TrainedGenerator {
+    /// Every tensor of the evaluated generator.
+    pub varmap: candle_nn::VarMap,
+    /// The generator model over `varmap`.
+    pub model: sparse_repro::models::Model,
+    /// The generator's final masks.
+    pub masks: std::collections::BTreeMap<String, sparse_core::Mask>,
+}
+
+impl std::fmt::Debug for TrainedGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainedGenerator")
+            .field("masks", &self.masks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A generator of `run`'s shape with arbitrary weights, to load a checkpoint into.
+pub fn blank_generator(
+    run: &MixtureRun,
+) -> Result<(candle_nn::VarMap, sparse_repro::models::Model)> {
+    generator(
+        run.latent,
+        run.width,
+        run.depth,
+        &mut ChaCha8Rng::seed_from_u64(0),
+    )
+}
+
+/// `run.eval_samples` points of `model` for the seed's evaluation codes.
+pub fn sample_points(
+    run: &MixtureRun,
+    model: &sparse_repro::models::Model,
+    seed: u64,
+) -> Result<Vec<[f64; 2]>> {
+    let z = normal(run.eval_samples, run.latent, &mut derive_rng(seed, "eval"))?;
+    let out = generate(model, &z, false)?
+        .to_dtype(DType::F64)?
+        .to_vec2::<f64>()?;
+    Ok(out.iter().map(|p| [p[0], p[1]]).collect())
+}
+
 /// Trains a GAN on `mixture` with `run`'s settings and `seed`.
 pub fn train_on_mixture(
     run: &MixtureRun,
     mixture: &GaussianMixture2d,
     seed: u64,
 ) -> Result<MixtureOutcome> {
+    Ok(train_generator(run, mixture, seed)?.0)
+}
+
+/// [`train_on_mixture`], also returning the evaluated generator.
+pub fn train_generator(
+    run: &MixtureRun,
+    mixture: &GaussianMixture2d,
+    seed: u64,
+) -> Result<(MixtureOutcome, TrainedGenerator)> {
+    run.validate()?;
     let mut init = derive_rng(seed, streams::INIT);
     let (g_vm, g) = generator(run.latent, run.width, run.depth, &mut init)?;
     let d = Discriminator::new(run.width, run.depth, run.spectral_norm, &mut init)?;
@@ -227,25 +334,20 @@ pub fn train_on_mixture(
         t += 1;
     }
     // evaluation on a fresh copy holding the average (or the generator itself)
-    let (eval_vm, eval_g) = generator(
-        run.latent,
-        run.width,
-        run.depth,
-        &mut ChaCha8Rng::seed_from_u64(0),
-    )?;
+    let (eval_vm, eval_g) = blank_generator(run)?;
     match &ema {
         Some(ema) => ema.copy_into(&eval_vm)?,
         None => sparse_core::ModelState::capture(&g_vm)?.restore(&eval_vm)?,
     }
-    let z = normal(run.eval_samples, run.latent, &mut derive_rng(seed, "eval"))?;
-    let out = generate(&eval_g, &z, false)?
-        .to_dtype(DType::F64)?
-        .to_vec2::<f64>()?;
-    let samples: Vec<[f64; 2]> = out.iter().map(|p| [p[0], p[1]]).collect();
+    let samples = sample_points(run, &eval_g, seed)?;
     let flat: Vec<f64> = samples.iter().flatten().copied().collect();
     let modes: Vec<Vec<f64>> = mixture.modes().iter().map(|m| m.to_vec()).collect();
     let coverage = ModeCoverage::measure(&flat, 2, &modes, mixture.std(), 3.0, 0.008)?;
-    Ok(MixtureOutcome {
+    let masks = g_params
+        .iter()
+        .map(|p| (p.name.clone(), p.mask.clone()))
+        .collect();
+    let outcome = MixtureOutcome {
         energy_distance: energy_distance_to_mixture(&samples, mixture),
         mmd: mmd_to_mixture(&samples, mixture, 0.1),
         modes_covered: coverage.modes_covered,
@@ -255,5 +357,13 @@ pub fn train_on_mixture(
         nnz_g: (nnz(&g_params), nnz_g0),
         nnz_d: (nnz(&d_params), nnz_d0),
         updates,
-    })
+    };
+    Ok((
+        outcome,
+        TrainedGenerator {
+            varmap: eval_vm,
+            model: eval_g,
+            masks,
+        },
+    ))
 }
