@@ -87,3 +87,35 @@ fn time_a_tenth_of_a_quick_run() {
         outcome.modes_covered
     );
 }
+
+#[test]
+fn smoke_reproduces_resumes_and_eval_matches() {
+    use sparse_repro::cli::Preset;
+    use sparse_repro::harness::{self, DataPolicy, NoArgs};
+    let root = tempfile::tempdir().unwrap();
+    let check = harness::check_resume::<sparse_gan::StuGan>(
+        Preset::Smoke,
+        &NoArgs {},
+        None,
+        None,
+        root.path(),
+        3,
+    )
+    .unwrap();
+    assert_eq!(check.taken_from_records, 3);
+    let run = root.path().join("uninterrupted");
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    for claim in [
+        "dst-g-beats-static-at-0.05",
+        "advantage-grows-with-sparsity",
+        "dst-g-0.1-near-dense",
+        "itop-exceeds-density",
+    ] {
+        assert!(report.contains(claim), "{claim}");
+    }
+    assert!(run.join("ring-dst-g-0.05-seed0-samples.svg").is_file());
+    let checkpoint = run.join("checkpoints/ring-dst-gd-0.1-seed1.safetensors");
+    let evaluated =
+        harness::evaluate::<sparse_gan::StuGan>(&checkpoint, None, DataPolicy::NoFetch).unwrap();
+    assert_eq!(evaluated.measured.to_bits(), evaluated.recorded.to_bits());
+}
