@@ -335,6 +335,12 @@ impl ImageData {
         Ok(self.normalised(&other.test_set, indices, device)?.0)
     }
 
+    /// The training images (every one, whatever [`Self::train_pool`] keeps), e.g. as
+    /// the real samples of a GAN.
+    pub fn train_set(&self) -> &ImageDataset {
+        &self.train_set
+    }
+
     /// The clean test images (e.g. to build a corrupted copy, see
     /// [`corrupt`](mod@crate::data::corrupt)).
     pub fn test_set(&self) -> &ImageDataset {

@@ -1,32 +1,61 @@
-//! What the harness needs (work in progress: the 2-D mixtures only; the image GAN,
-//! the FID proxy and the `paper` SNGAN are still to come).
+//! What the harness needs: presets, training, scoring, claims and pictures.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sparse_data::data::mixture::GaussianMixture2d;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sparse_repro::HarnessError;
 use sparse_repro::claim::Claim;
 use sparse_repro::cli::Preset;
 use sparse_repro::harness::{
-    self, ArmRuns, ArmSpec, Metrics, NoArgs, NoCommands, Paper, Plan, RunContext, Runs,
-    TrainRequest, Trained,
+    self, ArmRuns, ArmSpec, Metrics, NoCommands, Paper, Plan, RunContext, Runs, TrainRequest,
+    Trained,
 };
-use sparse_repro::plot::ScatterPlot;
+use sparse_repro::plot::{GridLayout, LinePlot, ScatterPlot, Series, write_image_grid};
+use sparse_repro::report::ArmReport;
 
+use crate::config::{Explore, GanConfig};
+use crate::data::{GanData, MIXTURES};
 use crate::error::Result;
-use crate::metrics::energy_distance_to_mixture;
-use crate::schedule::DeathSchedule;
-use crate::training::{
-    Explore, MixtureOutcome, MixtureRun, blank_generator, sample_points, train_generator,
-};
+use crate::evaluation::{SAMPLE_DISTANCE, points, samples, score};
+use crate::models::Generator;
+use crate::presets::{self, DENSITIES_G};
+use crate::training::{TrainingStats, blank_generator, train};
 
-/// Claim 3's margin, fixed before the first quick run: DST on G at density 0.1 is
-/// "near" the dense GAN when its energy distance is at most this much larger.
-pub const NEAR_DENSE_MARGIN: f64 = 0.01;
+/// Claim 3's margin on the ring, fixed before the first quick run: DST on G at
+/// density 0.1 is "near" the dense GAN when its energy distance is at most this much
+/// larger.
+pub const NEAR_DENSE_MARGIN_RING: f64 = 0.01;
+/// The same on the 25-mode grid (its modes are wider and farther apart).
+pub const NEAR_DENSE_MARGIN_GRID: f64 = 0.02;
+/// The same on images, relative: at most 10 % above the dense GAN's Fréchet distance.
+pub const NEAR_DENSE_MARGIN_IMAGES: f64 = 0.10;
+/// Generated images in each arm's picture.
+pub const GRID_IMAGES: usize = 64;
 
 /// The paper, for sparse-repro's harness.
 #[derive(Debug, Clone, Copy)]
 pub struct StuGan;
+
+/// One seed's result: the scores of the evaluated generator and what training
+/// measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GanOutcome {
+    /// The scores (see [`crate::evaluation::score`]).
+    pub scores: BTreeMap<String, f64>,
+    /// What training measured.
+    pub stats: TrainingStats,
+}
+
+/// The flags of `reproduce`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GanArgs {
+    /// The data set: ring or grid (2-D mixtures), digits, mnist, fashion-mnist or
+    /// cifar10 (default: ring and digits for smoke, ring for quick, cifar10 for paper).
+    #[arg(long)]
+    pub dataset: Option<String>,
+}
 
 /// The flags of `train`: a preset's arm.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,91 +63,214 @@ pub struct TrainArgs {
     /// The preset whose arm to train.
     #[arg(long, value_enum, default_value_t = Preset::Smoke)]
     pub preset: Preset,
-    /// The arm's name (default: the preset's first arm), e.g. `dst-g@0.05`.
+    /// The data set (default: the preset's first).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// The arm's name (default: dense), e.g. `dst-g@0.05`.
     #[arg(long)]
     pub arm: Option<String>,
     /// The seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where the data sets are.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Where to write the checkpoint and the outcome.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
-fn mixture_of(name: &str) -> Result<GaussianMixture2d> {
-    match name {
-        "ring" => Ok(GaussianMixture2d::ring()),
-        "grid" => Ok(GaussianMixture2d::grid()),
-        other => {
-            Err(HarnessError::invalid("dataset", other, "the mixtures are ring and grid").into())
-        }
+/// Every arm of `preset`, on `dataset` or the preset's default data sets.
+pub fn preset_arms(preset: Preset, dataset: Option<&str>) -> Result<Vec<ArmSpec<GanConfig>>> {
+    let datasets: Vec<&str> = match dataset {
+        Some(d) => vec![d],
+        None => presets::default_datasets(preset).to_vec(),
+    };
+    let mut arms = Vec::new();
+    for d in datasets {
+        arms.extend(presets::arms(preset, d)?);
+    }
+    Ok(arms)
+}
+
+fn margin(dataset: &str, dense: f64) -> f64 {
+    match dataset {
+        "ring" => NEAR_DENSE_MARGIN_RING,
+        "grid" => NEAR_DENSE_MARGIN_GRID,
+        _ => NEAR_DENSE_MARGIN_IMAGES * dense,
     }
 }
 
-/// The arms of `preset` on the ring: dense, then static / DST-G / DST-GD at each
-/// generator density, the discriminator at 0.5.
-pub fn preset_arms(preset: Preset) -> Result<Vec<ArmSpec<MixtureRun>>> {
-    let base = match preset {
-        Preset::Smoke => MixtureRun {
-            width: 16,
-            depth: 2,
-            latent: 2,
-            density_g: None,
-            density_d: None,
-            explore: Explore::Static,
-            g_steps: 40,
-            n_critic: 2,
-            dis_batch: 32,
-            gen_batch: 64,
-            lr: 2e-4,
-            update_frequency: 10,
-            death_rate: 0.5,
-            schedule: DeathSchedule::PerDStep2021,
-            sema: Some(0.9),
-            spectral_norm: true,
-            exact_d_growth: false,
-            eval_samples: 500,
-        },
-        _ => MixtureRun {
-            width: 128,
-            depth: 3,
-            latent: 2,
-            density_g: None,
-            density_d: None,
-            explore: Explore::Static,
-            g_steps: 1500,
-            n_critic: 5,
-            dis_batch: 64,
-            gen_batch: 128,
-            lr: 2e-4,
-            update_frequency: 75,
-            death_rate: 0.5,
-            schedule: DeathSchedule::PerDStep2021,
-            sema: Some(0.99),
-            spectral_norm: true,
-            exact_d_growth: false,
-            eval_samples: 2500,
-        },
+/// The claims on one data set, from the arms it has.
+fn dataset_claims(runs: &Runs<StuGan>, dataset: &str, suffix: &str) -> Vec<Claim> {
+    let mean = |arm: &str, metric: &str| {
+        runs.get(arm, dataset)
+            .and_then(|a: &ArmRuns<StuGan>| a.mean(metric))
     };
-    base.validate()?;
-    let mut arms = vec![ArmSpec::new("dense", "ring", base.clone())];
-    for density in [0.05, 0.1, 0.2] {
-        for (label, explore) in [
-            ("static", Explore::Static),
-            ("dst-g", Explore::G),
-            ("dst-gd", Explore::GD),
-        ] {
-            let run = MixtureRun {
-                density_g: Some(density),
-                density_d: Some(0.5),
-                explore,
-                ..base.clone()
-            };
-            run.validate()?;
-            arms.push(ArmSpec::new(format!("{label}@{density}"), "ring", run));
+    let sd = |arm: &str| mean(arm, SAMPLE_DISTANCE);
+    let name = |explore, d| presets::arm_name(explore, d);
+    let unit = if MIXTURES.contains(&dataset) {
+        "energy distance to the mixture"
+    } else {
+        "Fréchet distance of the proxy features"
+    };
+    let mut claims = Vec::new();
+    let lowest = DENSITIES_G[0];
+    if let (Some(st), Some(dst)) = (
+        sd(&name(Explore::Static, lowest)),
+        sd(&name(Explore::G, lowest)),
+    ) {
+        claims.push(Claim::greater_than(
+            format!("dst-g-beats-static-at-{lowest}{suffix}"),
+            format!(
+                "At generator density {lowest}, DST on G reaches a smaller {unit} than static \
+                 sparse G (mean over seeds)"
+            ),
+            "static",
+            st,
+            "dst_g",
+            dst,
+        ));
+    }
+    let advantages: Vec<Option<f64>> = DENSITIES_G
+        .iter()
+        .map(|&d| Some(sd(&name(Explore::Static, d))? - sd(&name(Explore::G, d))?))
+        .collect();
+    if let [Some(a05), Some(a1), Some(a2)] = advantages[..] {
+        claims.push(Claim::new(
+            format!("advantage-grows-with-sparsity{suffix}"),
+            "DST's advantage over static sparse G is positive at the lowest density and \
+             largest there",
+            a05 > 0.0 && a05 >= a1.max(a2),
+            [
+                (format!("advantage_{}", DENSITIES_G[0]), a05),
+                (format!("advantage_{}", DENSITIES_G[1]), a1),
+                (format!("advantage_{}", DENSITIES_G[2]), a2),
+                (
+                    "monotone".to_string(),
+                    f64::from(u8::from(a05 >= a1 && a1 >= a2)),
+                ),
+            ],
+        ));
+    }
+    let near = DENSITIES_G[1];
+    if let (Some(dst), Some(dense)) = (sd(&name(Explore::G, near)), sd("dense")) {
+        let m = margin(dataset, dense);
+        claims.push(Claim::new(
+            format!("dst-g-{near}-near-dense{suffix}"),
+            format!(
+                "DST on G at density {near} is within the stated margin of the dense GAN \
+                 ({unit})"
+            ),
+            dst <= dense + m,
+            [
+                (format!("dst_g_{near}"), dst),
+                ("dense".to_string(), dense),
+                ("margin".to_string(), m),
+            ],
+        ));
+    }
+    let mut itop_values = Vec::new();
+    let mut itop_pass = true;
+    for &d in &DENSITIES_G {
+        for explore in [Explore::G, Explore::GD] {
+            let arm = name(explore, d);
+            if let (Some(itop), Some(density)) =
+                (mean(&arm, "itop_rate_g"), mean(&arm, "density_g"))
+            {
+                itop_pass &= itop > density;
+                itop_values.push((format!("itop_{arm}"), itop));
+                itop_values.push((format!("density_{arm}"), density));
+            }
         }
     }
-    Ok(arms)
+    if !itop_values.is_empty() {
+        claims.push(Claim::new(
+            format!("itop-exceeds-density{suffix}"),
+            "Every exploring generator has been active at more weights than its initial \
+             density (its ITOP rate exceeds it)",
+            itop_pass,
+            itop_values,
+        ));
+    }
+    claims
+}
+
+fn datasets_of(plan: &Plan<GanConfig>) -> Vec<String> {
+    let mut datasets: Vec<String> = Vec::new();
+    for arm in &plan.arms {
+        if !datasets.contains(&arm.dataset) {
+            datasets.push(arm.dataset.clone());
+        }
+    }
+    datasets
+}
+
+/// The author numbers (BigGAN on CIFAR-10, overall density 0.3), for the report.
+fn author_numbers() -> serde_json::Value {
+    json!({
+        "source": "author working data (BigGAN-PyTorch plots/plots.py of the official \
+                   repository), BigGAN on CIFAR-10 at overall density 0.3, FID",
+        "static": 16.44,
+        "dst_g_and_d": 10.94,
+        "dst_d_only": 18.72,
+        "dst_g_only": 11.73,
+        "dense": [9.02, 8.36, 9.00],
+        "compare": "orderings only: our numbers are an energy distance (mixtures) or a \
+                    Fréchet distance of a small classifier's features (images), not FID",
+    })
+}
+
+/// The picture of a trained generator: a scatter of its points against the
+/// mixture's modes (SVG), or a grid of its images (PNG).
+fn write_arm_picture(
+    arm: &ArmSpec<GanConfig>,
+    seed: u64,
+    generator: &Generator,
+    out: &Path,
+) -> Result<()> {
+    let latent = arm.config.arch.latent();
+    let stem = arm.file_stem(seed);
+    match arm.config.arch.image() {
+        None => {
+            let x = samples(generator, latent, arm.config.eval_samples, seed)?;
+            let points: Vec<(f64, f64)> = points(&x)?
+                .iter()
+                .take(1000)
+                .map(|p| (p[0], p[1]))
+                .collect();
+            let modes: Vec<(f64, f64)> = match GanData::load(&arm.dataset, None)? {
+                GanData::Mixture(m) => m.modes().iter().map(|m| (m[0], m[1])).collect(),
+                GanData::Images(_) => Vec::new(),
+            };
+            ScatterPlot::new(
+                format!("{} on the {}, seed {seed}", arm.name, arm.dataset),
+                "x",
+                "y",
+            )
+            .with_group(arm.name.as_str(), points)
+            .with_marks("modes", modes)
+            .write_svg(&out.join(format!("{stem}-samples.svg")))?;
+        }
+        Some((channels, side)) => {
+            let x = samples(generator, latent, GRID_IMAGES, seed)?;
+            // [-1, 1] to [0, 1]; colour drawn as its grey mean
+            let grey = ((x.mean_keepdim(1)? + 1.0)? / 2.0)?;
+            let values: Vec<f32> = grey.flatten_all()?.to_vec1()?;
+            let _ = channels;
+            write_image_grid(
+                &out.join(format!("{stem}-samples.png")),
+                &values,
+                GridLayout {
+                    height: side,
+                    width: side,
+                    columns: 8,
+                    scale: if side < 16 { 4 } else { 2 },
+                },
+            )?;
+        }
+    }
+    Ok(())
 }
 
 impl Paper for StuGan {
@@ -126,161 +278,186 @@ impl Paper for StuGan {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const ABOUT: &'static str = "STU-GAN (arXiv 2203.02770): a very sparse generator that keeps \
          exploring its parameter space, against static sparse and dense GANs.";
-    const EVAL_METRIC: &'static str = "sample_distance";
+    const EVAL_METRIC: &'static str = SAMPLE_DISTANCE;
 
-    type Arm = MixtureRun;
-    type Data = GaussianMixture2d;
-    type Outcome = MixtureOutcome;
-    type ReproduceArgs = NoArgs;
+    type Arm = GanConfig;
+    type Data = GanData;
+    type Outcome = GanOutcome;
+    type ReproduceArgs = GanArgs;
     type TrainArgs = TrainArgs;
     type Commands = NoCommands;
     type Error = crate::Error;
 
-    fn plan(preset: Preset, _: &NoArgs) -> Result<Plan<MixtureRun>> {
+    fn plan(preset: Preset, args: &GanArgs) -> Result<Plan<GanConfig>> {
         let seeds = if preset == Preset::Smoke { 2 } else { 3 };
-        Ok(Plan::from_arms(preset, preset_arms(preset)?, seeds)?)
+        Ok(Plan::from_arms(
+            preset,
+            preset_arms(preset, args.dataset.as_deref())?,
+            seeds,
+        )?)
     }
 
-    fn data_needs(_dataset: &str) -> Vec<String> {
-        Vec::new() // generated
+    fn data_needs(dataset: &str) -> Vec<String> {
+        if MIXTURES.contains(&dataset) {
+            return Vec::new(); // generated
+        }
+        sparse_data::images::ImageSetName::catalogue_needs(dataset)
     }
 
-    fn load(dataset: &str, _data_dir: Option<&Path>) -> Result<GaussianMixture2d> {
-        mixture_of(dataset)
+    fn load(dataset: &str, data_dir: Option<&Path>) -> Result<GanData> {
+        GanData::load(dataset, data_dir)
     }
 
     fn train(
-        arm: &ArmSpec<MixtureRun>,
-        data: &GaussianMixture2d,
+        arm: &ArmSpec<GanConfig>,
+        data: &GanData,
         seed: u64,
-        _context: &RunContext,
-    ) -> Result<Trained<MixtureOutcome>> {
-        let (outcome, generator) = train_generator(&arm.config, data, seed)?;
+        context: &RunContext,
+    ) -> Result<Trained<GanOutcome>> {
+        let trained = train(&arm.config, data, seed)?;
+        let scores = score(
+            data,
+            &trained.generator,
+            arm.config.arch.latent(),
+            arm.config.eval_samples,
+            seed,
+        )?;
+        if let Some(dir) = &context.artifacts {
+            std::fs::create_dir_all(dir).map_err(|e| HarnessError::io(dir, e))?;
+            write_arm_picture(arm, seed, &trained.generator, dir)?;
+        }
+        let outcome = GanOutcome {
+            scores,
+            stats: trained.stats,
+        };
         let step = arm.config.g_steps as u64;
-        Ok(Trained::new(outcome, generator.varmap, step).with_masks(generator.masks))
+        Ok(Trained::new(outcome, trained.varmap, step).with_masks(trained.masks))
     }
 
-    fn metrics(o: &MixtureOutcome) -> Metrics {
-        Metrics::from([
-            ("sample_distance".to_string(), o.energy_distance),
-            ("mmd".to_string(), o.mmd),
-            ("modes_covered".to_string(), o.modes_covered as f64),
-            ("high_quality".to_string(), o.high_quality),
-            ("itop_rate_g".to_string(), o.itop_g),
-            ("itop_rate_d".to_string(), o.itop_d),
-            ("nnz_g".to_string(), o.nnz_g.0 as f64),
-            ("nnz_g_start".to_string(), o.nnz_g.1 as f64),
-        ])
+    fn metrics(o: &GanOutcome) -> Metrics {
+        let s = &o.stats;
+        let mut metrics = o.scores.clone();
+        metrics.extend([
+            ("itop_rate_g".to_string(), s.itop_g),
+            ("itop_rate_d".to_string(), s.itop_d),
+            ("density_g".to_string(), s.density_g()),
+            ("nnz_g".to_string(), s.nnz_g.0 as f64),
+            (
+                "nnz_d_drift".to_string(),
+                s.nnz_d.0 as f64 - s.nnz_d.1 as f64,
+            ),
+            ("topology_updates".to_string(), s.updates.len() as f64),
+            ("d_loss_tail".to_string(), s.d_loss_tail),
+            ("g_loss_tail".to_string(), s.g_loss_tail),
+        ]);
+        metrics
     }
 
     fn evaluate(
-        arm: &ArmSpec<MixtureRun>,
-        data: &GaussianMixture2d,
+        arm: &ArmSpec<GanConfig>,
+        data: &GanData,
         seed: u64,
         checkpoint: &Path,
     ) -> Result<Metrics> {
         arm.config.validate()?;
-        let (varmap, model) = blank_generator(&arm.config)?;
+        let (varmap, generator) = blank_generator(&arm.config.arch)?;
         harness::load_model(checkpoint, &varmap)?;
-        let samples = sample_points(&arm.config, &model, seed)?;
-        Ok(Metrics::from([(
-            "sample_distance".to_string(),
-            energy_distance_to_mixture(&samples, data),
-        )]))
+        score(
+            data,
+            &generator,
+            arm.config.arch.latent(),
+            arm.config.eval_samples,
+            seed,
+        )
     }
 
-    fn claims(_plan: &Plan<MixtureRun>, runs: &Runs<Self>) -> Result<Vec<Claim>> {
-        let mean = |arm: &str, metric: &str| {
-            runs.get(arm, "ring")
-                .and_then(|a: &ArmRuns<Self>| a.mean(metric))
-                .unwrap_or(f64::NAN)
-        };
-        let sd = |arm: &str| mean(arm, "sample_distance");
-        let advantage = |d: &str| sd(&format!("static@{d}")) - sd(&format!("dst-g@{d}"));
-        let (a05, a1, a2) = (advantage("0.05"), advantage("0.1"), advantage("0.2"));
-        let mut itop_values = Vec::new();
-        let mut itop_pass = true;
-        for d in ["0.05", "0.1", "0.2"] {
-            for kind in ["dst-g", "dst-gd"] {
-                let arm = format!("{kind}@{d}");
-                let (itop, start) = (
-                    mean(&arm, "itop_rate_g"),
-                    d.parse::<f64>().unwrap_or(f64::NAN),
-                );
-                itop_pass &= itop > start;
-                itop_values.push((format!("itop_{arm}"), itop));
-            }
+    fn arm_report(runs: &ArmRuns<Self>, report: ArmReport) -> Result<ArmReport> {
+        let schedule: Vec<serde_json::Value> = runs
+            .runs
+            .first()
+            .map(|r| {
+                r.outcome
+                    .stats
+                    .updates
+                    .iter()
+                    .map(|(step, rate)| json!([step, rate]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(report
+            .with_extra("death_rate_schedule", json!(runs.arm.config.schedule))
+            .with_extra("death_rates_seed0", json!(schedule)))
+    }
+
+    fn claims(plan: &Plan<GanConfig>, runs: &Runs<Self>) -> Result<Vec<Claim>> {
+        let datasets = datasets_of(plan);
+        let several = datasets.len() > 1;
+        let mut claims = Vec::new();
+        for dataset in &datasets {
+            let suffix = if several {
+                format!("-{dataset}")
+            } else {
+                String::new()
+            };
+            claims.extend(dataset_claims(runs, dataset, &suffix));
         }
-        Ok(vec![
-            Claim::greater_than(
-                "dst-g-beats-static-at-0.05",
-                "At generator density 0.05, DST on G reaches a smaller energy distance to the \
-                 mixture than static sparse G (mean over seeds)",
-                "static",
-                sd("static@0.05"),
-                "dst_g",
-                sd("dst-g@0.05"),
-            ),
-            Claim::new(
-                "advantage-grows-with-sparsity",
-                "DST's advantage over static sparse G is positive at 0.05 and largest there",
-                a05 > 0.0 && a05 >= a1.max(a2),
-                [
-                    ("advantage_0.05", a05),
-                    ("advantage_0.1", a1),
-                    ("advantage_0.2", a2),
-                ],
-            ),
-            Claim::new(
-                "dst-g-0.1-near-dense",
-                "DST on G at density 0.1 is within the stated margin of the dense GAN",
-                sd("dst-g@0.1") <= sd("dense") + NEAR_DENSE_MARGIN,
-                [
-                    ("dst_g_0.1", sd("dst-g@0.1")),
-                    ("dense", sd("dense")),
-                    ("margin", NEAR_DENSE_MARGIN),
-                ],
-            ),
-            Claim::new(
-                "itop-exceeds-density",
-                "Every exploring generator has been active at more weights than its density",
-                itop_pass,
-                itop_values,
-            ),
-        ])
+        Ok(claims)
     }
 
-    fn plots(plan: &Plan<MixtureRun>, runs: &Runs<Self>, out: &Path) -> Result<()> {
-        let modes: Vec<(f64, f64)> = GaussianMixture2d::ring()
-            .modes()
-            .iter()
-            .map(|m| (m[0], m[1]))
-            .collect();
+    fn plots(plan: &Plan<GanConfig>, runs: &Runs<Self>, out: &Path) -> Result<()> {
         for arm in &plan.arms {
-            let Some(first) = runs
+            if let Some(first) = runs
                 .get(&arm.name, &arm.dataset)
                 .and_then(|a| a.runs.first())
-            else {
-                continue;
+            {
+                let (varmap, generator) = blank_generator(&arm.config.arch)?;
+                harness::load_model(&first.checkpoint, &varmap)?;
+                write_arm_picture(arm, first.seed, &generator, out)?;
+            }
+        }
+        for dataset in datasets_of(plan) {
+            let sd = |arm: &str| {
+                runs.get(arm, &dataset)
+                    .and_then(|a| a.mean(SAMPLE_DISTANCE))
             };
-            let (varmap, model) = blank_generator(&arm.config)?;
-            harness::load_model(&first.checkpoint, &varmap)?;
-            let points = sample_points(&arm.config, &model, first.seed)?;
-            let points = points.iter().take(1000).map(|p| (p[0], p[1])).collect();
-            ScatterPlot::new(
-                format!("{} on the ring, seed {}", arm.name, first.seed),
-                "x",
-                "y",
-            )
-            .with_group(arm.name.as_str(), points)
-            .with_marks("modes", modes.clone())
-            .write_svg(&out.join(format!("{}-samples.svg", arm.file_stem(first.seed))))?;
+            let mut plot = LinePlot::new(
+                format!("sample distance by generator density ({dataset})"),
+                "generator density",
+                "sample distance (smaller is better)",
+            );
+            for explore in [Explore::Static, Explore::G, Explore::GD] {
+                let points: Vec<(f64, f64)> = DENSITIES_G
+                    .iter()
+                    .filter_map(|&d| Some((d, sd(&presets::arm_name(explore, d))?)))
+                    .collect();
+                if !points.is_empty() {
+                    let label = presets::arm_name(explore, 0.0);
+                    let label = label.trim_end_matches("@0");
+                    plot = plot.with_series(Series::new(label, points));
+                }
+            }
+            if let Some(dense) = sd("dense") {
+                plot = plot.with_series(Series::new(
+                    "dense",
+                    vec![(DENSITIES_G[0], dense), (DENSITIES_G[2], dense)],
+                ));
+            }
+            plot.write_svg(&out.join(format!("{dataset}-distance-by-density.svg")))?;
         }
         Ok(())
     }
 
-    fn train_request(args: &TrainArgs) -> Result<TrainRequest<MixtureRun>> {
-        let arms = preset_arms(args.preset)?;
+    fn report_extra(plan: &Plan<GanConfig>) -> BTreeMap<String, serde_json::Value> {
+        let _ = plan;
+        BTreeMap::from([("author_numbers".to_string(), author_numbers())])
+    }
+
+    fn train_request(args: &TrainArgs) -> Result<TrainRequest<GanConfig>> {
+        let dataset = match &args.dataset {
+            Some(d) => d.clone(),
+            None => presets::default_datasets(args.preset)[0].to_string(),
+        };
+        let arms = presets::arms(args.preset, &dataset)?;
         let names: Vec<String> = arms.iter().map(|a| a.name.clone()).collect();
         let arm = arms
             .into_iter()
@@ -290,7 +467,7 @@ impl Paper for StuGan {
                     "arm",
                     args.arm.clone().unwrap_or_default(),
                     format!(
-                        "the {} preset has {}",
+                        "the {} preset on {dataset} has {}",
                         args.preset.as_str(),
                         names.join(", ")
                     ),
@@ -299,7 +476,7 @@ impl Paper for StuGan {
         Ok(TrainRequest {
             arm,
             seed: args.seed,
-            data_dir: None,
+            data_dir: args.data_dir.clone(),
             out: args.out.clone(),
         })
     }

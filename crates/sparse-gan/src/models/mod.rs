@@ -1,0 +1,287 @@
+//! The GANs' networks. Every generator and critic computes with its raw weights (no
+//! `W ⊙ M` in the graph, no masked-gradient kernels), so the weight gradients stay
+//! dense: what gradient regrowth needs. The engine keeps pruned weights at zero.
+//!
+//! - [`mlp`]: the 2-D mixtures' MLPs;
+//! - [`dcgan`]: a small DCGAN for the `quick` image run;
+//! - [`sngan`]: the official `sngan_cifar10` ResNet GAN (`paper`).
+
+pub mod dcgan;
+pub mod mlp;
+pub mod sngan;
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use rand_chacha::ChaCha8Rng;
+use sparse_core::init::{self, Init};
+use sparse_core::optim::trainable_vars;
+
+use crate::config::GanArch;
+use crate::error::Result;
+use crate::spectral::SpectralState;
+
+/// A generator: latent codes `[n, latent]` to samples (`[n, 2]` points or
+/// `[n, c, h, w]` images in `[-1, 1]`).
+#[derive(Debug)]
+pub enum Generator {
+    /// The mixtures' MLP (sparse-repro's shared `Mlp`).
+    Mlp(sparse_repro::models::Model),
+    /// The small DCGAN.
+    Dcgan(dcgan::DcganGenerator),
+    /// The official SNGAN generator.
+    SnGan(sngan::SnGanGenerator),
+}
+
+impl Generator {
+    /// A generator of `arch` in its own `VarMap`, initialised from `rng`.
+    pub fn build(arch: &GanArch, rng: &mut ChaCha8Rng) -> Result<(VarMap, Self)> {
+        match *arch {
+            GanArch::Mlp {
+                width,
+                depth,
+                latent,
+            } => {
+                let (varmap, model) = mlp::generator(latent, width, depth, rng)?;
+                Ok((varmap, Generator::Mlp(model)))
+            }
+            GanArch::Dcgan { .. } | GanArch::SnGan { .. } => {
+                let varmap = VarMap::new();
+                let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+                let generator = match *arch {
+                    GanArch::Dcgan {
+                        width,
+                        latent,
+                        bottom,
+                        image_channels,
+                    } => Generator::Dcgan(dcgan::DcganGenerator::new(
+                        width,
+                        latent,
+                        bottom,
+                        image_channels,
+                        vb,
+                    )?),
+                    GanArch::SnGan {
+                        gf,
+                        latent,
+                        bottom,
+                        image_channels,
+                        ..
+                    } => Generator::SnGan(sngan::SnGanGenerator::new(
+                        gf,
+                        latent,
+                        bottom,
+                        image_channels,
+                        vb,
+                    )?),
+                    GanArch::Mlp { .. } => unreachable!("handled above"),
+                };
+                initialise(&varmap, rng)?;
+                Ok((varmap, generator))
+            }
+        }
+    }
+
+    /// The samples of latent codes `z`; `train` moves BatchNorm's running statistics.
+    pub fn forward(&self, z: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Generator::Mlp(model) => Ok(candle_nn::ModuleT::forward_t(model, z, train)?),
+            Generator::Dcgan(g) => g.forward(z, train),
+            Generator::SnGan(g) => g.forward(z, train),
+        }
+    }
+}
+
+/// Xavier-uniform weights (gain 1), the author code's initialisation of every
+/// convolution; the linear layers take it too (PyTorch's default is a uniform of
+/// similar scale), biases PyTorch's default, BatchNorm 1 and 0.
+pub(crate) fn initialise(varmap: &VarMap, rng: &mut ChaCha8Rng) -> Result<()> {
+    let vars = trainable_vars(varmap);
+    let fan_in: BTreeMap<String, usize> = vars
+        .iter()
+        .filter(|(_, v)| v.rank() >= 2)
+        .filter_map(|(n, v)| {
+            let prefix = n.strip_suffix(".weight")?;
+            Some((format!("{prefix}.bias"), v.dims()[1..].iter().product()))
+        })
+        .collect();
+    init::init_vars(
+        &vars,
+        |name, shape| {
+            if let Some(&fan_in) = fan_in.get(name) {
+                return Some(Init::TorchDefaultBias { fan_in });
+            }
+            (shape.len() >= 2).then_some(Init::XavierUniform { gain: 1.0 })
+        },
+        rng,
+    )?;
+    Ok(())
+}
+
+/// The layers of a critic.
+#[derive(Debug)]
+enum CriticNet {
+    Mlp(mlp::MlpCritic),
+    Dcgan(dcgan::DcganCritic),
+    SnGan(sngan::SnGanCritic),
+}
+
+/// A discriminator (critic): samples to one score each, `[n]`; every weight
+/// spectrally normalised when asked (the power-iteration vectors live in a
+/// [`SpectralState`] beside the `VarMap`, so that no optimizer, average or
+/// parameter count sees them).
+pub struct Critic {
+    varmap: VarMap,
+    weights: Weights,
+    net: CriticNet,
+}
+
+impl Critic {
+    /// A critic of `arch` in its own `VarMap`, initialised from `rng` (and its
+    /// spectral-norm vectors after the weights, when `spectral_norm`).
+    pub fn build(arch: &GanArch, spectral_norm: bool, rng: &mut ChaCha8Rng) -> Result<Self> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let net = match *arch {
+            GanArch::Mlp { width, depth, .. } => {
+                CriticNet::Mlp(mlp::MlpCritic::new(width, depth, vb)?)
+            }
+            GanArch::Dcgan {
+                width,
+                bottom,
+                image_channels,
+                ..
+            } => CriticNet::Dcgan(dcgan::DcganCritic::new(width, bottom, image_channels, vb)?),
+            GanArch::SnGan {
+                df, image_channels, ..
+            } => CriticNet::SnGan(sngan::SnGanCritic::new(df, image_channels, vb)?),
+        };
+        initialise(&varmap, rng)?;
+        let names = match &net {
+            CriticNet::Mlp(n) => n.weight_names(),
+            CriticNet::Dcgan(n) => n.weight_names(),
+            CriticNet::SnGan(n) => n.weight_names(),
+        };
+        let mut weights = Weights::new(&varmap, &names)?;
+        if spectral_norm {
+            let state = SpectralState::new();
+            for name in &names {
+                let w = &weights.raw[name];
+                let out = w.dim(0)?;
+                state.register(name, out, w.elem_count() / out, &Device::Cpu, rng)?;
+            }
+            weights.spectral = Some(state);
+        }
+        Ok(Self {
+            varmap,
+            weights,
+            net,
+        })
+    }
+
+    /// Every tensor of the critic.
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// The spectral-norm state, if the critic has one.
+    pub fn spectral(&self) -> Option<&SpectralState> {
+        self.weights.spectral.as_ref()
+    }
+
+    /// One score per sample; `train` advances the spectral-norm power iteration.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match &self.net {
+            CriticNet::Mlp(n) => n.forward(x, &self.weights, train),
+            CriticNet::Dcgan(n) => n.forward(x, &self.weights, train),
+            CriticNet::SnGan(n) => n.forward(x, &self.weights, train),
+        }
+    }
+}
+
+impl std::fmt::Debug for Critic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Critic")
+            .field("net", &self.net)
+            .field("spectral_norm", &self.weights.spectral.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A critic's weights by name, normalised on the way out when spectral norm is on.
+#[derive(Debug)]
+pub(crate) struct Weights {
+    raw: BTreeMap<String, Tensor>,
+    spectral: Option<SpectralState>,
+}
+
+impl Weights {
+    fn new(varmap: &VarMap, names: &[String]) -> Result<Self> {
+        let data = varmap.data().lock().map_err(|_| {
+            sparse_repro::HarnessError::invalid(
+                "varmap",
+                "poisoned",
+                "a thread panicked holding it",
+            )
+        })?;
+        let mut raw = BTreeMap::new();
+        for name in names {
+            let var = data.get(name).ok_or_else(|| {
+                sparse_repro::HarnessError::invalid("critic", name, "no such weight")
+            })?;
+            raw.insert(name.clone(), var.as_tensor().clone());
+        }
+        Ok(Self {
+            raw,
+            spectral: None,
+        })
+    }
+
+    /// The weight `name` as the forward pass uses it: `W / σ(W)` under spectral norm.
+    pub(crate) fn get(&self, name: &str, train: bool) -> Result<Tensor> {
+        let w = self
+            .raw
+            .get(name)
+            .ok_or_else(|| sparse_repro::HarnessError::invalid("critic", name, "no such weight"))?;
+        match &self.spectral {
+            Some(state) => state.normalise(name, w, train),
+            None => Ok(w.clone()),
+        }
+    }
+}
+
+/// A convolution's or linear layer's weight and optional bias, as `VarMap` tensors.
+#[derive(Debug, Clone)]
+pub(crate) struct Layer {
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Option<Tensor>,
+}
+
+impl Layer {
+    pub(crate) fn conv(
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        bias: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let weight = vb.get((c_out, c_in, k, k), "weight")?;
+        let bias = if bias {
+            Some(vb.get(c_out, "bias")?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    pub(crate) fn linear(c_in: usize, c_out: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get((c_out, c_in), "weight")?;
+        let bias = if bias {
+            Some(vb.get(c_out, "bias")?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+}
