@@ -98,8 +98,10 @@ pub enum Explore {
     /// Fixed masks (static sparse training).
     Static,
     /// The generator explores (gradient growth), the discriminator is fixed.
+    #[serde(rename = "g")]
     G,
     /// Both explore (the discriminator by random growth).
+    #[serde(rename = "gd")]
     GD,
 }
 
@@ -238,8 +240,8 @@ impl GanConfig {
         Ok(())
     }
 
-    /// The first G step whose death rate is read (`update_frequency`) and the number
-    /// of topology updates of the run.
+    /// The number of topology updates the run makes (one every `update_frequency`
+    /// generator steps when exploring).
     pub fn topology_updates(&self) -> usize {
         if self.explore == Explore::Static {
             0

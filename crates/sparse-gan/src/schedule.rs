@@ -24,9 +24,11 @@ use sparse_core::schedule::DEFAULT_ETA_MIN;
 pub enum DeathSchedule {
     /// The 2021 author code: cosine over all discriminator steps.
     #[default]
+    #[serde(rename = "per-d-step-2021")]
     PerDStep2021,
     /// The 2022 revision: periodic cosine with `T_max` = generator steps, read at the
     /// discriminator-step count.
+    #[serde(rename = "per-d-step-2022")]
     PerDStep2022,
     /// A cosine over the generator steps.
     CosineOverG,

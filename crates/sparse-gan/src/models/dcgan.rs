@@ -12,7 +12,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use sparse_core::kernels::{Activation, Conv2dParams, FusedBatchNorm, conv2d, linear};
 
-use super::{Layer, Weights};
+use super::{Layer, Weights, upsample2x};
 use crate::error::Result;
 
 const SAME: Conv2dParams = Conv2dParams {
@@ -64,15 +64,11 @@ impl DcganGenerator {
             Activation::Identity,
         )?
         .reshape((z.dim(0)?, 2 * self.width, b, b))?;
-        let h = self
-            .bn1
-            .forward_relu_t(&h, train)?
-            .upsample_nearest2d(2 * b, 2 * b)?;
+        let h = self.bn1.forward_relu_t(&h, train)?;
+        let h = upsample2x(&h)?;
         let h = conv2d(&h, &self.c1.weight, self.c1.bias.as_ref(), SAME)?;
-        let h = self
-            .bn2
-            .forward_relu_t(&h, train)?
-            .upsample_nearest2d(4 * b, 4 * b)?;
+        let h = self.bn2.forward_relu_t(&h, train)?;
+        let h = upsample2x(&h)?;
         Ok(conv2d(&h, &self.c2.weight, self.c2.bias.as_ref(), SAME)?.tanh()?)
     }
 }

@@ -93,6 +93,19 @@ impl Generator {
     }
 }
 
+/// Nearest-neighbour up-sampling by 2 in both spatial dimensions, `[n, c, h, w]` to
+/// `[n, c, 2h, 2w]`, as a broadcast. candle 0.11's `upsample_nearest2d` backward
+/// *overwrites* the input's gradient instead of adding to it: when the input feeds
+/// another layer too (SNGAN's residual blocks up-sample their input for the
+/// shortcut), that layer's gradient is lost or kept depending on the graph's order.
+/// A broadcast's backward sums.
+pub fn upsample2x(x: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    Ok(x.reshape((n, c, h, 1, w, 1))?
+        .broadcast_as((n, c, h, 2, w, 2))?
+        .reshape((n, c, 2 * h, 2 * w))?)
+}
+
 /// Xavier-uniform weights (gain 1), the author code's initialisation of every
 /// convolution; the linear layers take it too (PyTorch's default is a uniform of
 /// similar scale), biases PyTorch's default, BatchNorm 1 and 0.
@@ -283,5 +296,36 @@ impl Layer {
             None
         };
         Ok(Self { weight, bias })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsampling_matches_candle_forward_and_adds_gradients() -> Result<()> {
+        let values: Vec<f32> = (0..2 * 3 * 2 * 3).map(|v| v as f32).collect();
+        let x =
+            candle_core::Var::from_tensor(&Tensor::from_vec(values, (2, 3, 2, 3), &Device::Cpu)?)?;
+        let ours = upsample2x(x.as_tensor())?;
+        let candle = x.as_tensor().upsample_nearest2d(4, 6)?;
+        assert_eq!(
+            ours.flatten_all()?.to_vec1::<f32>()?,
+            candle.flatten_all()?.to_vec1::<f32>()?
+        );
+        // x feeds two paths: d/dx [Σ up(x) + Σ x] = 4 + 1 everywhere
+        let loss = (ours.sum_all()? + x.as_tensor().sum_all()?)?;
+        let grads = loss.backward()?;
+        let grad = grads
+            .get(x.as_tensor())
+            .map(|g| g.flatten_all())
+            .transpose()?;
+        let grad = grad
+            .map(|g| g.to_vec1::<f32>())
+            .transpose()?
+            .unwrap_or_default();
+        assert_eq!(grad, vec![5.0; 36]);
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use sparse_core::kernels::{Activation, Conv2dParams, FusedBatchNorm, conv2d, linear};
 
-use super::{Layer, Weights};
+use super::{Layer, Weights, upsample2x};
 use crate::error::Result;
 
 const SAME: Conv2dParams = Conv2dParams {
@@ -25,11 +25,6 @@ const POINTWISE: Conv2dParams = Conv2dParams {
     stride: 1,
     padding: 0,
 };
-
-fn up(x: &Tensor) -> Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    Ok(x.upsample_nearest2d(2 * h, 2 * w)?)
-}
 
 /// An up-sampling residual block of the generator.
 #[derive(Debug)]
@@ -53,12 +48,12 @@ impl GenBlock {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = up(&self.b1.forward_relu_t(x, train)?)?;
+        let h = upsample2x(&self.b1.forward_relu_t(x, train)?)?;
         let h = conv2d(&h, &self.c1.weight, self.c1.bias.as_ref(), SAME)?;
         let h = self.b2.forward_relu_t(&h, train)?;
         let h = conv2d(&h, &self.c2.weight, self.c2.bias.as_ref(), SAME)?;
         let shortcut = conv2d(
-            &up(x)?,
+            &upsample2x(x)?,
             &self.c_sc.weight,
             self.c_sc.bias.as_ref(),
             POINTWISE,
