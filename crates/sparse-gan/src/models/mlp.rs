@@ -4,7 +4,6 @@
 use candle_core::Tensor;
 use candle_nn::{VarBuilder, VarMap};
 use rand_chacha::ChaCha8Rng;
-use sparse_core::init::Init;
 use sparse_core::kernels::{Activation, linear};
 use sparse_repro::models::{Architecture, InputShape, Model, build_initialised};
 
@@ -28,7 +27,7 @@ pub fn generator(
         },
         2,
         rng,
-        |shape| (shape.len() >= 2).then_some(Init::XavierUniform { gain: 1.0 }),
+        super::xavier_uniform,
     )?)
 }
 

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use rand_chacha::ChaCha8Rng;
-use sparse_core::init::{self, Init};
-use sparse_core::optim::trainable_vars;
+use sparse_core::init::Init;
+use sparse_repro::models::initialise_vars;
 
 use crate::config::GanArch;
 use crate::error::Result;
@@ -110,26 +110,12 @@ pub fn upsample2x(x: &Tensor) -> Result<Tensor> {
 /// convolution; the linear layers take it too (PyTorch's default is a uniform of
 /// similar scale), biases PyTorch's default, BatchNorm 1 and 0.
 pub(crate) fn initialise(varmap: &VarMap, rng: &mut ChaCha8Rng) -> Result<()> {
-    let vars = trainable_vars(varmap);
-    let fan_in: BTreeMap<String, usize> = vars
-        .iter()
-        .filter(|(_, v)| v.rank() >= 2)
-        .filter_map(|(n, v)| {
-            let prefix = n.strip_suffix(".weight")?;
-            Some((format!("{prefix}.bias"), v.dims()[1..].iter().product()))
-        })
-        .collect();
-    init::init_vars(
-        &vars,
-        |name, shape| {
-            if let Some(&fan_in) = fan_in.get(name) {
-                return Some(Init::TorchDefaultBias { fan_in });
-            }
-            (shape.len() >= 2).then_some(Init::XavierUniform { gain: 1.0 })
-        },
-        rng,
-    )?;
-    Ok(())
+    Ok(initialise_vars(varmap, rng, xavier_uniform)?)
+}
+
+/// Xavier-uniform (gain 1) for every weight of rank ≥ 2.
+pub(crate) fn xavier_uniform(shape: &[usize]) -> Option<Init> {
+    (shape.len() >= 2).then_some(Init::XavierUniform { gain: 1.0 })
 }
 
 /// The layers of a critic.

@@ -28,7 +28,21 @@ pub fn build_initialised(
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let model = Model::new(arch, input, classes, vb)?;
-    let vars = trainable_vars(&varmap);
+    initialise_vars(&varmap, rng, weight_init)?;
+    Ok((varmap, model))
+}
+
+/// Initialises every trainable tensor of `varmap` from `rng`, as
+/// [`build_initialised`] does: weights (rank ≥ 2) by `weight_init(shape)` (`None`
+/// keeps what they hold), biases by PyTorch's default uniform over the fan-in of
+/// their weight (`<prefix>.bias` of `<prefix>.weight`), normalisation layers left at
+/// their 1 and 0. For models built outside [`Model`] (a paper's own networks).
+pub fn initialise_vars(
+    varmap: &VarMap,
+    rng: &mut ChaCha8Rng,
+    weight_init: impl Fn(&[usize]) -> Option<Init>,
+) -> HarnessResult<()> {
+    let vars = trainable_vars(varmap);
     let fan_in: BTreeMap<String, usize> = vars
         .iter()
         .filter(|(_, v)| v.rank() >= 2)
@@ -50,7 +64,7 @@ pub fn build_initialised(
         },
         rng,
     )?;
-    Ok((varmap, model))
+    Ok(())
 }
 
 /// Kaiming-normal (fan-in, ReLU gain) for every weight of rank ≥ 2: the

@@ -41,7 +41,7 @@ mod network;
 mod resnet;
 mod vgg;
 
-pub use init::{build_initialised, kaiming_normal_weights};
+pub use init::{build_initialised, initialise_vars, kaiming_normal_weights};
 pub use mlp::Mlp;
 pub use network::{BATCHNORM_MOMENTUM, Network};
 pub use resnet::CifarResNet;
