@@ -18,6 +18,7 @@
 //! | [`add_relu`] | a residual `relu(a + b)` in one pass forward and one backward |
 //! | [`cross_entropy`] | softmax cross-entropy with label smoothing, one pass per row forward and backward |
 //! | [`FusedBatchNorm`] | candle-nn's `BatchNorm` (same variables) in two fused passes forward and two backward |
+//! | [`layer_norm`] | layer normalisation over the last dimension, one pass forward and two backward (candle's fused op has no backward) |
 //! | [`SparseMatrix`] ([`spmm`]) | a constant CSR matrix × a dense operand, with backward (GNN propagation) |
 //!
 //! The four sparse layers implement one trait, [`SparseLayer`] (a candle `Module`
@@ -68,6 +69,7 @@ mod cross_entropy;
 mod depthwise;
 mod gemm;
 mod layer;
+mod layer_norm;
 mod linear;
 mod masked_weight;
 mod packed_conv2d;
@@ -89,6 +91,7 @@ pub use conv2d::{Conv2dParams, conv2d, conv2d_candle, conv2d_custom};
 pub use cross_entropy::cross_entropy;
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_candle, depthwise_conv2d_custom};
 pub use layer::{SparseLayer, set_weight_grads_for_step, sync_masks};
+pub use layer_norm::layer_norm;
 pub use linear::{Activation, FusedLinear, linear};
 pub use packed_conv2d::PackedSparseConv2d;
 pub use packed_linear::PackedSparseLinear;

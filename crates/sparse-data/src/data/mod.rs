@@ -34,6 +34,7 @@ pub mod corrupt;
 mod csr;
 pub mod digits;
 mod error;
+pub mod far_pairs;
 pub mod idx;
 mod image;
 pub mod mixture;
