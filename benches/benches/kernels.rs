@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use sparse_core::Mask;
 use sparse_core::kernels::{
     Conv1dPadding, Conv2dParams, SparseConv1d, SparseLinear, conv1d_candle, conv2d_candle,
-    conv2d_custom, depthwise_conv2d_candle, depthwise_conv2d_custom,
+    conv2d_custom, depthwise_conv2d_candle, depthwise_conv2d_custom, layer_norm,
 };
 
 fn uniform(shape: &[usize], seed: u64) -> Tensor {
@@ -102,5 +102,28 @@ fn conv2d(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, depthwise, sparse_linear, sparse_conv1d, conv2d);
+fn layer_norm_rows(c: &mut Criterion) {
+    // a ConvNeXt block's channels-last norm: b8, 16x16 positions, 96 channels
+    let x = Var::from_tensor(&uniform(&[8 * 16 * 16, 96], 9)).expect("var");
+    let w = Var::from_tensor(&uniform(&[96], 10)).expect("var");
+    let b = Var::from_tensor(&uniform(&[96], 11)).expect("var");
+    let mut g = c.benchmark_group("layer norm 2048x96 fwd+bwd");
+    g.sample_size(10);
+    g.bench_function("ours", |bench| {
+        bench.iter(|| fwd_bwd(layer_norm(&x, &w, &b, 1e-6).expect("ours")))
+    });
+    g.bench_function("candle layer_norm_slow", |bench| {
+        bench.iter(|| fwd_bwd(candle_nn::ops::layer_norm_slow(&x, &w, &b, 1e-6).expect("candle")))
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    depthwise,
+    sparse_linear,
+    sparse_conv1d,
+    conv2d,
+    layer_norm_rows
+);
 criterion_main!(benches);
