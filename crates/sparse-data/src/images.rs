@@ -44,7 +44,7 @@ pub enum ImageSetName {
     Cifar10,
     /// CIFAR-100 binary version (50000 / 10000, fine labels), for users who have it.
     Cifar100,
-    /// The generated long-range task ([`far_pairs`](crate::data::far_pairs); 10000 /
+    /// The generated long-range task ([`crate::data::far_pairs`]; 10000 /
     /// 2000, two classes, 32x32 grey), needing no file.
     FarPairs,
 }
