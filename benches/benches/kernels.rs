@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use sparse_core::Mask;
 use sparse_core::kernels::{
     Conv1dPadding, Conv2dParams, SparseConv1d, SparseLinear, conv1d_candle, conv2d_candle,
-    conv2d_custom, depthwise_conv2d_candle, depthwise_conv2d_custom, layer_norm,
+    conv2d_custom, depthwise_conv2d_candle, depthwise_conv2d_custom, layer_norm, softmax_last_dim,
 };
 
 fn uniform(shape: &[usize], seed: u64) -> Tensor {
@@ -118,12 +118,27 @@ fn layer_norm_rows(c: &mut Criterion) {
     g.finish();
 }
 
+fn softmax_rows(c: &mut Criterion) {
+    // attention scores: b8, 4 heads, 64 queries x 64 keys
+    let x = Var::from_tensor(&uniform(&[8 * 4 * 64, 64], 12)).expect("var");
+    let mut g = c.benchmark_group("softmax 2048x64 fwd+bwd");
+    g.sample_size(10);
+    g.bench_function("ours", |bench| {
+        bench.iter(|| fwd_bwd(softmax_last_dim(&x).expect("ours")))
+    });
+    g.bench_function("candle softmax", |bench| {
+        bench.iter(|| fwd_bwd(candle_nn::ops::softmax(&x, candle_core::D::Minus1).expect("candle")))
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     depthwise,
     sparse_linear,
     sparse_conv1d,
     conv2d,
-    layer_norm_rows
+    layer_norm_rows,
+    softmax_rows
 );
 criterion_main!(benches);

@@ -19,6 +19,7 @@
 //! | [`cross_entropy`] | softmax cross-entropy with label smoothing, one pass per row forward and backward |
 //! | [`FusedBatchNorm`] | candle-nn's `BatchNorm` (same variables) in two fused passes forward and two backward |
 //! | [`layer_norm`] | layer normalisation over the last dimension, one pass forward and two backward (candle's fused op has no backward) |
+//! | [`softmax_last_dim`] | softmax over the last dimension, one pass each way (candle's fused op has no backward) |
 //! | [`SparseMatrix`] ([`spmm`]) | a constant CSR matrix × a dense operand, with backward (GNN propagation) |
 //!
 //! The four sparse layers implement one trait, [`SparseLayer`] (a candle `Module`
@@ -76,6 +77,7 @@ mod packed_conv2d;
 mod packed_linear;
 pub(crate) mod packed_weight;
 mod simd;
+mod softmax;
 mod sparse_conv1d;
 mod sparse_conv2d;
 mod sparse_depthwise;
@@ -96,6 +98,7 @@ pub use linear::{Activation, FusedLinear, linear};
 pub use packed_conv2d::PackedSparseConv2d;
 pub use packed_linear::PackedSparseLinear;
 pub use packed_weight::PackedWeight;
+pub use softmax::softmax_last_dim;
 pub use sparse_conv1d::{Conv1dPadding, SPARSE_CONV1D_MAX_DENSITY, SparseConv1d, conv1d_candle};
 pub use sparse_conv2d::{SPARSE_CONV2D_MAX_DENSITY, SparseConv2d};
 pub use sparse_depthwise::SparseDepthwiseConv2d;
