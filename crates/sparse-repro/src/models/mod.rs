@@ -1,6 +1,7 @@
 //! Image classifiers shared by the reproductions: a ReLU MLP, CIFAR-style
 //! ResNet-(6n+2) and ResNet-18, and VGGs with batch norm (a small one and VGG-16),
-//! each scaled by a width multiplier.
+//! each scaled by a width multiplier; and [`attention`], multi-head attention for the
+//! transformer reproductions.
 //!
 //! Every model is a [`candle_nn::ModuleT`] whose parameters live in a
 //! [`candle_nn::VarMap`] under stable names, so sparse-core can select and mask
@@ -34,6 +35,7 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
+pub mod attention;
 mod conv;
 mod init;
 mod mlp;
