@@ -46,40 +46,35 @@ impl Generator {
                 let (varmap, model) = mlp::generator(latent, width, depth, rng)?;
                 Ok((varmap, Generator::Mlp(model)))
             }
-            GanArch::Dcgan { .. } | GanArch::SnGan { .. } => {
-                let varmap = VarMap::new();
-                let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-                let generator = match *arch {
-                    GanArch::Dcgan {
-                        width,
-                        latent,
-                        bottom,
-                        image_channels,
-                    } => Generator::Dcgan(dcgan::DcganGenerator::new(
-                        width,
-                        latent,
-                        bottom,
-                        image_channels,
-                        vb,
-                    )?),
-                    GanArch::SnGan {
-                        gf,
-                        latent,
-                        bottom,
-                        image_channels,
-                        ..
-                    } => Generator::SnGan(sngan::SnGanGenerator::new(
-                        gf,
-                        latent,
-                        bottom,
-                        image_channels,
-                        vb,
-                    )?),
-                    GanArch::Mlp { .. } => unreachable!("handled above"),
-                };
-                initialise(&varmap, rng)?;
-                Ok((varmap, generator))
-            }
+            GanArch::Dcgan {
+                width,
+                latent,
+                bottom,
+                image_channels,
+            } => image_generator(rng, |vb| {
+                Ok(Generator::Dcgan(dcgan::DcganGenerator::new(
+                    width,
+                    latent,
+                    bottom,
+                    image_channels,
+                    vb,
+                )?))
+            }),
+            GanArch::SnGan {
+                gf,
+                latent,
+                bottom,
+                image_channels,
+                ..
+            } => image_generator(rng, |vb| {
+                Ok(Generator::SnGan(sngan::SnGanGenerator::new(
+                    gf,
+                    latent,
+                    bottom,
+                    image_channels,
+                    vb,
+                )?))
+            }),
         }
     }
 
@@ -104,6 +99,18 @@ pub fn upsample2x(x: &Tensor) -> Result<Tensor> {
     Ok(x.reshape((n, c, h, 1, w, 1))?
         .broadcast_as((n, c, h, 2, w, 2))?
         .reshape((n, c, 2 * h, 2 * w))?)
+}
+
+/// A convolutional generator built by `build` in a new `VarMap`, then initialised
+/// from `rng`.
+fn image_generator(
+    rng: &mut ChaCha8Rng,
+    build: impl FnOnce(VarBuilder) -> Result<Generator>,
+) -> Result<(VarMap, Generator)> {
+    let varmap = VarMap::new();
+    let generator = build(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
+    initialise(&varmap, rng)?;
+    Ok((varmap, generator))
 }
 
 /// Xavier-uniform weights (gain 1), the author code's initialisation of every
