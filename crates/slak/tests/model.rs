@@ -1,0 +1,118 @@
+//! The network's shape against the official architecture and hand values.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use slak::{ModelSpec, SlakNet};
+
+fn mini(kernel: [usize; 3], decompose: bool, width_factor: f64) -> ModelSpec {
+    ModelSpec {
+        in_chans: 1,
+        num_classes: 2,
+        depths: vec![1, 1],
+        dims: vec![24, 48],
+        kernel_size: kernel.to_vec(),
+        width_factor,
+        decompose,
+        stem: 2,
+        drop_path: 0.0,
+        layer_scale: 1e-6,
+    }
+}
+
+fn build(spec: &ModelSpec) -> (VarMap, SlakNet) {
+    let varmap = VarMap::new();
+    let net = SlakNet::new(
+        spec,
+        &varmap,
+        &mut ChaCha8Rng::seed_from_u64(0),
+        ChaCha8Rng::seed_from_u64(1),
+    )
+    .unwrap();
+    (varmap, net)
+}
+
+fn counted(varmap: &VarMap) -> usize {
+    sparse_core::optim::trainable_vars(varmap)
+        .iter()
+        .map(|(_, v)| v.elem_count())
+        .sum()
+}
+
+#[test]
+fn parameter_counts_match_the_shape_and_hand_values() {
+    let tiny = ModelSpec {
+        dims: vec![4, 8],
+        kernel_size: vec![5, 5, 3],
+        decompose: true,
+        ..mini([5, 5, 3], true, 1.0)
+    };
+    assert_eq!(tiny.param_count(), 1482);
+    let (varmap, _) = build(&tiny);
+    assert_eq!(counted(&varmap), 1482);
+    for spec in [
+        mini([3, 3, 100], false, 1.0),
+        mini([13, 13, 100], false, 1.0),
+        mini([13, 13, 3], true, 1.0),
+        mini([13, 13, 3], true, 1.3),
+    ] {
+        let (varmap, _) = build(&spec);
+        assert_eq!(counted(&varmap), spec.param_count(), "{spec:?}");
+    }
+    // the official ConvNeXt-T in the SLaK code (BN instead of the conv bias) and
+    // SLaK-T dense at width 1.3, from the shape alone
+    let official = |kernel: Vec<usize>, width_factor, decompose| ModelSpec {
+        in_chans: 3,
+        num_classes: 1000,
+        depths: vec![3, 3, 9, 3],
+        dims: vec![96, 192, 384, 768],
+        kernel_size: kernel,
+        width_factor,
+        decompose,
+        stem: 4,
+        drop_path: 0.1,
+        layer_scale: 1e-6,
+    };
+    assert_eq!(
+        official(vec![7, 7, 7, 7, 100], 1.0, false).param_count(),
+        28_595_752
+    );
+    let slak_t = official(vec![51, 49, 47, 13, 5], 1.3, true);
+    assert_eq!(slak_t.widths(), [124, 249, 499, 998]);
+    assert_eq!(slak_t.param_count(), 50_703_838);
+}
+
+#[test]
+fn receptive_fields_of_the_quick_arms() {
+    assert_eq!(mini([3, 3, 100], false, 1.0).receptive_field(), 16);
+    assert_eq!(mini([7, 7, 3], true, 1.0).receptive_field(), 40);
+    assert_eq!(mini([13, 13, 3], true, 1.0).receptive_field(), 76);
+    assert_eq!(mini([13, 13, 100], false, 1.0).receptive_field(), 76);
+}
+
+#[test]
+fn the_network_maps_images_to_class_scores() {
+    let spec = mini([7, 7, 3], true, 1.3);
+    let (_, net) = build(&spec);
+    let x = Tensor::randn(0f32, 1.0, (3, 1, 32, 32), &Device::Cpu).unwrap();
+    assert_eq!(net.features_t(&x, false).unwrap().dims(), [3, 62, 8, 8]);
+    let logits = net.forward_t(&x, true).unwrap();
+    assert_eq!(logits.dims(), [3, 2]);
+    let grads = logits.sum_all().unwrap().backward().unwrap();
+    // the gradient reaches the stem through every block
+    let zeros = Tensor::zeros((3, 1, 32, 32), DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(net.forward_t(&zeros, false).unwrap().dims(), [3, 2]);
+    let _ = grads;
+}
+
+#[test]
+fn bad_shapes_are_refused_naming_the_field() {
+    let mut spec = mini([7, 7, 3], true, 1.0);
+    spec.kernel_size = vec![7, 3];
+    let err = spec.validate().unwrap_err().to_string();
+    assert!(err.contains("kernel_size"), "{err}");
+    let mut spec = mini([7, 7, 3], true, 1.0);
+    spec.dims = vec![24];
+    assert!(spec.validate().unwrap_err().to_string().contains("dims"));
+}
