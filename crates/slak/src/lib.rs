@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod model;
+pub mod sparse;
 pub mod spec;
 
 pub use error::{Error, Result};

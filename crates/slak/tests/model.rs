@@ -116,3 +116,79 @@ fn bad_shapes_are_refused_naming_the_field() {
     spec.dims = vec![24];
     assert!(spec.validate().unwrap_err().to_string().contains("dims"));
 }
+
+#[test]
+fn snip_masks_train_with_exact_regrowth_and_the_branches_follow() {
+    use slak::sparse::{SlakSparsity, engine, init_masks, mask_policy, snip_scores};
+    use sparse_core::kernels::WeightGrad;
+    use sparse_core::optim::{ParamGroup, trainable_vars};
+    use sparse_core::{Adam, AdamConfig, Optimizer};
+    use sparse_data::data::ClassificationSet;
+    use sparse_data::images::ImageData;
+
+    let spec = ModelSpec {
+        dims: vec![8, 16],
+        ..mini([7, 7, 3], true, 1.3)
+    };
+    let (varmap, mut net) = build(&spec);
+    let data = ImageData::far_pairs().unwrap();
+    let indices: Vec<usize> = (0..32).collect();
+    let batch = data.train_set().batch(&indices, &Device::Cpu).unwrap();
+    let policy = mask_policy(&varmap).unwrap();
+    let scores = snip_scores(&net, &varmap, &policy, &batch.inputs, &batch.targets).unwrap();
+    let mut params = init_masks(
+        &varmap,
+        &policy,
+        &scores,
+        0.6,
+        &mut ChaCha8Rng::seed_from_u64(5),
+    )
+    .unwrap();
+    // layer scale 1e-6 starves the blocks' SNIP scores: the stem, downsampler and
+    // head come out dense and leave the registry, the blocks carry the sparsity
+    assert!(
+        params.iter().all(|p| p.name.starts_with("stages.")),
+        "{:?}",
+        params.iter().map(|p| p.name.clone()).collect::<Vec<_>>()
+    );
+    let attached = net.attach_masks(&params, WeightGrad::Dense).unwrap();
+    assert_eq!(
+        attached,
+        params
+            .iter()
+            .filter(|p| p.name.contains("large_kernel"))
+            .count()
+    );
+    let sparsity = SlakSparsity {
+        density: 0.6,
+        prune_rate: 0.3,
+        topology_period: 2,
+        fix: false,
+        exact_growth: true,
+    };
+    let mut engine = engine(&sparsity, &params, 6, 9).unwrap();
+    let counts: Vec<usize> = params.iter().map(|p| p.mask.nnz()).collect();
+    let vars = trainable_vars(&varmap);
+    let mut adam = Adam::new(
+        ParamGroup::split_no_decay(vars, |n| !n.ends_with("weight") || n.contains("norm")),
+        AdamConfig::adamw(1e-3, 0.05).build().unwrap(),
+    )
+    .unwrap();
+    let mut changed = 0;
+    for step in 1..=6 {
+        let logits = net.forward_t(&batch.inputs, true).unwrap();
+        let loss = sparse_core::kernels::cross_entropy(&logits, &batch.targets, 0.1).unwrap();
+        let grads = loss.backward().unwrap();
+        adam.step(&grads).unwrap();
+        let report = engine
+            .after_optimizer_step(step, &mut params, &grads, Some(&mut adam))
+            .unwrap();
+        if report.topology_changed() {
+            changed += net.follow_masks(&params).unwrap();
+        }
+        let now: Vec<usize> = params.iter().map(|p| p.mask.nnz()).collect();
+        assert_eq!(now, counts, "exact regrowth keeps every layer's count");
+    }
+    assert!(changed > 0, "the sparse branches followed the updates");
+    assert_eq!(net.follow_masks(&params).unwrap(), 0, "already in step");
+}
