@@ -6,11 +6,16 @@
 //! the harness are to come (plan: `/work/notes/slak-brief.md`).
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod error;
 pub mod model;
+pub mod paper;
+pub mod presets;
 pub mod sparse;
 pub mod spec;
+pub mod training;
 
 pub use error::{Error, Result};
 pub use model::SlakNet;
+pub use paper::Slak;
 pub use spec::{Branch, ModelSpec};

@@ -116,7 +116,7 @@ impl ModelSpec {
                 "needs one large kernel per stage and the small kernel N last",
             ));
         }
-        if self.kernel_size.iter().any(|&k| k == 0) {
+        if self.kernel_size.contains(&0) {
             return Err(bad(
                 "kernel_size",
                 format!("{:?}", self.kernel_size),
