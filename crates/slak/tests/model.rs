@@ -192,3 +192,73 @@ fn snip_masks_train_with_exact_regrowth_and_the_branches_follow() {
     assert!(changed > 0, "the sparse branches followed the updates");
     assert_eq!(net.follow_masks(&params).unwrap(), 0, "already in step");
 }
+
+#[test]
+fn smoke_reproduces_resumes_and_eval_matches() {
+    use sparse_repro::cli::Preset;
+    use sparse_repro::harness::{self, DataPolicy};
+    let root = tempfile::tempdir().unwrap();
+    let check = harness::check_resume::<slak::Slak>(
+        Preset::Smoke,
+        &slak::paper::SlakArgs::default(),
+        None,
+        None,
+        root.path(),
+        2,
+    )
+    .unwrap();
+    assert_eq!(check.taken_from_records, 2);
+    let run = root.path().join("uninterrupted");
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    for claim in ["sparse-wide-k7-far-pairs", "large-kernel-far-pairs"] {
+        assert!(report.contains(claim), "{claim}");
+    }
+    assert!(run.join("far-pairs-d-7-seed0-erf.png").is_file());
+    assert!(run.join("far-pairs-accuracy-by-kernel.svg").is_file());
+    // the sparse arm's checkpoint carries its masks: eval runs the same sparse branches
+    let evaluated = harness::evaluate::<slak::Slak>(
+        &run.join("checkpoints/far-pairs-d-7-seed1.safetensors"),
+        None,
+        DataPolicy::NoFetch,
+    )
+    .unwrap();
+    assert_eq!(evaluated.measured.to_bits(), evaluated.recorded.to_bits());
+}
+
+#[test]
+fn bad_settings_are_refused_naming_the_parameter() {
+    use sparse_repro::cli::Preset;
+    let arm = &slak::presets::arms(Preset::Quick, "far-pairs").unwrap()[3];
+    assert_eq!(arm.name, "d-7");
+    let mut config = arm.config.clone();
+    config.accumulation_steps = 0;
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("accumulation_steps")
+    );
+    let mut config = arm.config.clone();
+    if let Some(s) = &mut config.sparsity {
+        s.topology_period = 0;
+    }
+    let err = config.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("topology_period") && err.contains("update-frequency"),
+        "{err}"
+    );
+    let mut config = arm.config.clone();
+    config.warmup_epochs = 10.0;
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("warmup_epochs")
+    );
+    let err = slak::presets::arms(Preset::Quick, "moons")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("moons"), "{err}");
+}
