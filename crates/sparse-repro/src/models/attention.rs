@@ -103,14 +103,12 @@ impl MultiHeadAttention {
             .contiguous()
     }
 
-    /// Attention of the queries `x: [b, t, dim]` over `memory: [b, s, dim]` (the
-    /// queries themselves when `None`: self-attention). `causal` hides keys after
-    /// each query (aligned at the end when `s > t`); `key_padding: [b, s]` (1 for a
-    /// real key, 0 for padding) hides padded keys. Returns `[b, t, dim]`.
-    pub fn forward(
+    /// The attention weights `[b, heads, t, s]` of the queries `x: [b, t, dim]` over
+    /// the keys of `source: [b, s, dim]`, with the masks of [`Self::forward`].
+    fn attention_weights(
         &self,
         x: &Tensor,
-        memory: Option<&Tensor>,
+        source: &Tensor,
         causal: bool,
         key_padding: Option<&Tensor>,
     ) -> Result<Tensor> {
@@ -118,11 +116,9 @@ impl MultiHeadAttention {
         if dim != self.dim {
             candle_core::bail!("attention over {} features got {:?}", self.dim, x.shape())
         }
-        let source = memory.unwrap_or(x);
         let s = source.dim(1)?;
         let q = self.split(&self.q.apply(x)?)?;
         let k = self.split(&self.k.apply(source)?)?;
-        let v = self.split(&self.v.apply(source)?)?;
         let scale = 1.0 / ((self.dim / self.heads) as f64).sqrt();
         let mut scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?;
         if causal {
@@ -137,7 +133,24 @@ impl MultiHeadAttention {
             let additive = hide.where_cond(&neg, &zeros)?.reshape((b, 1, 1, s))?;
             scores = scores.broadcast_add(&additive)?;
         }
-        let weights = softmax_last_dim(&scores)?;
+        softmax_last_dim(&scores)
+    }
+
+    /// Attention of the queries `x: [b, t, dim]` over `memory: [b, s, dim]` (the
+    /// queries themselves when `None`: self-attention). `causal` hides keys after
+    /// each query (aligned at the end when `s > t`); `key_padding: [b, s]` (1 for a
+    /// real key, 0 for padding) hides padded keys. Returns `[b, t, dim]`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        memory: Option<&Tensor>,
+        causal: bool,
+        key_padding: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let source = memory.unwrap_or(x);
+        let weights = self.attention_weights(x, source, causal, key_padding)?;
+        let v = self.split(&self.v.apply(source)?)?;
+        let (b, t, _) = x.dims3()?;
         let context = weights
             .matmul(&v)?
             .transpose(1, 2)?
@@ -146,18 +159,10 @@ impl MultiHeadAttention {
         self.out.apply(&context)
     }
 
-    /// The attention weights `[b, heads, t, s]` of `forward` (for inspection and
-    /// tests).
+    /// The self-attention weights `[b, heads, t, t]` of `forward(x, None, causal,
+    /// None)` (for inspection and tests).
     pub fn weights(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
-        let (_, t, _) = x.dims3()?;
-        let q = self.split(&self.q.apply(x)?)?;
-        let k = self.split(&self.k.apply(x)?)?;
-        let scale = 1.0 / ((self.dim / self.heads) as f64).sqrt();
-        let mut scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * scale)?;
-        if causal {
-            scores = scores.broadcast_add(&causal_mask(t, t, x.device())?)?;
-        }
-        softmax_last_dim(&scores)
+        self.attention_weights(x, x, causal, None)
     }
 }
 
