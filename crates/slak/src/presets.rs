@@ -49,8 +49,8 @@ impl ArmKind {
 /// The data sets a preset runs when none is asked for.
 pub fn default_datasets(preset: Preset) -> &'static [&'static str] {
     match preset {
-        Preset::Smoke => &["far-pairs"],
-        Preset::Quick => &["far-pairs", "fashion-mnist"],
+        Preset::Smoke => &["border-half"],
+        Preset::Quick => &["border-half", "fashion-mnist"],
         Preset::Paper => &["imagenet"],
     }
 }
@@ -58,14 +58,14 @@ pub fn default_datasets(preset: Preset) -> &'static [&'static str] {
 /// `(input channels, classes)` of a data set.
 fn data_shape(dataset: &str) -> Result<(usize, usize)> {
     match dataset {
-        "far-pairs" => Ok((1, 2)),
+        "border-half" => Ok((1, 2)),
         "fashion-mnist" | "mnist" => Ok((1, 10)),
         "cifar10" => Ok((3, 10)),
         "imagenet" => Ok((3, 1000)),
         other => Err(HarnessError::invalid(
             "dataset",
             other,
-            "use far-pairs, fashion-mnist, mnist or cifar10 (imagenet for paper)",
+            "use border-half, fashion-mnist, mnist or cifar10 (imagenet for paper)",
         )
         .into()),
     }
@@ -134,6 +134,13 @@ fn arm_config(preset: Preset, dataset: &str, kind: ArmKind, k: usize) -> Result<
         }
     } else if paper {
         SplitSizes::full()
+    } else if dataset == "border-half" {
+        SplitSizes {
+            train_pool: Some(2000),
+            validation_fraction: 1.0 / 9.0,
+            test: Some(1000),
+            recalibration: None,
+        }
     } else {
         SplitSizes {
             train_pool: Some(4500),
@@ -150,10 +157,10 @@ fn arm_config(preset: Preset, dataset: &str, kind: ArmKind, k: usize) -> Result<
             300
         } else if smoke {
             1
-        } else if dataset == "far-pairs" {
-            6
+        } else if dataset == "border-half" {
+            5
         } else {
-            4
+            3
         },
         batch_size: if paper {
             128
@@ -187,17 +194,11 @@ fn arm_config(preset: Preset, dataset: &str, kind: ArmKind, k: usize) -> Result<
 pub fn arms(preset: Preset, dataset: &str) -> Result<Vec<ArmSpec<SlakConfig>>> {
     let list: Vec<(ArmKind, usize)> = match (preset, dataset) {
         (Preset::Smoke, _) => vec![(ArmKind::A, 3), (ArmKind::C, 7), (ArmKind::D, 7)],
-        (Preset::Quick, "far-pairs") => vec![
+        (Preset::Quick, _) => vec![
             (ArmKind::A, 3),
             (ArmKind::B, 7),
             (ArmKind::C, 7),
             (ArmKind::D, 7),
-            (ArmKind::B, 13),
-            (ArmKind::C, 13),
-            (ArmKind::D, 13),
-        ],
-        (Preset::Quick, _) => vec![
-            (ArmKind::A, 3),
             (ArmKind::B, 13),
             (ArmKind::C, 13),
             (ArmKind::D, 13),

@@ -131,7 +131,7 @@ fn snip_masks_train_with_exact_regrowth_and_the_branches_follow() {
         ..mini([7, 7, 3], true, 1.3)
     };
     let (varmap, mut net) = build(&spec);
-    let data = ImageData::far_pairs().unwrap();
+    let data = ImageData::border_half().unwrap();
     let indices: Vec<usize> = (0..32).collect();
     let batch = data.train_set().batch(&indices, &Device::Cpu).unwrap();
     let policy = mask_policy(&varmap).unwrap();
@@ -210,14 +210,14 @@ fn smoke_reproduces_resumes_and_eval_matches() {
     assert_eq!(check.taken_from_records, 2);
     let run = root.path().join("uninterrupted");
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
-    for claim in ["sparse-wide-k7-far-pairs", "large-kernel-far-pairs"] {
+    for claim in ["sparse-wide-k7-border-half", "large-kernel-border-half"] {
         assert!(report.contains(claim), "{claim}");
     }
-    assert!(run.join("far-pairs-d-7-seed0-erf.png").is_file());
-    assert!(run.join("far-pairs-accuracy-by-kernel.svg").is_file());
+    assert!(run.join("border-half-d-7-seed0-erf.png").is_file());
+    assert!(run.join("border-half-accuracy-by-kernel.svg").is_file());
     // the sparse arm's checkpoint carries its masks: eval runs the same sparse branches
     let evaluated = harness::evaluate::<slak::Slak>(
-        &run.join("checkpoints/far-pairs-d-7-seed1.safetensors"),
+        &run.join("checkpoints/border-half-d-7-seed1.safetensors"),
         None,
         DataPolicy::NoFetch,
     )
@@ -228,7 +228,7 @@ fn smoke_reproduces_resumes_and_eval_matches() {
 #[test]
 fn bad_settings_are_refused_naming_the_parameter() {
     use sparse_repro::cli::Preset;
-    let arm = &slak::presets::arms(Preset::Quick, "far-pairs").unwrap()[3];
+    let arm = &slak::presets::arms(Preset::Quick, "border-half").unwrap()[3];
     assert_eq!(arm.name, "d-7");
     let mut config = arm.config.clone();
     config.accumulation_steps = 0;
