@@ -11,11 +11,7 @@ fn main() -> anyhow::Result<()> {
     sparse_core::malloc::retain_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let arm_name = args.get(1).map(String::as_str).unwrap_or("c-13");
-    let images: usize = args
-        .get(2)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(4_000);
+    let images: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(4_000);
     let epochs: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(4);
     let mut arm = slak::presets::arms(Preset::Quick, "border-half")?
         .into_iter()

@@ -14,6 +14,7 @@ use sparse_repro::harness::{
     Trained,
 };
 use sparse_repro::plot::{LinePlot, Series};
+use sparse_repro::report::Anchor;
 use sparse_repro::splits::ImageSplits;
 
 use crate::config::SlakConfig;
@@ -235,6 +236,66 @@ fn dataset_claims(runs: &Runs<Slak>, dataset: &str) -> Vec<Claim> {
     claims
 }
 
+/// The official ImageNet-1K top-1 accuracies (300 epochs, 224 px; the official
+/// README's table), as fractions.
+pub const OFFICIAL_TOP1: [(&str, &str, f64); 6] = [
+    ("ConvNeXt-T", "7x7", 0.821),
+    ("ConvNeXt-S", "7x7", 0.831),
+    ("ConvNeXt-B", "7x7", 0.838),
+    ("SLaK-T", "51x51", 0.825),
+    ("SLaK-S", "51x51", 0.838),
+    ("SLaK-B", "51x51", 0.840),
+];
+
+/// SLaK-T's official ImageNet-1K top-1 after 120 epochs, by kernel size.
+pub const OFFICIAL_KERNEL_SWEEP: [(usize, f64); 3] = [(31, 0.815), (51, 0.816), (61, 0.815)];
+
+/// The published numbers beside the arms that play their part: ConvNeXt-T against
+/// the 3x3 (quick) or 7x7 (paper) dense arm, SLaK-T against the sparse-wide arm of
+/// the largest kernel.
+fn official_anchors(plan: &Plan<SlakConfig>) -> Vec<Anchor> {
+    let source = "official README, ImageNet-1K top-1, 300 epochs";
+    let mut anchors = Vec::new();
+    for dataset in datasets_of(plan) {
+        let has = |name: &str| {
+            plan.arms
+                .iter()
+                .any(|a| a.name == name && a.dataset == dataset)
+        };
+        let large = KERNELS
+            .iter()
+            .rev()
+            .map(|&k| ArmKind::D.name(k))
+            .find(|n| has(n));
+        let pairs = [
+            (Some("convnext-t".to_string()), "ConvNeXt-T", 0.821),
+            (Some("slak-t".to_string()), "SLaK-T", 0.825),
+            (Some(ArmKind::A.name(3)), "ConvNeXt-T", 0.821),
+            (large, "SLaK-T", 0.825),
+        ];
+        for (arm, model, top1) in pairs {
+            let Some(arm) = arm.filter(|a| has(a)) else {
+                continue;
+            };
+            let mut anchor = Anchor::new(
+                &arm,
+                "test_accuracy_mean",
+                top1,
+                format!("{source}, {model}"),
+            );
+            if dataset != "imagenet" {
+                anchor.note = Some(format!(
+                    "ImageNet at 224 px against a 2-stage mini-SLaK on {dataset}: compare the \
+                     ordering of the arms, not the values"
+                ));
+            }
+            anchor.dataset = Some(dataset.clone());
+            anchors.push(anchor);
+        }
+    }
+    anchors
+}
+
 impl Paper for Slak {
     const NAME: &'static str = "slak";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
@@ -291,6 +352,8 @@ impl Paper for Slak {
             ("test_accuracy_last".to_string(), o.test_accuracy_last),
             ("params".to_string(), o.params as f64),
             ("dense_params".to_string(), o.dense_params as f64),
+            ("flops".to_string(), o.flops),
+            ("dense_flops".to_string(), o.dense_flops),
             ("masked_density".to_string(), o.masked_density),
             ("itop_rate".to_string(), o.itop_rate),
             ("nnz_drift".to_string(), o.nnz_drift),
@@ -320,6 +383,42 @@ impl Paper for Slak {
         net.attach_masks(&params, arm.config.dw_grad.into())?;
         let test = evaluate(&net, splits.test_batches())?;
         Ok(Metrics::from([("test_accuracy".to_string(), test)]))
+    }
+
+    fn anchors(plan: &Plan<SlakConfig>, _runs: &Runs<Self>) -> Vec<Anchor> {
+        official_anchors(plan)
+    }
+
+    fn report_extra(_plan: &Plan<SlakConfig>) -> BTreeMap<String, serde_json::Value> {
+        let table: Vec<serde_json::Value> = OFFICIAL_TOP1
+            .iter()
+            .map(|(model, kernel, top1)| {
+                serde_json::json!({ "model": model, "kernel": kernel, "top1": top1 })
+            })
+            .collect();
+        let sweep: Vec<serde_json::Value> = OFFICIAL_KERNEL_SWEEP
+            .iter()
+            .map(|(k, top1)| serde_json::json!({ "kernel": k, "top1": top1 }))
+            .collect();
+        BTreeMap::from([
+            (
+                "official_imagenet_top1_300_epochs".to_string(),
+                serde_json::Value::Array(table),
+            ),
+            (
+                "official_slak_t_top1_120_epochs_by_kernel".to_string(),
+                serde_json::Value::Array(sweep),
+            ),
+            (
+                "quick_task_note".to_string(),
+                serde_json::Value::String(
+                    "border-half: one marker 16-22 px from the top (class 0) or bottom (class 1) \
+                     border of a 48x48 black image; units spanning at most 17 px (the 3x3 arm: \
+                     16) see both classes alike"
+                        .to_string(),
+                ),
+            ),
+        ])
     }
 
     fn claims(plan: &Plan<SlakConfig>, runs: &Runs<Self>) -> Result<Vec<Claim>> {

@@ -2,6 +2,7 @@
 //! its parameter count and receptive field computed from the shape alone.
 
 use serde::{Deserialize, Serialize};
+use sparse_core::flops::{LayerFlops, LayerShape};
 
 use crate::error::Result;
 
@@ -172,6 +173,61 @@ impl ModelSpec {
         }
         let last = w[w.len() - 1];
         count + 2 * last + last * self.num_classes + self.num_classes
+    }
+
+    /// Every weight layer of the network, named as its weight in the `VarMap`, with
+    /// its shape at an input of `height × width` (sparse-core's FLOP accounting:
+    /// [`sparse_core::flops::InferenceFlops`] counts them at any masks). The
+    /// pointwise MLP layers act at every position, so they are 1×1 convolutions
+    /// here; norms, GELU and the pooling are not counted (as the paper's MACs).
+    pub fn layer_flops(&self, height: usize, width: usize) -> Vec<LayerFlops> {
+        let conv = |c_in, c_out, (kh, kw), groups, (h, w), bias| LayerShape::Conv2d {
+            in_channels: c_in,
+            out_channels: c_out,
+            kernel_h: kh,
+            kernel_w: kw,
+            groups,
+            out_h: h,
+            out_w: w,
+            bias,
+        };
+        let widths = self.widths();
+        let mut layers = Vec::new();
+        let mut map = (height / self.stem, width / self.stem);
+        for (i, &c) in widths.iter().enumerate() {
+            if i == 0 {
+                let stem = conv(self.in_chans, c, (self.stem, self.stem), 1, map, true);
+                layers.push(LayerFlops::new("downsample_layers.0.0.weight", stem));
+            } else {
+                map = (map.0 / 2, map.1 / 2);
+                let down = conv(widths[i - 1], c, (2, 2), 1, map, true);
+                layers.push(LayerFlops::new(
+                    format!("downsample_layers.{i}.1.weight"),
+                    down,
+                ));
+            }
+            for j in 0..self.depths[i] {
+                let block = format!("stages.{i}.{j}");
+                for branch in self.branches(i) {
+                    let kernel = branch.kernel(self.kernel_size[i], self.small());
+                    layers.push(LayerFlops::new(
+                        format!("{block}.large_kernel.{}.conv.weight", branch.name()),
+                        conv(c, c, kernel, c, map, false),
+                    ));
+                }
+                let pw1 = conv(c, 4 * c, (1, 1), 1, map, true);
+                let pw2 = conv(4 * c, c, (1, 1), 1, map, true);
+                layers.push(LayerFlops::new(format!("{block}.pwconv1.weight"), pw1));
+                layers.push(LayerFlops::new(format!("{block}.pwconv2.weight"), pw2));
+            }
+        }
+        let head = LayerShape::Linear {
+            in_features: widths[widths.len() - 1],
+            out_features: self.num_classes,
+            bias: true,
+        };
+        layers.push(LayerFlops::new("head.weight", head));
+        layers
     }
 
     /// The receptive field in input pixels of one unit of the last stage: the stem's

@@ -10,6 +10,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
+use sparse_core::flops::InferenceFlops;
 use sparse_core::lr::{LrSchedule, WarmupCosine};
 use sparse_core::optim::{ParamGroup, trainable_vars};
 use sparse_core::{
@@ -52,6 +53,11 @@ pub struct RunOutcome {
     pub params: usize,
     /// Density of the masked tensors at the selected epoch (1 when dense).
     pub masked_density: f64,
+    /// Forward FLOPs per image of the selected model (weights at their masks;
+    /// [`crate::ModelSpec::layer_flops`]).
+    pub flops: f64,
+    /// Forward FLOPs per image of the same network dense.
+    pub dense_flops: f64,
     /// Share of the masked positions ever active.
     pub itop_rate: f64,
     /// The largest relative change of the masked non-zero count over the run
@@ -377,6 +383,8 @@ pub fn train(
     run.net.follow_masks(&run.params)?;
     let masked: usize = masks.values().map(Mask::numel).sum();
     let active: usize = masks.values().map(Mask::nnz).sum();
+    let shape = splits.data.input_shape();
+    let flops = InferenceFlops::new(&config.model.layer_flops(shape.height, shape.width), &masks);
     let erf_map = measure_erf(&run.net, splits, config)?;
     let erf = ERF_THRESHOLDS
         .iter()
@@ -395,6 +403,8 @@ pub fn train(
         } else {
             active as f64 / masked as f64
         },
+        flops: flops.sparse_total(),
+        dense_flops: flops.dense_total(),
         itop_rate,
         nnz_drift: run.max_drift,
         mask_updates: run.mask_updates,

@@ -1,6 +1,6 @@
 //! The network's shape against the official architecture and hand values.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -94,16 +94,20 @@ fn receptive_fields_of_the_quick_arms() {
 #[test]
 fn the_network_maps_images_to_class_scores() {
     let spec = mini([7, 7, 3], true, 1.3);
-    let (_, net) = build(&spec);
+    let (varmap, net) = build(&spec);
     let x = Tensor::randn(0f32, 1.0, (3, 1, 32, 32), &Device::Cpu).unwrap();
     assert_eq!(net.features_t(&x, false).unwrap().dims(), [3, 62, 8, 8]);
     let logits = net.forward_t(&x, true).unwrap();
     assert_eq!(logits.dims(), [3, 2]);
+    // the loss reaches the stem and every depthwise branch
     let grads = logits.sum_all().unwrap().backward().unwrap();
-    // the gradient reaches the stem through every block
-    let zeros = Tensor::zeros((3, 1, 32, 32), DType::F32, &Device::Cpu).unwrap();
-    assert_eq!(net.forward_t(&zeros, false).unwrap().dims(), [3, 2]);
-    let _ = grads;
+    for (name, var) in sparse_core::optim::trainable_vars(&varmap) {
+        if name.ends_with("conv.weight") || name == "downsample_layers.0.0.weight" {
+            let g = grads.get(var.as_tensor()).expect("a gradient");
+            let norm: f32 = g.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
+            assert!(norm > 0.0, "{name}");
+        }
+    }
 }
 
 #[test]
@@ -191,6 +195,81 @@ fn snip_masks_train_with_exact_regrowth_and_the_branches_follow() {
     }
     assert!(changed > 0, "the sparse branches followed the updates");
     assert_eq!(net.follow_masks(&params).unwrap(), 0, "already in step");
+}
+
+#[test]
+fn layers_sampled_dense_never_get_a_mask() {
+    use rand::Rng;
+    use slak::sparse::{SlakSparsity, engine, init_masks, mask_policy};
+    use sparse_core::kernels::WeightGrad;
+
+    // crafted SNIP scores: one depthwise branch scores far above every other weight,
+    // so the SNIP ratio gives it density 1 and the 0.99 rule keeps it dense
+    let spec = ModelSpec {
+        dims: vec![4, 8],
+        ..mini([5, 5, 3], true, 1.0)
+    };
+    let (varmap, mut net) = build(&spec);
+    let policy = mask_policy(&varmap).unwrap();
+    let favourite = "stages.0.0.large_kernel.Decom1.conv.weight";
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let scores = policy
+        .select(&varmap)
+        .unwrap()
+        .into_iter()
+        .map(|(name, var)| {
+            let n = var.elem_count();
+            let s: Vec<f32> = if name == favourite {
+                vec![10.0; n]
+            } else {
+                (0..n).map(|_| rng.random::<f32>()).collect()
+            };
+            (name, s)
+        })
+        .collect();
+    let mut params = init_masks(&varmap, &policy, &scores, 0.5, &mut rng).unwrap();
+    assert!(params.get(favourite).is_none(), "sampled dense, left out");
+    let branches = net.branch_weight_names();
+    let masked_branches = branches.iter().filter(|b| params.get(b).is_some()).count();
+    assert_eq!(masked_branches, branches.len() - 1);
+    assert_eq!(
+        net.attach_masks(&params, WeightGrad::Dense).unwrap(),
+        masked_branches
+    );
+    let names: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
+    let sparsity = SlakSparsity {
+        density: 0.5,
+        prune_rate: 0.5,
+        topology_period: 1,
+        fix: false,
+        exact_growth: false,
+    };
+    let mut engine = engine(&sparsity, &params, 10, 3).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (2, 1, 8, 8), &Device::Cpu).unwrap();
+    for step in 1..=10 {
+        let grads = net
+            .forward_t(&x, true)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        engine
+            .after_optimizer_step(step, &mut params, &grads, None)
+            .unwrap();
+        net.follow_masks(&params).unwrap();
+    }
+    let after: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
+    assert_eq!(after, names, "ten topology updates add no mask");
+    let dense = vars_named(&varmap, favourite);
+    assert_eq!(
+        sparse_core::Mask::from_nonzero(&dense).unwrap().density(),
+        1.0
+    );
+}
+
+fn vars_named(varmap: &VarMap, name: &str) -> Tensor {
+    varmap.data().lock().unwrap()[name].as_tensor().clone()
 }
 
 #[test]

@@ -173,7 +173,9 @@ pub enum ImageLoadError {
         places: String,
     },
     /// The name is none of the image sets.
-    #[error("unknown data set `{0}`: digits, fashion-mnist, mnist, cifar10, cifar100 or border-half")]
+    #[error(
+        "unknown data set `{0}`: digits, fashion-mnist, mnist, cifar10, cifar100 or border-half"
+    )]
     Unknown(String),
     /// The files are there but could not be parsed.
     #[error(transparent)]
