@@ -1,7 +1,7 @@
 //! The image classification sets of the reproductions, as index pools over loaded
 //! sets: the embedded 8x8 digits (zero set-up), Fashion-MNIST and MNIST (fetched with
 //! `sparse-data`), CIFAR-10/100 binaries when a user has them (no package
-//! registry carries CIFAR), and the generated long-range task `far-pairs`.
+//! registry carries CIFAR), and the generated long-range task `border-half`.
 //!
 //! Every set is found through sparse-data's [`DataLocation`] (`--data-dir`, then
 //! `SPARSELAND_DATA`, then the defaults). A loaded set is shared: [`ImageData::limited`]
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::catalogue::{self, CatalogueError, Presence};
-use crate::data::{ClassificationSet, DataError, ImageDataset, cifar, digits, far_pairs, idx};
+use crate::data::{ClassificationSet, DataError, ImageDataset, border_half, cifar, digits, idx};
 use crate::location::DataLocation;
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
@@ -25,10 +25,10 @@ use serde::{Deserialize, Serialize};
 const DIGITS_TEST_SIZE: usize = 360;
 const DIGITS_SPLIT_SEED: u64 = 2202_02643;
 
-/// Training images of the generated far-pairs task.
-pub const FAR_PAIRS_TRAIN: usize = 10_000;
-/// Test images of the generated far-pairs task.
-pub const FAR_PAIRS_TEST: usize = 2_000;
+/// Training images of the generated border-half task.
+pub const BORDER_HALF_TRAIN: usize = 10_000;
+/// Test images of the generated border-half task.
+pub const BORDER_HALF_TEST: usize = 2_000;
 
 /// Which data set to train on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -44,9 +44,9 @@ pub enum ImageSetName {
     Cifar10,
     /// CIFAR-100 binary version (50000 / 10000, fine labels), for users who have it.
     Cifar100,
-    /// The generated long-range task ([`crate::data::far_pairs`]; 10000 /
-    /// 2000, two classes, 32x32 grey), needing no file.
-    FarPairs,
+    /// The generated long-range task ([`crate::data::border_half`]; 10000 /
+    /// 2000, two classes, 48x48 grey), needing no file.
+    BorderHalf,
 }
 
 /// Where a CIFAR binary version is looked for: the folder names in the data roots
@@ -75,7 +75,7 @@ const CIFAR100: CifarLayout = CifarLayout {
 
 impl ImageSetName {
     /// The catalogue name (`digits`, `fashion-mnist`, `mnist`, `cifar10`, `cifar100`,
-    /// `far-pairs`).
+    /// `border-half`).
     pub fn as_str(self) -> &'static str {
         match self {
             ImageSetName::Digits => "digits",
@@ -83,7 +83,7 @@ impl ImageSetName {
             ImageSetName::Mnist => "mnist",
             ImageSetName::Cifar10 => "cifar10",
             ImageSetName::Cifar100 => "cifar100",
-            ImageSetName::FarPairs => "far-pairs",
+            ImageSetName::BorderHalf => "border-half",
         }
     }
 
@@ -95,7 +95,7 @@ impl ImageSetName {
             ImageSetName::Mnist,
             ImageSetName::Cifar10,
             ImageSetName::Cifar100,
-            ImageSetName::FarPairs,
+            ImageSetName::BorderHalf,
         ]
         .into_iter()
         .find(|d| d.as_str().eq_ignore_ascii_case(name))
@@ -126,11 +126,11 @@ impl ImageSetName {
     }
 
     /// Whether sparse-data's catalogue carries it (so a run can check and fetch it up
-    /// front); CIFAR is in no registry, far-pairs is generated.
+    /// front); CIFAR is in no registry, border-half is generated.
     pub fn in_catalogue(self) -> bool {
         !matches!(
             self,
-            ImageSetName::Cifar10 | ImageSetName::Cifar100 | ImageSetName::FarPairs
+            ImageSetName::Cifar10 | ImageSetName::Cifar100 | ImageSetName::BorderHalf
         )
     }
 }
@@ -173,7 +173,9 @@ pub enum ImageLoadError {
         places: String,
     },
     /// The name is none of the image sets.
-    #[error("unknown data set `{0}`: digits, fashion-mnist, mnist, cifar10 or cifar100")]
+    #[error(
+        "unknown data set `{0}`: digits, fashion-mnist, mnist, cifar10, cifar100 or border-half"
+    )]
     Unknown(String),
     /// The files are there but could not be parsed.
     #[error(transparent)]
@@ -203,7 +205,7 @@ impl ImageData {
     pub fn load(name: ImageSetName, dir: Option<&Path>) -> Result<Self, ImageLoadError> {
         match name {
             ImageSetName::Digits => Ok(Self::digits()?),
-            ImageSetName::FarPairs => Ok(Self::far_pairs()?),
+            ImageSetName::BorderHalf => Ok(Self::border_half()?),
             ImageSetName::FashionMnist | ImageSetName::Mnist => {
                 let location = DataLocation::from_process(dir);
                 let path = match catalogue::find(name.as_str())?.resolve(&location)? {
@@ -248,12 +250,12 @@ impl ImageData {
         })
     }
 
-    /// The generated far-pairs task: [`FAR_PAIRS_TRAIN`] training and
-    /// [`FAR_PAIRS_TEST`] test images from their fixed seeds.
-    pub fn far_pairs() -> Result<Self, DataError> {
-        let (train, _) = far_pairs::generate(FAR_PAIRS_TRAIN, far_pairs::TRAIN_SEED)?;
-        let (test, _) = far_pairs::generate(FAR_PAIRS_TEST, far_pairs::TEST_SEED)?;
-        Ok(Self::from_sets(ImageSetName::FarPairs, train, test))
+    /// The generated border-half task: [`BORDER_HALF_TRAIN`] training and
+    /// [`BORDER_HALF_TEST`] test images from their fixed seeds.
+    pub fn border_half() -> Result<Self, DataError> {
+        let (train, _) = border_half::generate(BORDER_HALF_TRAIN, border_half::TRAIN_SEED)?;
+        let (test, _) = border_half::generate(BORDER_HALF_TEST, border_half::TEST_SEED)?;
+        Ok(Self::from_sets(ImageSetName::BorderHalf, train, test))
     }
 
     fn from_sets(name: ImageSetName, train: ImageDataset, test: ImageDataset) -> Self {

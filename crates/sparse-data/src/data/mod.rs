@@ -22,19 +22,21 @@
 //! out-of-distribution test set.
 //!
 //! [`mixture`] generates the two-dimensional Gaussian mixtures (eight on a ring,
-//! twenty-five on a grid) that GAN studies use to count collapsed modes.
+//! twenty-five on a grid) that GAN studies use to count collapsed modes;
+//! [`border_half`] generates a two-class image task that only a wide receptive
+//! field solves.
 //!
 //! Image and time-series sets implement [`ClassificationSet`], so training
 //! loops can build `(inputs, targets)` tensors batch by batch from index lists
 //! without knowing the format.
 
 pub mod bert_vocab;
+pub mod border_half;
 pub mod cifar;
 pub mod corrupt;
 mod csr;
 pub mod digits;
 mod error;
-pub mod far_pairs;
 pub mod idx;
 mod image;
 pub mod mixture;
