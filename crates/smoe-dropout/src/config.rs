@@ -1,0 +1,108 @@
+//! One language-model arm's configuration, checked before training starts.
+
+use serde::{Deserialize, Serialize};
+use sparse_repro::HarnessError;
+
+use crate::error::Result;
+use crate::model::LmSpec;
+use crate::schedule::KSchedule;
+
+/// Everything one run needs besides its seed and data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LmConfig {
+    /// The model; `vocab` 0 takes the data's vocabulary size.
+    pub model: LmSpec,
+    /// k over training (MoE models).
+    pub schedule: KSchedule,
+    /// Training steps.
+    pub steps: usize,
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Characters per sequence (at most the model's context).
+    pub seq_len: usize,
+    /// Adam's peak learning rate (cosine to 0 over `steps`).
+    pub lr: f64,
+    /// The global gradient-norm bound (`--clip`).
+    pub grad_clip: f64,
+    /// THOR's consistency weight: two passes per step and `α ·` symmetric KL.
+    pub consistency: Option<f64>,
+    /// The k values of the self-slimmable sweep after training, ascending.
+    pub sweep: Vec<usize>,
+    /// Evaluate on the first this many validation and test characters (all when
+    /// `None`).
+    pub eval_chars: Option<usize>,
+}
+
+impl LmConfig {
+    /// Checks every value; the error names the parameter.
+    pub fn validate(&self) -> Result<()> {
+        let mut model = self.model;
+        model.vocab = model.vocab.max(1);
+        model.validate()?;
+        let n = self.model.num_experts;
+        for (name, value) in [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("seq_len", self.seq_len),
+        ] {
+            if value == 0 {
+                return Err(HarnessError::invalid(name, value, "must be positive").into());
+            }
+        }
+        if let Some(chars) = self.eval_chars
+            && chars <= self.seq_len
+        {
+            return Err(HarnessError::invalid(
+                "eval_chars",
+                chars,
+                format!("must exceed seq_len = {}", self.seq_len),
+            )
+            .into());
+        }
+        if self.seq_len > self.model.context {
+            return Err(HarnessError::invalid(
+                "seq_len",
+                self.seq_len,
+                format!("must not exceed the context {}", self.model.context),
+            )
+            .into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(HarnessError::invalid("lr", self.lr, "must be positive").into());
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip > 0.0) {
+            return Err(HarnessError::invalid("grad_clip", self.grad_clip, "must be positive").into());
+        }
+        if let Some(alpha) = self.consistency
+            && !(alpha.is_finite() && alpha >= 0.0)
+        {
+            return Err(HarnessError::invalid("consistency", alpha, "must be >= 0").into());
+        }
+        self.schedule.validate()?;
+        if self.model.is_moe() && self.schedule.k_max > n {
+            return Err(HarnessError::invalid(
+                "k_max",
+                self.schedule.k_max,
+                format!("must not exceed num_experts = {n}"),
+            )
+            .into());
+        }
+        if self.sweep.is_empty() || self.sweep.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(HarnessError::invalid(
+                "sweep",
+                format!("{:?}", self.sweep),
+                "must be a non-empty ascending list of k",
+            )
+            .into());
+        }
+        if let Some(&k) = self.sweep.iter().find(|&&k| k == 0 || k > n) {
+            return Err(HarnessError::invalid(
+                "sweep",
+                k,
+                format!("every k must be in 1..={n}"),
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
