@@ -71,7 +71,9 @@ impl LmConfig {
             return Err(HarnessError::invalid("lr", self.lr, "must be positive").into());
         }
         if !(self.grad_clip.is_finite() && self.grad_clip > 0.0) {
-            return Err(HarnessError::invalid("grad_clip", self.grad_clip, "must be positive").into());
+            return Err(
+                HarnessError::invalid("grad_clip", self.grad_clip, "must be positive").into(),
+            );
         }
         if let Some(alpha) = self.consistency
             && !(alpha.is_finite() && alpha >= 0.0)
@@ -96,12 +98,9 @@ impl LmConfig {
             .into());
         }
         if let Some(&k) = self.sweep.iter().find(|&&k| k == 0 || k > n) {
-            return Err(HarnessError::invalid(
-                "sweep",
-                k,
-                format!("every k must be in 1..={n}"),
-            )
-            .into());
+            return Err(
+                HarnessError::invalid("sweep", k, format!("every k must be in 1..={n}")).into(),
+            );
         }
         Ok(())
     }

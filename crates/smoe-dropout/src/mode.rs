@@ -30,7 +30,9 @@ impl Mode<'_> {
     pub fn dropout(&mut self, x: &Tensor) -> Result<Tensor> {
         match self {
             Self::Eval => Ok(x.clone()),
-            Self::Train { rng, dropout } => Ok(sparse_repro::rng::dropout(*rng, x, *dropout, true)?),
+            Self::Train { rng, dropout } => {
+                Ok(sparse_repro::rng::dropout(*rng, x, *dropout, true)?)
+            }
         }
     }
 

@@ -125,7 +125,9 @@ impl DenseFfn {
     fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let mut hidden = linear(x, &self.w1, Some(&self.b1), Activation::Relu)?;
         if let (Some(rate), Some(rng)) = (self.group_drop, mode.rng()) {
-            let keep: Vec<bool> = (0..self.groups).map(|_| rng.random::<f64>() >= rate).collect();
+            let keep: Vec<bool> = (0..self.groups)
+                .map(|_| rng.random::<f64>() >= rate)
+                .collect();
             let units = self.w1.dim(0)?;
             let mask: Vec<f32> = (0..units)
                 .map(|u| if keep[u % self.groups] { 1.0 } else { 0.0 })

@@ -249,13 +249,17 @@ impl MoeLayer {
     pub fn forward_all_experts(&self, x: &Tensor, routing: &Routing) -> Result<Tensor> {
         let tokens = x.dim(0)?;
         let n = self.num_experts();
-        let weights: Vec<Vec<f32>> = routing.weights.to_vec2()?;
-        let mut dense = vec![0f32; tokens * n];
-        for (slot, &expert) in routing.experts.iter().enumerate() {
-            let token = slot / routing.k;
-            dense[token * n + expert as usize] = weights[token][slot % routing.k];
+        // [tokens, N] = Σ over slots s of onehot(expert of s) · weight of s,
+        // differentiable in the routing weights
+        let mut dense = Tensor::zeros((tokens, n), routing.weights.dtype(), x.device())?;
+        for s in 0..routing.k {
+            let mut onehot = vec![0f32; tokens * n];
+            for t in 0..tokens {
+                onehot[t * n + routing.experts[t * routing.k + s] as usize] = 1.0;
+            }
+            let onehot = Tensor::from_vec(onehot, (tokens, n), x.device())?;
+            dense = (dense + onehot.broadcast_mul(&routing.weights.narrow(1, s, 1)?)?)?;
         }
-        let dense = Tensor::from_vec(dense, (tokens, n), x.device())?;
         let mut total: Option<Tensor> = None;
         for (j, expert) in self.experts.iter().enumerate() {
             let y = expert
@@ -274,4 +278,3 @@ impl MoeLayer {
         (&self.router_weight, &self.router_bias)
     }
 }
-

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
+use sparse_repro::HarnessError;
 use sparse_repro::claim::Claim;
 use sparse_repro::cli::Preset;
 use sparse_repro::harness::{
@@ -13,7 +14,6 @@ use sparse_repro::harness::{
 };
 use sparse_repro::plot::{LinePlot, Series};
 use sparse_repro::report::{Anchor, ArmReport};
-use sparse_repro::HarnessError;
 
 use crate::config::LmConfig;
 use crate::data::CharData;
@@ -108,7 +108,11 @@ fn bpc_key(k: usize) -> String {
     format!("test_bpc_k{k}")
 }
 
-fn rebuild(arm: &ArmSpec<LmConfig>, data: &CharData, seed: u64) -> Result<(candle_nn::VarMap, CharLm)> {
+fn rebuild(
+    arm: &ArmSpec<LmConfig>,
+    data: &CharData,
+    seed: u64,
+) -> Result<(candle_nn::VarMap, CharLm)> {
     arm.config.validate()?;
     let mut spec = arm.config.model;
     spec.vocab = data.vocab_size();
@@ -293,7 +297,10 @@ impl Paper for SmoeDropout {
             metrics.insert(bpc_key(*k), *bpc);
         }
         if let Some(unchanged) = o.routers_unchanged {
-            metrics.insert("routers_unchanged".to_string(), f64::from(u8::from(unchanged)));
+            metrics.insert(
+                "routers_unchanged".to_string(),
+                f64::from(u8::from(unchanged)),
+            );
         }
         metrics
     }

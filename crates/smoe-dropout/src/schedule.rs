@@ -201,7 +201,13 @@ mod tests {
         // period 3000 / 300 = 10: t = 690 → 0.99^69 = 0.4998 → round(−3.998) = −4 → 12;
         // t = 1000 → 0.99^100 = 0.366 → −3 → 13; t = 3000 → 0.99^300 = 0.049 → −0 → 16
         assert_eq!(
-            ks(KMode::ExpIncrease, 8, 16, 3000, &[0, 9, 10, 690, 1000, 3000]),
+            ks(
+                KMode::ExpIncrease,
+                8,
+                16,
+                3000,
+                &[0, 9, 10, 690, 1000, 3000]
+            ),
             [8, 8, 8, 12, 13, 16]
         );
         // T < 300: the period is one step, not a division by zero

@@ -54,9 +54,7 @@ pub struct LmOutcome {
 impl LmOutcome {
     /// The test BPC at the largest k of the sweep.
     pub fn bpc_at_largest_k(&self) -> f64 {
-        self.test_bpc
-            .last_key_value()
-            .map_or(f64::NAN, |(_, v)| *v)
+        self.test_bpc.last_key_value().map_or(f64::NAN, |(_, v)| *v)
     }
 }
 

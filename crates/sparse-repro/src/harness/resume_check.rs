@@ -76,8 +76,9 @@ pub fn check_resume<P: Paper>(
 }
 
 /// Whether two reports hold the same arms (names, data sets, metrics, per-seed
-/// values, seeds) and the same claims, timings aside; the first difference is the
-/// error.
+/// values, seeds) and the same claims, timings aside (every metric named
+/// `train_seconds…`, and the outcome of a claim with such a value); the first
+/// difference is the error.
 pub fn same_results(a: &RunReport, b: &RunReport) -> HarnessResult<()> {
     let differ = |what: String| Err(HarnessError::invalid("report", what, "the runs differ"));
     if a.arms.len() != b.arms.len() {
@@ -93,7 +94,7 @@ pub fn same_results(a: &RunReport, b: &RunReport) -> HarnessResult<()> {
     let untimed_seeds = |extra: Option<&Value>| -> Option<Value> {
         let mut per_seed = extra?.clone();
         if let Value::Object(map) = &mut per_seed {
-            map.remove(TRAIN_SECONDS);
+            map.retain(|name, _| !name.starts_with(TRAIN_SECONDS));
         }
         Some(per_seed)
     };
@@ -112,14 +113,60 @@ pub fn same_results(a: &RunReport, b: &RunReport) -> HarnessResult<()> {
             ));
         }
     }
+    // A claim about measured time (a value named `train_seconds…`) differs between
+    // runs by nature: only its presence is compared.
     let claims = |r: &RunReport| -> Vec<Value> {
         r.claims
             .iter()
-            .map(|c| serde_json::json!([c.id, c.passed, c.values]))
+            .map(|c| {
+                if c.values.keys().any(|k| k.starts_with(TRAIN_SECONDS)) {
+                    serde_json::json!([c.id])
+                } else {
+                    serde_json::json!([c.id, c.passed, c.values])
+                }
+            })
             .collect()
     };
     if claims(a) != claims(b) {
         return differ("claims".to_string());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim::Claim;
+    use crate::report::ArmReport;
+
+    fn report(step_seconds: f64, faster: bool, bpc: f64) -> RunReport {
+        let arm = ArmReport::new("moe", "text")
+            .with_seed_values("test_bpc", &[bpc, bpc])
+            .and_then(|a| a.with_seed_values("train_seconds_per_step", &[step_seconds, 1.0]))
+            .unwrap();
+        let mut report = RunReport::new("paper", "0.1.0", "smoke", vec![0, 1]);
+        report.arms.push(arm);
+        report.claims.push(Claim::new(
+            "faster",
+            "a step is faster",
+            faster,
+            [("train_seconds_per_step_moe", step_seconds)],
+        ));
+        report
+            .claims
+            .push(Claim::new("better", "lower BPC", bpc < 2.0, [("bpc", bpc)]));
+        report
+    }
+
+    #[test]
+    fn timings_and_claims_about_time_may_differ_but_nothing_else() {
+        same_results(&report(0.5, true, 1.5), &report(0.7, false, 1.5)).unwrap();
+        let err = same_results(&report(0.5, true, 1.5), &report(0.5, true, 1.6))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("arm moe"), "{err}");
+        let mut other = report(0.5, true, 1.5);
+        other.claims[1].passed = false;
+        assert!(same_results(&report(0.5, true, 1.5), &other).is_err());
+    }
 }
