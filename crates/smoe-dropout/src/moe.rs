@@ -1,5 +1,6 @@
-//! The mixture-of-experts feed-forward layer: N experts `W2 · Dropout(ReLU(W1 x + b1))
-//! + b2` of hidden size h behind a linear router `W_r x + b_r`, top-k routing with the
+//! The mixture-of-experts feed-forward layer: N experts
+//! `W2 · Dropout(ReLU(W1 x + b1)) + b2` of hidden size h behind a linear router
+//! `W_r x + b_r`, top-k routing with the
 //! softmax over the selected logits only (the official `CustomNaiveGate`), and real
 //! dispatch: each expert runs on the tokens routed to it, so a step at k experts
 //! does about k/N of the dense layer's work.
