@@ -105,3 +105,23 @@ impl LmConfig {
         Ok(())
     }
 }
+
+/// One arm's configuration: a language-model run or a math-word-problem run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArmConfig {
+    /// Character-level language modelling.
+    Lm(LmConfig),
+    /// Math word problems.
+    Mwp(crate::mwp::training::MwpConfig),
+}
+
+impl ArmConfig {
+    /// Checks every value; the error names the parameter.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Self::Lm(config) => config.validate(),
+            Self::Mwp(config) => config.validate(),
+        }
+    }
+}

@@ -85,3 +85,26 @@ impl CharData {
         self.chars.len()
     }
 }
+
+/// A loaded data set of either task.
+#[derive(Debug, Clone)]
+pub enum TaskData {
+    /// A character-level text.
+    Text(CharData),
+    /// A math-word-problem set.
+    Mwp(crate::mwp::data::MwpData),
+}
+
+impl TaskData {
+    /// Loads `dataset`: a math-word-problem set by name (`mawps`, `asdiv-a`,
+    /// `svamp`), otherwise a text ([`CharData::load`]).
+    pub fn load(dataset: &str, data_dir: Option<&Path>) -> Result<Self> {
+        if crate::mwp::data::is_mwp(dataset) {
+            Ok(Self::Mwp(crate::mwp::data::MwpData::load(
+                dataset, data_dir,
+            )?))
+        } else {
+            Ok(Self::Text(CharData::load(dataset, data_dir)?))
+        }
+    }
+}

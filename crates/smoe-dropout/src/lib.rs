@@ -40,9 +40,11 @@
 pub mod config;
 pub mod data;
 mod error;
+pub mod layers;
 pub mod mode;
 pub mod model;
 pub mod moe;
+pub mod mwp;
 pub mod paper;
 pub mod presets;
 pub mod schedule;

@@ -10,6 +10,8 @@ use crate::data::TINY_SHAKESPEARE;
 use crate::error::Result;
 use crate::model::{FeedForwardKind, LmSpec};
 use crate::moe::RouterKind;
+use crate::mwp::model::Seq2SeqSpec;
+use crate::mwp::training::MwpConfig;
 use crate::schedule::{KMode, KSchedule};
 
 /// The k at which the learned-router SMoE and THOR train, and the official
@@ -138,12 +140,9 @@ pub fn sizes(preset: Preset) -> Sizes {
     }
 }
 
-/// The configuration of `kind` at `preset`'s sizes; `k_mode` replaces
-/// SMoE-Dropout's linear schedule (the schedule ablation).
-pub fn config(preset: Preset, kind: ArmKind, k_mode: KMode) -> Result<LmConfig> {
-    let sizes = sizes(preset);
-    let n = sizes.model.num_experts;
-    let ffn = match kind {
+/// The feed-forward block of `kind`.
+pub fn feed_forward(kind: ArmKind) -> FeedForwardKind {
+    match kind {
         ArmKind::Dense => FeedForwardKind::Dense,
         ArmKind::ExpertDropout => FeedForwardKind::ExpertDropout {
             rate: EXPERT_DROPOUT_RATE,
@@ -157,7 +156,15 @@ pub fn config(preset: Preset, kind: ArmKind, k_mode: KMode) -> Result<LmConfig> 
         ArmKind::Thor => FeedForwardKind::Moe {
             router: RouterKind::Random,
         },
-    };
+    }
+}
+
+/// The configuration of `kind` at `preset`'s sizes; `k_mode` replaces
+/// SMoE-Dropout's linear schedule (the schedule ablation).
+pub fn config(preset: Preset, kind: ArmKind, k_mode: KMode) -> Result<LmConfig> {
+    let sizes = sizes(preset);
+    let n = sizes.model.num_experts;
+    let ffn = feed_forward(kind);
     let schedule = match kind {
         ArmKind::SmoeDropout => KSchedule::new(k_mode, n / 2, n, sizes.steps)?,
         ArmKind::LearnedSmoe | ArmKind::Thor => KSchedule::constant(SPARSE_K)?,
@@ -197,4 +204,112 @@ pub fn arms(preset: Preset, dataset: &str, k_mode: KMode) -> Result<Vec<ArmSpec<
 /// The default data set.
 pub fn default_dataset() -> &'static str {
     TINY_SHAKESPEARE
+}
+
+/// Which task a `reproduce` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Task {
+    /// Character-level language modelling (tiny-shakespeare).
+    #[default]
+    Lm,
+    /// Math word problems (MAWPS fold 0 and SVAMP; ASDiv-A too under `paper`).
+    Mwp,
+}
+
+/// The math-word-problem sets `reproduce --task mwp` runs.
+pub fn mwp_datasets(preset: Preset) -> &'static [&'static str] {
+    match preset {
+        Preset::Smoke => &["mawps"],
+        Preset::Quick => &["mawps", "svamp"],
+        Preset::Paper => &["mawps", "asdiv-a", "svamp"],
+    }
+}
+
+/// The math-word-problem arms of `preset`.
+pub fn mwp_arm_kinds(preset: Preset) -> Vec<ArmKind> {
+    match preset {
+        Preset::Smoke | Preset::Quick => vec![ArmKind::Dense, ArmKind::SmoeDropout],
+        Preset::Paper => vec![ArmKind::Dense, ArmKind::LearnedSmoe, ArmKind::SmoeDropout],
+    }
+}
+
+/// The math-word-problem configuration of `kind` at `preset`'s sizes.
+///
+/// `paper` takes BERT-base's encoder sizes (12 layers, d 768, 12 heads, d_inner
+/// 3072 = 16 experts of 192) and the paper's fine-tuning rate, trained from scratch.
+pub fn mwp_config(preset: Preset, kind: ArmKind, k_mode: KMode) -> Result<MwpConfig> {
+    let spec =
+        |dim, heads, encoder_layers, decoder_layers, num_experts, expert_hidden| Seq2SeqSpec {
+            source_vocab: 0,
+            target_vocab: 0,
+            max_source: crate::mwp::data::MAX_SOURCE,
+            max_target: 0,
+            dim,
+            heads,
+            encoder_layers,
+            decoder_layers,
+            num_experts,
+            expert_hidden,
+            dropout: 0.1,
+            ffn: FeedForwardKind::Dense,
+        };
+    let (model, steps, batch_size, lr, sweep, max_train, max_test) = match preset {
+        Preset::Smoke => (
+            spec(32, 2, 1, 1, 4, 16),
+            20,
+            8,
+            1e-3,
+            vec![1, 2, 4],
+            Some(64),
+            Some(32),
+        ),
+        Preset::Quick => (
+            spec(128, 4, 2, 2, 8, 64),
+            700,
+            32,
+            5e-4,
+            vec![1, 2, 4, 8],
+            None,
+            None,
+        ),
+        Preset::Paper => (
+            spec(768, 12, 12, 2, 16, 192),
+            100_000,
+            64,
+            5e-5,
+            vec![1, 2, 4, 8, 16],
+            None,
+            None,
+        ),
+    };
+    if kind == ArmKind::Thor {
+        return Err(HarnessError::invalid(
+            "arm",
+            kind.name(),
+            "THOR's two-pass loss is built for the language model only",
+        )
+        .into());
+    }
+    let n = model.num_experts;
+    let schedule = match kind {
+        ArmKind::SmoeDropout => KSchedule::new(k_mode, n / 2, n, steps)?,
+        ArmKind::LearnedSmoe | ArmKind::Thor => KSchedule::constant(SPARSE_K)?,
+        ArmKind::Dense | ArmKind::ExpertDropout => KSchedule::constant(n)?,
+    };
+    let config = MwpConfig {
+        model: Seq2SeqSpec {
+            ffn: feed_forward(kind),
+            ..model
+        },
+        schedule,
+        steps,
+        batch_size,
+        lr,
+        grad_clip: 1.0,
+        sweep,
+        max_train,
+        max_test,
+    };
+    config.validate()?;
+    Ok(config)
 }

@@ -24,7 +24,6 @@ use crate::data::CharData;
 use crate::error::Result;
 use crate::mode::Mode;
 use crate::model::{CharLm, is_router};
-use crate::moe::RouterKind;
 
 /// Sequences per evaluation batch.
 const EVAL_BATCH: usize = 64;
@@ -137,12 +136,7 @@ pub fn train(
     let mut spec = config.model;
     spec.vocab = data.vocab_size();
     let (varmap, model) = CharLm::build(spec, seed, &device)?;
-    let frozen = matches!(
-        spec.ffn,
-        crate::model::FeedForwardKind::Moe {
-            router: RouterKind::Frozen
-        }
-    );
+    let frozen = spec.ffn_spec().router_frozen();
     let vars: Vec<_> = trainable_vars(&varmap)
         .into_iter()
         .filter(|(name, _)| !(frozen && is_router(name)))
@@ -258,4 +252,40 @@ pub fn test_sweep(
             ))
         })
         .collect()
+}
+
+/// What a run of either task records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A language-model run.
+    Lm(LmOutcome),
+    /// A math-word-problem run.
+    Mwp(crate::mwp::training::MwpOutcome),
+}
+
+impl Outcome {
+    /// Wall-clock seconds per training step.
+    pub fn train_seconds_per_step(&self) -> f64 {
+        match self {
+            Self::Lm(o) => o.train_seconds_per_step,
+            Self::Mwp(o) => o.train_seconds_per_step,
+        }
+    }
+
+    /// Whether the routers stayed bit-identical (`None` without routers).
+    pub fn routers_unchanged(&self) -> Option<bool> {
+        match self {
+            Self::Lm(o) => o.routers_unchanged,
+            Self::Mwp(o) => o.routers_unchanged,
+        }
+    }
+
+    /// The task's score at each k of the sweep: test BPC or test accuracy.
+    pub fn by_k(&self) -> &BTreeMap<usize, f64> {
+        match self {
+            Self::Lm(o) => &o.test_bpc,
+            Self::Mwp(o) => &o.test_accuracy,
+        }
+    }
 }

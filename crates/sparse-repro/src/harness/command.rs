@@ -153,7 +153,7 @@ where
                 evaluated.arm.name,
                 evaluated.arm.dataset,
                 evaluated.seed,
-                P::EVAL_METRIC,
+                P::eval_metric(&evaluated.arm),
                 evaluated.measured,
                 evaluated.recorded
             );

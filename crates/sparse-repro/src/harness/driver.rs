@@ -279,8 +279,8 @@ pub fn reproduce<P: Paper>(
                     eprintln!(
                         "[{done}/{total}] {} on {label} seed {seed}: {} {:.4} ({:.1} s)",
                         arm.name,
-                        P::EVAL_METRIC,
-                        record.metrics[P::EVAL_METRIC],
+                        P::eval_metric(arm),
+                        record.metrics[P::eval_metric(arm)],
                         record.seconds
                     );
                     (record, false)
@@ -372,9 +372,9 @@ fn checked_metrics<P: Paper>(
             "the harness measures training time itself; a paper's metrics are deterministic",
         ));
     }
-    if !metrics.contains_key(P::EVAL_METRIC) {
+    if !metrics.contains_key(P::eval_metric(arm)) {
         return Err(HarnessError::MissingMetric {
-            metric: P::EVAL_METRIC.to_string(),
+            metric: P::eval_metric(arm).to_string(),
             arm: arm.name.clone(),
         });
     }
@@ -517,9 +517,9 @@ pub struct Evaluated<A> {
     pub arm: ArmSpec<A>,
     /// Its seed.
     pub seed: u64,
-    /// [`Paper::EVAL_METRIC`] as recorded at training.
+    /// The arm's [`Paper::eval_metric`] as recorded at training.
     pub recorded: f64,
-    /// [`Paper::EVAL_METRIC`] measured now.
+    /// The arm's [`Paper::eval_metric`] measured now.
     pub measured: f64,
     /// Every metric measured now.
     pub metrics: Metrics,
@@ -534,28 +534,28 @@ pub fn evaluate<P: Paper>(
     data: DataPolicy,
 ) -> Result<Evaluated<P::Arm>, P::Error> {
     let stored = read_stored::<P>(checkpoint)?;
-    let recorded =
-        *stored
-            .meta
-            .metrics
-            .get(P::EVAL_METRIC)
-            .ok_or_else(|| HarnessError::BadCheckpoint {
-                path: checkpoint.to_path_buf(),
-                reason: format!("it records no `{}`", P::EVAL_METRIC),
-            })?;
+    let metric = P::eval_metric(&stored.arm);
+    let recorded = *stored
+        .meta
+        .metrics
+        .get(metric)
+        .ok_or_else(|| HarnessError::BadCheckpoint {
+            path: checkpoint.to_path_buf(),
+            reason: format!("it records no `{metric}`"),
+        })?;
     ensure_data(&P::data_needs(&stored.arm.dataset), data_dir, data)?;
     let loaded = P::load(&stored.arm.dataset, data_dir)?;
     let metrics = P::evaluate(&stored.arm, &loaded, stored.seed, checkpoint)?;
     let measured = *metrics
-        .get(P::EVAL_METRIC)
+        .get(metric)
         .ok_or_else(|| HarnessError::MissingMetric {
-            metric: P::EVAL_METRIC.to_string(),
+            metric: metric.to_string(),
             arm: stored.arm.name.clone(),
         })?;
     if measured.to_bits() != recorded.to_bits() {
         return Err(HarnessError::EvalMismatch {
             path: checkpoint.to_path_buf(),
-            metric: P::EVAL_METRIC.to_string(),
+            metric: metric.to_string(),
             recorded,
             measured,
         }

@@ -54,7 +54,7 @@
 //!   the writing crate's name, the arm's configuration, data set, seed, commit and
 //!   recorded metrics in the metadata, and a sha256 of every tensor, checked on
 //!   load. `eval` refuses another crate's checkpoint by name, names the tensor of a
-//!   corrupted file, recomputes the recorded metric ([`Paper::EVAL_METRIC`]) and
+//!   corrupted file, recomputes the recorded metric ([`Paper::eval_metric`]) and
 //!   exits non-zero unless it is bit-identical.
 //! - The crate README says what the paper claims, how the method maps onto
 //!   sparse-core, every deviation from the official code and why, the `quick` table

@@ -224,6 +224,14 @@ pub trait Paper {
     /// The plan of `preset`, every configuration validated.
     fn plan(preset: Preset, args: &Self::ReproduceArgs) -> Result<Plan<Self::Arm>, Self::Error>;
 
+    /// The recorded metric that `eval` recomputes for `arm` (default
+    /// [`Paper::EVAL_METRIC`]): a paper whose arms measure different things (a
+    /// language model's bits per character, a solver's accuracy) names each arm's own.
+    fn eval_metric(arm: &ArmSpec<Self::Arm>) -> &'static str {
+        let _ = arm;
+        Self::EVAL_METRIC
+    }
+
     /// The `index`-th seed on `dataset` (override for official per-data-set seeds).
     fn seed(dataset: &str, index: usize) -> u64 {
         let _ = dataset;
