@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use sparse_repro::HarnessError;
 
 use crate::error::Result;
+use crate::layers::FfnSpec;
 use crate::model::LmSpec;
 use crate::schedule::KSchedule;
 
@@ -39,16 +40,18 @@ impl LmConfig {
         let mut model = self.model;
         model.vocab = model.vocab.max(1);
         model.validate()?;
-        let n = self.model.num_experts;
-        for (name, value) in [
-            ("steps", self.steps),
-            ("batch_size", self.batch_size),
-            ("seq_len", self.seq_len),
-        ] {
-            if value == 0 {
-                return Err(HarnessError::invalid(name, value, "must be positive").into());
-            }
-        }
+        check_run(&RunSettings {
+            sizes: &[
+                ("steps", self.steps),
+                ("batch_size", self.batch_size),
+                ("seq_len", self.seq_len),
+            ],
+            lr: self.lr,
+            grad_clip: self.grad_clip,
+            schedule: &self.schedule,
+            ffn: &self.model.ffn_spec(),
+            sweep: &self.sweep,
+        })?;
         if let Some(chars) = self.eval_chars
             && chars <= self.seq_len
         {
@@ -67,43 +70,68 @@ impl LmConfig {
             )
             .into());
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(HarnessError::invalid("lr", self.lr, "must be positive").into());
-        }
-        if !(self.grad_clip.is_finite() && self.grad_clip > 0.0) {
-            return Err(
-                HarnessError::invalid("grad_clip", self.grad_clip, "must be positive").into(),
-            );
-        }
         if let Some(alpha) = self.consistency
             && !(alpha.is_finite() && alpha >= 0.0)
         {
             return Err(HarnessError::invalid("consistency", alpha, "must be >= 0").into());
         }
-        self.schedule.validate()?;
-        if self.model.is_moe() && self.schedule.k_max > n {
-            return Err(HarnessError::invalid(
-                "k_max",
-                self.schedule.k_max,
-                format!("must not exceed num_experts = {n}"),
-            )
-            .into());
-        }
-        if self.sweep.is_empty() || self.sweep.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(HarnessError::invalid(
-                "sweep",
-                format!("{:?}", self.sweep),
-                "must be a non-empty ascending list of k",
-            )
-            .into());
-        }
-        if let Some(&k) = self.sweep.iter().find(|&&k| k == 0 || k > n) {
-            return Err(
-                HarnessError::invalid("sweep", k, format!("every k must be in 1..={n}")).into(),
-            );
-        }
         Ok(())
     }
+}
+
+/// The settings every run of either task has.
+pub(crate) struct RunSettings<'a> {
+    /// Counts that must be positive (steps, batch size, …), by name.
+    pub sizes: &'a [(&'static str, usize)],
+    /// Adam's peak rate.
+    pub lr: f64,
+    /// The gradient-norm bound.
+    pub grad_clip: f64,
+    /// k over training.
+    pub schedule: &'a KSchedule,
+    /// The feed-forward blocks.
+    pub ffn: &'a FfnSpec,
+    /// The inference sweep of k.
+    pub sweep: &'a [usize],
+}
+
+/// Checks what every run has; the error names the parameter.
+pub(crate) fn check_run(run: &RunSettings) -> Result<()> {
+    for &(name, value) in run.sizes {
+        if value == 0 {
+            return Err(HarnessError::invalid(name, value, "must be positive").into());
+        }
+    }
+    if !(run.lr.is_finite() && run.lr > 0.0) {
+        return Err(HarnessError::invalid("lr", run.lr, "must be positive").into());
+    }
+    if !(run.grad_clip.is_finite() && run.grad_clip > 0.0) {
+        return Err(HarnessError::invalid("grad_clip", run.grad_clip, "must be positive").into());
+    }
+    run.schedule.validate()?;
+    let n = run.ffn.num_experts;
+    if run.ffn.is_moe() && run.schedule.k_max > n {
+        return Err(HarnessError::invalid(
+            "k_max",
+            run.schedule.k_max,
+            format!("must not exceed num_experts = {n}"),
+        )
+        .into());
+    }
+    if run.sweep.is_empty() || run.sweep.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(HarnessError::invalid(
+            "sweep",
+            format!("{:?}", run.sweep),
+            "must be a non-empty ascending list of k",
+        )
+        .into());
+    }
+    if let Some(&k) = run.sweep.iter().find(|&&k| k == 0 || k > n) {
+        return Err(
+            HarnessError::invalid("sweep", k, format!("every k must be in 1..={n}")).into(),
+        );
+    }
+    Ok(())
 }
 
 /// One arm's configuration: a language-model run or a math-word-problem run.

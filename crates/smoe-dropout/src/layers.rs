@@ -80,6 +80,40 @@ impl FfnSpec {
     }
 }
 
+/// Checks a transformer's sizes: every one of `positive` and the block's sizes
+/// positive, `heads` dividing the width, `dropout` in `[0, 1)`, the block's rate;
+/// the error names the parameter.
+pub(crate) fn check_transformer(
+    positive: &[(&'static str, usize)],
+    heads: usize,
+    dropout: f64,
+    ffn: &FfnSpec,
+) -> Result<()> {
+    let sizes = [
+        ("dim", ffn.dim),
+        ("heads", heads),
+        ("num_experts", ffn.num_experts),
+        ("expert_hidden", ffn.expert_hidden),
+    ];
+    for &(name, value) in positive.iter().chain(&sizes) {
+        if value == 0 {
+            return Err(HarnessError::invalid(name, value, "must be positive").into());
+        }
+    }
+    if !ffn.dim.is_multiple_of(heads) {
+        return Err(HarnessError::invalid(
+            "heads",
+            heads,
+            format!("must divide dim = {}", ffn.dim),
+        )
+        .into());
+    }
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(HarnessError::invalid("dropout", dropout, "must be in [0, 1)").into());
+    }
+    ffn.validate()
+}
+
 /// A dense feed-forward block, optionally with expert dropout.
 #[derive(Debug, Clone)]
 pub(crate) struct DenseFfn {

@@ -14,12 +14,15 @@
 //!   multi-step; Python's rounding).
 //! - [`moe`]: the router (frozen, learned or random) and real top-k dispatch, with
 //!   the all-experts oracle.
-//! - [`model`]: a small post-LN causal transformer LM whose feed-forward blocks are
-//!   dense, dense with expert dropout, or MoE.
-//! - [`training`]: the run (Adam, cosine rate, clipping, THOR's two-pass
-//!   consistency loss) and bits per character.
+//! - [`layers`]: the feed-forward block (dense, dense with expert dropout, or MoE),
+//!   post-LN and the initialisation both models share.
+//! - [`model`] and [`training`]: a small post-LN causal transformer LM, its run
+//!   (Adam, cosine rate, clipping, THOR's two-pass consistency loss) and bits per
+//!   character.
+//! - [`mwp`]: math word problems through the BERT WordPiece tokenizer, an
+//!   encoder–decoder trained from scratch, value accuracy.
 //! - [`presets`] and [`paper`]: the arms, the claims and the published numbers for
-//!   the `smoe-dropout` binary.
+//!   the `smoe-dropout` binary (see the crate README for results and deviations).
 //!
 //! ```no_run
 //! use sparse_repro::cli::Preset;
@@ -48,6 +51,7 @@ pub mod mwp;
 pub mod paper;
 pub mod presets;
 pub mod schedule;
+mod steps;
 pub mod training;
 
 pub use error::{Error, Result};

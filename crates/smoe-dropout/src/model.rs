@@ -12,7 +12,7 @@ use sparse_repro::models::attention::MultiHeadAttention;
 use sparse_repro::rng::derive_seed;
 
 use crate::error::Result;
-use crate::layers::{FeedForward, Norm, init_weights};
+use crate::layers::{FeedForward, Norm, check_transformer, init_weights};
 pub use crate::layers::{FeedForwardKind, FfnSpec, INIT_STD, LN_EPS};
 use crate::mode::Mode;
 use crate::moe::MoeLayer;
@@ -43,32 +43,16 @@ pub struct LmSpec {
 impl LmSpec {
     /// Checks every size; the error names the parameter.
     pub fn validate(&self) -> Result<()> {
-        let positive = [
-            ("vocab", self.vocab),
-            ("context", self.context),
-            ("dim", self.dim),
-            ("heads", self.heads),
-            ("layers", self.layers),
-            ("num_experts", self.num_experts),
-            ("expert_hidden", self.expert_hidden),
-        ];
-        for (name, value) in positive {
-            if value == 0 {
-                return Err(HarnessError::invalid(name, value, "must be positive").into());
-            }
-        }
-        if !self.dim.is_multiple_of(self.heads) {
-            return Err(HarnessError::invalid(
-                "heads",
-                self.heads,
-                format!("must divide dim = {}", self.dim),
-            )
-            .into());
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(HarnessError::invalid("dropout", self.dropout, "must be in [0, 1)").into());
-        }
-        self.ffn_spec().validate()
+        check_transformer(
+            &[
+                ("vocab", self.vocab),
+                ("context", self.context),
+                ("layers", self.layers),
+            ],
+            self.heads,
+            self.dropout,
+            &self.ffn_spec(),
+        )
     }
 
     /// Whether the feed-forward blocks are mixtures of experts.

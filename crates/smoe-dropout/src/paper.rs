@@ -19,7 +19,7 @@ use crate::config::ArmConfig;
 use crate::data::TaskData;
 use crate::error::Result;
 use crate::model::CharLm;
-use crate::mwp::data::{BERT_VOCAB, is_mwp};
+use crate::mwp::data::{BERT_VOCAB, MwpSet, is_mwp};
 use crate::presets::{self, ArmKind, SPARSE_K, Task};
 use crate::schedule::KMode;
 use crate::training::{Outcome, test_sweep, train};
@@ -230,9 +230,10 @@ fn claims_for(dataset: &str, task: Task, runs: &Runs<SmoeDropout>) -> Vec<Claim>
             ];
             if task == Task::Mwp {
                 values.push(("gain_points".to_string(), 100.0 * (s - d)));
+                let set = MwpSet::parse(dataset).map_or("", |s| s.name);
                 let published = PUBLISHED_MWP_GAINS
                     .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(dataset));
+                    .find(|(name, _)| name.eq_ignore_ascii_case(set));
                 if let Some((_, gain)) = published {
                     values.push(("published_gain_points".to_string(), *gain));
                 }
@@ -297,14 +298,11 @@ pub fn preset_arms(preset: Preset, args: &SmoeArgs) -> Result<Vec<ArmSpec<ArmCon
                     return Err(HarnessError::invalid(
                         "dataset",
                         d,
-                        "--task mwp takes mawps, asdiv-a or svamp",
+                        "--task mwp takes mawps, asdiv-a (optionally -fold0 to -fold4) or svamp",
                     )
                     .into());
                 }
-                None => presets::mwp_datasets(preset)
-                    .iter()
-                    .map(|d| d.to_string())
-                    .collect(),
+                None => presets::mwp_datasets(preset),
             };
             let mut arms = Vec::new();
             for dataset in datasets {
@@ -344,8 +342,8 @@ impl Paper for SmoeDropout {
     }
 
     fn data_needs(dataset: &str) -> Vec<String> {
-        if is_mwp(dataset) {
-            vec![dataset.to_string(), BERT_VOCAB.to_string()]
+        if let Some(set) = MwpSet::parse(dataset) {
+            vec![set.name.to_string(), BERT_VOCAB.to_string()]
         } else if Path::new(dataset).is_file() {
             Vec::new()
         } else {

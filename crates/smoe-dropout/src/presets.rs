@@ -216,12 +216,21 @@ pub enum Task {
     Mwp,
 }
 
-/// The math-word-problem sets `reproduce --task mwp` runs.
-pub fn mwp_datasets(preset: Preset) -> &'static [&'static str] {
+/// The math-word-problem sets `reproduce --task mwp` runs: fold 0 of MAWPS under
+/// `smoke` and `quick`, every fold of MAWPS and ASDiv-A under `paper`, and SVAMP.
+pub fn mwp_datasets(preset: Preset) -> Vec<String> {
     match preset {
-        Preset::Smoke => &["mawps"],
-        Preset::Quick => &["mawps", "svamp"],
-        Preset::Paper => &["mawps", "asdiv-a", "svamp"],
+        Preset::Smoke => vec!["mawps".to_string()],
+        Preset::Quick => vec!["mawps".to_string(), "svamp".to_string()],
+        Preset::Paper => {
+            let folds = |name: &'static str| {
+                (0..crate::mwp::data::FOLDS).map(move |fold| format!("{name}-fold{fold}"))
+            };
+            folds("mawps")
+                .chain(folds("asdiv-a"))
+                .chain(std::iter::once("svamp".to_string()))
+                .collect()
+        }
     }
 }
 

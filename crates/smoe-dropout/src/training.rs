@@ -4,26 +4,23 @@
 //! bits per character on the test text at every k of the sweep.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use candle_core::{D, Device, Tensor};
 use candle_nn::VarMap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use sparse_core::lr::{LrSchedule, WarmupCosine};
-use sparse_core::optim::trainable_vars;
-use sparse_core::{Adam, AdamConfig, Optimizer};
 use sparse_data::data::text::window_batch;
 use sparse_repro::HarnessError;
-use sparse_repro::progress::{Progress, ProgressMode};
+use sparse_repro::progress::ProgressMode;
 use sparse_repro::rng::derive_rng;
-use sparse_repro::train::{clip_grad_norm, cross_entropy};
+use sparse_repro::train::cross_entropy;
 
 use crate::config::LmConfig;
 use crate::data::CharData;
 use crate::error::Result;
 use crate::mode::Mode;
-use crate::model::{CharLm, is_router};
+use crate::model::CharLm;
+use crate::steps::{LoopSettings, StepLoop};
 
 /// Sequences per evaluation batch.
 const EVAL_BATCH: usize = 64;
@@ -113,16 +110,6 @@ fn held_out<'a>(tokens: &'a [u32], config: &LmConfig) -> &'a [u32] {
     &tokens[..config.eval_chars.unwrap_or(usize::MAX).min(tokens.len())]
 }
 
-fn router_values(model: &CharLm) -> Result<Vec<Vec<f32>>> {
-    let mut values = Vec::new();
-    for layer in model.moe_layers() {
-        let (w, b) = layer.router();
-        values.push(w.flatten_all()?.to_vec1()?);
-        values.push(b.to_vec1()?);
-    }
-    Ok(values)
-}
-
 /// Trains `config` with `seed` on `data`.
 pub fn train(
     config: &LmConfig,
@@ -136,35 +123,19 @@ pub fn train(
     let mut spec = config.model;
     spec.vocab = data.vocab_size();
     let (varmap, model) = CharLm::build(spec, seed, &device)?;
-    let frozen = spec.ffn_spec().router_frozen();
-    let vars: Vec<_> = trainable_vars(&varmap)
-        .into_iter()
-        .filter(|(name, _)| !(frozen && is_router(name)))
-        .collect();
-    let params = vars.iter().map(|(_, v)| v.elem_count()).sum();
-    let plain: Vec<_> = vars.iter().map(|(_, v)| v.clone()).collect();
-    let mut optimizer = Adam::from_params(vars, AdamConfig::adam(config.lr).build()?)?;
-    let schedule = WarmupCosine::new(config.lr, 0.0, config.steps as f64)?;
-    let routers_before = router_values(&model)?;
-
+    let settings = LoopSettings {
+        ffn: spec.ffn_spec(),
+        schedule: config.schedule,
+        steps: config.steps,
+        lr: config.lr,
+        grad_clip: config.grad_clip,
+    };
+    let mut steps = StepLoop::new(settings, &varmap, &model.moe_layers(), progress, label)?;
     let mut batch_rng = derive_rng(seed, "batches");
     let mut noise_rng = derive_rng(seed, "dropout");
     let windows = data.train.len() - config.seq_len - 1;
-    let tail_from = config.steps - (config.steps / 10).max(1);
-    let mut tail_loss = 0f64;
-    let mut k_sum = 0usize;
-    // one progress unit per fiftieth of the run
-    let report_every = (config.steps / 50).max(1);
-    let mut bar = Progress::new(label, config.steps.div_ceil(report_every) as u64, progress)
-        .with_unit("block");
-    let started = Instant::now();
     for step in 0..config.steps {
-        let k = if spec.is_moe() {
-            config.schedule.k_at(step)
-        } else {
-            spec.num_experts
-        };
-        k_sum += k;
+        let k = steps.k_at(step);
         let starts: Vec<usize> = (0..config.batch_size)
             .map(|_| batch_rng.random_range(0..windows))
             .collect();
@@ -181,33 +152,9 @@ pub fn train(
             let second_loss = cross_entropy(&second, &target, 0.0)?;
             loss = (((loss + second_loss)? * 0.5)? + (symmetric_kl(&logits, &second)? * alpha)?)?;
         }
-        let value = f64::from(loss.to_scalar::<f32>()?);
-        if !value.is_finite() {
-            return Err(HarnessError::invalid(
-                "loss",
-                value,
-                format!("diverged at step {step}; lower the learning rate"),
-            )
-            .into());
-        }
-        if step >= tail_from {
-            tail_loss += value;
-        }
-        let mut grads = loss.backward()?;
-        clip_grad_norm(&mut grads, &plain, config.grad_clip)?;
-        schedule.apply(&mut optimizer, step as f64);
-        optimizer.step(&grads)?;
-        if (step + 1) % report_every == 0 || step + 1 == config.steps {
-            bar.update(&[("loss", value), ("k", k as f64)]);
-        }
+        steps.update(step, k, &loss)?;
     }
-    let train_seconds_per_step = started.elapsed().as_secs_f64() / config.steps as f64;
-    bar.finish(&format!("{train_seconds_per_step:.4} s/step"));
-
-    let routers_unchanged = spec
-        .is_moe()
-        .then(|| router_values(&model).map(|after| after == routers_before))
-        .transpose()?;
+    let summary = steps.finish(&model.moe_layers())?;
     let outcome = LmOutcome {
         test_bpc: test_sweep(&model, config, data, &device)?,
         validation_bpc: bits_per_character(
@@ -217,11 +164,11 @@ pub fn train(
             spec.num_experts,
             &device,
         )?,
-        final_train_loss: tail_loss / (config.steps - tail_from) as f64,
-        mean_k: k_sum as f64 / config.steps as f64,
-        routers_unchanged,
-        params,
-        train_seconds_per_step,
+        final_train_loss: summary.final_train_loss,
+        mean_k: summary.mean_k,
+        routers_unchanged: summary.routers_unchanged,
+        params: summary.params,
+        train_seconds_per_step: summary.train_seconds_per_step,
     };
     Ok(LmRun {
         varmap,

@@ -40,9 +40,48 @@ pub const EOS: u32 = 2;
 const TARGET_SPECIALS: [&str; 3] = ["<pad>", "<s>", "</s>"];
 const OPERATORS: [&str; 4] = ["+", "-", "*", "/"];
 
-/// Whether `name` is a math-word-problem set.
+/// The folds of the cross-validated sets.
+pub const FOLDS: usize = 5;
+
+/// A math-word-problem set and, for MAWPS and ASDiv-A, a fold: `mawps` (fold 0),
+/// `mawps-fold3`, `asdiv-a-fold1`, `svamp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MwpSet {
+    /// The catalogue name.
+    pub name: &'static str,
+    /// The fold (0 for SVAMP, which has one split).
+    pub fold: usize,
+}
+
+impl MwpSet {
+    /// Parses a data-set name; `None` when it names no math-word-problem set.
+    pub fn parse(dataset: &str) -> Option<Self> {
+        MWP_SETS.iter().find_map(|&name| {
+            let rest = dataset.strip_prefix(name)?;
+            if rest.is_empty() {
+                return Some(Self { name, fold: 0 });
+            }
+            let fold: usize = rest.strip_prefix("-fold")?.parse().ok()?;
+            (name != "svamp" && fold < FOLDS).then_some(Self { name, fold })
+        })
+    }
+
+    /// The training and test CSV files under the set's catalogue folder.
+    pub fn files(&self) -> (String, String) {
+        if self.name == "svamp" {
+            ("train.csv".into(), "dev.csv".into())
+        } else {
+            (
+                format!("fold{}/train.csv", self.fold),
+                format!("fold{}/dev.csv", self.fold),
+            )
+        }
+    }
+}
+
+/// Whether `name` is a math-word-problem set (see [`MwpSet::parse`]).
 pub fn is_mwp(name: &str) -> bool {
-    MWP_SETS.contains(&name)
+    MwpSet::parse(name).is_some()
 }
 
 /// One problem as ids.
@@ -83,16 +122,6 @@ pub fn is_consistent(problem: &MwpProblem) -> bool {
         .is_ok_and(|v| (v - problem.answer).abs() < ANSWER_TOLERANCE)
 }
 
-/// The training and test CSV files of `name` under its catalogue folder: fold 0 of
-/// the five-fold sets, SVAMP's own split.
-fn files(name: &str) -> Result<(&'static str, &'static str)> {
-    match name {
-        "mawps" | "asdiv-a" => Ok(("fold0/train.csv", "fold0/dev.csv")),
-        "svamp" => Ok(("train.csv", "dev.csv")),
-        _ => Err(HarnessError::invalid("dataset", name, "expected mawps, asdiv-a or svamp").into()),
-    }
-}
-
 fn on_disk(name: &str, location: &DataLocation) -> Result<PathBuf> {
     match catalogue::find(name)?.resolve(location)? {
         Presence::OnDisk(path) => Ok(path),
@@ -126,12 +155,20 @@ pub fn wordpieces(tokenizer: &Tokenizer, question: &str) -> Result<Vec<u32>> {
 }
 
 impl MwpData {
-    /// Loads set `name` (fold 0 for MAWPS and ASDiv-A) and the BERT vocabulary found
-    /// through `data_dir`, the environment or `../shared`.
+    /// Loads set `name` ([`MwpSet::parse`]: `mawps` is fold 0, `mawps-fold3` fold 3)
+    /// and the BERT vocabulary found through `data_dir`, the environment or
+    /// `../shared`.
     pub fn load(name: &str, data_dir: Option<&Path>) -> Result<Self> {
-        let (train_file, test_file) = files(name)?;
+        let set = MwpSet::parse(name).ok_or_else(|| {
+            HarnessError::invalid(
+                "dataset",
+                name,
+                "expected mawps, asdiv-a (optionally -fold0 to -fold4) or svamp",
+            )
+        })?;
+        let (train_file, test_file) = set.files();
         let location = DataLocation::from_process(data_dir);
-        let dir = on_disk(name, &location)?;
+        let dir = on_disk(set.name, &location)?;
         let train = load_mwp_csv(dir.join(train_file))?;
         let test = load_mwp_csv(dir.join(test_file))?;
         Self::from_problems(name, &bert_tokenizer(data_dir)?, train, test)
@@ -252,5 +289,29 @@ impl MwpData {
             .take_while(|&&id| id != EOS)
             .filter_map(|&id| self.target_vocab.get(id as usize).map(String::as_str))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_names_carry_folds() {
+        let parse = |name| MwpSet::parse(name).map(|s| (s.name, s.fold));
+        assert_eq!(parse("mawps"), Some(("mawps", 0)));
+        assert_eq!(parse("asdiv-a-fold4"), Some(("asdiv-a", 4)));
+        assert_eq!(parse("svamp"), Some(("svamp", 0)));
+        for bad in [
+            "mawps-fold5",
+            "svamp-fold1",
+            "mawps-fold",
+            "mawpsx",
+            "tinyshakespeare",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        let files = MwpSet::parse("mawps-fold2").unwrap().files();
+        assert_eq!(files, ("fold2/train.csv".into(), "fold2/dev.csv".into()));
     }
 }

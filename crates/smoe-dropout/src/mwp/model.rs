@@ -12,7 +12,7 @@ use sparse_repro::models::attention::MultiHeadAttention;
 use sparse_repro::rng::derive_seed;
 
 use crate::error::Result;
-use crate::layers::{FeedForward, FeedForwardKind, FfnSpec, Norm, init_weights};
+use crate::layers::{FeedForward, FeedForwardKind, FfnSpec, Norm, check_transformer, init_weights};
 use crate::mode::Mode;
 use crate::moe::MoeLayer;
 use crate::mwp::data::{BOS, EOS};
@@ -59,31 +59,16 @@ impl Seq2SeqSpec {
 
     /// Checks every size (vocabularies and target length may be 0: the data's).
     pub fn validate(&self) -> Result<()> {
-        for (name, value) in [
-            ("max_source", self.max_source),
-            ("dim", self.dim),
-            ("heads", self.heads),
-            ("encoder_layers", self.encoder_layers),
-            ("decoder_layers", self.decoder_layers),
-            ("num_experts", self.num_experts),
-            ("expert_hidden", self.expert_hidden),
-        ] {
-            if value == 0 {
-                return Err(HarnessError::invalid(name, value, "must be positive").into());
-            }
-        }
-        if !self.dim.is_multiple_of(self.heads) {
-            return Err(HarnessError::invalid(
-                "heads",
-                self.heads,
-                format!("must divide dim = {}", self.dim),
-            )
-            .into());
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(HarnessError::invalid("dropout", self.dropout, "must be in [0, 1)").into());
-        }
-        self.ffn_spec().validate()
+        check_transformer(
+            &[
+                ("max_source", self.max_source),
+                ("encoder_layers", self.encoder_layers),
+                ("decoder_layers", self.decoder_layers),
+            ],
+            self.heads,
+            self.dropout,
+            &self.ffn_spec(),
+        )
     }
 }
 

@@ -4,26 +4,23 @@
 //! prefix evaluator, at each k of the sweep.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
-use sparse_core::lr::{LrSchedule, WarmupCosine};
-use sparse_core::optim::trainable_vars;
-use sparse_core::{Adam, AdamConfig, Optimizer};
 use sparse_repro::HarnessError;
 use sparse_repro::batch::shuffled_indices;
-use sparse_repro::progress::{Progress, ProgressMode};
+use sparse_repro::progress::ProgressMode;
 use sparse_repro::rng::derive_rng;
-use sparse_repro::train::{clip_grad_norm, cross_entropy};
+use sparse_repro::train::cross_entropy;
 
+use crate::config::{RunSettings, check_run};
 use crate::error::Result;
 use crate::mode::Mode;
-use crate::model::is_router;
-use crate::mwp::data::{BOS, Example, MwpData, PAD};
+use crate::mwp::data::{BOS, Example, MwpData, PAD, is_consistent};
 use crate::mwp::model::{Seq2Seq, Seq2SeqSpec};
 use crate::schedule::KSchedule;
+use crate::steps::{LoopSettings, StepLoop};
 
 /// Questions per evaluation batch.
 const EVAL_BATCH: usize = 64;
@@ -55,44 +52,18 @@ impl MwpConfig {
     /// Checks every value; the error names the parameter.
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
-        let n = self.model.num_experts;
-        for (name, value) in [("steps", self.steps), ("batch_size", self.batch_size)] {
-            if value == 0 {
-                return Err(HarnessError::invalid(name, value, "must be positive").into());
-            }
-        }
+        check_run(&RunSettings {
+            sizes: &[("steps", self.steps), ("batch_size", self.batch_size)],
+            lr: self.lr,
+            grad_clip: self.grad_clip,
+            schedule: &self.schedule,
+            ffn: &self.model.ffn_spec(),
+            sweep: &self.sweep,
+        })?;
         for (name, value) in [("max_train", self.max_train), ("max_test", self.max_test)] {
             if value == Some(0) {
                 return Err(HarnessError::invalid(name, 0, "must be positive").into());
             }
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(HarnessError::invalid("lr", self.lr, "must be positive").into());
-        }
-        if !(self.grad_clip.is_finite() && self.grad_clip > 0.0) {
-            return Err(
-                HarnessError::invalid("grad_clip", self.grad_clip, "must be positive").into(),
-            );
-        }
-        self.schedule.validate()?;
-        if self.model.ffn_spec().is_moe() && self.schedule.k_max > n {
-            return Err(HarnessError::invalid(
-                "k_max",
-                self.schedule.k_max,
-                format!("must not exceed num_experts = {n}"),
-            )
-            .into());
-        }
-        if self.sweep.is_empty()
-            || self.sweep.windows(2).any(|w| w[0] >= w[1])
-            || self.sweep.iter().any(|&k| k == 0 || k > n)
-        {
-            return Err(HarnessError::invalid(
-                "sweep",
-                format!("{:?}", self.sweep),
-                format!("must be an ascending list of k in 1..={n}"),
-            )
-            .into());
         }
         Ok(())
     }
@@ -225,16 +196,6 @@ pub fn accuracy(model: &Seq2Seq, data: &MwpData, examples: &[Example], k: usize)
     Ok(correct as f64 / examples.len().max(1) as f64)
 }
 
-fn router_values(model: &Seq2Seq) -> Result<Vec<Vec<f32>>> {
-    let mut values = Vec::new();
-    for layer in model.moe_layers() {
-        let (w, b) = layer.router();
-        values.push(w.flatten_all()?.to_vec1()?);
-        values.push(b.to_vec1()?);
-    }
-    Ok(values)
-}
-
 /// The test examples a run scores.
 pub fn test_examples<'a>(config: &MwpConfig, data: &'a MwpData) -> &'a [Example] {
     &data.test[..config.max_test.unwrap_or(usize::MAX).min(data.test.len())]
@@ -272,36 +233,20 @@ pub fn train(
     label: &str,
 ) -> Result<MwpRun> {
     let (varmap, model) = build(config, data, seed)?;
-    let ffn = model.spec().ffn_spec();
-    let frozen = ffn.router_frozen();
-    let vars: Vec<_> = trainable_vars(&varmap)
-        .into_iter()
-        .filter(|(name, _)| !(frozen && is_router(name)))
-        .collect();
-    let params = vars.iter().map(|(_, v)| v.elem_count()).sum();
-    let plain: Vec<_> = vars.iter().map(|(_, v)| v.clone()).collect();
-    let mut optimizer = Adam::from_params(vars, AdamConfig::adam(config.lr).build()?)?;
-    let schedule = WarmupCosine::new(config.lr, 0.0, config.steps as f64)?;
-    let routers_before = router_values(&model)?;
+    let settings = LoopSettings {
+        ffn: model.spec().ffn_spec(),
+        schedule: config.schedule,
+        steps: config.steps,
+        lr: config.lr,
+        grad_clip: config.grad_clip,
+    };
+    let mut steps = StepLoop::new(settings, &varmap, &model.moe_layers(), progress, label)?;
     let train_set = &data.train[..config.max_train.unwrap_or(usize::MAX).min(data.train.len())];
-
     let mut order_rng = derive_rng(seed, "batches");
     let mut noise_rng = derive_rng(seed, "dropout");
     let mut order: Vec<usize> = Vec::new();
-    let tail_from = config.steps - (config.steps / 10).max(1);
-    let mut tail_loss = 0f64;
-    let mut k_sum = 0usize;
-    let report_every = (config.steps / 50).max(1);
-    let mut bar = Progress::new(label, config.steps.div_ceil(report_every) as u64, progress)
-        .with_unit("block");
-    let started = Instant::now();
     for step in 0..config.steps {
-        let k = if ffn.is_moe() {
-            config.schedule.k_at(step)
-        } else {
-            ffn.num_experts
-        };
-        k_sum += k;
+        let k = steps.k_at(step);
         if order.len() < config.batch_size {
             // a new pass over the training problems, reshuffled
             order.extend(shuffled_indices(train_set.len(), &mut order_rng));
@@ -315,49 +260,21 @@ pub fn train(
             dropout: config.model.dropout as f32,
         };
         let loss = batch_loss(&model, &batch, k, &mut mode)?;
-        let value = f64::from(loss.to_scalar::<f32>()?);
-        if !value.is_finite() {
-            return Err(HarnessError::invalid(
-                "loss",
-                value,
-                format!("diverged at step {step}; lower the learning rate"),
-            )
-            .into());
-        }
-        if step >= tail_from {
-            tail_loss += value;
-        }
-        let mut grads = loss.backward()?;
-        clip_grad_norm(&mut grads, &plain, config.grad_clip)?;
-        schedule.apply(&mut optimizer, step as f64);
-        optimizer.step(&grads)?;
-        if (step + 1) % report_every == 0 || step + 1 == config.steps {
-            bar.update(&[("loss", value), ("k", k as f64)]);
-        }
+        steps.update(step, k, &loss)?;
     }
-    let train_seconds_per_step = started.elapsed().as_secs_f64() / config.steps as f64;
-    bar.finish(&format!("{train_seconds_per_step:.4} s/step"));
-
+    let summary = steps.finish(&model.moe_layers())?;
     let test = test_examples(config, data);
-    let test_inconsistent = test
-        .iter()
-        .filter(|e| !crate::mwp::data::is_consistent(&e.problem))
-        .count();
-    let routers_unchanged = ffn
-        .is_moe()
-        .then(|| router_values(&model).map(|after| after == routers_before))
-        .transpose()?;
     let outcome = MwpOutcome {
         test_accuracy: test_sweep(&model, config, data)?,
         train_problems: train_set.len(),
         test_problems: test.len(),
         dropped_inconsistent: data.dropped_inconsistent,
-        test_inconsistent,
-        final_train_loss: tail_loss / (config.steps - tail_from) as f64,
-        mean_k: k_sum as f64 / config.steps as f64,
-        routers_unchanged,
-        params,
-        train_seconds_per_step,
+        test_inconsistent: test.iter().filter(|e| !is_consistent(&e.problem)).count(),
+        final_train_loss: summary.final_train_loss,
+        mean_k: summary.mean_k,
+        routers_unchanged: summary.routers_unchanged,
+        params: summary.params,
+        train_seconds_per_step: summary.train_seconds_per_step,
     };
     Ok(MwpRun {
         varmap,
