@@ -1,5 +1,5 @@
 //! What the harness needs: presets, training, the checkpoint's evaluation, claims,
-//! published numbers and the BPC-by-k plot.
+//! published numbers and the score-by-k plots, for both tasks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,8 @@ pub struct SmoeArgs {
     #[arg(long, value_enum, default_value_t = Task::Lm)]
     pub task: Task,
     /// The data set: `tinyshakespeare` or a UTF-8 file for `lm`; `mawps`,
-    /// `asdiv-a` or `svamp` for `mwp` (default: the preset's).
+    /// `asdiv-a` (fold 0; `mawps-fold3` for another) or `svamp` for `mwp`
+    /// (default: the preset's).
     #[arg(long)]
     pub dataset: Option<String>,
     /// SMoE-Dropout's k schedule (the schedule ablation): linear_increase,

@@ -40,7 +40,7 @@ pub struct LmOutcome {
     /// Whether every router tensor is bit-identical to its initial value (`None`
     /// without routers).
     pub routers_unchanged: Option<bool>,
-    /// Trainable parameters.
+    /// Optimized parameters (a frozen router's are not counted).
     pub params: usize,
     /// Wall-clock seconds per training step (forward, backward, update), measured in
     /// this run: a timing, kept out of the reproducible metrics.

@@ -106,7 +106,7 @@ pub struct MwpOutcome {
     pub mean_k: f64,
     /// Whether every router is bit-identical to its initial value (`None` without).
     pub routers_unchanged: Option<bool>,
-    /// Trainable parameters.
+    /// Optimized parameters (a frozen router's are not counted).
     pub params: usize,
     /// Wall-clock seconds per training step (a timing, kept out of the metrics).
     pub train_seconds_per_step: f64,
