@@ -46,7 +46,12 @@ fn bench_moe(c: &mut Criterion) {
     let moe = MoeLayer::new(DIM, EXPERTS, HIDDEN, RouterKind::Frozen, 0, vb).expect("moe");
     init_vars(
         &trainable_vars(&varmap),
-        |_, _| Some(Init::Normal { mean: 0.0, std: 0.02 }),
+        |_, _| {
+            Some(Init::Normal {
+                mean: 0.0,
+                std: 0.02,
+            })
+        },
         &mut rng,
     )
     .expect("init");
