@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sparse_data::images::{ImageData, ImageSetName};
 use sparse_repro::claim::Claim;
-use sparse_repro::cli::Preset;
+use sparse_repro::cli::{Preset, PresetTrainArgs};
 use sparse_repro::harness::{
     self, ArmRuns, ArmSpec, Metrics, ModelParts, NoArgs, Paper, Plan, RunContext, Runs,
     TrainRequest, Trained,
@@ -80,9 +80,9 @@ fn corrupted_or_nan(a: &crate::pooling::Accuracies) -> f64 {
 /// The flags of `train`: a preset's arm with a few overrides.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// The preset whose arm to start from.
-    #[arg(long, value_enum, default_value_t = Preset::Smoke)]
-    pub preset: Preset,
+    /// The preset, seed and locations.
+    #[command(flatten)]
+    pub run: PresetTrainArgs,
     /// The preset's arm on this data set (default: its first arm).
     #[arg(long)]
     pub dataset: Option<String>,
@@ -98,15 +98,6 @@ pub struct TrainArgs {
     /// The model's width (first-stage channels).
     #[arg(long)]
     pub width: Option<usize>,
-    /// The seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Where the data sets are.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Where to write the checkpoint, the outcome and the tickets.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 /// The crate's own subcommands.
@@ -450,7 +441,7 @@ impl Paper for LotteryPools {
     }
 
     fn train_request(args: &TrainArgs) -> Result<TrainRequest<LotteryConfig>> {
-        let mut arm = preset_arm(args.preset, args.dataset.as_deref())?;
+        let mut arm = preset_arm(args.run.preset, args.dataset.as_deref())?;
         let imp = *arm.config.imp();
         let mut builder = arm
             .config
@@ -467,12 +458,7 @@ impl Paper for LotteryPools {
         }
         arm.config = builder.build()?;
         arm.name = format!("imp-{}", arm.config.architecture().label());
-        Ok(TrainRequest {
-            arm,
-            seed: args.seed,
-            data_dir: args.data_dir.clone(),
-            out: args.out.clone(),
-        })
+        Ok(args.run.request(arm))
     }
 
     fn run_command(command: Commands) -> Result<()> {

@@ -2,13 +2,13 @@
 //! and pictures.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sparse_core::SparseParams;
 use sparse_data::images::{ImageData, ImageSetName};
 use sparse_repro::HarnessError;
 use sparse_repro::claim::Claim;
-use sparse_repro::cli::Preset;
+use sparse_repro::cli::{Preset, PresetTrainArgs};
 use sparse_repro::harness::{
     self, ArmRuns, ArmSpec, Metrics, NoCommands, Paper, Plan, RunContext, Runs, TrainRequest,
     Trained,
@@ -43,9 +43,9 @@ pub struct SlakArgs {
 /// The flags of `train`: a preset's arm.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// The preset whose arm to train.
-    #[arg(long, value_enum, default_value_t = Preset::Smoke)]
-    pub preset: Preset,
+    /// The preset, seed and locations.
+    #[command(flatten)]
+    pub run: PresetTrainArgs,
     /// The data set (default: the preset's first).
     #[arg(long)]
     pub dataset: Option<String>,
@@ -55,15 +55,6 @@ pub struct TrainArgs {
     /// Override the arm's epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// The seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Where the data sets are.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Where to write the checkpoint and the outcome.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 /// Every arm of `preset`, on `dataset` or the preset's default data sets.
@@ -496,9 +487,9 @@ impl Paper for Slak {
     fn train_request(args: &TrainArgs) -> Result<TrainRequest<SlakConfig>> {
         let dataset = match &args.dataset {
             Some(d) => d.clone(),
-            None => presets::default_datasets(args.preset)[0].to_string(),
+            None => presets::default_datasets(args.run.preset)[0].to_string(),
         };
-        let arms = presets::arms(args.preset, &dataset)?;
+        let arms = presets::arms(args.run.preset, &dataset)?;
         let names: Vec<String> = arms.iter().map(|a| a.name.clone()).collect();
         let mut arm = arms
             .into_iter()
@@ -509,7 +500,7 @@ impl Paper for Slak {
                     args.arm.clone().unwrap_or_default(),
                     format!(
                         "the {} preset on {dataset} has {}",
-                        args.preset.as_str(),
+                        args.run.preset.as_str(),
                         names.join(", ")
                     ),
                 )
@@ -519,11 +510,6 @@ impl Paper for Slak {
             arm.config.warmup_epochs = arm.config.warmup_epochs.min(epochs as f64 - 1.0).max(0.0);
             arm.config.validate()?;
         }
-        Ok(TrainRequest {
-            arm,
-            seed: args.seed,
-            data_dir: args.data_dir.clone(),
-            out: args.out.clone(),
-        })
+        Ok(args.run.request(arm))
     }
 }

@@ -2,12 +2,12 @@
 //! published numbers and the score-by-k plots, for both tasks.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::Device;
 use sparse_repro::HarnessError;
 use sparse_repro::claim::Claim;
-use sparse_repro::cli::Preset;
+use sparse_repro::cli::{Preset, PresetTrainArgs};
 use sparse_repro::harness::{
     self, ArmRuns, ArmSpec, Metrics, NoCommands, Paper, Plan, RunContext, Runs, TrainRequest,
     Trained,
@@ -75,9 +75,9 @@ impl Default for SmoeArgs {
 /// The flags of `train`: a preset's arm.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// The preset whose sizes to use.
-    #[arg(long, value_enum, default_value_t = Preset::Smoke)]
-    pub preset: Preset,
+    /// The preset, seed and locations.
+    #[command(flatten)]
+    pub run: PresetTrainArgs,
     /// The arm: dense, smoe, smoe-dropout, expert-dropout or thor (any preset;
     /// thor on the language model only).
     #[arg(long, default_value = "smoe-dropout")]
@@ -92,15 +92,6 @@ pub struct TrainArgs {
     /// Override the training steps (the k schedule spans them).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// The seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Where the data sets are.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Where to write the checkpoint and the outcome.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 fn parse_k_mode(text: &str) -> std::result::Result<KMode, String> {
@@ -617,14 +608,14 @@ impl Paper for SmoeDropout {
             .clone()
             .unwrap_or_else(|| presets::default_dataset().to_string());
         let config = if is_mwp(&dataset) {
-            let mut config = presets::mwp_config(args.preset, kind, args.k_mode)?;
+            let mut config = presets::mwp_config(args.run.preset, kind, args.k_mode)?;
             if let Some(steps) = args.steps {
                 config.steps = steps;
                 config.schedule.total_steps = steps;
             }
             ArmConfig::Mwp(config)
         } else {
-            let mut config = presets::config(args.preset, kind, args.k_mode)?;
+            let mut config = presets::config(args.run.preset, kind, args.k_mode)?;
             if let Some(steps) = args.steps {
                 config.steps = steps;
                 config.schedule.total_steps = steps;
@@ -635,12 +626,8 @@ impl Paper for SmoeDropout {
             return Err(HarnessError::invalid("steps", 0, "must be positive").into());
         }
         config.validate()?;
-        Ok(TrainRequest {
-            arm: ArmSpec::new(kind.name(), dataset, config),
-            seed: args.seed,
-            data_dir: args.data_dir.clone(),
-            out: args.out.clone(),
-        })
+        let arm = ArmSpec::new(kind.name(), dataset, config);
+        Ok(args.run.request(arm))
     }
 }
 

@@ -1,13 +1,13 @@
 //! What the harness needs: presets, training, scoring, claims and pictures.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sparse_repro::HarnessError;
 use sparse_repro::claim::Claim;
-use sparse_repro::cli::Preset;
+use sparse_repro::cli::{Preset, PresetTrainArgs};
 use sparse_repro::harness::{
     self, ArmRuns, ArmSpec, Metrics, NoCommands, Paper, Plan, RunContext, Runs, TrainRequest,
     Trained,
@@ -60,24 +60,15 @@ pub struct GanArgs {
 /// The flags of `train`: a preset's arm.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// The preset whose arm to train.
-    #[arg(long, value_enum, default_value_t = Preset::Smoke)]
-    pub preset: Preset,
+    /// The preset, seed and locations.
+    #[command(flatten)]
+    pub run: PresetTrainArgs,
     /// The data set (default: the preset's first).
     #[arg(long)]
     pub dataset: Option<String>,
     /// The arm's name (default: dense), e.g. `dst-g@0.05`.
     #[arg(long)]
     pub arm: Option<String>,
-    /// The seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Where the data sets are.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Where to write the checkpoint and the outcome.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 /// Every arm of `preset`, on `dataset` or the preset's default data sets.
@@ -459,9 +450,9 @@ impl Paper for StuGan {
     fn train_request(args: &TrainArgs) -> Result<TrainRequest<GanConfig>> {
         let dataset = match &args.dataset {
             Some(d) => d.clone(),
-            None => presets::default_datasets(args.preset)[0].to_string(),
+            None => presets::default_datasets(args.run.preset)[0].to_string(),
         };
-        let arms = presets::arms(args.preset, &dataset)?;
+        let arms = presets::arms(args.run.preset, &dataset)?;
         let names: Vec<String> = arms.iter().map(|a| a.name.clone()).collect();
         let arm = arms
             .into_iter()
@@ -472,16 +463,11 @@ impl Paper for StuGan {
                     args.arm.clone().unwrap_or_default(),
                     format!(
                         "the {} preset on {dataset} has {}",
-                        args.preset.as_str(),
+                        args.run.preset.as_str(),
                         names.join(", ")
                     ),
                 )
             })?;
-        Ok(TrainRequest {
-            arm,
-            seed: args.seed,
-            data_dir: args.data_dir.clone(),
-            out: args.out.clone(),
-        })
+        Ok(args.run.request(arm))
     }
 }

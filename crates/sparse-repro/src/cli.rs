@@ -161,6 +161,37 @@ impl OutArgs {
     }
 }
 
+/// The flags of a `train` that takes one arm of a preset: `--preset`, `--seed`,
+/// `--data-dir` and `--out`. Flatten it (`#[command(flatten)]`) into the crate's
+/// `TrainArgs`, beside the paper's own choice of arm and its overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PresetTrainArgs {
+    /// The preset whose arm to train.
+    #[arg(long, value_enum, default_value_t = Preset::Smoke)]
+    pub preset: Preset,
+    /// The seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where the data sets are.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Where to write the checkpoint, the outcome and the run's other files.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl PresetTrainArgs {
+    /// The request to train `arm` with this seed and these locations.
+    pub fn request<A>(&self, arm: crate::harness::ArmSpec<A>) -> crate::harness::TrainRequest<A> {
+        crate::harness::TrainRequest {
+            arm,
+            seed: self.seed,
+            data_dir: self.data_dir.clone(),
+            out: self.out.clone(),
+        }
+    }
+}
+
 fn parse_positive(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("must be at least 1".to_string()),

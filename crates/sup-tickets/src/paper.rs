@@ -2,14 +2,14 @@
 //! claims, the (non-numeric) published claim and the accuracy-by-stage plot.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::json;
 use sparse_core::Mask;
 use sparse_data::images::{ImageData, ImageSetName};
 use sparse_repro::HarnessError;
 use sparse_repro::claim::Claim;
-use sparse_repro::cli::Preset;
+use sparse_repro::cli::{Preset, PresetTrainArgs};
 use sparse_repro::harness::{
     self, ArmRuns, ArmSpec, Metrics, NoArgs, NoCommands, Paper, Plan, RunContext, Runs,
     TrainRequest, Trained,
@@ -31,24 +31,15 @@ pub struct SupTickets;
 /// The flags of `train`: a preset's arm with a few overrides.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainArgs {
-    /// The preset whose arm to start from.
-    #[arg(long, value_enum, default_value_t = Preset::Smoke)]
-    pub preset: Preset,
+    /// The preset, seed and locations.
+    #[command(flatten)]
+    pub run: PresetTrainArgs,
     /// The preset's arm of this name (default: its first arm), e.g. `rigl-vgg-16`.
     #[arg(long)]
     pub arm: Option<String>,
     /// Total epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// The seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Where the data sets are.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Where to write the checkpoint and the outcome.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 /// The arms of `preset`: GraNet and RigL (and SET in `smoke` and `paper`) on each
@@ -320,7 +311,7 @@ impl Paper for SupTickets {
     }
 
     fn train_request(args: &TrainArgs) -> Result<TrainRequest<SupConfig>> {
-        let arms = preset_arms(args.preset)?;
+        let arms = preset_arms(args.run.preset)?;
         let names: Vec<String> = arms.iter().map(|a| a.name.clone()).collect();
         let mut arm = arms
             .into_iter()
@@ -331,7 +322,7 @@ impl Paper for SupTickets {
                     args.arm.clone().unwrap_or_default(),
                     format!(
                         "the {} preset has {}",
-                        args.preset.as_str(),
+                        args.run.preset.as_str(),
                         names.join(", ")
                     ),
                 )
@@ -345,12 +336,7 @@ impl Paper for SupTickets {
                 .epochs(epochs, rate, arm.config.cycle())
                 .build()?;
         }
-        Ok(TrainRequest {
-            arm,
-            seed: args.seed,
-            data_dir: args.data_dir.clone(),
-            out: args.out.clone(),
-        })
+        Ok(args.run.request(arm))
     }
 }
 
