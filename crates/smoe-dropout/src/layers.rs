@@ -114,38 +114,124 @@ pub(crate) fn check_transformer(
     ffn.validate()
 }
 
+/// A linear map `x Wᵀ + b` under `weight` and `bias` (zeros until initialised).
+#[derive(Debug, Clone)]
+pub(crate) struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    /// `inputs` to `outputs` features under `vb`.
+    pub(crate) fn new(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Self> {
+        let zeros = candle_nn::Init::Const(0.0);
+        Ok(Self {
+            weight: vb.get_with_hints((outputs, inputs), "weight", zeros)?,
+            bias: vb.get_with_hints(outputs, "bias", zeros)?,
+        })
+    }
+
+    /// `activation(x Wᵀ + b)` over the last dimension of `x`.
+    pub(crate) fn forward(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
+        Ok(linear(x, &self.weight, Some(&self.bias), activation)?)
+    }
+}
+
+/// The two-layer block `W2 · Dropout(ReLU(W1 x + b1)) + b2` under `w1` and `w2`:
+/// one expert, or the dense feed-forward block.
+#[derive(Debug, Clone)]
+pub(crate) struct TwoLayer {
+    w1: Linear,
+    w2: Linear,
+}
+
+impl TwoLayer {
+    /// `dim` → `hidden` → `dim` under `vb`.
+    pub(crate) fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            w1: Linear::new(dim, hidden, vb.pp("w1"))?,
+            w2: Linear::new(hidden, dim, vb.pp("w2"))?,
+        })
+    }
+
+    /// The block on `x: [n, dim]`, the hidden units scaled by `hidden_mask`
+    /// (`[hidden]`) when given.
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        hidden_mask: Option<&Tensor>,
+        mode: &mut Mode,
+    ) -> Result<Tensor> {
+        let mut hidden = self.w1.forward(x, Activation::Relu)?;
+        if let Some(mask) = hidden_mask {
+            hidden = hidden.broadcast_mul(mask)?;
+        }
+        self.w2
+            .forward(&mode.dropout(&hidden)?, Activation::Identity)
+    }
+}
+
 /// A dense feed-forward block, optionally with expert dropout.
 #[derive(Debug, Clone)]
 pub(crate) struct DenseFfn {
-    w1: Tensor,
-    b1: Tensor,
-    w2: Tensor,
-    b2: Tensor,
+    block: TwoLayer,
+    units: usize,
     groups: usize,
     group_drop: Option<f64>,
 }
 
 impl DenseFfn {
     fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let mut hidden = linear(x, &self.w1, Some(&self.b1), Activation::Relu)?;
+        let mut mask = None;
         if let (Some(rate), Some(rng)) = (self.group_drop, mode.rng()) {
             let keep: Vec<bool> = (0..self.groups)
                 .map(|_| rng.random::<f64>() >= rate)
                 .collect();
-            let units = self.w1.dim(0)?;
-            let mask: Vec<f32> = (0..units)
+            let values: Vec<f32> = (0..self.units)
                 .map(|u| if keep[u % self.groups] { 1.0 } else { 0.0 })
                 .collect();
-            let mask = Tensor::from_vec(mask, units, x.device())?;
-            hidden = hidden.broadcast_mul(&mask)?;
+            mask = Some(Tensor::from_vec(values, self.units, x.device())?);
         }
-        let hidden = mode.dropout(&hidden)?;
-        Ok(linear(
-            &hidden,
-            &self.w2,
-            Some(&self.b2),
-            Activation::Identity,
-        )?)
+        self.block.forward(x, mask.as_ref(), mode)
+    }
+}
+
+/// Token and position embeddings under `tokens` and `positions`.
+#[derive(Debug, Clone)]
+pub(crate) struct Embedding {
+    tokens: Tensor,
+    positions: Tensor,
+}
+
+impl Embedding {
+    /// `vocab` tokens and `length` positions of `dim` features under `vb`.
+    pub(crate) fn new(vocab: usize, length: usize, dim: usize, vb: VarBuilder) -> Result<Self> {
+        let zeros = candle_nn::Init::Const(0.0);
+        Ok(Self {
+            tokens: vb.get_with_hints((vocab, dim), "tokens", zeros)?,
+            positions: vb.get_with_hints((length, dim), "positions", zeros)?,
+        })
+    }
+
+    /// `ids: [batch, length]` embedded with their positions, then dropout.
+    pub(crate) fn forward(&self, ids: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        let (batch, length) = ids.dims2()?;
+        let holds = self.positions.dim(0)?;
+        if length > holds {
+            return Err(HarnessError::invalid(
+                "length",
+                length,
+                format!("the model holds {holds} positions"),
+            )
+            .into());
+        }
+        let dim = self.tokens.dim(1)?;
+        let x = self
+            .tokens
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((batch, length, dim))?
+            .broadcast_add(&self.positions.narrow(0, 0, length)?)?;
+        mode.dropout(&x)
     }
 }
 
@@ -161,17 +247,14 @@ impl FeedForward {
     /// `experts` for an MoE); `eval_seed` seeds a random router at inference.
     pub(crate) fn new(spec: &FfnSpec, eval_seed: u64, vb: VarBuilder) -> Result<Self> {
         let (d, n, h) = (spec.dim, spec.num_experts, spec.expert_hidden);
-        let zeros = candle_nn::Init::Const(0.0);
         Ok(match spec.kind {
             FeedForwardKind::Moe { router } => {
                 Self::Moe(MoeLayer::new(d, n, h, router, eval_seed, vb)?)
             }
             FeedForwardKind::Dense | FeedForwardKind::ExpertDropout { .. } => {
                 Self::Dense(DenseFfn {
-                    w1: vb.get_with_hints((n * h, d), "w1.weight", zeros)?,
-                    b1: vb.get_with_hints(n * h, "w1.bias", zeros)?,
-                    w2: vb.get_with_hints((d, n * h), "w2.weight", zeros)?,
-                    b2: vb.get_with_hints(d, "w2.bias", zeros)?,
+                    block: TwoLayer::new(d, n * h, vb)?,
+                    units: n * h,
                     groups: n,
                     group_drop: match spec.kind {
                         FeedForwardKind::ExpertDropout { rate } => Some(rate),

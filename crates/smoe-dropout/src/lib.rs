@@ -14,8 +14,9 @@
 //!   multi-step; Python's rounding).
 //! - [`moe`]: the router (frozen, learned or random) and real top-k dispatch, with
 //!   the all-experts oracle.
-//! - [`layers`]: the feed-forward block (dense, dense with expert dropout, or MoE),
-//!   post-LN and the initialisation both models share.
+//! - [`layers`]: what both models share: linear maps, the two-layer block (one
+//!   expert or the dense block), the feed-forward block (dense, dense with expert
+//!   dropout, or MoE), embeddings, post-LN and the initialisation.
 //! - [`model`] and [`training`]: a small post-LN causal transformer LM, its run
 //!   (Adam, cosine rate, clipping, THOR's two-pass consistency loss) and bits per
 //!   character.

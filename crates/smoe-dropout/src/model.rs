@@ -6,13 +6,12 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
-use sparse_core::kernels::{Activation, linear};
-use sparse_repro::HarnessError;
+use sparse_core::kernels::Activation;
 use sparse_repro::models::attention::MultiHeadAttention;
 use sparse_repro::rng::derive_seed;
 
 use crate::error::Result;
-use crate::layers::{FeedForward, Norm, check_transformer, init_weights};
+use crate::layers::{Embedding, FeedForward, Linear, Norm, check_transformer, init_weights};
 pub use crate::layers::{FeedForwardKind, FfnSpec, INIT_STD, LN_EPS};
 use crate::mode::Mode;
 use crate::moe::MoeLayer;
@@ -84,11 +83,9 @@ struct Block {
 #[derive(Debug, Clone)]
 pub struct CharLm {
     spec: LmSpec,
-    tokens: Tensor,
-    positions: Tensor,
+    embedding: Embedding,
     blocks: Vec<Block>,
-    head_weight: Tensor,
-    head_bias: Tensor,
+    head: Linear,
 }
 
 impl CharLm {
@@ -99,7 +96,6 @@ impl CharLm {
         spec.validate()?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let zeros = candle_nn::Init::Const(0.0);
         let d = spec.dim;
         let ffn = spec.ffn_spec();
         let mut blocks = Vec::with_capacity(spec.layers);
@@ -118,11 +114,9 @@ impl CharLm {
         }
         let model = Self {
             spec,
-            tokens: vb.get_with_hints((spec.vocab, d), "embedding.tokens", zeros)?,
-            positions: vb.get_with_hints((spec.context, d), "embedding.positions", zeros)?,
+            embedding: Embedding::new(spec.vocab, spec.context, d, vb.pp("embedding"))?,
             blocks,
-            head_weight: vb.get_with_hints((spec.vocab, d), "head.weight", zeros)?,
-            head_bias: vb.get_with_hints(spec.vocab, "head.bias", zeros)?,
+            head: Linear::new(d, spec.vocab, vb.pp("head"))?,
         };
         init_weights(&varmap, seed)?;
         Ok((varmap, model))
@@ -138,33 +132,16 @@ impl CharLm {
     /// MoE layers (ignored by dense ones).
     pub fn forward(&self, input: &Tensor, k: usize, mode: &mut Mode) -> Result<Tensor> {
         let (batch, length) = input.dims2()?;
-        if length > self.spec.context {
-            return Err(HarnessError::invalid(
-                "length",
-                length,
-                format!("the model's context is {}", self.spec.context),
-            )
-            .into());
-        }
         let d = self.spec.dim;
-        let embedded = self
-            .tokens
-            .index_select(&input.flatten_all()?, 0)?
-            .reshape((batch, length, d))?
-            .broadcast_add(&self.positions.narrow(0, 0, length)?)?;
-        let mut x = mode.dropout(&embedded)?;
+        let mut x = self.embedding.forward(input, mode)?;
         for block in &self.blocks {
             let attended = block.attention.forward(&x, None, true, None)?;
             x = block.ln_attention.residual(&x, &attended, mode)?;
             let fed = block.ffn.forward_sequence(&x, k, mode)?;
             x = block.ln_ffn.residual(&x, &fed, mode)?;
         }
-        Ok(linear(
-            &x.reshape((batch * length, d))?,
-            &self.head_weight,
-            Some(&self.head_bias),
-            Activation::Identity,
-        )?)
+        self.head
+            .forward(&x.reshape((batch * length, d))?, Activation::Identity)
     }
 
     /// The MoE layers, in order (empty for a dense model).

@@ -17,6 +17,7 @@ use sparse_core::kernels::{Activation, linear, softmax_last_dim};
 use sparse_repro::HarnessError;
 
 use crate::error::Result;
+use crate::layers::TwoLayer;
 use crate::mode::Mode;
 
 /// How the router picks experts.
@@ -30,39 +31,6 @@ pub enum RouterKind {
     /// `CustomRandomGate` (THOR's stochastic experts): uniform random scores at every
     /// forward pass, in training and at inference.
     Random,
-}
-
-/// One expert's two linear maps.
-#[derive(Debug, Clone)]
-pub struct Expert {
-    w1: Tensor,
-    b1: Tensor,
-    w2: Tensor,
-    b2: Tensor,
-}
-
-impl Expert {
-    fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
-        let zeros = candle_nn::Init::Const(0.0);
-        Ok(Self {
-            w1: vb.get_with_hints((hidden, dim), "w1.weight", zeros)?,
-            b1: vb.get_with_hints(hidden, "w1.bias", zeros)?,
-            w2: vb.get_with_hints((dim, hidden), "w2.weight", zeros)?,
-            b2: vb.get_with_hints(dim, "w2.bias", zeros)?,
-        })
-    }
-
-    /// `W2 · Dropout(ReLU(W1 x + b1)) + b2` for `x: [n, dim]`.
-    fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let hidden = linear(x, &self.w1, Some(&self.b1), Activation::Relu)?;
-        let hidden = mode.dropout(&hidden)?;
-        Ok(linear(
-            &hidden,
-            &self.w2,
-            Some(&self.b2),
-            Activation::Identity,
-        )?)
-    }
 }
 
 /// Which experts each token goes to, and with what weight.
@@ -105,7 +73,7 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<u32> {
 pub struct MoeLayer {
     router_weight: Tensor,
     router_bias: Tensor,
-    experts: Vec<Expert>,
+    experts: Vec<TwoLayer>,
     kind: RouterKind,
     /// Seeds the random router's scores at inference (deterministic evaluation).
     eval_seed: u64,
@@ -136,7 +104,7 @@ impl MoeLayer {
         let router_weight = router.get_with_hints((num_experts, dim), "weight", zeros)?;
         let router_bias = router.get_with_hints(num_experts, "bias", zeros)?;
         let experts = (0..num_experts)
-            .map(|j| Expert::new(dim, hidden, vb.pp(format!("experts.{j}"))))
+            .map(|j| TwoLayer::new(dim, hidden, vb.pp(format!("experts.{j}"))))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             router_weight,
@@ -231,7 +199,7 @@ impl MoeLayer {
             let count = rows[j].len();
             let row_index = Tensor::from_slice(&rows[j], count, device)?;
             let slot_index = Tensor::from_slice(&slots[j], count, device)?;
-            let y = expert.forward(&x.index_select(&row_index, 0)?, mode)?;
+            let y = expert.forward(&x.index_select(&row_index, 0)?, None, mode)?;
             let w = flat_weights.index_select(&slot_index, 0)?.unsqueeze(1)?;
             outputs.push(y.broadcast_mul(&w)?);
             destinations.extend_from_slice(&rows[j]);
@@ -264,7 +232,7 @@ impl MoeLayer {
         let mut total: Option<Tensor> = None;
         for (j, expert) in self.experts.iter().enumerate() {
             let y = expert
-                .forward(x, &mut Mode::Eval)?
+                .forward(x, None, &mut Mode::Eval)?
                 .broadcast_mul(&dense.narrow(1, j, 1)?)?;
             total = Some(match total {
                 None => y,

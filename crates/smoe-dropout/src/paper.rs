@@ -125,6 +125,15 @@ fn key_at(task: Task, k: usize) -> String {
     format!("{}_k{k}", headline(task))
 }
 
+/// The score at each k (`<headline>_k<k>`) and, as the headline metric that `eval`
+/// recomputes, the score at the largest k.
+fn score_metrics(task: Task, by_k: &BTreeMap<usize, f64>) -> Metrics {
+    let mut metrics: Metrics = by_k.iter().map(|(k, v)| (key_at(task, *k), *v)).collect();
+    let largest = by_k.last_key_value().map_or(f64::NAN, |(_, v)| *v);
+    metrics.insert(headline(task).to_string(), largest);
+    metrics
+}
+
 /// Whether score `a` is at least as good as `b` for `task`.
 fn at_least_as_good(task: Task, a: f64, b: f64) -> bool {
     match task {
@@ -403,12 +412,7 @@ impl Paper for SmoeDropout {
                 ]),
             ),
         };
-        let by_k = outcome.by_k();
-        for (k, value) in by_k {
-            metrics.insert(key_at(task, *k), *value);
-        }
-        let largest = by_k.last_key_value().map_or(f64::NAN, |(_, v)| *v);
-        metrics.insert(headline(task).to_string(), largest);
+        metrics.extend(score_metrics(task, outcome.by_k()));
         if let Some(unchanged) = outcome.routers_unchanged() {
             metrics.insert(
                 "routers_unchanged".to_string(),
@@ -443,10 +447,7 @@ impl Paper for SmoeDropout {
             }
             _ => return Err(mismatch(arm)),
         };
-        let mut metrics: Metrics = by_k.iter().map(|(k, v)| (key_at(task, *k), *v)).collect();
-        let largest = by_k.last_key_value().map_or(f64::NAN, |(_, v)| *v);
-        metrics.insert(headline(task).to_string(), largest);
-        Ok(metrics)
+        Ok(score_metrics(task, &by_k))
     }
 
     fn arm_report(runs: &ArmRuns<Self>, report: ArmReport) -> Result<ArmReport> {

@@ -47,13 +47,6 @@ pub struct LmOutcome {
     pub train_seconds_per_step: f64,
 }
 
-impl LmOutcome {
-    /// The test BPC at the largest k of the sweep.
-    pub fn bpc_at_largest_k(&self) -> f64 {
-        self.test_bpc.last_key_value().map_or(f64::NAN, |(_, v)| *v)
-    }
-}
-
 /// A trained model and what it measured.
 pub struct LmRun {
     /// Every variable of the model.

@@ -6,13 +6,15 @@
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
-use sparse_core::kernels::{Activation, linear};
+use sparse_core::kernels::Activation;
 use sparse_repro::HarnessError;
 use sparse_repro::models::attention::MultiHeadAttention;
 use sparse_repro::rng::derive_seed;
 
 use crate::error::Result;
-use crate::layers::{FeedForward, FeedForwardKind, FfnSpec, Norm, check_transformer, init_weights};
+use crate::layers::{
+    Embedding, FeedForward, FeedForwardKind, FfnSpec, Linear, Norm, check_transformer, init_weights,
+};
 use crate::mode::Mode;
 use crate::moe::MoeLayer;
 use crate::mwp::data::{BOS, EOS};
@@ -90,42 +92,6 @@ struct DecoderBlock {
     ln_ffn: Norm,
 }
 
-/// Token and position embeddings.
-#[derive(Debug, Clone)]
-struct Embedding {
-    tokens: Tensor,
-    positions: Tensor,
-}
-
-impl Embedding {
-    fn new(vocab: usize, length: usize, dim: usize, vb: VarBuilder) -> Result<Self> {
-        let zeros = candle_nn::Init::Const(0.0);
-        Ok(Self {
-            tokens: vb.get_with_hints((vocab, dim), "tokens", zeros)?,
-            positions: vb.get_with_hints((length, dim), "positions", zeros)?,
-        })
-    }
-
-    fn forward(&self, ids: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let (batch, length) = ids.dims2()?;
-        if length > self.positions.dim(0)? {
-            return Err(HarnessError::invalid(
-                "length",
-                length,
-                format!("the model holds {} positions", self.positions.dim(0)?),
-            )
-            .into());
-        }
-        let dim = self.tokens.dim(1)?;
-        let x = self
-            .tokens
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((batch, length, dim))?
-            .broadcast_add(&self.positions.narrow(0, 0, length)?)?;
-        mode.dropout(&x)
-    }
-}
-
 /// The encoder–decoder.
 #[derive(Debug, Clone)]
 pub struct Seq2Seq {
@@ -134,8 +100,7 @@ pub struct Seq2Seq {
     target: Embedding,
     encoder: Vec<EncoderBlock>,
     decoder: Vec<DecoderBlock>,
-    head_weight: Tensor,
-    head_bias: Tensor,
+    head: Linear,
 }
 
 impl Seq2Seq {
@@ -182,15 +147,13 @@ impl Seq2Seq {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let zeros = candle_nn::Init::Const(0.0);
         let model = Self {
             spec,
             source: Embedding::new(spec.source_vocab, spec.max_source, d, vb.pp("source"))?,
             target: Embedding::new(spec.target_vocab, spec.max_target, d, vb.pp("target"))?,
             encoder,
             decoder,
-            head_weight: vb.get_with_hints((spec.target_vocab, d), "head.weight", zeros)?,
-            head_bias: vb.get_with_hints(spec.target_vocab, "head.bias", zeros)?,
+            head: Linear::new(d, spec.target_vocab, vb.pp("head"))?,
         };
         init_weights(&varmap, seed)?;
         Ok((varmap, model))
@@ -240,12 +203,10 @@ impl Seq2Seq {
             let fed = block.ffn.forward_sequence(&x, k, mode)?;
             x = block.ln_ffn.residual(&x, &fed, mode)?;
         }
-        Ok(linear(
+        self.head.forward(
             &x.reshape((batch * length, self.spec.dim))?,
-            &self.head_weight,
-            Some(&self.head_bias),
             Activation::Identity,
-        )?)
+        )
     }
 
     /// Greedy decoding: the target ids of each source (without the start token, up

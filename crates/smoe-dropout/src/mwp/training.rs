@@ -112,15 +112,6 @@ pub struct MwpOutcome {
     pub train_seconds_per_step: f64,
 }
 
-impl MwpOutcome {
-    /// The test accuracy at the largest k of the sweep.
-    pub fn accuracy_at_largest_k(&self) -> f64 {
-        self.test_accuracy
-            .last_key_value()
-            .map_or(f64::NAN, |(_, v)| *v)
-    }
-}
-
 /// A trained model and what it measured.
 pub struct MwpRun {
     /// Every variable.
