@@ -1,0 +1,268 @@
+//! The fused viscous kernels: stresses and heat flux, then their divergence.
+//!
+//! [`ViscousFlux`] differentiates velocity and temperature with a central scheme
+//! (CD6/CD8) along each computational direction (spacing `h`, as the metrics), forms the physical gradients with the
+//! metrics, and writes the viscous fluxes through the three directions,
+//! `G_d = A_d · (τ, u·τ + k∇T)`, as a `[12, z, y, x]` field (4 components per
+//! direction). After its ghost layers are exchanged like the flow's,
+//! [`ViscousDivergence`] adds `J Σ_d ∂G_d/∂ξ_d` to the momentum and energy equations.
+
+use candle_core::{CpuStorage, InplaceOp3, Layout};
+use rayon::prelude::*;
+
+use super::storage::{DisjointWriter, FieldShape, values, values_mut};
+use crate::GHOST;
+use crate::gas::Gas;
+use crate::geometry::{GEOMETRY_COMPONENTS, JACOBIAN};
+use crate::scheme::CentralDifference;
+
+/// Components of the viscous flux field: 4 per direction.
+pub const VISCOUS_COMPONENTS: usize = 12;
+
+/// Writes the viscous fluxes of every interior point (`flux.inplace_op3(&q, &geometry, &op)`).
+#[derive(Debug, Clone, Copy)]
+pub struct ViscousFlux {
+    /// The gas (viscosity law, conductivity).
+    pub gas: Gas,
+    /// The derivative scheme.
+    pub scheme: CentralDifference,
+    /// The computational spacings `h` (see [`crate::metrics::Extent::spacing`]).
+    pub spacing: [f64; 3],
+}
+
+/// Adds the divergence of the viscous fluxes (`rhs.inplace_op3(&flux, &geometry, &op)`).
+#[derive(Debug, Clone, Copy)]
+pub struct ViscousDivergence {
+    /// The derivative scheme.
+    pub scheme: CentralDifference,
+    /// The computational spacings `h` (see [`crate::metrics::Extent::spacing`]).
+    pub spacing: [f64; 3],
+}
+
+/// The central derivative along `direction` at `at` (spacing `h`), or 0 for a
+/// direction with a single point.
+#[inline]
+fn derivative(
+    scheme: CentralDifference,
+    field: &[f64],
+    at: usize,
+    stride: usize,
+    spacing: f64,
+    active: bool,
+) -> f64 {
+    if !active {
+        return 0.0;
+    }
+    let mut stencil = [0.0; 9];
+    for (m, value) in stencil.iter_mut().enumerate() {
+        *value = field[at + m * stride - GHOST * stride];
+    }
+    scheme.derivative(&stencil, spacing)
+}
+
+fn check(
+    name: &str,
+    dst: FieldShape,
+    dst_components: usize,
+    a: FieldShape,
+    a_components: usize,
+    geometry: FieldShape,
+) -> candle_core::Result<()> {
+    if dst.components != dst_components
+        || a.components != a_components
+        || geometry.components != GEOMETRY_COMPONENTS
+        || dst.padded != a.padded
+        || geometry.padded != a.padded
+    {
+        candle_core::bail!("{name}: mismatched fields {dst:?}, {a:?}, {geometry:?}");
+    }
+    Ok(())
+}
+
+impl InplaceOp3 for ViscousFlux {
+    fn name(&self) -> &'static str {
+        "opencfd-viscous-flux"
+    }
+
+    fn cpu_fwd(
+        &self,
+        flux: &mut CpuStorage,
+        flux_layout: &Layout,
+        q_storage: &CpuStorage,
+        q_layout: &Layout,
+        geometry_storage: &CpuStorage,
+        geometry_layout: &Layout,
+    ) -> candle_core::Result<()> {
+        let shape = FieldShape::of(q_layout)?;
+        check(
+            self.name(),
+            FieldShape::of(flux_layout)?,
+            VISCOUS_COMPONENTS,
+            shape,
+            5,
+            FieldShape::of(geometry_layout)?,
+        )?;
+        let q = values(q_storage, q_layout)?;
+        let geometry = values(geometry_storage, geometry_layout)?;
+        let plane = shape.plane_len();
+        let gas = self.gas;
+
+        // Velocity and temperature everywhere (ghosts included), one plane per worker.
+        let mut primitive = vec![0.0; 4 * plane];
+        let temperature_scale = gas.gamma * gas.mach * gas.mach;
+        {
+            let writer = DisjointWriter::new(&mut primitive);
+            (0..plane)
+                .into_par_iter()
+                .with_min_len(4096)
+                .for_each(|at| {
+                    let rho = q[at];
+                    let (u, v, w) = (
+                        q[plane + at] / rho,
+                        q[2 * plane + at] / rho,
+                        q[3 * plane + at] / rho,
+                    );
+                    let pressure = (gas.gamma - 1.0)
+                        * (q[4 * plane + at] - 0.5 * rho * (u * u + v * v + w * w));
+                    // SAFETY: one worker per point.
+                    unsafe {
+                        writer.set(at, u);
+                        writer.set(plane + at, v);
+                        writer.set(2 * plane + at, w);
+                        writer.set(3 * plane + at, temperature_scale * pressure / rho);
+                    }
+                });
+        }
+
+        let [nx, ny, nz] = shape.interior();
+        let active = [nx > 1, ny > 1, nz > 1];
+        let strides = [shape.stride(0), shape.stride(1), shape.stride(2)];
+        let conductivity_factor = gas.cp() / gas.prandtl;
+        let out = DisjointWriter::new(values_mut(flux, flux_layout)?);
+        let primitive = &primitive;
+        (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
+            for j in GHOST..GHOST + ny {
+                for i in GHOST..GHOST + nx {
+                    let at = shape.at(i, j, k);
+                    let jacobian = geometry[JACOBIAN * plane + at];
+                    let metric = |d: usize, m: usize| geometry[(3 * d + m) * plane + at];
+                    // gradient[f][m] = ∂(u, v, w, T)_f / ∂x_m
+                    let mut gradient = [[0.0; 3]; 4];
+                    for (f, row) in gradient.iter_mut().enumerate() {
+                        let field = &primitive[f * plane..(f + 1) * plane];
+                        let along: [f64; 3] = std::array::from_fn(|d| {
+                            derivative(
+                                self.scheme,
+                                field,
+                                at,
+                                strides[d],
+                                self.spacing[d],
+                                active[d],
+                            )
+                        });
+                        for (m, slot) in row.iter_mut().enumerate() {
+                            *slot = jacobian
+                                * (metric(0, m) * along[0]
+                                    + metric(1, m) * along[1]
+                                    + metric(2, m) * along[2]);
+                        }
+                    }
+                    let velocity = [
+                        primitive[at],
+                        primitive[plane + at],
+                        primitive[2 * plane + at],
+                    ];
+                    let mu = gas.viscosity(primitive[3 * plane + at]);
+                    let divergence = gradient[0][0] + gradient[1][1] + gradient[2][2];
+                    let mut stress = [[0.0; 3]; 3];
+                    for m in 0..3 {
+                        for n in 0..3 {
+                            stress[m][n] = mu * (gradient[m][n] + gradient[n][m]);
+                        }
+                        stress[m][m] -= mu * 2.0 / 3.0 * divergence;
+                    }
+                    let conductivity = mu * conductivity_factor;
+                    let energy: [f64; 3] = std::array::from_fn(|n| {
+                        velocity[0] * stress[0][n]
+                            + velocity[1] * stress[1][n]
+                            + velocity[2] * stress[2][n]
+                            + conductivity * gradient[3][n]
+                    });
+                    for d in 0..3 {
+                        let a = [metric(d, 0), metric(d, 1), metric(d, 2)];
+                        let through = |row: [f64; 3]| a[0] * row[0] + a[1] * row[1] + a[2] * row[2];
+                        let components = [
+                            through(stress[0]),
+                            through(stress[1]),
+                            through(stress[2]),
+                            through(energy),
+                        ];
+                        for (c, value) in components.into_iter().enumerate() {
+                            // SAFETY: one worker per k-plane.
+                            unsafe { out.set((4 * d + c) * plane + at, value) };
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+impl InplaceOp3 for ViscousDivergence {
+    fn name(&self) -> &'static str {
+        "opencfd-viscous-divergence"
+    }
+
+    fn cpu_fwd(
+        &self,
+        rhs: &mut CpuStorage,
+        rhs_layout: &Layout,
+        flux_storage: &CpuStorage,
+        flux_layout: &Layout,
+        geometry_storage: &CpuStorage,
+        geometry_layout: &Layout,
+    ) -> candle_core::Result<()> {
+        let shape = FieldShape::of(flux_layout)?;
+        check(
+            self.name(),
+            FieldShape::of(rhs_layout)?,
+            5,
+            shape,
+            VISCOUS_COMPONENTS,
+            FieldShape::of(geometry_layout)?,
+        )?;
+        let flux = values(flux_storage, flux_layout)?;
+        let geometry = values(geometry_storage, geometry_layout)?;
+        let plane = shape.plane_len();
+        let [nx, ny, nz] = shape.interior();
+        let active = [nx > 1, ny > 1, nz > 1];
+        let strides = [shape.stride(0), shape.stride(1), shape.stride(2)];
+        let out = DisjointWriter::new(values_mut(rhs, rhs_layout)?);
+        (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
+            for j in GHOST..GHOST + ny {
+                for i in GHOST..GHOST + nx {
+                    let at = shape.at(i, j, k);
+                    let jacobian = geometry[JACOBIAN * plane + at];
+                    for c in 0..4 {
+                        let mut sum = 0.0;
+                        for d in 0..3 {
+                            let field = &flux[(4 * d + c) * plane..(4 * d + c + 1) * plane];
+                            sum += derivative(
+                                self.scheme,
+                                field,
+                                at,
+                                strides[d],
+                                self.spacing[d],
+                                active[d],
+                            );
+                        }
+                        // SAFETY: one worker per k-plane.
+                        unsafe { out.add((c + 1) * plane + at, jacobian * sum) };
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,324 @@
+//! `opencfd-scu run`: a control file's flow, with statistics, field files and a summary.
+//!
+//! The control file is the official `opencfd-scu.in` ([`Control`]); the grid is a
+//! uniform Cartesian box ([`RunOptions::box_lengths`]) because the official mesh file
+//! reader is not implemented yet. Keys whose features are not implemented yet are
+//! refused by name before anything runs.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::cases::taylor_green_initial;
+use crate::control::{
+    Control, HybridIndicator, InitialState, InviscidSchemeName, StreamMode, ViscousSchemeName,
+};
+use crate::domain::Boundary;
+use crate::error::{CfdError, CfdResult};
+use crate::gas::Gas;
+use crate::hybrid::HybridSensor;
+use crate::kernels::inviscid::InviscidScheme;
+use crate::metrics::{Coordinates, Extent};
+use crate::scheme::{CentralDifference, Omp6Variant, Reconstruction};
+use crate::solver::{Solver, SolverConfig};
+
+/// The initial field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitialField {
+    /// What `INIT_STAT` says (0: uniform ρ = u = T = 1).
+    Control,
+    /// The Taylor–Green vortex of the verification suite (box `[−π, π]³`).
+    TaylorGreen,
+}
+
+/// What the control file does not say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Box lengths of the uniform Cartesian grid.
+    pub box_lengths: [f64; 3],
+    /// Lower corner of the box.
+    pub origin: [f64; 3],
+    /// The initial field.
+    pub initial: InitialField,
+    /// Where statistics, fields and the summary go.
+    pub out: PathBuf,
+}
+
+/// The summary `run.json` of a finished run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The control file as run.
+    pub control: Control,
+    /// The options.
+    pub options: RunOptions,
+    /// Steps taken.
+    pub steps: usize,
+    /// Simulated time reached.
+    pub time: f64,
+    /// Wall-clock seconds of the time loop.
+    pub seconds: f64,
+    /// Nanoseconds per grid point per Runge–Kutta stage.
+    pub nanoseconds_per_point_stage: f64,
+    /// Field files written.
+    pub fields: Vec<PathBuf>,
+}
+
+fn unsupported(key: &str, feature: &str) -> CfdError {
+    CfdError::Unsupported {
+        key: key.into(),
+        feature: feature.into(),
+    }
+}
+
+/// The solver configuration of a control file, or an error naming the first key
+/// that asks for something not implemented.
+pub fn solver_config(control: &Control) -> CfdResult<SolverConfig> {
+    if control.init_stat == InitialState::ReadFile {
+        return Err(unsupported(
+            "INIT_STAT",
+            "restarting from opencfd.dat (INIT_STAT = 1)",
+        ));
+    }
+    if control.ibc != 0 {
+        return Err(unsupported(
+            "IBC",
+            &format!("the user boundary condition {}", control.ibc),
+        ));
+    }
+    if control.dif_bound.contains(&true) {
+        return Err(unsupported("DIF_BOUND", "one-sided boundary stencils"));
+    }
+    if control.non_reflection.contains(&true) {
+        return Err(unsupported("NON_REFLETION", "the non-reflecting boundary"));
+    }
+    if control.stream == StreamMode::Overlapped {
+        return Err(unsupported("STREAM", "interior/halo overlap (STREAM = 1)"));
+    }
+    if control.characteristic {
+        return Err(unsupported(
+            "CHARTERIC",
+            "characteristic-variable reconstruction",
+        ));
+    }
+    if !control.filters.is_empty() {
+        return Err(unsupported("FILTER_NPARA", "filtering"));
+    }
+    if !control.analyses.is_empty() {
+        return Err(unsupported("ANA_EVENT", "on-line analysis"));
+    }
+    let inviscid = match control.inviscid {
+        InviscidSchemeName::Up7 => InviscidScheme::Fixed(Reconstruction::Up7),
+        InviscidSchemeName::Weno5 => InviscidScheme::Fixed(Reconstruction::Weno5),
+        InviscidSchemeName::Weno7 => InviscidScheme::Fixed(Reconstruction::Weno7),
+        InviscidSchemeName::Weno7Symbo => InviscidScheme::Fixed(Reconstruction::Weno7Symbo),
+        InviscidSchemeName::Weno7SymboLim => InviscidScheme::Fixed(Reconstruction::Weno7SymboLim),
+        InviscidSchemeName::Nnd2 => InviscidScheme::Fixed(Reconstruction::Nnd2),
+        InviscidSchemeName::Omp6Hr => InviscidScheme::Fixed(Reconstruction::Omp6(Omp6Variant::Hr)),
+        InviscidSchemeName::Omp6Ld => InviscidScheme::Fixed(Reconstruction::Omp6(Omp6Variant::Ld)),
+        InviscidSchemeName::Omp6Cd8 => {
+            InviscidScheme::Fixed(Reconstruction::Omp6(Omp6Variant::Cd8))
+        }
+        InviscidSchemeName::HybridAuto => {
+            let hybrid = control.active_hybrid().ok_or_else(|| {
+                CfdError::Config("HY_DP_INTV: the hybrid scheme needs its settings".into())
+            })?;
+            if hybrid.indicator != HybridIndicator::Jameson {
+                return Err(unsupported(
+                    "HY_STYLE",
+                    "the pressure-gradient sensor (HY_STYLE = 1)",
+                ));
+            }
+            InviscidScheme::Hybrid(HybridSensor {
+                thresholds: hybrid.thresholds,
+            })
+        }
+    };
+    let viscous = match control.viscous {
+        ViscousSchemeName::Cd6 => CentralDifference::Cd6,
+        ViscousSchemeName::Cd8 => CentralDifference::Cd8,
+    };
+    let boundaries = control.periodic.map(|periodic| {
+        if periodic {
+            [Boundary::Periodic; 2]
+        } else {
+            [Boundary::Outflow; 2]
+        }
+    });
+    let config = SolverConfig {
+        gas: Gas::new(
+            control.gamma,
+            control.ama,
+            control.re,
+            control.pr,
+            control.t_ref,
+        )?,
+        inviscid,
+        viscous: Some(viscous),
+        entropy_fix: control.epsl_sw,
+        dt: control.dt,
+        blocks: control.blocks,
+        boundaries,
+    };
+    config.check()?;
+    Ok(config)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> CfdResult<()> {
+    let io = |source| CfdError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let partial = path.with_extension("partial");
+    let mut file = File::create(&partial).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&partial, path).map_err(io)
+}
+
+/// Writes density, velocity and temperature of the whole grid as a safetensors file
+/// (`[nz, ny, nx]` f64 arrays named `density`, `u`, `v`, `w`, `temperature`; step and
+/// time in the metadata).
+pub fn write_fields(solver: &Solver, path: &Path) -> CfdResult<()> {
+    let Extent { nx, ny, nz } = solver.extent();
+    let cells = nx * ny * nz;
+    let q = solver.conservative()?;
+    let gas = solver.config.gas;
+    let mut columns: [Vec<f64>; 5] = std::array::from_fn(|_| Vec::with_capacity(cells));
+    for at in 0..cells {
+        let (density, velocity, pressure) = gas.primitive([
+            q[at],
+            q[cells + at],
+            q[2 * cells + at],
+            q[3 * cells + at],
+            q[4 * cells + at],
+        ]);
+        columns[0].push(density);
+        columns[1].push(velocity[0]);
+        columns[2].push(velocity[1]);
+        columns[3].push(velocity[2]);
+        columns[4].push(gas.temperature(density, pressure));
+    }
+    let names = ["density", "u", "v", "w", "temperature"];
+    let tensors = names
+        .iter()
+        .zip(columns)
+        .map(|(name, values)| {
+            Ok((
+                name.to_string(),
+                Tensor::from_vec(values, (nz, ny, nx), &Device::Cpu)?,
+            ))
+        })
+        .collect::<CfdResult<Vec<_>>>()?;
+    let metadata = [
+        ("step".to_string(), solver.steps.to_string()),
+        ("time".to_string(), format!("{:e}", solver.time)),
+    ]
+    .into_iter()
+    .collect();
+    let bytes =
+        safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+            .map_err(|e| CfdError::Config(format!("{}: {e}", path.display())))?;
+    write_atomic(path, &bytes)
+}
+
+/// Box-averaged statistics of the current flow: `(kinetic energy per mass, mean density)`.
+pub fn box_statistics(solver: &Solver) -> CfdResult<(f64, f64)> {
+    let Extent { nx, ny, nz } = solver.extent();
+    let cells = nx * ny * nz;
+    let q = solver.conservative()?;
+    let (mut energy, mut mass) = (0.0, 0.0);
+    for at in 0..cells {
+        energy += 0.5
+            * (q[cells + at].powi(2) + q[2 * cells + at].powi(2) + q[3 * cells + at].powi(2))
+            / q[at];
+        mass += q[at];
+    }
+    Ok((energy / mass, mass / cells as f64))
+}
+
+/// Runs a control file to its `END_TIME`, writing `statistics.csv` every `KSTEP_SHOW`
+/// steps, a field file every `KSTEP_SAVE` steps and at the end, and `run.json`.
+pub fn run(
+    control: &Control,
+    options: &RunOptions,
+    mut show: impl FnMut(&str),
+) -> CfdResult<RunSummary> {
+    let config = solver_config(control)?;
+    let [nx, ny, nz] = control.grid;
+    let grid = Coordinates::uniform(
+        Extent::new(nx, ny, nz),
+        options.box_lengths,
+        options.origin,
+        control.periodic,
+    );
+    let gas = config.gas;
+    let mut solver = match options.initial {
+        InitialField::TaylorGreen => Solver::new(config, &grid, taylor_green_initial(gas))?,
+        InitialField::Control => {
+            let uniform = gas.conservative(1.0, [1.0, 0.0, 0.0], gas.pressure(1.0, 1.0));
+            Solver::new(config, &grid, |_| uniform)?
+        }
+    };
+    let out = &options.out;
+    std::fs::create_dir_all(out).map_err(|source| CfdError::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let mut statistics = String::from("step,time,kinetic_energy,mean_density\n");
+    let mut fields = Vec::new();
+    let timer = Instant::now();
+    // END_TIME ≤ 0 runs one step, as the official code does.
+    let end_time = control.end_time;
+    loop {
+        solver.step()?;
+        let steps = solver.steps as u64;
+        let done = solver.time >= end_time - 1e-12 * end_time.abs().max(1.0);
+        if steps % control.kstep_show == 0 || done {
+            let (energy, density) = box_statistics(&solver)?;
+            if !energy.is_finite() {
+                return Err(CfdError::Config(format!(
+                    "the flow diverged at step {steps} (t = {}): reduce DT",
+                    solver.time
+                )));
+            }
+            statistics.push_str(&format!(
+                "{steps},{:e},{energy:e},{density:e}\n",
+                solver.time
+            ));
+            show(&format!(
+                "step {steps:>7}  t = {:<12.6}  kinetic energy = {energy:.8e}",
+                solver.time
+            ));
+        }
+        if steps % control.kstep_save == 0 || done {
+            let path = out.join(format!("flow-{steps:08}.safetensors"));
+            write_fields(&solver, &path)?;
+            fields.push(path);
+        }
+        if done || control.test {
+            break;
+        }
+    }
+    let seconds = timer.elapsed().as_secs_f64();
+    write_atomic(&out.join("statistics.csv"), statistics.as_bytes())?;
+    let summary = RunSummary {
+        control: control.clone(),
+        options: options.clone(),
+        steps: solver.steps,
+        time: solver.time,
+        seconds,
+        nanoseconds_per_point_stage: seconds * 1e9
+            / (3.0 * solver.steps as f64 * (nx * ny * nz) as f64),
+        fields,
+    };
+    let json = serde_json::to_string_pretty(&summary)
+        .map_err(|e| CfdError::Config(format!("run.json: {e}")))?;
+    write_atomic(&out.join("run.json"), json.as_bytes())?;
+    Ok(summary)
+}

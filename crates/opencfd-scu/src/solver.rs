@@ -1,0 +1,235 @@
+//! The time loop: right-hand side from the fused kernels, three-stage TVD RK3.
+
+use crate::domain::{Boundary, Domain};
+use crate::error::{CfdError, CfdResult};
+use crate::gas::Gas;
+use crate::geometry::geometry_values;
+use crate::hybrid::{JamesonSensor, StoreSensor};
+use crate::kernels::inviscid::{InviscidFlux, InviscidScheme};
+use crate::kernels::runge_kutta::RungeKuttaStage;
+use crate::kernels::viscous::{VISCOUS_COMPONENTS, ViscousDivergence, ViscousFlux};
+use crate::metrics::{Coordinates, Extent, Metrics};
+use crate::scheme::CentralDifference;
+use candle_core::{Device, Tensor};
+
+/// What the solver integrates and how.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SolverConfig {
+    /// The gas and flow parameters.
+    pub gas: Gas,
+    /// The inviscid scheme.
+    pub inviscid: InviscidScheme,
+    /// The viscous scheme, or `None` for the Euler equations.
+    pub viscous: Option<CentralDifference>,
+    /// The Steger–Warming entropy fix `EPSL_SW`.
+    pub entropy_fix: f64,
+    /// The time step.
+    pub dt: f64,
+    /// Blocks per direction.
+    pub blocks: [usize; 3],
+    /// Boundary conditions `[direction][low, high]`.
+    pub boundaries: [[Boundary; 2]; 3],
+}
+
+impl SolverConfig {
+    /// Checks the numbers a run cannot start with.
+    pub fn check(&self) -> CfdResult<()> {
+        if !(self.dt > 0.0 && self.dt.is_finite()) {
+            return Err(CfdError::Config(format!(
+                "time step {} must be positive",
+                self.dt
+            )));
+        }
+        if !(self.entropy_fix >= 0.0 && self.entropy_fix.is_finite()) {
+            return Err(CfdError::Config(format!(
+                "entropy fix {} must be non-negative",
+                self.entropy_fix
+            )));
+        }
+        if self.blocks.contains(&0) {
+            return Err(CfdError::Config(format!(
+                "blocks {:?} must be at least 1 per direction",
+                self.blocks
+            )));
+        }
+        Ok(())
+    }
+
+    /// Which directions are periodic.
+    pub fn periodic(&self) -> [bool; 3] {
+        self.boundaries.map(|faces| faces[0] == Boundary::Periodic)
+    }
+}
+
+/// One zeroed `[components, z, y, x]` field per block.
+fn scratch_fields(domain: &Domain, components: usize) -> CfdResult<Vec<Tensor>> {
+    let fields = domain.blocks.iter().map(|b| {
+        let [px, py, pz] = b.extent.padded();
+        Tensor::zeros(
+            (components, pz, py, px),
+            candle_core::DType::F64,
+            &Device::Cpu,
+        )
+    });
+    Ok(fields.collect::<candle_core::Result<_>>()?)
+}
+
+/// Time, step count and the decomposed flow.
+#[derive(Debug)]
+pub struct Solver {
+    /// The configuration.
+    pub config: SolverConfig,
+    /// The blocks.
+    pub domain: Domain,
+    /// The official spacings `h` per direction.
+    pub spacing: [f64; 3],
+    /// Simulated time.
+    pub time: f64,
+    /// Steps taken.
+    pub steps: usize,
+    viscous_fluxes: Vec<Tensor>,
+    sensors: Vec<Tensor>,
+}
+
+impl Solver {
+    /// A solver on grid `coordinates` whose initial state is `initial(x, y, z)` (conservative variables).
+    pub fn new(
+        config: SolverConfig,
+        coordinates: &Coordinates,
+        initial: impl Fn([f64; 3]) -> [f64; 5],
+    ) -> CfdResult<Self> {
+        config.check()?;
+        let periodic = config.periodic();
+        let metrics = Metrics::compute(coordinates, periodic, periodic.map(|p| !p))?;
+        let global = coordinates.extent;
+        let len = global.len_padded();
+        let mut state = vec![0.0; 5 * len];
+        for at in 0..len {
+            let q = initial([coordinates.x[at], coordinates.y[at], coordinates.z[at]]);
+            for (c, value) in q.into_iter().enumerate() {
+                state[c * len + at] = value;
+            }
+        }
+        let domain = Domain::new(
+            global,
+            config.blocks,
+            config.boundaries,
+            &state,
+            &geometry_values(&metrics),
+            &Device::Cpu,
+        )?;
+        let viscous_fluxes = match config.viscous {
+            Some(_) => scratch_fields(&domain, VISCOUS_COMPONENTS)?,
+            None => Vec::new(),
+        };
+        let sensors = match config.inviscid {
+            InviscidScheme::Hybrid(_) => scratch_fields(&domain, 1)?,
+            InviscidScheme::Fixed(_) => Vec::new(),
+        };
+        Ok(Self {
+            config,
+            spacing: global.spacing(),
+            domain,
+            time: 0.0,
+            steps: 0,
+            viscous_fluxes,
+            sensors,
+        })
+    }
+
+    /// The global grid size.
+    pub fn extent(&self) -> Extent {
+        self.domain.global
+    }
+
+    /// `∂U/∂t` of every block from the current state (ghosts filled here).
+    fn right_hand_sides(&self) -> CfdResult<Vec<Tensor>> {
+        let blocks = &self.domain.blocks;
+        self.domain.exchange(|b| blocks[b].state.clone())?;
+        if !self.sensors.is_empty() {
+            let op = JamesonSensor {
+                gamma: self.config.gas.gamma,
+            };
+            for (block, sensor) in blocks.iter().zip(&self.sensors) {
+                sensor.inplace_op2(&block.state, &op)?;
+            }
+            self.domain.exchange(|b| self.sensors[b].clone())?;
+            for (block, sensor) in blocks.iter().zip(&self.sensors) {
+                block.geometry.inplace_op2(sensor, &StoreSensor)?;
+            }
+        }
+        let dims = self.domain.global.dims();
+        let mut rhs = Vec::with_capacity(blocks.len());
+        for block in blocks {
+            let out = block.state.zeros_like()?;
+            for direction in (0..3).filter(|&d| dims[d] > 1) {
+                let op = InviscidFlux {
+                    direction,
+                    scheme: self.config.inviscid,
+                    gamma: self.config.gas.gamma,
+                    entropy_fix: self.config.entropy_fix,
+                    spacing: self.spacing[direction],
+                };
+                out.inplace_op3(&block.state, &block.geometry, &op)?;
+            }
+            rhs.push(out);
+        }
+        if let Some(scheme) = self.config.viscous {
+            let flux = ViscousFlux {
+                gas: self.config.gas,
+                scheme,
+                spacing: self.spacing,
+            };
+            for (block, fluxes) in blocks.iter().zip(&self.viscous_fluxes) {
+                fluxes.inplace_op3(&block.state, &block.geometry, &flux)?;
+            }
+            self.domain.exchange(|b| self.viscous_fluxes[b].clone())?;
+            let divergence = ViscousDivergence {
+                scheme,
+                spacing: self.spacing,
+            };
+            for ((block, fluxes), out) in blocks.iter().zip(&self.viscous_fluxes).zip(&rhs) {
+                out.inplace_op3(fluxes, &block.geometry, &divergence)?;
+            }
+        }
+        Ok(rhs)
+    }
+
+    /// One time step of TVD RK3.
+    pub fn step(&mut self) -> CfdResult<()> {
+        let dt = self.config.dt;
+        let start: Vec<Tensor> = self
+            .domain
+            .blocks
+            .iter()
+            .map(|b| b.state.copy())
+            .collect::<candle_core::Result<_>>()?;
+        for stage in 0..3 {
+            let rhs = self.right_hand_sides()?;
+            let op = RungeKuttaStage { stage, dt };
+            for ((block, start), rhs) in self.domain.blocks.iter().zip(&start).zip(&rhs) {
+                block.state.inplace_op3(start, rhs, &op)?;
+            }
+        }
+        self.time += dt;
+        self.steps += 1;
+        Ok(())
+    }
+
+    /// Steps until `end_time` (the last step shortened to land on it exactly).
+    pub fn run_until(&mut self, end_time: f64) -> CfdResult<()> {
+        let full_dt = self.config.dt;
+        while self.time < end_time - 1e-12 * end_time.abs().max(1.0) {
+            self.config.dt = full_dt.min(end_time - self.time);
+            let result = self.step();
+            self.config.dt = full_dt;
+            result?;
+        }
+        Ok(())
+    }
+
+    /// The conservative variables of the whole grid, `[5][nz][ny][nx]`.
+    pub fn conservative(&self) -> CfdResult<Vec<f64>> {
+        self.domain.gather(|b| &b.state)
+    }
+}

@@ -1,0 +1,68 @@
+//! `opencfd-scu run` on control files.
+
+use opencfd_scu::control::Control;
+use opencfd_scu::run::{InitialField, RunOptions, run, solver_config};
+
+const SHIPPED: &str = include_str!("../cases/taylor-green-32.in");
+
+fn small_control(extra: &str) -> Control {
+    let text = SHIPPED
+        .replace("GRID_3D = 32 32 32", "GRID_3D = 8 8 8")
+        .replace("END_TIME = 10", "END_TIME = 0.02")
+        .replace("KSTEP_SHOW = 100", "KSTEP_SHOW = 2")
+        .replace("KSTEP_SAVE = 1000", "KSTEP_SAVE = 3");
+    Control::parse(&format!("{text}{extra}"), "test.in").unwrap()
+}
+
+#[test]
+fn shipped_control_file_runs_and_writes_statistics_fields_and_summary() {
+    let control = small_control("");
+    let out = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        box_lengths: [std::f64::consts::TAU; 3],
+        origin: [-std::f64::consts::PI; 3],
+        initial: InitialField::TaylorGreen,
+        out: out.path().to_path_buf(),
+    };
+    let summary = run(&control, &options, |_| {}).unwrap();
+    assert_eq!(summary.steps, 4);
+    assert!((summary.time - 0.02).abs() < 1e-12);
+    let statistics = std::fs::read_to_string(out.path().join("statistics.csv")).unwrap();
+    assert_eq!(statistics.lines().count(), 3, "{statistics}");
+    assert_eq!(summary.fields.len(), 2, "step 3 and the last step");
+    let fields =
+        candle_core::safetensors::load(&summary.fields[1], &candle_core::Device::Cpu).unwrap();
+    assert_eq!(fields["density"].dims(), &[8, 8, 8]);
+    let energy: f64 = statistics
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(energy > 0.1 && energy < 0.125, "{energy}");
+    assert!(out.path().join("run.json").exists());
+}
+
+#[test]
+fn keys_of_unimplemented_features_are_refused_by_name() {
+    for (line, key) in [
+        (
+            "IBC = 108\nBC_NPARA = 10 5 1 0\nBC_RPARA = 2.84 0.2 -320 -300 0.1 -400 -50 14\n",
+            "IBC",
+        ),
+        ("STREAM = 1\n", "STREAM"),
+        ("DIF_BOUND = 0 1 0 0 0 0\n", "DIF_BOUND"),
+    ] {
+        let base = SHIPPED
+            .lines()
+            .filter(|l| !l.starts_with(key))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let control = Control::parse(&format!("{base}\n{line}"), "test.in").unwrap();
+        let error = solver_config(&control).unwrap_err().to_string();
+        assert!(error.starts_with(key), "{error}");
+    }
+}
