@@ -61,7 +61,7 @@ pub fn shu_osher_initial(gas: Gas) -> impl Fn([f64; 3]) -> [f64; 5] {
     }
 }
 
-/// The isentropic vortex of Shu (strength 5) in a periodic square,
+/// The isentropic vortex of Shu in a periodic square,
 /// advected diagonally at unit speed per axis.
 #[derive(Debug, Clone, Copy)]
 pub struct IsentropicVortex {
@@ -78,13 +78,13 @@ pub struct IsentropicVortex {
 }
 
 impl IsentropicVortex {
-    /// Shu's vortex (strength 5) carried at `velocity`, centred in a periodic box of
+    /// Shu's vortex of `strength` (5 in Shu's test) carried at `velocity`, centred in a periodic box of
     /// side `side`. Shu's box of 10 leaves the vortex's tail, about 1e-5 at the edges,
     /// out of the exact solution; a box of 20 pushes it below 1e-20.
-    pub fn standard(gas: Gas, side: f64, velocity: [f64; 2]) -> Self {
+    pub fn standard(gas: Gas, strength: f64, side: f64, velocity: [f64; 2]) -> Self {
         Self {
             gas,
-            strength: 5.0,
+            strength,
             centre: [0.5 * side, 0.5 * side],
             velocity,
             side,

@@ -1,10 +1,13 @@
 //! Block decomposition: the global grid cut into blocks with [`GHOST`]-layer halos.
 //!
-//! Each block holds its own candle tensors (state, geometry, right-hand side) and
-//! exchanges halos with its neighbours through [`CopyHalo`]; faces on the domain's
-//! edge are filled by the boundary condition. The kernels read only ghost values,
-//! never a neighbour directly, so a decomposed run performs the same arithmetic on
-//! every point as a single block and gives bitwise identical results.
+//! Each block holds its own candle tensors (state, geometry) and exchanges halos with
+//! its neighbours: through [`CopyHalo`] when the neighbour lives in the same process,
+//! through the run's [`Transport`] (packed slabs) when it lives on another rank; faces
+//! on the domain's edge are filled by the boundary condition. The kernels read only
+//! ghost values, never a neighbour directly, so a decomposed run performs the same
+//! arithmetic on every point as a single block and gives bitwise identical results.
+
+use std::rc::Rc;
 
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -12,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::GHOST;
 use crate::error::{CfdError, CfdResult};
 use crate::geometry::{GEOMETRY_COMPONENTS, sub_box};
-use crate::kernels::halo::{CopyHalo, FillGhosts, SelfFill, Side};
+use crate::kernels::halo::{CopyHalo, FillGhosts, SelfFill, Side, UnpackHalo, pack_halo};
 use crate::metrics::Extent;
+use crate::transport::{Incoming, Outgoing, SingleProcess, Transport};
 
 /// The boundary condition of one face of the global domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +31,8 @@ pub enum Boundary {
 /// One block of the decomposition.
 #[derive(Debug)]
 pub struct Block {
+    /// Index in the global block grid (x fastest).
+    pub index: usize,
     /// Global interior index of the block's first interior point.
     pub offset: [usize; 3],
     /// Interior size.
@@ -35,12 +41,11 @@ pub struct Block {
     pub position: [usize; 3],
     /// Conservative variables `[5, z, y, x]`.
     pub state: Tensor,
-    /// Geometry `[10, z, y, x]` (see [`crate::geometry`]).
+    /// Geometry `[11, z, y, x]` (see [`crate::geometry`]).
     pub geometry: Tensor,
 }
 
-/// The blocks of a global grid.
-#[derive(Debug)]
+/// The blocks of a global grid that this process owns.
 pub struct Domain {
     /// Global interior size.
     pub global: Extent,
@@ -48,8 +53,22 @@ pub struct Domain {
     pub grid: [usize; 3],
     /// Boundary conditions `[direction][side]`.
     pub boundaries: [[Boundary; 2]; 3],
-    /// The blocks, x fastest.
+    /// This process's blocks, in global index order.
     pub blocks: Vec<Block>,
+    transport: Rc<dyn Transport>,
+}
+
+impl std::fmt::Debug for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Domain")
+            .field("global", &self.global)
+            .field("grid", &self.grid)
+            .field("boundaries", &self.boundaries)
+            .field("blocks", &self.blocks)
+            .field("rank", &self.transport.rank())
+            .field("ranks", &self.transport.ranks())
+            .finish()
+    }
 }
 
 /// Splits `n` points into `parts` nearly equal runs, `(start, length)` each.
@@ -59,9 +78,14 @@ fn split(n: usize, parts: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// The message tag of the slab filling `side` of block `block` along `direction`.
+fn tag(block: usize, direction: usize, side: Side) -> i32 {
+    ((block * 3 + direction) * 2 + usize::from(side == Side::High)) as i32
+}
+
 impl Domain {
-    /// Cuts global padded fields (`state`: 5 components, `geometry`: 10) into
-    /// `grid[0] × grid[1] × grid[2]` blocks.
+    /// Cuts global padded fields (`state`: 5 components, `geometry`: 11) into
+    /// `grid[0] × grid[1] × grid[2]` blocks, all in this process.
     pub fn new(
         global: Extent,
         grid: [usize; 3],
@@ -69,6 +93,28 @@ impl Domain {
         state: &[f64],
         geometry: &[f64],
         device: &Device,
+    ) -> CfdResult<Self> {
+        Self::distributed(
+            global,
+            grid,
+            boundaries,
+            state,
+            geometry,
+            device,
+            Rc::new(SingleProcess),
+        )
+    }
+
+    /// As [`Domain::new`], keeping only the blocks `transport`'s rank owns: ranks own
+    /// contiguous runs of block indices.
+    pub fn distributed(
+        global: Extent,
+        grid: [usize; 3],
+        boundaries: [[Boundary; 2]; 3],
+        state: &[f64],
+        geometry: &[f64],
+        device: &Device,
+        transport: Rc<dyn Transport>,
     ) -> CfdResult<Self> {
         let dims = global.dims();
         for d in 0..3 {
@@ -85,6 +131,13 @@ impl Domain {
                 )));
             }
         }
+        let count = grid.iter().product::<usize>();
+        if transport.ranks() > count {
+            return Err(CfdError::Config(format!(
+                "{} ranks for {count} blocks: every rank needs a block (raise PARALLEL_3D)",
+                transport.ranks()
+            )));
+        }
         if state.len() != 5 * global.len_padded()
             || geometry.len() != GEOMETRY_COMPONENTS * global.len_padded()
         {
@@ -93,47 +146,66 @@ impl Domain {
             ));
         }
         let cuts: Vec<Vec<(usize, usize)>> = (0..3).map(|d| split(dims[d], grid[d])).collect();
-        let mut blocks = Vec::new();
-        for bz in 0..grid[2] {
-            for by in 0..grid[1] {
-                for bx in 0..grid[0] {
-                    let position = [bx, by, bz];
-                    let offset = std::array::from_fn(|d| cuts[d][position[d]].0);
-                    let size: [usize; 3] = std::array::from_fn(|d| cuts[d][position[d]].1);
-                    let extent = Extent::new(size[0], size[1], size[2]);
-                    let [px, py, pz] = extent.padded();
-                    let field = |values: &[f64], components: usize| {
-                        Tensor::from_vec(
-                            sub_box(values, global, offset, extent),
-                            (components, pz, py, px),
-                            device,
-                        )
-                    };
-                    blocks.push(Block {
-                        offset,
-                        extent,
-                        position,
-                        state: field(state, 5)?,
-                        geometry: field(geometry, GEOMETRY_COMPONENTS)?,
-                    });
-                }
-            }
-        }
-        Ok(Self {
+        let mut domain = Self {
             global,
             grid,
             boundaries,
-            blocks,
-        })
+            blocks: Vec::new(),
+            transport,
+        };
+        for index in 0..count {
+            if domain.owner(index) != domain.transport.rank() {
+                continue;
+            }
+            let position = [
+                index % grid[0],
+                (index / grid[0]) % grid[1],
+                index / (grid[0] * grid[1]),
+            ];
+            let offset = std::array::from_fn(|d| cuts[d][position[d]].0);
+            let size: [usize; 3] = std::array::from_fn(|d| cuts[d][position[d]].1);
+            let extent = Extent::new(size[0], size[1], size[2]);
+            let [px, py, pz] = extent.padded();
+            let field = |values: &[f64], components: usize| {
+                Tensor::from_vec(
+                    sub_box(values, global, offset, extent),
+                    (components, pz, py, px),
+                    device,
+                )
+            };
+            domain.blocks.push(Block {
+                index,
+                offset,
+                extent,
+                position,
+                state: field(state, 5)?,
+                geometry: field(geometry, GEOMETRY_COMPONENTS)?,
+            });
+        }
+        Ok(domain)
+    }
+
+    /// The rank that owns block `index`.
+    pub fn owner(&self, index: usize) -> usize {
+        index * self.transport.ranks() / self.grid.iter().product::<usize>()
+    }
+
+    /// The run's transport.
+    pub fn transport(&self) -> &dyn Transport {
+        self.transport.as_ref()
     }
 
     fn block_at(&self, position: [usize; 3]) -> usize {
         (position[2] * self.grid[1] + position[1]) * self.grid[0] + position[0]
     }
 
-    /// The neighbour of block `index` across a face, if that face is shared.
+    /// The global index of the neighbour of block `index` across a face, if shared.
     fn neighbour(&self, index: usize, direction: usize, side: Side) -> Option<usize> {
-        let mut position = self.blocks[index].position;
+        let mut position = [
+            index % self.grid[0],
+            (index / self.grid[0]) % self.grid[1],
+            index / (self.grid[0] * self.grid[1]),
+        ];
         let n = self.grid[direction];
         let periodic = self.boundaries[direction][0] == Boundary::Periodic;
         match side {
@@ -146,17 +218,48 @@ impl Domain {
         Some(self.block_at(position))
     }
 
-    /// Fills the ghost layers of one field of every block (`field(block)` picks it):
-    /// halos from neighbours, boundary conditions on the domain's faces.
+    fn local(&self, index: usize) -> Option<usize> {
+        self.blocks.binary_search_by_key(&index, |b| b.index).ok()
+    }
+
+    /// Fills the ghost layers of one field of every local block (`field(local)` picks
+    /// it by position in [`Domain::blocks`]): halos from neighbours, boundary
+    /// conditions on the domain's faces.
     pub fn exchange(&self, field: impl Fn(usize) -> Tensor) -> CfdResult<()> {
-        for index in 0..self.blocks.len() {
-            let target = field(index);
+        let mut outgoing = Vec::new();
+        let mut incoming = Vec::new();
+        let mut targets = Vec::new();
+        for (local, block) in self.blocks.iter().enumerate() {
+            let target = field(local);
             for direction in 0..3 {
                 for (s, side) in [Side::Low, Side::High].into_iter().enumerate() {
-                    match self.neighbour(index, direction, side) {
-                        Some(neighbour) => {
-                            target.inplace_op2(&field(neighbour), &CopyHalo { direction, side })?
-                        }
+                    match self.neighbour(block.index, direction, side) {
+                        Some(neighbour) => match self.local(neighbour) {
+                            Some(other) => {
+                                target.inplace_op2(&field(other), &CopyHalo { direction, side })?
+                            }
+                            None => {
+                                // The neighbour needs our layers next to this face for its opposite face.
+                                let theirs = if side == Side::Low {
+                                    Side::High
+                                } else {
+                                    Side::Low
+                                };
+                                let rank = self.owner(neighbour);
+                                outgoing.push(Outgoing {
+                                    rank,
+                                    tag: tag(neighbour, direction, theirs),
+                                    data: pack_halo(&target, direction, side)?,
+                                });
+                                let len = outgoing.last().map_or(0, |o| o.data.len());
+                                incoming.push(Incoming {
+                                    rank,
+                                    tag: tag(block.index, direction, side),
+                                    len,
+                                });
+                                targets.push((local, direction, side));
+                            }
+                        },
                         None => {
                             let fill = match self.boundaries[direction][s] {
                                 Boundary::Periodic => SelfFill::Periodic,
@@ -172,22 +275,37 @@ impl Domain {
                 }
             }
         }
+        if outgoing.is_empty() {
+            return Ok(());
+        }
+        let received = self.transport.exchange(outgoing, &incoming)?;
+        for ((local, direction, side), data) in targets.into_iter().zip(received) {
+            field(local).inplace_op1(&UnpackHalo {
+                direction,
+                side,
+                data,
+            })?;
+        }
         Ok(())
     }
 
-    /// A global `[components][nz][ny][nx]` interior array gathered from one field of every block.
+    /// A global `[components][nz][ny][nx]` interior array of one field, assembled from
+    /// the blocks of every rank (each rank gets the whole array).
     pub fn gather(&self, field: impl Fn(&Block) -> &Tensor) -> CfdResult<Vec<f64>> {
         let [nx, ny, nz] = self.global.dims();
-        let mut components = 0;
-        let mut out = Vec::new();
+        let components = match self.blocks.first() {
+            Some(block) => field(block).dim(0)?,
+            None => 0,
+        };
+        let mut shape = [components as f64];
+        self.transport.sum(&mut shape)?;
+        let components = (shape[0] / self.transport.ranks() as f64).round() as usize;
+        let mut out = vec![0.0; components * nx * ny * nz];
         for block in &self.blocks {
-            let tensor = field(block);
-            let c = tensor.dim(0)?;
-            if out.is_empty() {
-                components = c;
-                out = vec![0.0; c * nx * ny * nz];
-            }
-            let values: Vec<f64> = tensor.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+            let values: Vec<f64> = field(block)
+                .to_dtype(DType::F64)?
+                .flatten_all()?
+                .to_vec1()?;
             let [bx, by, bz] = block.extent.dims();
             for c in 0..components {
                 for k in 0..bz {
@@ -200,6 +318,9 @@ impl Domain {
                     }
                 }
             }
+        }
+        if self.transport.ranks() > 1 {
+            self.transport.sum(&mut out)?;
         }
         Ok(out)
     }

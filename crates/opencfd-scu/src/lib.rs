@@ -5,16 +5,20 @@ pub mod cases;
 pub mod control;
 pub mod domain;
 pub mod error;
+pub mod formats;
 pub mod gas;
 pub mod geometry;
 pub mod hybrid;
 pub mod kernels;
 pub mod metrics;
+#[cfg(feature = "mpi")]
+pub mod mpi_transport;
 pub mod riemann;
 pub mod run;
 pub mod scheme;
 pub mod solver;
 pub mod split;
+pub mod transport;
 pub mod verify;
 
 pub use error::{CfdError, CfdResult};

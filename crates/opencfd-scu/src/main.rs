@@ -1,11 +1,13 @@
 //! `opencfd-scu`: run a control file, or the verification suite.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use opencfd_scu::control::Control;
-use opencfd_scu::run::{InitialField, RunOptions, run};
+use opencfd_scu::run::{InitialField, RunOptions, run_on};
+use opencfd_scu::transport::{SingleProcess, Transport};
 use opencfd_scu::verify::{SuiteSize, run_suite};
 
 #[derive(Parser)]
@@ -37,6 +39,11 @@ enum Command {
         /// The initial field.
         #[arg(long, value_enum, default_value = "control")]
         initial: InitialField,
+        /// One rank of an MPI run (start with `mpirun -n R`; PARALLEL_3D blocks are
+        /// shared among the ranks).
+        #[cfg(feature = "mpi")]
+        #[arg(long)]
+        mpi: bool,
     },
     /// Runs the verification suite and writes report.json, report.md and SVG plots.
     Verify {
@@ -63,6 +70,8 @@ fn main() -> Result<()> {
             box_lengths,
             origin,
             initial,
+            #[cfg(feature = "mpi")]
+                mpi: mpi_run,
         } => {
             let parsed = Control::from_file(&control)?;
             let options = RunOptions {
@@ -71,7 +80,19 @@ fn main() -> Result<()> {
                 initial,
                 out,
             };
-            let summary = run(&parsed, &options, |line| eprintln!("{line}"))?;
+            #[cfg(feature = "mpi")]
+            let transport: Rc<dyn Transport> = if mpi_run {
+                Rc::new(opencfd_scu::mpi_transport::MpiTransport::initialize()?)
+            } else {
+                Rc::new(SingleProcess)
+            };
+            #[cfg(not(feature = "mpi"))]
+            let transport: Rc<dyn Transport> = Rc::new(SingleProcess);
+            let rank = transport.rank();
+            let summary = run_on(&parsed, &options, transport, |line| eprintln!("{line}"))?;
+            if rank != 0 {
+                return Ok(());
+            }
             println!(
                 "{} steps to t = {} in {:.1} s ({:.0} ns per point per stage); results in {}",
                 summary.steps,

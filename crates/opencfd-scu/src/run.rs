@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -25,6 +26,7 @@ use crate::kernels::inviscid::InviscidScheme;
 use crate::metrics::{Coordinates, Extent};
 use crate::scheme::{CentralDifference, Omp6Variant, Reconstruction};
 use crate::solver::{Solver, SolverConfig};
+use crate::transport::{SingleProcess, Transport};
 
 /// The initial field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -184,10 +186,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> CfdResult<()> {
 /// Writes density, velocity and temperature of the whole grid as a safetensors file
 /// (`[nz, ny, nx]` f64 arrays named `density`, `u`, `v`, `w`, `temperature`; step and
 /// time in the metadata).
-pub fn write_fields(solver: &Solver, path: &Path) -> CfdResult<()> {
+/// Every rank of a multi-process run must call it (the flow is gathered); only those
+/// with `write` set write the file.
+pub fn write_fields(solver: &Solver, path: &Path, write: bool) -> CfdResult<()> {
     let Extent { nx, ny, nz } = solver.extent();
     let cells = nx * ny * nz;
     let q = solver.conservative()?;
+    if !write {
+        return Ok(());
+    }
     let gas = solver.config.gas;
     let mut columns: [Vec<f64>; 5] = std::array::from_fn(|_| Vec::with_capacity(cells));
     for at in 0..cells {
@@ -247,8 +254,20 @@ pub fn box_statistics(solver: &Solver) -> CfdResult<(f64, f64)> {
 pub fn run(
     control: &Control,
     options: &RunOptions,
+    show: impl FnMut(&str),
+) -> CfdResult<RunSummary> {
+    run_on(control, options, Rc::new(SingleProcess), show)
+}
+
+/// As [`run`] on one rank of a multi-process run: every rank advances its blocks, rank 0
+/// writes the files and shows progress.
+pub fn run_on(
+    control: &Control,
+    options: &RunOptions,
+    transport: Rc<dyn Transport>,
     mut show: impl FnMut(&str),
 ) -> CfdResult<RunSummary> {
+    let writer = transport.rank() == 0;
     let config = solver_config(control)?;
     let [nx, ny, nz] = control.grid;
     let grid = Coordinates::uniform(
@@ -259,10 +278,12 @@ pub fn run(
     );
     let gas = config.gas;
     let mut solver = match options.initial {
-        InitialField::TaylorGreen => Solver::new(config, &grid, taylor_green_initial(gas))?,
+        InitialField::TaylorGreen => {
+            Solver::distributed(config, &grid, taylor_green_initial(gas), transport)?
+        }
         InitialField::Control => {
             let uniform = gas.conservative(1.0, [1.0, 0.0, 0.0], gas.pressure(1.0, 1.0));
-            Solver::new(config, &grid, |_| uniform)?
+            Solver::distributed(config, &grid, |_| uniform, transport)?
         }
     };
     let out = &options.out;
@@ -279,7 +300,7 @@ pub fn run(
         solver.step()?;
         let steps = solver.steps as u64;
         let done = solver.time >= end_time - 1e-12 * end_time.abs().max(1.0);
-        if steps % control.kstep_show == 0 || done {
+        if steps.is_multiple_of(control.kstep_show) || done {
             let (energy, density) = box_statistics(&solver)?;
             if !energy.is_finite() {
                 return Err(CfdError::Config(format!(
@@ -296,9 +317,10 @@ pub fn run(
                 solver.time
             ));
         }
-        if steps % control.kstep_save == 0 || done {
+        if steps.is_multiple_of(control.kstep_save) || done {
+            // Every rank takes part in the gather; rank 0 writes.
             let path = out.join(format!("flow-{steps:08}.safetensors"));
-            write_fields(&solver, &path)?;
+            write_fields(&solver, &path, writer)?;
             fields.push(path);
         }
         if done || control.test {
@@ -306,7 +328,9 @@ pub fn run(
         }
     }
     let seconds = timer.elapsed().as_secs_f64();
-    write_atomic(&out.join("statistics.csv"), statistics.as_bytes())?;
+    if writer {
+        write_atomic(&out.join("statistics.csv"), statistics.as_bytes())?;
+    }
     let summary = RunSummary {
         control: control.clone(),
         options: options.clone(),
@@ -319,6 +343,8 @@ pub fn run(
     };
     let json = serde_json::to_string_pretty(&summary)
         .map_err(|e| CfdError::Config(format!("run.json: {e}")))?;
-    write_atomic(&out.join("run.json"), json.as_bytes())?;
+    if writer {
+        write_atomic(&out.join("run.json"), json.as_bytes())?;
+    }
     Ok(summary)
 }

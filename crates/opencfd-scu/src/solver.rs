@@ -10,6 +10,9 @@ use crate::kernels::runge_kutta::RungeKuttaStage;
 use crate::kernels::viscous::{VISCOUS_COMPONENTS, ViscousDivergence, ViscousFlux};
 use crate::metrics::{Coordinates, Extent, Metrics};
 use crate::scheme::CentralDifference;
+use crate::transport::{SingleProcess, Transport};
+use std::rc::Rc;
+
 use candle_core::{Device, Tensor};
 
 /// What the solver integrates and how.
@@ -98,6 +101,17 @@ impl Solver {
         coordinates: &Coordinates,
         initial: impl Fn([f64; 3]) -> [f64; 5],
     ) -> CfdResult<Self> {
+        Self::distributed(config, coordinates, initial, Rc::new(SingleProcess))
+    }
+
+    /// As [`Solver::new`] on one rank of a multi-process run: this rank keeps the
+    /// blocks it owns and exchanges halos with the others through `transport`.
+    pub fn distributed(
+        config: SolverConfig,
+        coordinates: &Coordinates,
+        initial: impl Fn([f64; 3]) -> [f64; 5],
+        transport: Rc<dyn Transport>,
+    ) -> CfdResult<Self> {
         config.check()?;
         let periodic = config.periodic();
         let metrics = Metrics::compute(coordinates, periodic, periodic.map(|p| !p))?;
@@ -110,13 +124,14 @@ impl Solver {
                 state[c * len + at] = value;
             }
         }
-        let domain = Domain::new(
+        let domain = Domain::distributed(
             global,
             config.blocks,
             config.boundaries,
             &state,
             &geometry_values(&metrics),
             &Device::Cpu,
+            transport,
         )?;
         let viscous_fluxes = match config.viscous {
             Some(_) => scratch_fields(&domain, VISCOUS_COMPONENTS)?,

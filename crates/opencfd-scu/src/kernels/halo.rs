@@ -49,22 +49,19 @@ pub struct CopyHalo {
     pub side: Side,
 }
 
-/// Calls `visit(ghost_offset, p)` for every ghost point of a face, where `p` is the
-/// ghost's index along `direction`, offsets within one component.
-fn for_each_ghost(
+/// Calls `visit(offset, p)` for every point whose index along `direction` is in
+/// `layers` and whose other two indices are interior, in `k, j, i` order; `p` is the
+/// index along `direction` and offsets are within one component.
+fn for_each_in_layers(
     shape: &FieldShape,
     direction: usize,
-    side: Side,
+    layers: std::ops::Range<usize>,
     mut visit: impl FnMut(usize, usize),
 ) {
     let n = shape.interior();
-    let ghosts = match side {
-        Side::Low => 0..GHOST,
-        Side::High => GHOST + n[direction]..2 * GHOST + n[direction],
-    };
     let range = |d: usize| {
         if d == direction {
-            ghosts.clone()
+            layers.clone()
         } else {
             GHOST..GHOST + n[d]
         }
@@ -76,6 +73,106 @@ fn for_each_ghost(
                 visit(shape.at(i, j, k), p);
             }
         }
+    }
+}
+
+/// The ghost layers of one face.
+fn ghost_layers(shape: &FieldShape, direction: usize, side: Side) -> std::ops::Range<usize> {
+    let n = shape.interior()[direction];
+    match side {
+        Side::Low => 0..GHOST,
+        Side::High => GHOST + n..2 * GHOST + n,
+    }
+}
+
+/// Calls `visit(ghost_offset, p)` for every ghost point of a face.
+fn for_each_ghost(
+    shape: &FieldShape,
+    direction: usize,
+    side: Side,
+    visit: impl FnMut(usize, usize),
+) {
+    for_each_in_layers(
+        shape,
+        direction,
+        ghost_layers(shape, direction, side),
+        visit,
+    )
+}
+
+/// The interior layers a neighbour across `side` needs for its ghosts, packed in the
+/// order [`UnpackHalo`] reads them: the first `GHOST` layers for the low neighbour,
+/// the last `GHOST` for the high one.
+pub fn pack_halo(
+    field: &candle_core::Tensor,
+    direction: usize,
+    side: Side,
+) -> candle_core::Result<Vec<f64>> {
+    let (storage, layout) = field.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("halo packing reads CPU fields");
+    };
+    let shape = FieldShape::of(layout)?;
+    let data = values(cpu, layout)?;
+    let n = shape.interior()[direction];
+    let layers = match side {
+        Side::Low => GHOST..2 * GHOST,
+        Side::High => n..n + GHOST,
+    };
+    let plane = shape.plane_len();
+    let mut out = Vec::new();
+    for c in 0..shape.components {
+        for_each_in_layers(&shape, direction, layers.clone(), |at, _| {
+            out.push(data[c * plane + at])
+        });
+    }
+    Ok(out)
+}
+
+/// Writes a slab packed by [`pack_halo`] on a neighbouring rank into the ghosts of one
+/// face (`field.inplace_op1(&op)`).
+#[derive(Debug, Clone)]
+pub struct UnpackHalo {
+    /// 0 = x, 1 = y, 2 = z.
+    pub direction: usize,
+    /// The face whose ghosts are written.
+    pub side: Side,
+    /// The packed values.
+    pub data: Vec<f64>,
+}
+
+impl InplaceOp1 for UnpackHalo {
+    fn name(&self) -> &'static str {
+        "opencfd-unpack-halo"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let shape = FieldShape::of(layout)?;
+        let data = values_mut(storage, layout)?;
+        let plane = shape.plane_len();
+        let mut next = self.data.iter();
+        for c in 0..shape.components {
+            let mut missing = false;
+            for_each_ghost(&shape, self.direction, self.side, |at, _| {
+                match next.next() {
+                    Some(value) => data[c * plane + at] = *value,
+                    None => missing = true,
+                }
+            });
+            if missing {
+                candle_core::bail!(
+                    "halo slab of {} values is too short for {shape:?}",
+                    self.data.len()
+                );
+            }
+        }
+        if next.next().is_some() {
+            candle_core::bail!(
+                "halo slab of {} values is too long for {shape:?}",
+                self.data.len()
+            );
+        }
+        Ok(())
     }
 }
 

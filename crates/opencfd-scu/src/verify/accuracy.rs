@@ -70,16 +70,20 @@ pub(super) fn vortex_order(size: SuiteSize) -> CfdResult<CaseResult> {
     };
     let end_time = 1.0;
     let side = 20.0;
-    // Supersonic along x and y (|u| − c > 2 everywhere), so no characteristic speed
+    // Supersonic along x and y (|u| − c > 0.6 everywhere), so no characteristic speed
     // changes sign: Steger–Warming's split fluxes have a kink where one does, which
     // caps any scheme at second order. The y velocity is negative so that the negative
     // split flux carries the whole flux there and both reconstructions are measured.
-    let velocity = [4.0, -4.0];
-    let vortex = IsentropicVortex::standard(Gas::euler_air(), side, velocity);
+    // Strength 1 rather than Shu's 5: the official WENO weights use an absolute ε, and
+    // the stronger vortex's larger flux variations keep WENO5 in its critical-point
+    // regime (third order) on every grid this suite can afford.
+    let velocity = [2.0, -2.0];
+    let strength = 1.0;
+    let vortex = IsentropicVortex::standard(Gas::euler_air(), strength, side, velocity);
     let mut case = CaseResult::new(
         "vortex-order",
         format!(
-            "Isentropic vortex (strength 5, periodic box of side 20, advected at (4, −4), supersonic so that no split eigenvalue changes sign) to t = {end_time}; mean absolute density error against the exact solution on {grids:?}² grids, Cartesian and perturbed ({PERTURBATION} relative amplitude). The time step is scaled as Δx^(p/3) from CFL 0.4 on the coarsest grid so that RK3's third-order error stays below the scheme's p-th order error."
+            "Isentropic vortex (strength {strength}, periodic box of side {side}, advected at (2, −2), supersonic so that no split eigenvalue changes sign) to t = {end_time}; mean absolute density error against the exact solution on {grids:?}² grids, Cartesian and perturbed ({PERTURBATION} relative amplitude). The time step is scaled as Δx^(p/3) from CFL 0.4 on the coarsest grid so that RK3's third-order error stays below the scheme's p-th order error."
         ),
     );
     let coarsest = side / grids[0] as f64;
@@ -95,7 +99,7 @@ pub(super) fn vortex_order(size: SuiteSize) -> CfdResult<CaseResult> {
             for &n in grids {
                 let dx = side / n as f64;
                 let dt =
-                    0.4 * coarsest / 6.6 * (dx / coarsest).powf(scheme.formal_order() as f64 / 3.0);
+                    0.4 * coarsest / 3.5 * (dx / coarsest).powf(scheme.formal_order() as f64 / 3.0);
                 let error =
                     vortex_error(&vortex, scheme, &vortex.grid(n, perturbation), dt, end_time)?;
                 case.metric(format!("{grid_name}_{}_error_n{n}", scheme.name()), error);
