@@ -97,7 +97,7 @@ impl Reconstruction {
     /// (stencil[3] is point i).
     /// The negative-split flux at i+1/2 is obtained by the caller as reconstruct(mirror) with
     /// mirror[m] = f[i+4-m].
-    #[inline]
+    #[inline(always)]
     pub fn reconstruct(self, stencil: &[f64; 8]) -> f64 {
         let s = stencil;
         match self {
@@ -358,7 +358,7 @@ fn minmod4(x1: f64, x2: f64, x3: f64, x4: f64, textbook: bool) -> f64 {
 }
 
 /// UP7 face value from f[i-3..=i+3].
-#[inline]
+#[inline(always)]
 fn up7(s: &[f64; 8]) -> f64 {
     (-3.0 * s[0] + 25.0 * s[1] - 101.0 * s[2] + 319.0 * s[3] + 214.0 * s[4] - 38.0 * s[5]
         + 4.0 * s[6])
@@ -366,14 +366,14 @@ fn up7(s: &[f64; 8]) -> f64 {
 }
 
 /// NND2 face value: `f_i + minmod(f_{i+1} - f_i, f_i - f_{i-1}) / 2`.
-#[inline]
+#[inline(always)]
 fn nnd2(fm: f64, f0: f64, fp: f64) -> f64 {
     f0 + 0.5 * minmod2(fp - f0, f0 - fm)
 }
 
 /// Jiang–Shu WENO5 from f[i-2..=i+2]: smoothness indicators scaled by 12, ε scaled to 12e-6,
 /// linear weights (3, 6, 1)/10 on the candidates {i..i+2}, {i-1..i+1}, {i-2..i}.
-#[inline]
+#[inline(always)]
 fn weno5(p: &[f64; 5]) -> f64 {
     let (b, q) = weno5_parts(p);
     let e = 12.0 * WENO5_EPS;
@@ -469,7 +469,7 @@ fn weno7_differences(s: &[f64; 8], k: usize) -> (f64, f64, f64) {
 
 /// Balsara–Shu WENO7 from f[i-3..=i+3]: β_k = 960 a² + 1040 b² + 1043 c² + 80 a c, weights
 /// (1, 12, 18, 4)/35 over (ε + β_k)², ε = 3.456e-4 (all in the official scaling).
-#[inline]
+#[inline(always)]
 fn weno7(s: &[f64; 8]) -> f64 {
     const EPS: f64 = 3.456e-4;
     let mut t = [0.0; 4];
@@ -500,7 +500,7 @@ const SYMBO_WEIGHTS: [f64; 5] = [
 /// β_4 replaced by max β_k, weights d_k / (ε + β_k) with ε = 2.592e-6. With `limiter`, the
 /// linear weights are used where `TVmax < WENO_TV_LIMITER·TVmin` and `TVmax < WENO_TV_MAX`,
 /// TV_k being the total variation of candidate k's four points.
-#[inline]
+#[inline(always)]
 fn weno7_symbo(s: &[f64; 8], limiter: bool) -> f64 {
     const EPS: f64 = 2.592e-6;
     let (mut tv_min, mut tv_max) = (0.0, 1.0);
@@ -559,7 +559,7 @@ const OMP6_MP_TOL: f64 = 1e-10;
 /// OMP6 positive flux: the linear 8-point value, then the Suresh–Huynh monotonicity-preserving
 /// bound (official form: `f^MP = f_i + minmod(f_{i+1}-f_i, f_i-f_{i-1})`, α = 4 in the
 /// upper-limit value, the literal official minmod4 unless `textbook`).
-#[inline]
+#[inline(always)]
 fn omp6_plus(s: &[f64; 8], v: Omp6Variant, textbook: bool) -> f64 {
     let lin = omp6_linear(s, v);
     let f_mp = s[3] + minmod2(s[4] - s[3], s[3] - s[2]);
@@ -730,7 +730,7 @@ impl CentralDifference {
 
     /// `f'(x_i)` from `f[i-4..=i+4]` (`f[4]` is point i) and the spacing `h`, in the official
     /// operation order.
-    #[inline]
+    #[inline(always)]
     pub fn derivative(self, f: &[f64; 9], h: f64) -> f64 {
         match self {
             CentralDifference::Cd6 => {

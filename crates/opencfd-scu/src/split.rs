@@ -23,12 +23,20 @@ pub fn steger_warming(
 
     let [a1, a2, a3] = *metric;
     let norm = (a1 * a1 + a2 * a2 + a3 * a3).sqrt();
-    let (n1, n2, n3) = (a1 / norm, a2 / norm, a3 / norm);
+    let inverse_norm = 1.0 / norm;
+    let (n1, n2, n3) = (a1 * inverse_norm, a2 * inverse_norm, a3 * inverse_norm);
     let l1 = a1 * u + a2 * v + a3 * w;
     let l2 = l1 - c * norm;
     let l3 = l1 + c * norm;
     let eps2 = epsilon * epsilon;
-    let plus = |l: f64| 0.5 * (l + (l * l + eps2).sqrt());
+    // Without the entropy fix √(λ²) is |λ| (exactly, barring underflow), and cheaper.
+    let plus = |l: f64| {
+        if eps2 == 0.0 {
+            0.5 * (l + l.abs())
+        } else {
+            0.5 * (l + (l * l + eps2).sqrt())
+        }
+    };
     let (p1, p2, p3) = (plus(l1), plus(l2), plus(l3));
     let (m1, m2, m3) = (l1 - p1, l2 - p2, l3 - p3);
 

@@ -5,6 +5,7 @@
 //! filled: the kernels never read corner or edge ghosts.
 
 use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout};
+use rayon::prelude::*;
 
 use super::storage::{FieldShape, values, values_mut};
 use crate::GHOST;
@@ -187,15 +188,15 @@ impl InplaceOp1 for FillGhosts {
         let n = shape.interior()[self.direction];
         let stride = shape.stride(self.direction);
         let plane = shape.plane_len();
-        for_each_ghost(&shape, self.direction, self.side, |at, p| {
-            let source = match self.fill {
-                SelfFill::Periodic => GHOST + (p + n - GHOST % n) % n,
-                SelfFill::Outflow => p.clamp(GHOST, GHOST + n - 1),
-            };
-            let from = at + source * stride - p * stride;
-            for c in 0..shape.components {
-                data[c * plane + at] = data[c * plane + from];
-            }
+        // Components are independent: one worker each.
+        data[..shape.components * plane].par_chunks_mut(plane).for_each(|component| {
+            for_each_ghost(&shape, self.direction, self.side, |at, p| {
+                let source = match self.fill {
+                    SelfFill::Periodic => GHOST + (p + n - GHOST % n) % n,
+                    SelfFill::Outflow => p.clamp(GHOST, GHOST + n - 1),
+                };
+                component[at] = component[at + source * stride - p * stride];
+            });
         });
         Ok(())
     }

@@ -44,14 +44,22 @@ pub struct InviscidFlux {
     pub spacing: f64,
 }
 
-/// One batch of lines along the sweep direction: `lanes` lines starting at `base`,
-/// `base + 1`, ..., each `len` points long with stride `stride`.
+/// One batch of lines along the sweep direction: `lanes` lines whose first points are
+/// `base`, `base + lane_stride`, ..., each `len` points long with stride `stride`.
 #[derive(Debug, Clone, Copy)]
 struct Batch {
     base: usize,
     lanes: usize,
+    lane_stride: usize,
     stride: usize,
     len: usize,
+}
+
+impl Batch {
+    #[inline]
+    fn at(&self, p: usize, lane: usize) -> usize {
+        self.base + p * self.stride + lane * self.lane_stride
+    }
 }
 
 /// The schemes of a batch's faces.
@@ -62,13 +70,45 @@ enum FaceSchemes {
     PerFace,
 }
 
-/// Per-worker scratch buffers, laid out `[component][point][lane]`.
+/// Per-worker scratch buffers, laid out `[component][point][lane]` so that the
+/// reconstruction's inner loop runs over contiguous lanes.
 #[derive(Default)]
 struct Scratch {
     plus: Vec<f64>,
     minus: Vec<f64>,
     faces: Vec<f64>,
     schemes: Vec<Reconstruction>,
+}
+
+/// Face values `faces[c][p][lane]` for faces `first..=last` from the split fluxes,
+/// with one reconstruction for the whole batch. Generic so that each scheme's formula
+/// is inlined into its own loop.
+#[inline(always)]
+fn uniform_faces(
+    reconstruct: impl Fn(&[f64; 8]) -> f64,
+    scratch: &mut Scratch,
+    len: usize,
+    lanes: usize,
+    first: usize,
+    last: usize,
+) {
+    for c in 0..5 {
+        let plus = &scratch.plus[c * len * lanes..(c + 1) * len * lanes];
+        let minus = &scratch.minus[c * len * lanes..(c + 1) * len * lanes];
+        let faces = &mut scratch.faces[c * len * lanes..(c + 1) * len * lanes];
+        for p in first..=last {
+            let up: [&[f64]; 8] =
+                std::array::from_fn(|m| &plus[(p + m - 3) * lanes..(p + m - 2) * lanes]);
+            let down: [&[f64]; 8] =
+                std::array::from_fn(|m| &minus[(p + 4 - m) * lanes..(p + 5 - m) * lanes]);
+            let out = &mut faces[p * lanes..(p + 1) * lanes];
+            for (lane, value) in out.iter_mut().enumerate() {
+                let upwind: [f64; 8] = std::array::from_fn(|m| up[m][lane]);
+                let downwind: [f64; 8] = std::array::from_fn(|m| down[m][lane]);
+                *value = reconstruct(&upwind) + reconstruct(&downwind);
+            }
+        }
+    }
 }
 
 impl InviscidFlux {
@@ -78,11 +118,12 @@ impl InviscidFlux {
         let len = shape.padded[self.direction];
         let interior = |n: usize| GHOST..GHOST + n;
         match self.direction {
+            // x lines batched over y: the lanes are rows, the lines contiguous.
             0 => interior(nz)
-                .flat_map(|k| interior(ny).map(move |j| (j, k)))
-                .map(|(j, k)| Batch {
-                    base: shape.at(0, j, k),
-                    lanes: 1,
+                .map(|k| Batch {
+                    base: shape.at(0, GHOST, k),
+                    lanes: ny,
+                    lane_stride: shape.stride(1),
                     stride,
                     len,
                 })
@@ -91,6 +132,7 @@ impl InviscidFlux {
                 .map(|k| Batch {
                     base: shape.at(GHOST, 0, k),
                     lanes: nx,
+                    lane_stride: 1,
                     stride,
                     len,
                 })
@@ -99,6 +141,7 @@ impl InviscidFlux {
                 .map(|j| Batch {
                     base: shape.at(GHOST, j, 0),
                     lanes: nx,
+                    lane_stride: 1,
                     stride,
                     len,
                 })
@@ -115,12 +158,7 @@ impl InviscidFlux {
         rhs: DisjointWriter,
         scratch: &mut Scratch,
     ) {
-        let Batch {
-            base,
-            lanes,
-            stride,
-            len,
-        } = batch;
+        let Batch { lanes, len, .. } = batch;
         let plane = shape.plane_len();
         let size = 5 * len * lanes;
         scratch.plus.resize(size, 0.0);
@@ -129,7 +167,7 @@ impl InviscidFlux {
         let metric_offset = 3 * self.direction;
         for p in 0..len {
             for lane in 0..lanes {
-                let at = base + p * stride + lane;
+                let at = batch.at(p, lane);
                 let point = [
                     q[at],
                     q[plane + at],
@@ -152,31 +190,57 @@ impl InviscidFlux {
         }
 
         // Face p + ½ for p in GHOST-1 ..= len-GHOST-1 needs points p-3 ..= p+4.
-        let first_face = GHOST - 1;
-        let last_face = len - GHOST - 1;
-        let face_schemes = self.face_schemes(batch, shape, geometry, scratch);
-        for c in 0..5 {
-            for p in first_face..=last_face {
-                for lane in 0..lanes {
-                    let scheme = match &face_schemes {
-                        FaceSchemes::Uniform(scheme) => *scheme,
-                        FaceSchemes::PerFace => scratch.schemes[p * lanes + lane],
-                    };
-                    let mut upwind = [0.0; 8];
-                    let mut downwind = [0.0; 8];
-                    for m in 0..8 {
-                        upwind[m] = scratch.plus[(c * len + p - 3 + m) * lanes + lane];
-                        downwind[m] = scratch.minus[(c * len + p + 4 - m) * lanes + lane];
+        let (first, last) = (GHOST - 1, len - GHOST - 1);
+        match self.face_schemes(batch, shape, geometry, scratch) {
+            FaceSchemes::Uniform(scheme) => match scheme {
+                Reconstruction::Up7 => uniform_faces(
+                    |s| Reconstruction::Up7.reconstruct(s),
+                    scratch,
+                    len,
+                    lanes,
+                    first,
+                    last,
+                ),
+                Reconstruction::Weno5 => uniform_faces(
+                    |s| Reconstruction::Weno5.reconstruct(s),
+                    scratch,
+                    len,
+                    lanes,
+                    first,
+                    last,
+                ),
+                Reconstruction::Weno7 => uniform_faces(
+                    |s| Reconstruction::Weno7.reconstruct(s),
+                    scratch,
+                    len,
+                    lanes,
+                    first,
+                    last,
+                ),
+                other => uniform_faces(|s| other.reconstruct(s), scratch, len, lanes, first, last),
+            },
+            FaceSchemes::PerFace => {
+                for c in 0..5 {
+                    for p in first..=last {
+                        for lane in 0..lanes {
+                            let scheme = scratch.schemes[p * lanes + lane];
+                            let upwind: [f64; 8] = std::array::from_fn(|m| {
+                                scratch.plus[(c * len + p + m - 3) * lanes + lane]
+                            });
+                            let downwind: [f64; 8] = std::array::from_fn(|m| {
+                                scratch.minus[(c * len + p + 4 - m) * lanes + lane]
+                            });
+                            scratch.faces[(c * len + p) * lanes + lane] =
+                                scheme.reconstruct(&upwind) + scheme.reconstruct(&downwind);
+                        }
                     }
-                    scratch.faces[(c * len + p) * lanes + lane] =
-                        scheme.reconstruct(&upwind) + scheme.reconstruct(&downwind);
                 }
             }
         }
 
         for p in GHOST..len - GHOST {
             for lane in 0..lanes {
-                let at = base + p * stride + lane;
+                let at = batch.at(p, lane);
                 let scale = -geometry[JACOBIAN * plane + at] / self.spacing;
                 for c in 0..5 {
                     let difference = scratch.faces[(c * len + p) * lanes + lane]
@@ -200,19 +264,13 @@ impl InviscidFlux {
         match self.scheme {
             InviscidScheme::Fixed(scheme) => FaceSchemes::Uniform(scheme),
             InviscidScheme::Hybrid(sensor) => {
-                let Batch {
-                    base,
-                    lanes,
-                    stride,
-                    len,
-                } = batch;
                 let sensors = &geometry[SENSOR * shape.plane_len()..];
                 scratch.schemes.clear();
-                for p in 0..len {
-                    for lane in 0..lanes {
+                for p in 0..batch.len {
+                    for lane in 0..batch.lanes {
                         scratch
                             .schemes
-                            .push(sensor.scheme(sensors[base + p * stride + lane]));
+                            .push(sensor.scheme(sensors[batch.at(p, lane)]));
                     }
                 }
                 FaceSchemes::PerFace

@@ -41,7 +41,7 @@ pub struct ViscousDivergence {
 
 /// The central derivative along `direction` at `at` (spacing `h`), or 0 for a
 /// direction with a single point.
-#[inline]
+#[inline(always)]
 fn derivative(
     scheme: CentralDifference,
     field: &[f64],
@@ -53,10 +53,14 @@ fn derivative(
     if !active {
         return 0.0;
     }
-    let mut stencil = [0.0; 9];
-    for (m, value) in stencil.iter_mut().enumerate() {
-        *value = field[at + m * stride - GHOST * stride];
-    }
+    let first = at - GHOST * stride;
+    assert!(
+        first + 8 * stride < field.len(),
+        "derivative stencil outside the field"
+    );
+    // SAFETY: the nine indices lie between `first` and the bound checked above.
+    let stencil: [f64; 9] =
+        std::array::from_fn(|m| unsafe { *field.get_unchecked(first + m * stride) });
     scheme.derivative(&stencil, spacing)
 }
 
@@ -108,7 +112,13 @@ impl InplaceOp3 for ViscousFlux {
         let gas = self.gas;
 
         // Velocity and temperature everywhere (ghosts included), one plane per worker.
-        let mut primitive = vec![0.0; 4 * plane];
+        // Velocity and temperature of every point, in a buffer kept between calls (it is
+        // rewritten whole each time) so that each stage does not fault in fresh pages.
+        thread_local! {
+            static PRIMITIVES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let mut primitive = PRIMITIVES.with(|buffer| std::mem::take(&mut *buffer.borrow_mut()));
+        primitive.resize(4 * plane, 0.0);
         let temperature_scale = gas.gamma * gas.mach * gas.mach;
         {
             let writer = DisjointWriter::new(&mut primitive);
@@ -139,7 +149,7 @@ impl InplaceOp3 for ViscousFlux {
         let strides = [shape.stride(0), shape.stride(1), shape.stride(2)];
         let conductivity_factor = gas.cp() / gas.prandtl;
         let out = DisjointWriter::new(values_mut(flux, flux_layout)?);
-        let primitive = &primitive;
+        let shared = &primitive;
         (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
             for j in GHOST..GHOST + ny {
                 for i in GHOST..GHOST + nx {
@@ -149,7 +159,7 @@ impl InplaceOp3 for ViscousFlux {
                     // gradient[f][m] = ∂(u, v, w, T)_f / ∂x_m
                     let mut gradient = [[0.0; 3]; 4];
                     for (f, row) in gradient.iter_mut().enumerate() {
-                        let field = &primitive[f * plane..(f + 1) * plane];
+                        let field = &shared[f * plane..(f + 1) * plane];
                         let along: [f64; 3] = std::array::from_fn(|d| {
                             derivative(
                                 self.scheme,
@@ -167,12 +177,8 @@ impl InplaceOp3 for ViscousFlux {
                                     + metric(2, m) * along[2]);
                         }
                     }
-                    let velocity = [
-                        primitive[at],
-                        primitive[plane + at],
-                        primitive[2 * plane + at],
-                    ];
-                    let mu = gas.viscosity(primitive[3 * plane + at]);
+                    let velocity = [shared[at], shared[plane + at], shared[2 * plane + at]];
+                    let mu = gas.viscosity(shared[3 * plane + at]);
                     let divergence = gradient[0][0] + gradient[1][1] + gradient[2][2];
                     let mut stress = [[0.0; 3]; 3];
                     for m in 0..3 {
@@ -205,6 +211,7 @@ impl InplaceOp3 for ViscousFlux {
                 }
             }
         });
+        PRIMITIVES.with(|buffer| *buffer.borrow_mut() = primitive);
         Ok(())
     }
 }
