@@ -11,7 +11,14 @@
 //! paper crate's `quick` model at its `quick` densities and writes
 //! `target/train-report.json` (or `PATH`); with `--torch` it prints them beside
 //! `shared/pytorch/train_step_bench.py`'s JSON with the targets of issue #20.
+//!
+//! `cargo run --release -p sparse-benches -- cfd [--sizes 32,64] [--threads 1,all]
+//! [--steps N] [--quick] [--only SCHEME] [--no-stream] [--out PATH]` times opencfd-scu's
+//! Taylor–Green vortex step per inviscid scheme in ns per grid point per RK stage,
+//! beside the STREAM-triad bandwidth of the machine and the bandwidth the solver
+//! achieves under its byte model, and writes `runs/benches/cfd.json` (or `PATH`).
 
+mod cfd_report;
 mod inputs;
 mod kernel_report;
 mod report_file;
@@ -22,7 +29,8 @@ mod train_report;
 use anyhow::{Result, bail};
 
 const USAGE: &str = "usage: sparse-benches kernels [--quick] [--only KERNEL] [--out PATH]
-       sparse-benches train [--quick] [--only TEXT] [--out PATH] [--torch PATH]";
+       sparse-benches train [--quick] [--only TEXT] [--out PATH] [--torch PATH]
+       sparse-benches cfd [--sizes 32,64] [--threads 1,all] [--steps N] [--quick] [--only SCHEME] [--no-stream] [--out PATH]";
 
 fn main() -> Result<()> {
     sparse_core::malloc::retain_freed_memory();
@@ -38,6 +46,10 @@ fn main() -> Result<()> {
         "kernels" => kernels(flags),
         "train" => match train_report::Options::parse(flags) {
             Ok(options) => train_report::run(&options),
+            Err(e) => bail!("{e}; {USAGE}"),
+        },
+        "cfd" => match cfd_report::Options::parse(flags) {
+            Ok(options) => cfd_report::run(&options),
             Err(e) => bail!("{e}; {USAGE}"),
         },
         _ => bail!("unknown command `{command}`; {USAGE}"),

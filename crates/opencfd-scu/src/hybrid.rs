@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::GHOST;
 use crate::geometry::{GEOMETRY_COMPONENTS, SENSOR};
+use crate::kernels::primitives::{PRESSURE, PRIMITIVE_COMPONENTS};
 use crate::kernels::storage::{DisjointWriter, FieldShape, values, values_mut};
 use crate::scheme::Reconstruction;
 
@@ -39,13 +40,10 @@ impl HybridSensor {
     }
 }
 
-/// Writes Jameson's sensor of every interior point (`sensor.inplace_op2(&state, &op)`,
-/// `sensor` a `[1, z, y, x]` field).
+/// Writes Jameson's sensor of every interior point (`sensor.inplace_op2(&primitives, &op)`,
+/// `sensor` a `[1, z, y, x]` field, primitives as in [`crate::kernels::primitives`]).
 #[derive(Debug, Clone, Copy)]
-pub struct JamesonSensor {
-    /// Ratio of specific heats.
-    pub gamma: f64,
-}
+pub struct JamesonSensor;
 
 /// Copies a `[1, z, y, x]` sensor field, ghosts included, into the geometry's sensor
 /// slot (`geometry.inplace_op2(&sensor, &op)`).
@@ -61,30 +59,21 @@ impl InplaceOp2 for JamesonSensor {
         &self,
         sensor: &mut CpuStorage,
         sensor_layout: &Layout,
-        q_storage: &CpuStorage,
-        q_layout: &Layout,
+        primitives_storage: &CpuStorage,
+        primitives_layout: &Layout,
     ) -> candle_core::Result<()> {
-        let shape = FieldShape::of(q_layout)?;
+        let shape = FieldShape::of(primitives_layout)?;
         let sensor_shape = FieldShape::of(sensor_layout)?;
-        if shape.components != 5
+        if shape.components != PRIMITIVE_COMPONENTS
             || sensor_shape.components != 1
             || sensor_shape.padded != shape.padded
         {
             candle_core::bail!("jameson sensor: mismatched fields {shape:?}, {sensor_shape:?}");
         }
-        let q = values(q_storage, q_layout)?;
         let plane = shape.plane_len();
-        let gamma = self.gamma;
-        let pressure = |at: usize| {
-            let rho = q[at];
-            (gamma - 1.0)
-                * (q[4 * plane + at]
-                    - 0.5
-                        * (q[plane + at].powi(2)
-                            + q[2 * plane + at].powi(2)
-                            + q[3 * plane + at].powi(2))
-                        / rho)
-        };
+        let pressures = &values(primitives_storage, primitives_layout)?
+            [PRESSURE * plane..(PRESSURE + 1) * plane];
+        let pressure = |at: usize| pressures[at];
         let [nx, ny, nz] = shape.interior();
         let active: Vec<usize> = (0..3)
             .filter(|&d| shape.interior()[d] > 1)

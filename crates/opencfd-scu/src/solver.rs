@@ -6,6 +6,7 @@ use crate::gas::Gas;
 use crate::geometry::geometry_values;
 use crate::hybrid::{JamesonSensor, StoreSensor};
 use crate::kernels::inviscid::{InviscidFlux, InviscidScheme};
+use crate::kernels::primitives::{PRIMITIVE_COMPONENTS, Primitives};
 use crate::kernels::runge_kutta::RungeKuttaStage;
 use crate::kernels::viscous::{VISCOUS_COMPONENTS, ViscousDivergence, ViscousFlux};
 use crate::metrics::{Coordinates, Extent, Metrics};
@@ -92,6 +93,7 @@ pub struct Solver {
     pub steps: usize,
     viscous_fluxes: Vec<Tensor>,
     sensors: Vec<Tensor>,
+    primitives: Vec<Tensor>,
 }
 
 impl Solver {
@@ -141,6 +143,7 @@ impl Solver {
             InviscidScheme::Hybrid(_) => scratch_fields(&domain, 1)?,
             InviscidScheme::Fixed(_) => Vec::new(),
         };
+        let primitives = scratch_fields(&domain, PRIMITIVE_COMPONENTS)?;
         Ok(Self {
             config,
             spacing: global.spacing(),
@@ -149,6 +152,7 @@ impl Solver {
             steps: 0,
             viscous_fluxes,
             sensors,
+            primitives,
         })
     }
 
@@ -161,12 +165,15 @@ impl Solver {
     fn right_hand_sides(&self) -> CfdResult<Vec<Tensor>> {
         let blocks = &self.domain.blocks;
         self.domain.exchange(|b| blocks[b].state.clone())?;
+        let primitive_op = Primitives {
+            gas: self.config.gas,
+        };
+        for (block, primitives) in blocks.iter().zip(&self.primitives) {
+            primitives.inplace_op2(&block.state, &primitive_op)?;
+        }
         if !self.sensors.is_empty() {
-            let op = JamesonSensor {
-                gamma: self.config.gas.gamma,
-            };
-            for (block, sensor) in blocks.iter().zip(&self.sensors) {
-                sensor.inplace_op2(&block.state, &op)?;
+            for (sensor, primitives) in self.sensors.iter().zip(&self.primitives) {
+                sensor.inplace_op2(primitives, &JamesonSensor)?;
             }
             self.domain.exchange(|b| self.sensors[b].clone())?;
             for (block, sensor) in blocks.iter().zip(&self.sensors) {
@@ -175,7 +182,7 @@ impl Solver {
         }
         let dims = self.domain.global.dims();
         let mut rhs = Vec::with_capacity(blocks.len());
-        for block in blocks {
+        for (block, primitives) in blocks.iter().zip(&self.primitives) {
             let out = block.state.zeros_like()?;
             for direction in (0..3).filter(|&d| dims[d] > 1) {
                 let op = InviscidFlux {
@@ -185,7 +192,7 @@ impl Solver {
                     entropy_fix: self.config.entropy_fix,
                     spacing: self.spacing[direction],
                 };
-                out.inplace_op3(&block.state, &block.geometry, &op)?;
+                out.inplace_op3(primitives, &block.geometry, &op)?;
             }
             rhs.push(out);
         }
@@ -195,8 +202,12 @@ impl Solver {
                 scheme,
                 spacing: self.spacing,
             };
-            for (block, fluxes) in blocks.iter().zip(&self.viscous_fluxes) {
-                fluxes.inplace_op3(&block.state, &block.geometry, &flux)?;
+            for ((block, fluxes), primitives) in blocks
+                .iter()
+                .zip(&self.viscous_fluxes)
+                .zip(&self.primitives)
+            {
+                fluxes.inplace_op3(primitives, &block.geometry, &flux)?;
             }
             self.domain.exchange(|b| self.viscous_fluxes[b].clone())?;
             let divergence = ViscousDivergence {

@@ -16,11 +16,25 @@ pub fn steger_warming(
 ) -> ([f64; 5], [f64; 5]) {
     let density = q[0];
     let inverse = 1.0 / density;
-    let (u, v, w) = (q[1] * inverse, q[2] * inverse, q[3] * inverse);
-    let speed2 = u * u + v * v + w * w;
+    let velocity = [q[1] * inverse, q[2] * inverse, q[3] * inverse];
+    let speed2 = velocity.iter().map(|v| v * v).sum::<f64>();
     let pressure = (gamma - 1.0) * (q[4] - 0.5 * density * speed2);
     let c = (gamma * pressure * inverse).sqrt();
+    steger_warming_primitive(density, velocity, c, metric, gamma, epsilon)
+}
 
+/// [`steger_warming`] from density, velocity and sound speed (the kernels' primitives).
+#[inline(always)]
+pub fn steger_warming_primitive(
+    density: f64,
+    velocity: [f64; 3],
+    c: f64,
+    metric: &[f64; 3],
+    gamma: f64,
+    epsilon: f64,
+) -> ([f64; 5], [f64; 5]) {
+    let [u, v, w] = velocity;
+    let speed2 = u * u + v * v + w * w;
     let [a1, a2, a3] = *metric;
     let norm = (a1 * a1 + a2 * a2 + a3 * a3).sqrt();
     let inverse_norm = 1.0 / norm;

@@ -6,6 +6,7 @@ use opencfd_scu::gas::Gas;
 use opencfd_scu::geometry::{JACOBIAN, geometry_values};
 use opencfd_scu::kernels::halo::{FillGhosts, SelfFill, Side};
 use opencfd_scu::kernels::inviscid::{InviscidFlux, InviscidScheme};
+use opencfd_scu::kernels::primitives::{PRIMITIVE_COMPONENTS, Primitives};
 use opencfd_scu::metrics::{Coordinates, Extent, Metrics};
 use opencfd_scu::scheme::{Omp6Variant, Reconstruction};
 use opencfd_scu::split::steger_warming;
@@ -88,6 +89,20 @@ fn fused(state: &[f64], geometry: &[f64], extent: Extent, scheme: Reconstruction
     )
     .unwrap();
     let rhs = q.zeros_like().unwrap();
+    let primitives = Tensor::zeros(
+        (PRIMITIVE_COMPONENTS, pz, py, px),
+        candle_core::DType::F64,
+        &Device::Cpu,
+    )
+    .unwrap();
+    primitives
+        .inplace_op2(
+            &q,
+            &Primitives {
+                gas: Gas::euler_air(),
+            },
+        )
+        .unwrap();
     for direction in 0..3 {
         let op = InviscidFlux {
             direction,
@@ -96,7 +111,7 @@ fn fused(state: &[f64], geometry: &[f64], extent: Extent, scheme: Reconstruction
             entropy_fix: 0.0,
             spacing: extent.spacing()[direction],
         };
-        rhs.inplace_op3(&q, &g, &op).unwrap();
+        rhs.inplace_op3(&primitives, &g, &op).unwrap();
     }
     rhs.flatten_all().unwrap().to_vec1().unwrap()
 }

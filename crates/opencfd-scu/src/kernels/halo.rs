@@ -189,15 +189,17 @@ impl InplaceOp1 for FillGhosts {
         let stride = shape.stride(self.direction);
         let plane = shape.plane_len();
         // Components are independent: one worker each.
-        data[..shape.components * plane].par_chunks_mut(plane).for_each(|component| {
-            for_each_ghost(&shape, self.direction, self.side, |at, p| {
-                let source = match self.fill {
-                    SelfFill::Periodic => GHOST + (p + n - GHOST % n) % n,
-                    SelfFill::Outflow => p.clamp(GHOST, GHOST + n - 1),
-                };
-                component[at] = component[at + source * stride - p * stride];
+        data[..shape.components * plane]
+            .par_chunks_mut(plane)
+            .for_each(|component| {
+                for_each_ghost(&shape, self.direction, self.side, |at, p| {
+                    let source = match self.fill {
+                        SelfFill::Periodic => GHOST + (p + n - GHOST % n) % n,
+                        SelfFill::Outflow => p.clamp(GHOST, GHOST + n - 1),
+                    };
+                    component[at] = component[at + source * stride - p * stride];
+                });
             });
-        });
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! The fused inviscid kernel: split, reconstruct and difference along one direction.
 //!
-//! One pass per direction reads the conservative variables and the geometry once,
+//! One pass per direction reads the primitive variables and the geometry once,
 //! splits the fluxes of a batch of grid lines into a cache-sized buffer, reconstructs
 //! the face fluxes `h(i+½) = R(F⁺; i−3..i+4) + R(F⁻ mirrored; i+4..i−3)` and adds
 //! `−J (h(i+½) − h(i−½))` to the right-hand side. Lines along `y` and `z` are batched
@@ -9,12 +9,13 @@
 use candle_core::{CpuStorage, InplaceOp3, Layout};
 use rayon::prelude::*;
 
+use super::primitives::{DENSITY, PRIMITIVE_COMPONENTS, SOUND_SPEED, VELOCITY};
 use super::storage::{DisjointWriter, FieldShape, values, values_mut};
 use crate::GHOST;
 use crate::geometry::{GEOMETRY_COMPONENTS, JACOBIAN, SENSOR};
 use crate::hybrid::HybridSensor;
 use crate::scheme::Reconstruction;
-use crate::split::steger_warming;
+use crate::split::steger_warming_primitive;
 
 /// How the reconstruction is chosen at each face.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,8 +28,9 @@ pub enum InviscidScheme {
 
 /// Adds the inviscid flux difference along `direction` to a right-hand side.
 ///
-/// Applied as `rhs.inplace_op3(&conservative, &geometry, &op)`; the right-hand side
-/// and the conservative variables are `[5, z, y, x]` fields, the geometry a
+/// Applied as `rhs.inplace_op3(&primitives, &geometry, &op)`; the right-hand side is
+/// a `[5, z, y, x]` field, the primitives a `[7, z, y, x]` one (see
+/// [`super::primitives`]), the geometry a
 /// `[10, z, y, x]` field (see [`crate::geometry`]). Only interior points are written.
 #[derive(Debug, Clone, Copy)]
 pub struct InviscidFlux {
@@ -153,7 +155,7 @@ impl InviscidFlux {
         &self,
         batch: Batch,
         shape: &FieldShape,
-        q: &[f64],
+        primitives: &[f64],
         geometry: &[f64],
         rhs: DisjointWriter,
         scratch: &mut Scratch,
@@ -168,19 +170,23 @@ impl InviscidFlux {
         for p in 0..len {
             for lane in 0..lanes {
                 let at = batch.at(p, lane);
-                let point = [
-                    q[at],
-                    q[plane + at],
-                    q[2 * plane + at],
-                    q[3 * plane + at],
-                    q[4 * plane + at],
-                ];
+                let density = primitives[DENSITY * plane + at];
+                let velocity: [f64; 3] =
+                    std::array::from_fn(|m| primitives[(VELOCITY + m) * plane + at]);
+                let sound_speed = primitives[SOUND_SPEED * plane + at];
                 let metric = [
                     geometry[metric_offset * plane + at],
                     geometry[(metric_offset + 1) * plane + at],
                     geometry[(metric_offset + 2) * plane + at],
                 ];
-                let (plus, minus) = steger_warming(&point, &metric, self.gamma, self.entropy_fix);
+                let (plus, minus) = steger_warming_primitive(
+                    density,
+                    velocity,
+                    sound_speed,
+                    &metric,
+                    self.gamma,
+                    self.entropy_fix,
+                );
                 for c in 0..5 {
                     let slot = (c * len + p) * lanes + lane;
                     scratch.plus[slot] = plus[c];
@@ -288,16 +294,17 @@ impl InplaceOp3 for InviscidFlux {
         &self,
         rhs: &mut CpuStorage,
         rhs_layout: &Layout,
-        q_storage: &CpuStorage,
-        q_layout: &Layout,
+        primitives_storage: &CpuStorage,
+        primitives_layout: &Layout,
         geometry_storage: &CpuStorage,
         geometry_layout: &Layout,
     ) -> candle_core::Result<()> {
-        let shape = FieldShape::of(q_layout)?;
+        let shape = FieldShape::of(primitives_layout)?;
         let geometry_shape = FieldShape::of(geometry_layout)?;
         let rhs_shape = FieldShape::of(rhs_layout)?;
-        if shape.components != 5
-            || rhs_shape != shape
+        if shape.components != PRIMITIVE_COMPONENTS
+            || rhs_shape.components != 5
+            || rhs_shape.padded != shape.padded
             || geometry_shape.padded != shape.padded
             || geometry_shape.components != GEOMETRY_COMPONENTS
         {
@@ -311,13 +318,13 @@ impl InplaceOp3 for InviscidFlux {
                 self.direction
             );
         }
-        let q = values(q_storage, q_layout)?;
+        let primitives = values(primitives_storage, primitives_layout)?;
         let geometry = values(geometry_storage, geometry_layout)?;
         let rhs = DisjointWriter::new(values_mut(rhs, rhs_layout)?);
         self.batches(&shape)
             .into_par_iter()
             .for_each_init(Scratch::default, |scratch, batch| {
-                self.sweep(batch, &shape, q, geometry, rhs, scratch)
+                self.sweep(batch, &shape, primitives, geometry, rhs, scratch)
             });
         Ok(())
     }

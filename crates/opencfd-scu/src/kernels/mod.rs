@@ -7,6 +7,7 @@
 
 pub mod halo;
 pub mod inviscid;
+pub mod primitives;
 pub mod runge_kutta;
 pub mod storage;
 pub mod viscous;

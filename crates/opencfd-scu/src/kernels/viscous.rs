@@ -10,6 +10,7 @@
 use candle_core::{CpuStorage, InplaceOp3, Layout};
 use rayon::prelude::*;
 
+use super::primitives::{PRIMITIVE_COMPONENTS, TEMPERATURE, VELOCITY};
 use super::storage::{DisjointWriter, FieldShape, values, values_mut};
 use crate::GHOST;
 use crate::gas::Gas;
@@ -19,7 +20,8 @@ use crate::scheme::CentralDifference;
 /// Components of the viscous flux field: 4 per direction.
 pub const VISCOUS_COMPONENTS: usize = 12;
 
-/// Writes the viscous fluxes of every interior point (`flux.inplace_op3(&q, &geometry, &op)`).
+/// Writes the viscous fluxes of every interior point
+/// (`flux.inplace_op3(&primitives, &geometry, &op)`, primitives as in [`super::primitives`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ViscousFlux {
     /// The gas (viscosity law, conductivity).
@@ -92,64 +94,33 @@ impl InplaceOp3 for ViscousFlux {
         &self,
         flux: &mut CpuStorage,
         flux_layout: &Layout,
-        q_storage: &CpuStorage,
-        q_layout: &Layout,
+        primitives_storage: &CpuStorage,
+        primitives_layout: &Layout,
         geometry_storage: &CpuStorage,
         geometry_layout: &Layout,
     ) -> candle_core::Result<()> {
-        let shape = FieldShape::of(q_layout)?;
+        let shape = FieldShape::of(primitives_layout)?;
         check(
             self.name(),
             FieldShape::of(flux_layout)?,
             VISCOUS_COMPONENTS,
             shape,
-            5,
+            PRIMITIVE_COMPONENTS,
             FieldShape::of(geometry_layout)?,
         )?;
-        let q = values(q_storage, q_layout)?;
+        let primitives = values(primitives_storage, primitives_layout)?;
         let geometry = values(geometry_storage, geometry_layout)?;
         let plane = shape.plane_len();
         let gas = self.gas;
-
-        // Velocity and temperature everywhere (ghosts included), one plane per worker.
-        // Velocity and temperature of every point, in a buffer kept between calls (it is
-        // rewritten whole each time) so that each stage does not fault in fresh pages.
-        thread_local! {
-            static PRIMITIVES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        let mut primitive = PRIMITIVES.with(|buffer| std::mem::take(&mut *buffer.borrow_mut()));
-        primitive.resize(4 * plane, 0.0);
-        let temperature_scale = gas.gamma * gas.mach * gas.mach;
-        {
-            let writer = DisjointWriter::new(&mut primitive);
-            (0..plane)
-                .into_par_iter()
-                .with_min_len(4096)
-                .for_each(|at| {
-                    let rho = q[at];
-                    let (u, v, w) = (
-                        q[plane + at] / rho,
-                        q[2 * plane + at] / rho,
-                        q[3 * plane + at] / rho,
-                    );
-                    let pressure = (gas.gamma - 1.0)
-                        * (q[4 * plane + at] - 0.5 * rho * (u * u + v * v + w * w));
-                    // SAFETY: one worker per point.
-                    unsafe {
-                        writer.set(at, u);
-                        writer.set(plane + at, v);
-                        writer.set(2 * plane + at, w);
-                        writer.set(3 * plane + at, temperature_scale * pressure / rho);
-                    }
-                });
-        }
+        // Velocity components and temperature, the fields whose gradients are needed.
+        let fields = [VELOCITY, VELOCITY + 1, VELOCITY + 2, TEMPERATURE]
+            .map(|c| &primitives[c * plane..(c + 1) * plane]);
 
         let [nx, ny, nz] = shape.interior();
         let active = [nx > 1, ny > 1, nz > 1];
         let strides = [shape.stride(0), shape.stride(1), shape.stride(2)];
         let conductivity_factor = gas.cp() / gas.prandtl;
         let out = DisjointWriter::new(values_mut(flux, flux_layout)?);
-        let shared = &primitive;
         (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
             for j in GHOST..GHOST + ny {
                 for i in GHOST..GHOST + nx {
@@ -159,7 +130,7 @@ impl InplaceOp3 for ViscousFlux {
                     // gradient[f][m] = ∂(u, v, w, T)_f / ∂x_m
                     let mut gradient = [[0.0; 3]; 4];
                     for (f, row) in gradient.iter_mut().enumerate() {
-                        let field = &shared[f * plane..(f + 1) * plane];
+                        let field = fields[f];
                         let along: [f64; 3] = std::array::from_fn(|d| {
                             derivative(
                                 self.scheme,
@@ -177,8 +148,8 @@ impl InplaceOp3 for ViscousFlux {
                                     + metric(2, m) * along[2]);
                         }
                     }
-                    let velocity = [shared[at], shared[plane + at], shared[2 * plane + at]];
-                    let mu = gas.viscosity(shared[3 * plane + at]);
+                    let velocity = [fields[0][at], fields[1][at], fields[2][at]];
+                    let mu = gas.viscosity(fields[3][at]);
                     let divergence = gradient[0][0] + gradient[1][1] + gradient[2][2];
                     let mut stress = [[0.0; 3]; 3];
                     for m in 0..3 {
@@ -211,7 +182,6 @@ impl InplaceOp3 for ViscousFlux {
                 }
             }
         });
-        PRIMITIVES.with(|buffer| *buffer.borrow_mut() = primitive);
         Ok(())
     }
 }
