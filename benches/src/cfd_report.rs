@@ -172,30 +172,31 @@ const fn traffic(pass: &'static str, reads: f64, writes: f64, hybrid_only: bool)
 /// `opencfd_scu::kernels`:
 ///
 /// - `Solver::right_hand_sides` allocates the right-hand side `zeros_like` (5 writes);
-/// - `InviscidFlux`, once per direction: the 5 conservative variables, the
+/// - `Primitives`: the 5 conservative variables read, density, velocity, pressure,
+///   sound speed and temperature written (7), once per stage for all kernels;
+/// - `InviscidFlux`, once per direction: density, velocity and sound speed (5), the
 ///   direction's 3 metric cofactors and the Jacobian, and the right-hand side it adds
 ///   to (5 reads, 5 writes); the hybrid scheme also reads the sensor slot;
-/// - `ViscousFlux`: velocity and temperature from the 5 conservative variables (4
-///   writes), then those 4 (their CD6 stencils) and the 9 cofactors + Jacobian, and
-///   12 flux components written;
+/// - `ViscousFlux`: velocity and temperature (their CD6 stencils) and the 9
+///   cofactors + Jacobian, and 12 flux components written;
 /// - `ViscousDivergence`: the 12 flux components, the Jacobian, and the 4 momentum
 ///   and energy right-hand sides it adds to;
 /// - `RungeKuttaStage`: state, start-of-step state and right-hand side (15 reads),
 ///   state written (5);
 /// - once per step, the start-of-step copy of the state (5 + 5), a third per stage;
-/// - hybrid only: `JamesonSensor` (5 reads, 1 write) and `StoreSensor` (1 + 1).
+/// - hybrid only: `JamesonSensor` (pressure read, 1 write) and `StoreSensor` (1 + 1).
 ///
-/// 141.3 values (1131 bytes) per point per stage, 152.3 (1219 bytes) for hybrid.
+/// 144.3 values (1155 bytes) per point per stage, 151.3 (1211 bytes) for hybrid.
 pub const TRAFFIC: [Traffic; 10] = [
     traffic("rhs zeros_like", 0.0, 5.0, false),
     traffic(
-        "InviscidFlux x3 (q 5, metrics 3, J 1, rhs 5 / rhs 5)",
+        "InviscidFlux x3 (ρ u v w c 5, metrics 3, J 1, rhs 5 / rhs 5)",
         42.0,
         15.0,
         false,
     ),
     traffic("InviscidFlux hybrid sensor x3", 3.0, 0.0, true),
-    traffic("ViscousFlux primitives (q 5 / u v w T)", 5.0, 4.0, false),
+    traffic("Primitives (q 5 / ρ u v w p c T 7)", 5.0, 7.0, false),
     traffic(
         "ViscousFlux fluxes (u v w T 4, geometry 10 / 12)",
         14.0,
@@ -215,7 +216,7 @@ pub const TRAFFIC: [Traffic; 10] = [
         5.0 / 3.0,
         false,
     ),
-    traffic("JamesonSensor (q 5 / sensor 1)", 5.0, 1.0, true),
+    traffic("JamesonSensor (p 1 / sensor 1)", 1.0, 1.0, true),
     traffic("StoreSensor (sensor / geometry slot)", 1.0, 1.0, true),
 ];
 
@@ -551,8 +552,8 @@ mod tests {
 
     #[test]
     fn the_byte_model_totals_are_the_documented_ones() {
-        assert!((bytes_per_point_stage(false) - 141.0 / 0.125 - 8.0 / 3.0).abs() < 1e-9);
-        assert!((bytes_per_point_stage(true) - 152.0 / 0.125 - 8.0 / 3.0).abs() < 1e-9);
+        assert!((bytes_per_point_stage(false) - 144.0 / 0.125 - 8.0 / 3.0).abs() < 1e-9);
+        assert!((bytes_per_point_stage(true) - 151.0 / 0.125 - 8.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]

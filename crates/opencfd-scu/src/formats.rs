@@ -20,7 +20,7 @@
 //! | bytes (per plane record, k = 0‥nz−1) | content |
 //! |---|---|
 //! | `4` | `i32` marker = `B` |
-//! | `B` | `f64` x[k][j][i], `i` fastest, `j` = 0‥ny−1 |
+//! | `B` | `f64` `x[k][j][i]`, `i` fastest, `j` = 0‥ny−1 |
 //! | `4` | `i32` marker = `B` |
 //! | … | the nz records of x, then the nz records of y, then the nz records of z |
 //!

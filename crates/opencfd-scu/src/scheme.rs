@@ -93,10 +93,9 @@ impl Reconstruction {
         Reconstruction::Nnd2,
     ];
 
-    /// Value of the POSITIVE-split flux at face i+1/2 from the 8 point values f[i-3..=i+4]
-    /// (stencil[3] is point i).
-    /// The negative-split flux at i+1/2 is obtained by the caller as reconstruct(mirror) with
-    /// mirror[m] = f[i+4-m].
+    /// Value of the positive split flux at face `i+1/2` from the 8 point values
+    /// `f[i-3..=i+4]` (`stencil[3]` is point `i`). The negative split flux at `i+1/2` is
+    /// `reconstruct(mirror)` with `mirror[m] = f[i+4-m]`.
     #[inline(always)]
     pub fn reconstruct(self, stencil: &[f64; 8]) -> f64 {
         let s = stencil;

@@ -2,7 +2,7 @@
 //!
 //! Every field is a contiguous `[components, nz + 8, ny + 8, nx + 8]` tensor: the
 //! components outermost (structure of arrays, as the official code stores them) and
-//! `x` fastest, with [`GHOST`](crate::GHOST) ghost layers on each side.
+//! `x` fastest, with [`crate::GHOST`] ghost layers on each side.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, Layout};
