@@ -46,7 +46,7 @@
 //! | `DIF_BOUND` | 6 × 0/1 | 0 … | one-sided/low-order flux-derivative closures at each face |
 //! | `NON_REFLETION` | 6 × 0/1 | 0 … | at each face, the boundary point gets no difference of the split flux entering there (official spelling) |
 //! | `SCHEME_INVIS` | name | required | inviscid scheme, see [`InviscidSchemeName`] |
-//! | `SCHEME_VIS` | name | required | viscous-derivative scheme, see [`ViscousSchemeName`] |
+//! | `SCHEME_VIS` | name | required | viscous-derivative scheme, see [`CentralDifference`] |
 //! | `HY_DP_INTV` | 2 real | required for hybrid | indicator thresholds between the 3 hybrid stages |
 //! | `HY_STYLE` | 1 or 2 | required for hybrid | indicator: 1 pressure gradient, 2 Jameson |
 //! | `HY_SMOOTH_DP` | 0/1 | 0 | smooth the pressure-gradient indicator |
@@ -83,6 +83,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CfdError, CfdResult};
+use crate::scheme::CentralDifference;
 
 /// Reference temperature used when `T_REF` is absent or not positive (K).
 pub const DEFAULT_T_REF: f64 = 288.15;
@@ -100,7 +101,7 @@ pub const IBC_COMPRESSION_CORNER: i64 = 108;
 /// `IBC` of the lifting-body boundary conditions.
 pub const IBC_LIFTING_BODY: i64 = 124;
 
-/// The error of [`InviscidSchemeName::from_str`] and [`ViscousSchemeName::from_str`].
+/// The error of [`InviscidSchemeName::from_str`] and [`CentralDifference::from_str`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown scheme `{given}` (accepted: {accepted})")]
 pub struct UnknownSchemeName {
@@ -205,54 +206,15 @@ impl FromStr for InviscidSchemeName {
     }
 }
 
-/// The viscous-term derivative schemes the official `SCHEME_VIS` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ViscousSchemeName {
-    /// `CD6`: sixth-order central difference.
-    Cd6,
-    /// `CD8`: eighth-order central difference.
-    Cd8,
-}
-
-impl ViscousSchemeName {
-    /// Every accepted scheme, in the official ID order (203, 204).
-    pub const ALL: [ViscousSchemeName; 2] = [Self::Cd6, Self::Cd8];
-
-    /// The official spelling in `SCHEME_VIS`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Cd6 => "CD6",
-            Self::Cd8 => "CD8",
-        }
-    }
-
-    /// The official numeric scheme ID (203 for `CD6`, 204 for `CD8`).
-    pub fn official_id(&self) -> u32 {
-        match self {
-            Self::Cd6 => 203,
-            Self::Cd8 => 204,
-        }
-    }
-}
-
-impl fmt::Display for ViscousSchemeName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ViscousSchemeName {
+/// `SCHEME_VIS` names the viscous scheme directly: [`CentralDifference`].
+impl FromStr for CentralDifference {
     type Err = UnknownSchemeName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|scheme| scheme.name() == s)
-            .ok_or_else(|| UnknownSchemeName {
-                given: s.to_string(),
-                accepted: join_names(Self::ALL.iter().map(|s| s.name())),
-            })
+        Self::from_name(s).ok_or_else(|| UnknownSchemeName {
+            given: s.to_string(),
+            accepted: join_names(Self::ALL.iter().map(|s| s.name())),
+        })
     }
 }
 
@@ -517,7 +479,7 @@ pub struct Control {
     /// `SCHEME_INVIS`: inviscid scheme.
     pub inviscid: InviscidSchemeName,
     /// `SCHEME_VIS`: viscous-derivative scheme.
-    pub viscous: ViscousSchemeName,
+    pub viscous: CentralDifference,
     /// The `HY_*` keys, when any is given; used only when `inviscid` is
     /// [`InviscidSchemeName::HybridAuto`] (then they are required).
     pub hybrid: Option<HybridSettings>,
@@ -1148,7 +1110,7 @@ impl<'a> Reader<'a> {
         let e = self.required("SCHEME_VIS")?;
         let name = self.count(e, 1, "a scheme name")?.remove(0);
         let viscous = name
-            .parse::<ViscousSchemeName>()
+            .parse::<CentralDifference>()
             .map_err(|err| self.bad(e, err.to_string()))?;
         let hybrid = self.hybrid(inviscid, grid)?;
 
@@ -1570,7 +1532,7 @@ BC_RPARA = 2.84 0.2 -320. -300 0.1 -400. -50. 14.
         assert_eq!(c.dif_bound, [false, true, false, true, false, false]);
         assert_eq!(c.non_reflection, [false, true, false, true, false, false]);
         assert_eq!(c.inviscid, InviscidSchemeName::Weno7Symbo);
-        assert_eq!(c.viscous, ViscousSchemeName::Cd8);
+        assert_eq!(c.viscous, CentralDifference::Cd8);
         assert_eq!(c.re, 5581.4);
         assert_eq!(c.ama, 2.9);
         assert_eq!(c.gamma, 1.4);
@@ -2052,15 +2014,15 @@ BC_RPARA = 2.84 0.2 -320. -300 0.1 -400. -50. 14.
             assert_eq!(s.name().parse::<InviscidSchemeName>().unwrap(), s);
             assert_eq!(s.to_string(), s.name());
         }
-        for s in ViscousSchemeName::ALL {
-            assert_eq!(s.name().parse::<ViscousSchemeName>().unwrap(), s);
+        for s in CentralDifference::ALL {
+            assert_eq!(s.name().parse::<CentralDifference>().unwrap(), s);
         }
         assert_eq!(InviscidSchemeName::Up7.official_id(), 301);
         assert_eq!(InviscidSchemeName::Weno7Symbo.official_id(), 304);
         assert_eq!(InviscidSchemeName::HybridAuto.official_id(), 310);
-        assert_eq!(ViscousSchemeName::Cd8.official_id(), 204);
+        assert_eq!(CentralDifference::Cd8.official_id(), 204);
         assert!("weno5".parse::<InviscidSchemeName>().is_err());
-        assert!("CD4".parse::<ViscousSchemeName>().is_err());
+        assert!("CD4".parse::<CentralDifference>().is_err());
         for k in AnalysisKind::ALL {
             assert_eq!(AnalysisKind::from_code(k.code()), Some(k));
         }

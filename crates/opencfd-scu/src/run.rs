@@ -15,16 +15,14 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::cases::taylor_green_initial;
-use crate::control::{
-    Control, HybridIndicator, InitialState, InviscidSchemeName, StreamMode, ViscousSchemeName,
-};
+use crate::control::{Control, HybridIndicator, InitialState, InviscidSchemeName, StreamMode};
 use crate::domain::Boundary;
 use crate::error::{CfdError, CfdResult};
 use crate::gas::Gas;
 use crate::hybrid::HybridSensor;
 use crate::kernels::inviscid::InviscidScheme;
 use crate::metrics::{Coordinates, Extent};
-use crate::scheme::{CentralDifference, Omp6Variant, Reconstruction};
+use crate::scheme::{Omp6Variant, Reconstruction};
 use crate::solver::{Solver, SolverConfig};
 use crate::transport::{SingleProcess, Transport};
 
@@ -140,10 +138,7 @@ pub fn solver_config(control: &Control) -> CfdResult<SolverConfig> {
             })
         }
     };
-    let viscous = match control.viscous {
-        ViscousSchemeName::Cd6 => CentralDifference::Cd6,
-        ViscousSchemeName::Cd8 => CentralDifference::Cd8,
-    };
+    let viscous = control.viscous;
     let boundaries = control.periodic.map(|periodic| {
         if periodic {
             [Boundary::Periodic; 2]
@@ -184,8 +179,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> CfdResult<()> {
 }
 
 /// Writes density, velocity and temperature of the whole grid as a safetensors file
-/// (`[nz, ny, nx]` f64 arrays named `density`, `u`, `v`, `w`, `temperature`; step and
-/// time in the metadata).
+/// (`[nz, ny, nx]` f64 arrays named `density`, `u`, `v`, `w`, `temperature`; the
+/// metadata key `opencfd-scu` holds `{"step": …, "time": …}` as JSON).
 /// Every rank of a multi-process run must call it (the flow is gathered); only those
 /// with `write` set write the file.
 pub fn write_fields(solver: &Solver, path: &Path, write: bool) -> CfdResult<()> {
@@ -222,12 +217,10 @@ pub fn write_fields(solver: &Solver, path: &Path, write: bool) -> CfdResult<()> 
             ))
         })
         .collect::<CfdResult<Vec<_>>>()?;
-    let metadata = [
-        ("step".to_string(), solver.steps.to_string()),
-        ("time".to_string(), format!("{:e}", solver.time)),
-    ]
-    .into_iter()
-    .collect();
+    // One metadata key: safetensors keeps metadata in a hash map, whose order (and so
+    // the file's bytes) would change from run to run with two.
+    let state = serde_json::json!({ "step": solver.steps, "time": solver.time }).to_string();
+    let metadata = [("opencfd-scu".to_string(), state)].into_iter().collect();
     let bytes =
         safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
             .map_err(|e| CfdError::Config(format!("{}: {e}", path.display())))?;

@@ -44,6 +44,21 @@ fn shipped_control_file_runs_and_writes_statistics_fields_and_summary() {
         .unwrap();
     assert!(energy > 0.1 && energy < 0.125, "{energy}");
     assert!(out.path().join("run.json").exists());
+    // The same control file gives the same file, byte for byte.
+    let again = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        out: again.path().to_path_buf(),
+        ..options
+    };
+    let repeat = run(&control, &options, |_| {}).unwrap();
+    let first = std::fs::read(&summary.fields[1]).unwrap();
+    assert_eq!(std::fs::read(&repeat.fields[1]).unwrap(), first);
+    let header_len = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8_lossy(&first[8..8 + header_len]);
+    assert!(
+        header.contains(r#""opencfd-scu":"{\"step\":4,"#),
+        "{header}"
+    );
 }
 
 #[test]
