@@ -31,7 +31,7 @@ pub enum InviscidScheme {
 /// Applied as `rhs.inplace_op3(&primitives, &geometry, &op)`; the right-hand side is
 /// a `[5, z, y, x]` field, the primitives a `[7, z, y, x]` one (see
 /// [`super::primitives`]), the geometry a
-/// `[10, z, y, x]` field (see [`crate::geometry`]). Only interior points are written.
+/// `[11, z, y, x]` field (see [`crate::geometry`]). Only interior points are written.
 #[derive(Debug, Clone, Copy)]
 pub struct InviscidFlux {
     /// 0 = x, 1 = y, 2 = z.

@@ -7,7 +7,6 @@ mod report;
 mod shock_tube;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -115,11 +114,6 @@ pub fn run_suite(
         cases,
         started.elapsed().as_secs_f64(),
     ))
-}
-
-/// Writes `report.json`, `report.md` and the plots of a report into `dir`.
-pub fn write_report(report: &VerificationReport, dir: &Path) -> CfdResult<()> {
-    report.write_to_dir(dir)
 }
 
 /// `log2(coarse / fine)` for errors on grids refined by two.
