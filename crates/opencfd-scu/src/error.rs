@@ -25,6 +25,9 @@ pub enum CfdError {
     /// A configuration the solver cannot run.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// An error of the shared harness (reports, plots, atomic writes).
+    #[error(transparent)]
+    Harness(#[from] sparse_repro::HarnessError),
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

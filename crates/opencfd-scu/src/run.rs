@@ -5,9 +5,9 @@
 //! reader is not implemented yet. Keys whose features are not implemented yet are
 //! refused by name before anything runs.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use sparse_repro::run_dir::write_atomic;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -165,19 +165,6 @@ pub fn solver_config(control: &Control) -> CfdResult<SolverConfig> {
     Ok(config)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> CfdResult<()> {
-    let io = |source| CfdError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let partial = path.with_extension("partial");
-    let mut file = File::create(&partial).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&partial, path).map_err(io)
-}
-
 /// Writes density, velocity and temperature of the whole grid as a safetensors file
 /// (`[nz, ny, nx]` f64 arrays named `density`, `u`, `v`, `w`, `temperature`; the
 /// metadata key `opencfd-scu` holds `{"step": …, "time": …}` as JSON).
@@ -224,7 +211,7 @@ pub fn write_fields(solver: &Solver, path: &Path, write: bool) -> CfdResult<()> 
     let bytes =
         safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
             .map_err(|e| CfdError::Config(format!("{}: {e}", path.display())))?;
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
 }
 
 /// Box-averaged statistics of the current flow: `(kinetic energy per mass, mean density)`.

@@ -10,6 +10,7 @@ use crate::error::CfdResult;
 use crate::gas::Gas;
 use crate::hybrid::HybridSensor;
 use crate::kernels::inviscid::InviscidScheme;
+use crate::run::box_statistics;
 use crate::scheme::{CentralDifference, Reconstruction};
 use crate::solver::{Solver, SolverConfig};
 
@@ -174,25 +175,14 @@ pub(super) fn taylor_green(size: SuiteSize) -> CfdResult<CaseResult> {
         &grid,
         taylor_green_initial(gas),
     )?;
-    let cells = n * n * n;
-    let kinetic = |q: &[f64]| {
-        let (mut energy, mut mass) = (0.0, 0.0);
-        for at in 0..cells {
-            let rho = q[at];
-            energy += 0.5
-                * (q[cells + at].powi(2) + q[2 * cells + at].powi(2) + q[3 * cells + at].powi(2))
-                / rho;
-            mass += rho;
-        }
-        energy / mass
-    };
-    let mut samples = vec![(0.0, kinetic(&solver.conservative()?))];
+    let kinetic = |solver: &Solver| box_statistics(solver).map(|(energy, _)| energy);
+    let mut samples = vec![(0.0, kinetic(&solver)?)];
     let samples_total = (end_time / sample_every).round() as usize;
     for _ in 0..samples_total {
         for _ in 0..steps_per_sample {
             solver.step()?;
         }
-        samples.push((solver.time, kinetic(&solver.conservative()?)));
+        samples.push((solver.time, kinetic(&solver)?));
     }
     let dissipation: Vec<(f64, f64)> = samples
         .windows(3)

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sparse_repro::report::{MachineInfo, format_number, git_commit};
+use sparse_repro::run_dir::write_atomic;
 
 use super::{CaseResult, SuiteSize};
 use crate::error::{CfdError, CfdResult};
@@ -103,16 +104,11 @@ impl VerificationReport {
         let json = serde_json::to_string_pretty(self)
             .map_err(|e| CfdError::Config(format!("report serialisation: {e}")))?;
         for (name, text) in [("report.json", json), ("report.md", self.to_markdown())] {
-            let path = dir.join(name);
-            let partial = dir.join(format!(".{name}.partial"));
-            std::fs::write(&partial, text).map_err(|e| io(&partial, e))?;
-            std::fs::rename(&partial, &path).map_err(|e| io(&path, e))?;
+            write_atomic(&dir.join(name), text.as_bytes())?;
         }
         for case in &self.cases {
             for (file, plot) in &case.plots {
-                let path = dir.join(file);
-                plot.write_svg(&path)
-                    .map_err(|e| CfdError::Config(format!("{}: {e}", path.display())))?;
+                plot.write_svg(&dir.join(file))?;
             }
         }
         Ok(())
