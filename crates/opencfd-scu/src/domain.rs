@@ -293,13 +293,8 @@ impl Domain {
     /// the blocks of every rank (each rank gets the whole array).
     pub fn gather(&self, field: impl Fn(&Block) -> &Tensor) -> CfdResult<Vec<f64>> {
         let [nx, ny, nz] = self.global.dims();
-        let components = match self.blocks.first() {
-            Some(block) => field(block).dim(0)?,
-            None => 0,
-        };
-        let mut shape = [components as f64];
-        self.transport.sum(&mut shape)?;
-        let components = (shape[0] / self.transport.ranks() as f64).round() as usize;
+        // Every rank owns at least one block (checked when the domain was cut).
+        let components = field(&self.blocks[0]).dim(0)?;
         let mut out = vec![0.0; components * nx * ny * nz];
         for block in &self.blocks {
             let values: Vec<f64> = field(block)
