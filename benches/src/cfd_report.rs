@@ -388,6 +388,9 @@ fn time_steps(n: usize, scheme: InviscidScheme, steps: usize) -> Result<Timing> 
         dt: 0.5 * (2.0 * std::f64::consts::PI / n as f64) / 11.0,
         blocks: [1, 1, 1],
         boundaries: periodic_boundaries(),
+        closures: [[false; 2]; 3],
+        non_reflecting: [[false; 2]; 3],
+        jacobian_closures: None,
     };
     let mut solver = Solver::new(config, &taylor_green_grid(n), taylor_green_initial(gas))?;
     for _ in 0..WARM_UP_STEPS {

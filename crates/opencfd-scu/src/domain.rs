@@ -26,6 +26,9 @@ pub enum Boundary {
     Periodic,
     /// Zero-gradient outflow (transmissive) ghosts.
     Outflow,
+    /// Ghosts (and boundary points) set by a user boundary condition after every
+    /// Runge–Kutta stage (see [`crate::ramp`]); the halo fill leaves them alone.
+    Imposed,
 }
 
 /// One block of the decomposition.
@@ -218,6 +221,18 @@ impl Domain {
         Some(self.block_at(position))
     }
 
+    /// `[direction][low, high]`: which faces of `block` lie on a non-periodic edge of
+    /// the global domain.
+    pub fn boundary_faces(&self, block: &Block) -> [[bool; 2]; 3] {
+        std::array::from_fn(|d| {
+            let open = self.boundaries[d][0] != Boundary::Periodic;
+            [
+                open && block.position[d] == 0,
+                open && block.position[d] + 1 == self.grid[d],
+            ]
+        })
+    }
+
     fn local(&self, index: usize) -> Option<usize> {
         self.blocks.binary_search_by_key(&index, |b| b.index).ok()
     }
@@ -264,6 +279,7 @@ impl Domain {
                             let fill = match self.boundaries[direction][s] {
                                 Boundary::Periodic => SelfFill::Periodic,
                                 Boundary::Outflow => SelfFill::Outflow,
+                                Boundary::Imposed => continue,
                             };
                             target.inplace_op1(&FillGhosts {
                                 direction,

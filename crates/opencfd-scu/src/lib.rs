@@ -24,6 +24,9 @@
 //!     dt: 0.01,
 //!     blocks: [2, 1, 1],
 //!     boundaries: periodic_boundaries(),
+//!     closures: [[false; 2]; 3],
+//!     non_reflecting: [[false; 2]; 3],
+//!     jacobian_closures: None,
 //! };
 //! let mut solver = Solver::new(config, &taylor_green_grid(16), taylor_green_initial(gas))?;
 //! solver.step()?;
@@ -31,6 +34,7 @@
 //! # Ok::<(), opencfd_scu::CfdError>(())
 //! ```
 
+pub mod boundary;
 pub mod cases;
 pub mod control;
 pub mod domain;
@@ -43,6 +47,7 @@ pub mod kernels;
 pub mod metrics;
 #[cfg(feature = "mpi")]
 pub mod mpi_transport;
+pub mod ramp;
 pub mod riemann;
 pub mod run;
 pub mod scheme;

@@ -6,7 +6,9 @@ use std::rc::Rc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use opencfd_scu::control::Control;
-use opencfd_scu::run::{InitialField, RunOptions, run_on};
+use opencfd_scu::formats::{InletProfile, write_mesh_interior};
+use opencfd_scu::ramp::{RampGridSpec, initial_field};
+use opencfd_scu::run::{INITIAL_FLOW_FILE, InitialField, MESH_FILE, RunOptions, run_on};
 use opencfd_scu::transport::{SingleProcess, Transport};
 use opencfd_scu::verify::{SuiteSize, run_suite};
 
@@ -39,11 +41,28 @@ enum Command {
         /// The initial field.
         #[arg(long, value_enum, default_value = "control")]
         initial: InitialField,
+        /// Where OCFD3d-Mesh.dat, opencfd.dat and flow1d-inlet.dat are read from
+        /// (default: the control file's directory).
+        #[arg(long)]
+        inputs: Option<PathBuf>,
         /// One rank of an MPI run (start with `mpirun -n R`; PARALLEL_3D blocks are
         /// shared among the ranks).
         #[cfg(feature = "mpi")]
         #[arg(long)]
         mpi: bool,
+    },
+    /// Writes the compression ramp's grid (OCFD3d-Mesh.dat) and initial field
+    /// (opencfd.dat) as the official benchmark_comp generators do.
+    RampInputs {
+        /// The generator's input, `swept-compression-grid.in`.
+        grid: PathBuf,
+        /// The inflow profile `flow1d-inlet.dat` (one line per wall-normal point); without
+        /// it the initial field is the uniform free stream.
+        #[arg(long)]
+        inlet: Option<PathBuf>,
+        /// Where the two files go.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
     },
     /// Runs the verification suite and writes report.json, report.md and SVG plots.
     Verify {
@@ -70,14 +89,20 @@ fn main() -> Result<()> {
             box_lengths,
             origin,
             initial,
+            inputs,
             #[cfg(feature = "mpi")]
                 mpi: mpi_run,
         } => {
             let parsed = Control::from_file(&control)?;
+            let inputs = inputs.unwrap_or_else(|| match control.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            });
             let options = RunOptions {
                 box_lengths: [box_lengths[0], box_lengths[1], box_lengths[2]],
                 origin: [origin[0], origin[1], origin[2]],
                 initial,
+                inputs,
                 out,
             };
             #[cfg(feature = "mpi")]
@@ -100,6 +125,35 @@ fn main() -> Result<()> {
                 summary.seconds,
                 summary.nanoseconds_per_point_stage,
                 options.out.display()
+            );
+            Ok(())
+        }
+        Command::RampInputs { grid, inlet, out } => {
+            let spec = RampGridSpec::read(&grid)?;
+            let extent = spec.extent;
+            let [x, y, z] = spec.coordinates();
+            let profile = match &inlet {
+                Some(path) => InletProfile::read(path, extent.ny)?,
+                None => InletProfile::free_stream(
+                    y[..extent.ny * extent.nx]
+                        .iter()
+                        .step_by(extent.nx)
+                        .copied()
+                        .collect(),
+                ),
+            };
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mesh = out.join(MESH_FILE);
+            write_mesh_interior(&mesh, extent, &x, &y, &z)?;
+            let flow = out.join(INITIAL_FLOW_FILE);
+            initial_field(extent, &profile)?.write(&flow)?;
+            println!(
+                "{} × {} × {} grid in {}, initial field in {}",
+                extent.nx,
+                extent.ny,
+                extent.nz,
+                mesh.display(),
+                flow.display()
             );
             Ok(())
         }

@@ -1,9 +1,12 @@
 //! `opencfd-scu run`: a control file's flow, with statistics, field files and a summary.
 //!
-//! The control file is the official `opencfd-scu.in` ([`Control`]); the grid is a
-//! uniform Cartesian box ([`RunOptions::box_lengths`]) because the official mesh file
-//! reader is not implemented yet. Keys whose features are not implemented yet are
-//! refused by name before anything runs.
+//! The control file is the official `opencfd-scu.in` ([`Control`]). Like the official
+//! program, a run reads its other inputs from one directory ([`RunOptions::inputs`],
+//! by default the control file's): the grid from `OCFD3d-Mesh.dat` when that file is
+//! there (otherwise a uniform Cartesian box, [`RunOptions::box_lengths`]), the initial
+//! field from `opencfd.dat` when `INIT_STAT = 1`, and the compression ramp's inflow
+//! profile from `flow1d-inlet.dat` (`IBC = 108`, see [`crate::ramp`]). Keys whose
+//! features are not implemented yet are refused by name before anything runs.
 
 use std::path::{Path, PathBuf};
 
@@ -14,14 +17,17 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::GHOST;
 use crate::cases::taylor_green_initial;
 use crate::control::{Control, HybridIndicator, InitialState, InviscidSchemeName, StreamMode};
 use crate::domain::Boundary;
 use crate::error::{CfdError, CfdResult};
+use crate::formats::{FlowField, InletProfile, read_mesh};
 use crate::gas::Gas;
 use crate::hybrid::HybridSensor;
 use crate::kernels::inviscid::InviscidScheme;
 use crate::metrics::{Coordinates, Extent};
+use crate::ramp::{COMPRESSION_RAMP_IBC, CompressionRamp, RampParameters};
 use crate::scheme::{Omp6Variant, Reconstruction};
 use crate::solver::{Solver, SolverConfig};
 use crate::transport::{SingleProcess, Transport};
@@ -45,9 +51,18 @@ pub struct RunOptions {
     pub origin: [f64; 3],
     /// The initial field.
     pub initial: InitialField,
+    /// Where the input files are (`OCFD3d-Mesh.dat`, `opencfd.dat`, `flow1d-inlet.dat`).
+    pub inputs: PathBuf,
     /// Where statistics, fields and the summary go.
     pub out: PathBuf,
 }
+
+/// The official grid file name.
+pub const MESH_FILE: &str = "OCFD3d-Mesh.dat";
+/// The official initial (restart) flow file name.
+pub const INITIAL_FLOW_FILE: &str = "opencfd.dat";
+/// The official inflow profile file name of the compression ramp.
+pub const INLET_FILE: &str = "flow1d-inlet.dat";
 
 /// The summary `run.json` of a finished run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +81,8 @@ pub struct RunSummary {
     pub nanoseconds_per_point_stage: f64,
     /// Field files written.
     pub fields: Vec<PathBuf>,
+    /// Where the grid came from: the mesh file, or `box` for the uniform box.
+    pub grid: String,
 }
 
 fn unsupported(key: &str, feature: &str) -> CfdError {
@@ -78,23 +95,11 @@ fn unsupported(key: &str, feature: &str) -> CfdError {
 /// The solver configuration of a control file, or an error naming the first key
 /// that asks for something not implemented.
 pub fn solver_config(control: &Control) -> CfdResult<SolverConfig> {
-    if control.init_stat == InitialState::ReadFile {
-        return Err(unsupported(
-            "INIT_STAT",
-            "restarting from opencfd.dat (INIT_STAT = 1)",
-        ));
-    }
-    if control.ibc != 0 {
+    if control.ibc != 0 && control.ibc != COMPRESSION_RAMP_IBC {
         return Err(unsupported(
             "IBC",
             &format!("the user boundary condition {}", control.ibc),
         ));
-    }
-    if control.dif_bound.contains(&true) {
-        return Err(unsupported("DIF_BOUND", "one-sided boundary stencils"));
-    }
-    if control.non_reflection.contains(&true) {
-        return Err(unsupported("NON_REFLETION", "the non-reflecting boundary"));
     }
     if control.stream == StreamMode::Overlapped {
         return Err(unsupported("STREAM", "interior/halo overlap (STREAM = 1)"));
@@ -139,13 +144,25 @@ pub fn solver_config(control: &Control) -> CfdResult<SolverConfig> {
         }
     };
     let viscous = control.viscous;
-    let boundaries = control.periodic.map(|periodic| {
+    let mut boundaries = control.periodic.map(|periodic| {
         if periodic {
             [Boundary::Periodic; 2]
         } else {
             [Boundary::Outflow; 2]
         }
     });
+    if control.ibc == COMPRESSION_RAMP_IBC {
+        if control.periodic[0] || control.periodic[1] {
+            return Err(CfdError::Config(
+                "IPERIODIC: the compression ramp (IBC = 108) needs x and y non-periodic".into(),
+            ));
+        }
+        // Inflow and wall set by the condition; the outflow and upper faces close with
+        // one-sided stencils (or zero-gradient ghosts).
+        boundaries[0][0] = Boundary::Imposed;
+        boundaries[1][0] = Boundary::Imposed;
+    }
+    let pairs = |flags: [bool; 6]| std::array::from_fn(|d| [flags[2 * d], flags[2 * d + 1]]);
     let config = SolverConfig {
         gas: Gas::new(
             control.gamma,
@@ -160,6 +177,11 @@ pub fn solver_config(control: &Control) -> CfdResult<SolverConfig> {
         dt: control.dt,
         blocks: control.blocks,
         boundaries,
+        closures: pairs(control.dif_bound),
+        non_reflecting: pairs(control.non_reflection),
+        jacobian_closures: Some(std::array::from_fn(|d| {
+            control.jac_bound[d] || !control.periodic[d]
+        })),
     };
     config.check()?;
     Ok(config)
@@ -214,6 +236,33 @@ pub fn write_fields(solver: &Solver, path: &Path, write: bool) -> CfdResult<()> 
     Ok(write_atomic(path, &bytes)?)
 }
 
+/// The conservative variables of the padded grid, `[5][z][y][x]`, from a flow file's
+/// primitive variables (ghosts zero).
+fn padded_state(flow: &FlowField, gas: Gas) -> Vec<f64> {
+    let extent = flow.extent;
+    let Extent { nx, ny, nz } = extent;
+    let len = extent.len_padded();
+    let mut state = vec![0.0; 5 * len];
+    for k in 0..nz {
+        for j in 0..ny {
+            for i in 0..nx {
+                let from = (k * ny + j) * nx + i;
+                let at = extent.index(i + GHOST, j + GHOST, k + GHOST);
+                let density = flow.density[from];
+                let q = gas.conservative(
+                    density,
+                    [flow.u[from], flow.v[from], flow.w[from]],
+                    gas.pressure(density, flow.temperature[from]),
+                );
+                for (c, value) in q.into_iter().enumerate() {
+                    state[c * len + at] = value;
+                }
+            }
+        }
+    }
+    state
+}
+
 /// Box-averaged statistics of the current flow: `(kinetic energy per mass, mean density)`.
 pub fn box_statistics(solver: &Solver) -> CfdResult<(f64, f64)> {
     let Extent { nx, ny, nz } = solver.extent();
@@ -250,22 +299,59 @@ pub fn run_on(
     let writer = transport.rank() == 0;
     let config = solver_config(control)?;
     let [nx, ny, nz] = control.grid;
-    let grid = Coordinates::uniform(
-        Extent::new(nx, ny, nz),
-        options.box_lengths,
-        options.origin,
-        control.periodic,
-    );
+    let extent = Extent::new(nx, ny, nz);
+    let mesh = options.inputs.join(MESH_FILE);
+    let (grid, grid_source) = if mesh.is_file() {
+        (
+            read_mesh(&mesh, extent, control.periodic)?,
+            mesh.display().to_string(),
+        )
+    } else {
+        let grid = Coordinates::uniform(
+            extent,
+            options.box_lengths,
+            options.origin,
+            control.periodic,
+        );
+        (grid, "box".to_string())
+    };
     let gas = config.gas;
-    let mut solver = match options.initial {
-        InitialField::TaylorGreen => {
+    let mut solver = match (options.initial, control.init_stat) {
+        (InitialField::TaylorGreen, InitialState::ReadFile) => {
+            return Err(CfdError::Config(
+                "INIT_STAT = 1 reads opencfd.dat: drop --initial taylor-green".into(),
+            ));
+        }
+        (InitialField::TaylorGreen, _) => {
             Solver::distributed(config, &grid, taylor_green_initial(gas), transport)?
         }
-        InitialField::Control => {
+        (InitialField::Control, InitialState::ReadFile) => {
+            let flow = FlowField::read(&options.inputs.join(INITIAL_FLOW_FILE), extent)?;
+            let mut solver =
+                Solver::from_state(config, &grid, &padded_state(&flow, gas), transport)?;
+            solver.time = flow.time;
+            solver.steps = flow.step as usize;
+            solver
+        }
+        (InitialField::Control, InitialState::Uniform) => {
             let uniform = gas.conservative(1.0, [1.0, 0.0, 0.0], gas.pressure(1.0, 1.0));
             Solver::distributed(config, &grid, |_| uniform, transport)?
         }
     };
+    if control.ibc == COMPRESSION_RAMP_IBC {
+        let parameters = RampParameters::from_control(control)?;
+        let inlet = if parameters.inlet_from_file {
+            InletProfile::read(&options.inputs.join(INLET_FILE), ny)?
+        } else {
+            InletProfile::free_stream(
+                (0..ny)
+                    .map(|j| grid.point(GHOST, j + GHOST, GHOST)[1])
+                    .collect(),
+            )
+        };
+        let ramp = CompressionRamp::new(parameters, inlet, gas, &grid)?;
+        solver.set_boundary(Rc::new(ramp))?;
+    }
     let out = &options.out;
     std::fs::create_dir_all(out).map_err(|source| CfdError::Io {
         path: out.clone(),
@@ -276,6 +362,7 @@ pub fn run_on(
     let timer = Instant::now();
     // END_TIME ≤ 0 runs one step, as the official code does.
     let end_time = control.end_time;
+    let first_step = solver.steps;
     loop {
         solver.step()?;
         let steps = solver.steps as u64;
@@ -318,8 +405,9 @@ pub fn run_on(
         time: solver.time,
         seconds,
         nanoseconds_per_point_stage: seconds * 1e9
-            / (3.0 * solver.steps as f64 * (nx * ny * nz) as f64),
+            / (3.0 * (solver.steps - first_step) as f64 * (nx * ny * nz) as f64),
         fields,
+        grid: grid_source,
     };
     let json = serde_json::to_string_pretty(&summary)
         .map_err(|e| CfdError::Config(format!("run.json: {e}")))?;

@@ -1,6 +1,7 @@
 //! The time loop: right-hand side from the fused kernels, three-stage TVD RK3.
 
-use crate::domain::{Boundary, Domain};
+use crate::boundary::StateBoundary;
+use crate::domain::{Block, Boundary, Domain};
 use crate::error::{CfdError, CfdResult};
 use crate::gas::Gas;
 use crate::geometry::geometry_values;
@@ -33,6 +34,14 @@ pub struct SolverConfig {
     pub blocks: [usize; 3],
     /// Boundary conditions `[direction][low, high]`.
     pub boundaries: [[Boundary; 2]; 3],
+    /// `DIF_BOUND`: one-sided closures at the non-periodic domain faces
+    /// `[direction][low, high]` (see [`InviscidFlux::closures`]).
+    pub closures: [[bool; 2]; 3],
+    /// `NON_REFLETION` per face (see [`InviscidFlux::non_reflecting`]).
+    pub non_reflecting: [[bool; 2]; 3],
+    /// `JAC_BOUND`: one-sided closures of the grid metrics per direction (`None`: in
+    /// every non-periodic direction).
+    pub jacobian_closures: Option<[bool; 3]>,
 }
 
 impl SolverConfig {
@@ -94,6 +103,7 @@ pub struct Solver {
     viscous_fluxes: Vec<Tensor>,
     sensors: Vec<Tensor>,
     primitives: Vec<Tensor>,
+    boundary: Option<Rc<dyn StateBoundary>>,
 }
 
 impl Solver {
@@ -114,11 +124,7 @@ impl Solver {
         initial: impl Fn([f64; 3]) -> [f64; 5],
         transport: Rc<dyn Transport>,
     ) -> CfdResult<Self> {
-        config.check()?;
-        let periodic = config.periodic();
-        let metrics = Metrics::compute(coordinates, periodic, periodic.map(|p| !p))?;
-        let global = coordinates.extent;
-        let len = global.len_padded();
+        let len = coordinates.extent.len_padded();
         let mut state = vec![0.0; 5 * len];
         for at in 0..len {
             let q = initial([coordinates.x[at], coordinates.y[at], coordinates.z[at]]);
@@ -126,11 +132,35 @@ impl Solver {
                 state[c * len + at] = value;
             }
         }
+        Self::from_state(config, coordinates, &state, transport)
+    }
+
+    /// As [`Solver::distributed`] from the conservative variables of the whole padded
+    /// grid, `[5][z][y][x]` (ghost values are overwritten by the first halo exchange or
+    /// boundary condition).
+    pub fn from_state(
+        config: SolverConfig,
+        coordinates: &Coordinates,
+        state: &[f64],
+        transport: Rc<dyn Transport>,
+    ) -> CfdResult<Self> {
+        config.check()?;
+        let periodic = config.periodic();
+        let jacobian_closures = config.jacobian_closures.unwrap_or(periodic.map(|p| !p));
+        let metrics = Metrics::compute(coordinates, periodic, jacobian_closures)?;
+        let global = coordinates.extent;
+        if state.len() != 5 * global.len_padded() {
+            return Err(CfdError::Config(format!(
+                "initial state has {} values, the padded grid needs {}",
+                state.len(),
+                5 * global.len_padded()
+            )));
+        }
         let domain = Domain::distributed(
             global,
             config.blocks,
             config.boundaries,
-            &state,
+            state,
             &geometry_values(&metrics),
             &Device::Cpu,
             transport,
@@ -153,7 +183,30 @@ impl Solver {
             viscous_fluxes,
             sensors,
             primitives,
+            boundary: None,
         })
+    }
+
+    /// Sets boundary points and ghosts with `boundary` now and after every Runge–Kutta
+    /// stage from here on (the official `OCFD_bc`).
+    pub fn set_boundary(&mut self, boundary: Rc<dyn StateBoundary>) -> CfdResult<()> {
+        self.boundary = Some(boundary);
+        self.apply_boundary()
+    }
+
+    fn apply_boundary(&self) -> CfdResult<()> {
+        if let Some(boundary) = &self.boundary {
+            for block in &self.domain.blocks {
+                boundary.apply(block, &self.domain, self.time)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[direction][low, high]`: the faces of `block` where `flags` (per domain face) apply.
+    fn on_block(&self, block: &Block, flags: [[bool; 2]; 3]) -> [[bool; 2]; 3] {
+        let edges = self.domain.boundary_faces(block);
+        std::array::from_fn(|d| [flags[d][0] && edges[d][0], flags[d][1] && edges[d][1]])
     }
 
     /// The global grid size.
@@ -184,6 +237,8 @@ impl Solver {
         let mut rhs = Vec::with_capacity(blocks.len());
         for (block, primitives) in blocks.iter().zip(&self.primitives) {
             let out = block.state.zeros_like()?;
+            let closures = self.on_block(block, self.config.closures);
+            let non_reflecting = self.on_block(block, self.config.non_reflecting);
             for direction in (0..3).filter(|&d| dims[d] > 1) {
                 let op = InviscidFlux {
                     direction,
@@ -191,30 +246,34 @@ impl Solver {
                     gamma: self.config.gas.gamma,
                     entropy_fix: self.config.entropy_fix,
                     spacing: self.spacing[direction],
+                    closures: closures[direction],
+                    non_reflecting: non_reflecting[direction],
                 };
                 out.inplace_op3(primitives, &block.geometry, &op)?;
             }
             rhs.push(out);
         }
         if let Some(scheme) = self.config.viscous {
-            let flux = ViscousFlux {
-                gas: self.config.gas,
-                scheme,
-                spacing: self.spacing,
-            };
             for ((block, fluxes), primitives) in blocks
                 .iter()
                 .zip(&self.viscous_fluxes)
                 .zip(&self.primitives)
             {
+                let flux = ViscousFlux {
+                    gas: self.config.gas,
+                    scheme,
+                    spacing: self.spacing,
+                    closures: self.on_block(block, self.config.closures),
+                };
                 fluxes.inplace_op3(primitives, &block.geometry, &flux)?;
             }
             self.domain.exchange(|b| self.viscous_fluxes[b].clone())?;
-            let divergence = ViscousDivergence {
-                scheme,
-                spacing: self.spacing,
-            };
             for ((block, fluxes), out) in blocks.iter().zip(&self.viscous_fluxes).zip(&rhs) {
+                let divergence = ViscousDivergence {
+                    scheme,
+                    spacing: self.spacing,
+                    closures: self.on_block(block, self.config.closures),
+                };
                 out.inplace_op3(fluxes, &block.geometry, &divergence)?;
             }
         }
@@ -236,6 +295,8 @@ impl Solver {
             for ((block, start), rhs) in self.domain.blocks.iter().zip(&start).zip(&rhs) {
                 block.state.inplace_op3(start, rhs, &op)?;
             }
+            // The official code keeps the step's start time through its stages.
+            self.apply_boundary()?;
         }
         self.time += dt;
         self.steps += 1;

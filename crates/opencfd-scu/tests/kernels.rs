@@ -7,8 +7,9 @@ use opencfd_scu::geometry::{JACOBIAN, geometry_values};
 use opencfd_scu::kernels::halo::{FillGhosts, SelfFill, Side};
 use opencfd_scu::kernels::inviscid::{InviscidFlux, InviscidScheme};
 use opencfd_scu::kernels::primitives::{PRIMITIVE_COMPONENTS, Primitives};
+use opencfd_scu::kernels::viscous::{VISCOUS_COMPONENTS, ViscousDivergence, ViscousFlux};
 use opencfd_scu::metrics::{Coordinates, Extent, Metrics};
-use opencfd_scu::scheme::{Omp6Variant, Reconstruction};
+use opencfd_scu::scheme::{CentralDifference, Omp6Variant, Reconstruction};
 use opencfd_scu::split::steger_warming;
 
 /// A smooth, non-uniform periodic state on a perturbed periodic grid.
@@ -80,6 +81,30 @@ fn oracle(state: &[f64], geometry: &[f64], extent: Extent, scheme: Reconstructio
 }
 
 fn fused(state: &[f64], geometry: &[f64], extent: Extent, scheme: Reconstruction) -> Vec<f64> {
+    fused_with(
+        state,
+        geometry,
+        extent,
+        scheme,
+        NO_FACES,
+        NO_FACES,
+        [0, 1, 2],
+    )
+}
+
+const NO_FACES: [[bool; 2]; 3] = [[false; 2]; 3];
+
+/// The inviscid right-hand side of `directions` with `DIF_BOUND` closures and
+/// non-reflecting faces.
+fn fused_with(
+    state: &[f64],
+    geometry: &[f64],
+    extent: Extent,
+    scheme: Reconstruction,
+    closures: [[bool; 2]; 3],
+    non_reflecting: [[bool; 2]; 3],
+    directions: impl IntoIterator<Item = usize>,
+) -> Vec<f64> {
     let [px, py, pz] = extent.padded();
     let q = Tensor::from_vec(state.to_vec(), (5, pz, py, px), &Device::Cpu).unwrap();
     let g = Tensor::from_vec(
@@ -103,13 +128,15 @@ fn fused(state: &[f64], geometry: &[f64], extent: Extent, scheme: Reconstruction
             },
         )
         .unwrap();
-    for direction in 0..3 {
+    for direction in directions {
         let op = InviscidFlux {
             direction,
             scheme: InviscidScheme::Fixed(scheme),
             gamma: 1.4,
             entropy_fix: 0.0,
             spacing: extent.spacing()[direction],
+            closures: closures[direction],
+            non_reflecting: non_reflecting[direction],
         };
         rhs.inplace_op3(&primitives, &g, &op).unwrap();
     }
@@ -177,4 +204,180 @@ fn periodic_ghosts_wrap_and_outflow_ghosts_copy_the_edge() {
             values[extent.index(GHOST + 1, GHOST + 5, k)]
         );
     }
+}
+
+/// `state` with every x ghost point (both ends, all components) set to `value`.
+fn with_x_ghosts(state: &[f64], extent: Extent, value: f64) -> Vec<f64> {
+    let len = extent.len_padded();
+    let [px, py, pz] = extent.padded();
+    let mut out = state.to_vec();
+    for c in 0..5 {
+        for k in 0..pz {
+            for j in 0..py {
+                for i in (0..GHOST).chain(px - GHOST..px) {
+                    out[c * len + extent.index(i, j, k)] = value;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Interior values of component `c` along the x line `(j, k)`.
+fn x_line(field: &[f64], extent: Extent, c: usize, j: usize, k: usize) -> Vec<f64> {
+    let len = extent.len_padded();
+    (GHOST..GHOST + extent.nx)
+        .map(|i| field[c * len + extent.index(i, j, k)])
+        .collect()
+}
+
+#[test]
+fn boundary_closures_read_no_ghost_and_leave_the_interior_scheme_alone() {
+    let extent = Extent::new(16, 5, 4);
+    let (state, geometry, _) = setup(extent);
+    let closed = [[true, true], [false; 2], [false; 2]];
+    for scheme in [
+        Reconstruction::Up7,
+        Reconstruction::Weno5,
+        Reconstruction::Weno7,
+        Reconstruction::Weno7Symbo,
+        Reconstruction::Omp6(Omp6Variant::Cd8),
+        Reconstruction::Nnd2,
+    ] {
+        let name = scheme.name();
+        let reference = fused_with(&state, &geometry, extent, scheme, closed, NO_FACES, [0]);
+        let poisoned = with_x_ghosts(&state, extent, f64::NAN);
+        let got = fused_with(&poisoned, &geometry, extent, scheme, closed, NO_FACES, [0]);
+        assert!(
+            got.iter().all(|v| v.is_finite()),
+            "{name}: a closure read a ghost"
+        );
+        assert_eq!(
+            got, reference,
+            "{name}: the ghosts changed the closed result"
+        );
+        let open = fused_with(&state, &geometry, extent, scheme, NO_FACES, NO_FACES, [0]);
+        for c in 0..5 {
+            let (a, b) = (
+                x_line(&reference, extent, c, GHOST + 2, GHOST + 1),
+                x_line(&open, extent, c, GHOST + 2, GHOST + 1),
+            );
+            // The middle points (faces 3½ … n−7½) keep the interior scheme.
+            assert_eq!(a[4..extent.nx - 6], b[4..extent.nx - 6], "{name}");
+            assert_ne!(a[0], b[0], "{name}: the first point is closed");
+            assert_ne!(
+                a[extent.nx - 1],
+                b[extent.nx - 1],
+                "{name}: the last point is closed"
+            );
+        }
+    }
+}
+
+#[test]
+fn non_reflecting_faces_drop_the_incoming_flux_part() {
+    // Supersonic along +x (u = 3 > c ≈ 1.2) without entropy fix: F⁻ vanishes, so the
+    // high end drops nothing and the low end's first point keeps no x flux at all.
+    let extent = Extent::new(12, 4, 3);
+    let len = extent.len_padded();
+    let gas = Gas::euler_air();
+    let mut state = vec![0.0; 5 * len];
+    for at in 0..len {
+        let q = gas.conservative(1.0 + 0.1 * (at as f64 * 0.37).sin(), [3.0, 0.0, 0.0], 1.0);
+        for c in 0..5 {
+            state[c * len + at] = q[c];
+        }
+    }
+    let periodic = [false, true, true];
+    let grid = Coordinates::uniform(extent, [1.0; 3], [0.0; 3], periodic);
+    let geometry =
+        geometry_values(&Metrics::compute(&grid, periodic, periodic.map(|p| !p)).unwrap());
+    let scheme = Reconstruction::Weno7Symbo;
+    let closed = [[true, true], [false; 2], [false; 2]];
+    let plain = fused_with(&state, &geometry, extent, scheme, closed, NO_FACES, [0]);
+    let high = [[false, true], [false; 2], [false; 2]];
+    let low = [[true, false], [false; 2], [false; 2]];
+    assert_eq!(
+        fused_with(&state, &geometry, extent, scheme, closed, high, [0]),
+        plain
+    );
+    let dropped = fused_with(&state, &geometry, extent, scheme, closed, low, [0]);
+    for c in 0..5 {
+        for (j, k) in [(GHOST, GHOST), (GHOST + 3, GHOST + 2)] {
+            let (a, b) = (
+                x_line(&dropped, extent, c, j, k),
+                x_line(&plain, extent, c, j, k),
+            );
+            assert_eq!(a[0], 0.0, "component {c}: the first point keeps F⁺");
+            if c != 2 && c != 3 {
+                assert_ne!(b[0], 0.0, "component {c}: the test needs a flux there");
+            }
+            assert_eq!(a[1..], b[1..], "component {c}");
+        }
+    }
+}
+
+#[test]
+fn viscous_closures_read_no_ghost() {
+    let extent = Extent::new(12, 5, 4);
+    let (state, geometry, _) = setup(extent);
+    let [px, py, pz] = extent.padded();
+    let gas = Gas::new(1.4, 0.5, 100.0, 0.7, 288.15).unwrap();
+    let g = Tensor::from_vec(
+        geometry.clone(),
+        (geometry.len() / (px * py * pz), pz, py, px),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let closures = [[true, true], [false; 2], [false; 2]];
+    let spacing = extent.spacing();
+    let viscous = |state: &[f64], flux_ghosts: Option<f64>| -> Vec<f64> {
+        let q = Tensor::from_vec(state.to_vec(), (5, pz, py, px), &Device::Cpu).unwrap();
+        let zeros = |c: usize| {
+            Tensor::zeros((c, pz, py, px), candle_core::DType::F64, &Device::Cpu).unwrap()
+        };
+        let primitives = zeros(PRIMITIVE_COMPONENTS);
+        primitives.inplace_op2(&q, &Primitives { gas }).unwrap();
+        let flux = zeros(VISCOUS_COMPONENTS);
+        let op = ViscousFlux {
+            gas,
+            scheme: CentralDifference::Cd8,
+            spacing,
+            closures,
+        };
+        flux.inplace_op3(&primitives, &g, &op).unwrap();
+        // The flux's ghosts as a halo exchange would leave them: here constant or poison.
+        let mut values: Vec<f64> = flux.flatten_all().unwrap().to_vec1().unwrap();
+        let len = extent.len_padded();
+        for c in 0..VISCOUS_COMPONENTS {
+            for k in 0..pz {
+                for j in 0..py {
+                    for i in (0..GHOST).chain(px - GHOST..px) {
+                        values[c * len + extent.index(i, j, k)] = flux_ghosts.unwrap_or(0.0);
+                    }
+                }
+            }
+        }
+        let flux =
+            Tensor::from_vec(values, (VISCOUS_COMPONENTS, pz, py, px), &Device::Cpu).unwrap();
+        let rhs = zeros(5);
+        let divergence = ViscousDivergence {
+            scheme: CentralDifference::Cd8,
+            spacing,
+            closures,
+        };
+        rhs.inplace_op3(&flux, &g, &divergence).unwrap();
+        rhs.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let reference = viscous(&state, None);
+    let poisoned = viscous(&with_x_ghosts(&state, extent, f64::NAN), Some(f64::NAN));
+    assert!(
+        poisoned.iter().all(|v| v.is_finite()),
+        "a viscous closure read a ghost"
+    );
+    assert_eq!(poisoned, reference);
+    assert!(
+        reference.iter().any(|v| *v != 0.0),
+        "the test needs viscous terms"
+    );
 }

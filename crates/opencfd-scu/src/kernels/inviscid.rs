@@ -14,7 +14,7 @@ use super::storage::{DisjointWriter, FieldShape, values, values_mut};
 use crate::GHOST;
 use crate::geometry::{GEOMETRY_COMPONENTS, JACOBIAN, SENSOR};
 use crate::hybrid::HybridSensor;
-use crate::scheme::Reconstruction;
+use crate::scheme::{Reconstruction, mirror};
 use crate::split::steger_warming_primitive;
 
 /// How the reconstruction is chosen at each face.
@@ -44,6 +44,13 @@ pub struct InviscidFlux {
     pub entropy_fix: f64,
     /// The computational spacing `h` of the direction (see [`crate::metrics::Extent::spacing`]).
     pub spacing: f64,
+    /// `[low, high]`: the block's end is a domain boundary with the official one-sided
+    /// closure (`DIF_BOUND`), so faces near it use lower-order stencils that read no ghost.
+    pub closures: [bool; 2],
+    /// `[low, high]`: the official non-reflecting treatment (`NON_REFLETION`) of a domain
+    /// boundary: the boundary point drops the flux part travelling into the domain (`F⁺`
+    /// at the low end, `F⁻` at the high end).
+    pub non_reflecting: [bool; 2],
 }
 
 /// One batch of lines along the sweep direction: `lanes` lines whose first points are
@@ -244,15 +251,96 @@ impl InviscidFlux {
             }
         }
 
+        if self.closures.contains(&true) {
+            self.close_boundary_faces(batch, scratch);
+        }
+
         for p in GHOST..len - GHOST {
             for lane in 0..lanes {
                 let at = batch.at(p, lane);
                 let scale = -geometry[JACOBIAN * plane + at] / self.spacing;
                 for c in 0..5 {
-                    let difference = scratch.faces[(c * len + p) * lanes + lane]
+                    let mut difference = scratch.faces[(c * len + p) * lanes + lane]
                         - scratch.faces[(c * len + p - 1) * lanes + lane];
+                    let incoming = match (p == GHOST, p == len - GHOST - 1) {
+                        (true, _) if self.non_reflecting[0] => Some(true),
+                        (_, true) if self.non_reflecting[1] => Some(false),
+                        _ => None,
+                    };
+                    if let Some(plus) = incoming {
+                        let part = |face| {
+                            let (up, down) = self.face_parts(batch, scratch, c, face, lane);
+                            if plus { up } else { down }
+                        };
+                        difference -= part(p) - part(p - 1);
+                    }
                     // SAFETY: each batch owns its lines' interior points.
                     unsafe { rhs.add(c * plane + at, scale * difference) };
+                }
+            }
+        }
+    }
+
+    /// The reconstruction at face `p + ½` of a line, at padded index `p`.
+    fn scheme_at(&self, scratch: &Scratch, lanes: usize, p: usize, lane: usize) -> Reconstruction {
+        match self.scheme {
+            InviscidScheme::Fixed(scheme) => scheme,
+            InviscidScheme::Hybrid(_) => scratch.schemes[p * lanes + lane],
+        }
+    }
+
+    /// The `F⁺` and `F⁻` parts of face `p + ½` of component `c`, with the `DIF_BOUND`
+    /// closures where they apply.
+    fn face_parts(
+        &self,
+        batch: Batch,
+        scratch: &Scratch,
+        c: usize,
+        p: usize,
+        lane: usize,
+    ) -> (f64, f64) {
+        let Batch { lanes, len, .. } = batch;
+        let plus: [f64; 8] =
+            std::array::from_fn(|m| scratch.plus[(c * len + p + m - 3) * lanes + lane]);
+        let minus: [f64; 8] =
+            std::array::from_fn(|m| scratch.minus[(c * len + p + m - 3) * lanes + lane]);
+        let scheme = self.scheme_at(scratch, lanes, p, lane);
+        // The hybrid kernels close with the 8-point extents.
+        let extents = match self.scheme {
+            InviscidScheme::Fixed(scheme) => scheme,
+            InviscidScheme::Hybrid(_) => Reconstruction::Up7,
+        };
+        let [left, right] = self.closures;
+        let (face, n) = (p as i64 - GHOST as i64, (len - 2 * GHOST) as i64);
+        let up = extents
+            .dif_bound_plus(&plus, face, n, left, right)
+            .unwrap_or_else(|| scheme.reconstruct(&plus));
+        let down = extents
+            .dif_bound_minus(&minus, face, n, left, right)
+            .unwrap_or_else(|| scheme.reconstruct(&mirror(&minus)));
+        (up, down)
+    }
+
+    /// Recomputes the faces near closed ends (at most the first 5 and last 6).
+    fn close_boundary_faces(&self, batch: Batch, scratch: &mut Scratch) {
+        let Batch { lanes, len, .. } = batch;
+        let (first, last) = (GHOST - 1, len - GHOST - 1);
+        let near_low = first..=(first + 5).min(last);
+        let near_high = last.saturating_sub(6).max(first)..=last;
+        let mut faces: Vec<usize> = Vec::new();
+        if self.closures[0] {
+            faces.extend(near_low);
+        }
+        if self.closures[1] {
+            faces.extend(near_high);
+        }
+        faces.sort_unstable();
+        faces.dedup();
+        for c in 0..5 {
+            for &p in &faces {
+                for lane in 0..lanes {
+                    let (up, down) = self.face_parts(batch, scratch, c, p, lane);
+                    scratch.faces[(c * len + p) * lanes + lane] = up + down;
                 }
             }
         }

@@ -30,6 +30,9 @@ pub struct ViscousFlux {
     pub scheme: CentralDifference,
     /// The computational spacings `h` (see [`crate::metrics::Extent::spacing`]).
     pub spacing: [f64; 3],
+    /// `[direction][low, high]`: the block's faces with the official one-sided
+    /// closures (`DIF_BOUND`; see [`CentralDifference::derivative_dif_bound`]).
+    pub closures: [[bool; 2]; 3],
 }
 
 /// Adds the divergence of the viscous fluxes (`rhs.inplace_op3(&flux, &geometry, &op)`).
@@ -39,10 +42,33 @@ pub struct ViscousDivergence {
     pub scheme: CentralDifference,
     /// The computational spacings `h` (see [`crate::metrics::Extent::spacing`]).
     pub spacing: [f64; 3],
+    /// As [`ViscousFlux::closures`].
+    pub closures: [[bool; 2]; 3],
 }
 
-/// The central derivative along `direction` at `at` (spacing `h`), or 0 for a
-/// direction with a single point.
+/// Where a point lies along one direction of a block: its interior index, the number
+/// of interior points and which ends are closed.
+#[derive(Debug, Clone, Copy)]
+struct LinePosition {
+    index: usize,
+    len: usize,
+    closures: [bool; 2],
+}
+
+impl LinePosition {
+    /// The distance to a closed end when it is within a closure's reach, per end.
+    #[inline(always)]
+    fn near_ends(self) -> (Option<usize>, Option<usize>) {
+        let from_high = self.len - 1 - self.index;
+        (
+            (self.closures[0] && self.index < 4).then_some(self.index),
+            (self.closures[1] && from_high < 4).then_some(from_high),
+        )
+    }
+}
+
+/// The central derivative along `direction` at `at` (spacing `h`), with the
+/// `DIF_BOUND` closures near closed ends, or 0 for a direction with a single point.
 #[inline(always)]
 fn derivative(
     scheme: CentralDifference,
@@ -50,9 +76,9 @@ fn derivative(
     at: usize,
     stride: usize,
     spacing: f64,
-    active: bool,
+    position: LinePosition,
 ) -> f64 {
-    if !active {
+    if position.len <= 1 {
         return 0.0;
     }
     let first = at - GHOST * stride;
@@ -63,7 +89,10 @@ fn derivative(
     // SAFETY: the nine indices lie between `first` and the bound checked above.
     let stencil: [f64; 9] =
         std::array::from_fn(|m| unsafe { *field.get_unchecked(first + m * stride) });
-    scheme.derivative(&stencil, spacing)
+    match position.near_ends() {
+        (None, None) => scheme.derivative(&stencil, spacing),
+        (low, high) => scheme.derivative_dif_bound(&stencil, spacing, low, high),
+    }
 }
 
 fn check(
@@ -116,15 +145,22 @@ impl InplaceOp3 for ViscousFlux {
         let fields = [VELOCITY, VELOCITY + 1, VELOCITY + 2, TEMPERATURE]
             .map(|c| &primitives[c * plane..(c + 1) * plane]);
 
-        let [nx, ny, nz] = shape.interior();
-        let active = [nx > 1, ny > 1, nz > 1];
+        let interior = shape.interior();
+        let [nx, ny, nz] = interior;
         let strides = [shape.stride(0), shape.stride(1), shape.stride(2)];
+        let closures = self.closures;
         let conductivity_factor = gas.cp() / gas.prandtl;
         let out = DisjointWriter::new(values_mut(flux, flux_layout)?);
         (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
             for j in GHOST..GHOST + ny {
                 for i in GHOST..GHOST + nx {
                     let at = shape.at(i, j, k);
+                    let index = [i - GHOST, j - GHOST, k - GHOST];
+                    let position = |d: usize| LinePosition {
+                        index: index[d],
+                        len: interior[d],
+                        closures: closures[d],
+                    };
                     let jacobian = geometry[JACOBIAN * plane + at];
                     let metric = |d: usize, m: usize| geometry[(3 * d + m) * plane + at];
                     // gradient[f][m] = ∂(u, v, w, T)_f / ∂x_m
@@ -138,7 +174,7 @@ impl InplaceOp3 for ViscousFlux {
                                 at,
                                 strides[d],
                                 self.spacing[d],
-                                active[d],
+                                position(d),
                             )
                         });
                         for (m, slot) in row.iter_mut().enumerate() {
@@ -212,14 +248,16 @@ impl InplaceOp3 for ViscousDivergence {
         let flux = values(flux_storage, flux_layout)?;
         let geometry = values(geometry_storage, geometry_layout)?;
         let plane = shape.plane_len();
-        let [nx, ny, nz] = shape.interior();
-        let active = [nx > 1, ny > 1, nz > 1];
+        let interior = shape.interior();
+        let [nx, ny, nz] = interior;
         let strides = [shape.stride(0), shape.stride(1), shape.stride(2)];
+        let closures = self.closures;
         let out = DisjointWriter::new(values_mut(rhs, rhs_layout)?);
         (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
             for j in GHOST..GHOST + ny {
                 for i in GHOST..GHOST + nx {
                     let at = shape.at(i, j, k);
+                    let index = [i - GHOST, j - GHOST, k - GHOST];
                     let jacobian = geometry[JACOBIAN * plane + at];
                     for c in 0..4 {
                         let mut sum = 0.0;
@@ -231,7 +269,11 @@ impl InplaceOp3 for ViscousDivergence {
                                 at,
                                 strides[d],
                                 self.spacing[d],
-                                active[d],
+                                LinePosition {
+                                    index: index[d],
+                                    len: interior[d],
+                                    closures: closures[d],
+                                },
                             );
                         }
                         // SAFETY: one worker per k-plane.

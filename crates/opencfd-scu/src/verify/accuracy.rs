@@ -34,6 +34,9 @@ fn periodic_config(scheme: Reconstruction, dt: f64) -> SolverConfig {
         dt,
         blocks: [1, 1, 1],
         boundaries: periodic_boundaries(),
+        closures: [[false; 2]; 3],
+        non_reflecting: [[false; 2]; 3],
+        jacobian_closures: None,
     }
 }
 

@@ -32,6 +32,9 @@ fn taylor_green_config(
         dt,
         blocks,
         boundaries: periodic_boundaries(),
+        closures: [[false; 2]; 3],
+        non_reflecting: [[false; 2]; 3],
+        jacobian_closures: None,
     })
 }
 

@@ -28,6 +28,9 @@ fn euler_config(dt: f64) -> SolverConfig {
         dt,
         blocks: [1, 1, 1],
         boundaries: one_dimensional_boundaries(),
+        closures: [[false; 2]; 3],
+        non_reflecting: [[false; 2]; 3],
+        jacobian_closures: None,
     }
 }
 
