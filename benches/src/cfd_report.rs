@@ -132,9 +132,7 @@ fn schemes() -> Vec<(&'static str, InviscidScheme)> {
         ("OMP6_LD", InviscidScheme::Fixed(Omp6(Omp6Variant::Ld))),
         (
             "hybrid",
-            InviscidScheme::Hybrid(HybridSensor {
-                thresholds: [0.01, 0.2],
-            }),
+            InviscidScheme::Hybrid(HybridSensor::jameson([0.01, 0.2])),
         ),
         ("NND2", InviscidScheme::Fixed(Nnd2)),
     ]

@@ -241,6 +241,20 @@ impl Domain {
     /// it by position in [`Domain::blocks`]): halos from neighbours, boundary
     /// conditions on the domain's faces.
     pub fn exchange(&self, field: impl Fn(usize) -> Tensor) -> CfdResult<()> {
+        self.exchange_filling(field, None)
+    }
+
+    /// As [`Domain::exchange`], with zero-gradient ghosts on [`Boundary::Imposed`] faces
+    /// too (for derived fields, such as the hybrid sensor, that no boundary condition sets).
+    pub fn exchange_to_edges(&self, field: impl Fn(usize) -> Tensor) -> CfdResult<()> {
+        self.exchange_filling(field, Some(SelfFill::Outflow))
+    }
+
+    fn exchange_filling(
+        &self,
+        field: impl Fn(usize) -> Tensor,
+        imposed: Option<SelfFill>,
+    ) -> CfdResult<()> {
         let mut outgoing = Vec::new();
         let mut incoming = Vec::new();
         let mut targets = Vec::new();
@@ -279,7 +293,10 @@ impl Domain {
                             let fill = match self.boundaries[direction][s] {
                                 Boundary::Periodic => SelfFill::Periodic,
                                 Boundary::Outflow => SelfFill::Outflow,
-                                Boundary::Imposed => continue,
+                                Boundary::Imposed => match imposed {
+                                    Some(fill) => fill,
+                                    None => continue,
+                                },
                             };
                             target.inplace_op1(&FillGhosts {
                                 direction,

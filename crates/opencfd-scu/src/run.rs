@@ -28,7 +28,7 @@ use crate::hybrid::HybridSensor;
 use crate::kernels::inviscid::InviscidScheme;
 use crate::metrics::{Coordinates, Extent};
 use crate::ramp::{COMPRESSION_RAMP_IBC, CompressionRamp, RampParameters};
-use crate::scheme::{Omp6Variant, Reconstruction};
+use crate::scheme::{HybridStyle, Omp6Variant, Reconstruction};
 use crate::solver::{Solver, SolverConfig};
 use crate::transport::{SingleProcess, Transport};
 
@@ -132,14 +132,13 @@ pub fn solver_config(control: &Control) -> CfdResult<SolverConfig> {
             let hybrid = control.active_hybrid().ok_or_else(|| {
                 CfdError::Config("HY_DP_INTV: the hybrid scheme needs its settings".into())
             })?;
-            if hybrid.indicator != HybridIndicator::Jameson {
-                return Err(unsupported(
-                    "HY_STYLE",
-                    "the pressure-gradient sensor (HY_STYLE = 1)",
-                ));
-            }
             InviscidScheme::Hybrid(HybridSensor {
                 thresholds: hybrid.thresholds,
+                style: match hybrid.indicator {
+                    HybridIndicator::PressureGradient => HybridStyle::Gradient,
+                    HybridIndicator::Jameson => HybridStyle::Jameson,
+                },
+                smoothing: hybrid.smooth_indicator,
             })
         }
     };
@@ -338,6 +337,9 @@ pub fn run_on(
             Solver::distributed(config, &grid, |_| uniform, transport)?
         }
     };
+    if let Some(hybrid) = control.active_hybrid() {
+        solver.set_sensor_zones(hybrid.active_zones().cloned().collect());
+    }
     if control.ibc == COMPRESSION_RAMP_IBC {
         let parameters = RampParameters::from_control(control)?;
         let inlet = if parameters.inlet_from_file {

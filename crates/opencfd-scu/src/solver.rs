@@ -1,17 +1,22 @@
 //! The time loop: right-hand side from the fused kernels, three-stage TVD RK3.
 
 use crate::boundary::StateBoundary;
+use crate::control::HybridZone;
 use crate::domain::{Block, Boundary, Domain};
 use crate::error::{CfdError, CfdResult};
 use crate::gas::Gas;
 use crate::geometry::geometry_values;
-use crate::hybrid::{JamesonSensor, StoreSensor};
+use crate::hybrid::{
+    AmplifyAbove, HybridSensor, JamesonSensor, NormalizeGradient, PatchZone, PressureGradient,
+    SmoothIndicator, StoreSensor, interior_sum,
+};
 use crate::kernels::inviscid::{InviscidFlux, InviscidScheme};
 use crate::kernels::primitives::{PRIMITIVE_COMPONENTS, Primitives};
 use crate::kernels::runge_kutta::RungeKuttaStage;
 use crate::kernels::viscous::{VISCOUS_COMPONENTS, ViscousDivergence, ViscousFlux};
 use crate::metrics::{Coordinates, Extent, Metrics};
 use crate::scheme::CentralDifference;
+use crate::scheme::HybridStyle;
 use crate::transport::{SingleProcess, Transport};
 use std::rc::Rc;
 
@@ -103,6 +108,9 @@ pub struct Solver {
     viscous_fluxes: Vec<Tensor>,
     sensors: Vec<Tensor>,
     primitives: Vec<Tensor>,
+    /// Scratch for the gradient sensor's smoothing.
+    smoothing_input: Vec<Tensor>,
+    zones: Vec<HybridZone>,
     boundary: Option<Rc<dyn StateBoundary>>,
 }
 
@@ -174,6 +182,10 @@ impl Solver {
             InviscidScheme::Fixed(_) => Vec::new(),
         };
         let primitives = scratch_fields(&domain, PRIMITIVE_COMPONENTS)?;
+        let smoothing_input = match config.inviscid {
+            InviscidScheme::Hybrid(sensor) if sensor.smoothing => scratch_fields(&domain, 1)?,
+            _ => Vec::new(),
+        };
         Ok(Self {
             config,
             spacing: global.spacing(),
@@ -183,8 +195,15 @@ impl Solver {
             viscous_fluxes,
             sensors,
             primitives,
+            smoothing_input,
+            zones: Vec::new(),
             boundary: None,
         })
+    }
+
+    /// `HY_ZONE` boxes where the gradient sensor (`HY_STYLE = 1`) takes a fixed value.
+    pub fn set_sensor_zones(&mut self, zones: Vec<HybridZone>) {
+        self.zones = zones;
     }
 
     /// Sets boundary points and ghosts with `boundary` now and after every Runge–Kutta
@@ -214,8 +233,79 @@ impl Solver {
         self.domain.global
     }
 
-    /// `∂U/∂t` of every block from the current state (ghosts filled here).
-    fn right_hand_sides(&self) -> CfdResult<Vec<Tensor>> {
+    /// The hybrid scheme's sensor of every block, from the current primitives, into
+    /// the geometry's sensor slot.
+    fn update_sensors(&self, hybrid: HybridSensor) -> CfdResult<()> {
+        let blocks = &self.domain.blocks;
+        match hybrid.style {
+            HybridStyle::Jameson => {
+                for (sensor, primitives) in self.sensors.iter().zip(&self.primitives) {
+                    sensor.inplace_op2(primitives, &JamesonSensor)?;
+                }
+                self.domain.exchange(|b| self.sensors[b].clone())?;
+            }
+            HybridStyle::Gradient => {
+                // The official code differentiates with the viscous scheme (CD6 for Euler runs).
+                let scheme = self.config.viscous.unwrap_or(CentralDifference::Cd6);
+                let mut sums = vec![0.0; self.domain.grid.iter().product()];
+                for ((block, sensor), primitives) in
+                    blocks.iter().zip(&self.sensors).zip(&self.primitives)
+                {
+                    let op = PressureGradient {
+                        scheme,
+                        spacing: self.spacing,
+                        closures: self.on_block(block, self.config.closures),
+                    };
+                    sensor.inplace_op3(primitives, &block.geometry, &op)?;
+                    sums[block.index] = interior_sum(sensor)?;
+                }
+                // Block sums added in block order on every rank, for every decomposition alike.
+                self.domain.transport().sum(&mut sums)?;
+                let mean = sums.iter().sum::<f64>() / self.domain.global.len_interior() as f64;
+                let scale = if mean > 0.0 { 1.0 / mean } else { 0.0 };
+                let normalize = NormalizeGradient {
+                    scale,
+                    threshold: hybrid.thresholds[1],
+                };
+                for (sensor, primitives) in self.sensors.iter().zip(&self.primitives) {
+                    sensor.inplace_op2(primitives, &normalize)?;
+                }
+                if hybrid.smoothing {
+                    let amplify = AmplifyAbove {
+                        threshold: hybrid.thresholds[1],
+                    };
+                    for (input, sensor) in self.smoothing_input.iter().zip(&self.sensors) {
+                        input.inplace_op2(sensor, &amplify)?;
+                    }
+                    self.domain
+                        .exchange_to_edges(|b| self.smoothing_input[b].clone())?;
+                    for ((block, sensor), input) in
+                        blocks.iter().zip(&self.sensors).zip(&self.smoothing_input)
+                    {
+                        let edges = self.domain.boundary_faces(block);
+                        sensor.inplace_op2(input, &SmoothIndicator { edges })?;
+                    }
+                }
+                for zone in &self.zones {
+                    for (block, sensor) in blocks.iter().zip(&self.sensors) {
+                        sensor.inplace_op1(&PatchZone {
+                            zone,
+                            offset: block.offset,
+                        })?;
+                    }
+                }
+                self.domain.exchange_to_edges(|b| self.sensors[b].clone())?;
+            }
+        }
+        for (block, sensor) in blocks.iter().zip(&self.sensors) {
+            block.geometry.inplace_op2(sensor, &StoreSensor)?;
+        }
+        Ok(())
+    }
+
+    /// `∂U/∂t` of every block from the current state (ghosts filled here); the hybrid
+    /// sensor is updated at the first Runge–Kutta stage only, as officially.
+    fn right_hand_sides(&self, stage: usize) -> CfdResult<Vec<Tensor>> {
         let blocks = &self.domain.blocks;
         self.domain.exchange(|b| blocks[b].state.clone())?;
         let primitive_op = Primitives {
@@ -224,14 +314,10 @@ impl Solver {
         for (block, primitives) in blocks.iter().zip(&self.primitives) {
             primitives.inplace_op2(&block.state, &primitive_op)?;
         }
-        if !self.sensors.is_empty() {
-            for (sensor, primitives) in self.sensors.iter().zip(&self.primitives) {
-                sensor.inplace_op2(primitives, &JamesonSensor)?;
-            }
-            self.domain.exchange(|b| self.sensors[b].clone())?;
-            for (block, sensor) in blocks.iter().zip(&self.sensors) {
-                block.geometry.inplace_op2(sensor, &StoreSensor)?;
-            }
+        if let InviscidScheme::Hybrid(hybrid) = self.config.inviscid
+            && stage == 0
+        {
+            self.update_sensors(hybrid)?;
         }
         let dims = self.domain.global.dims();
         let mut rhs = Vec::with_capacity(blocks.len());
@@ -290,7 +376,7 @@ impl Solver {
             .map(|b| b.state.copy())
             .collect::<candle_core::Result<_>>()?;
         for stage in 0..3 {
-            let rhs = self.right_hand_sides()?;
+            let rhs = self.right_hand_sides(stage)?;
             let op = RungeKuttaStage { stage, dt };
             for ((block, start), rhs) in self.domain.blocks.iter().zip(&start).zip(&rhs) {
                 block.state.inplace_op3(start, rhs, &op)?;

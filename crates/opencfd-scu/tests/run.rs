@@ -63,18 +63,46 @@ fn shipped_control_file_runs_and_writes_statistics_fields_and_summary() {
 }
 
 #[test]
+fn gradient_sensor_hybrid_runs_from_the_control_file() {
+    let base = SHIPPED
+        .lines()
+        .filter(|l| !l.starts_with("SCHEME_INVIS"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = format!(
+        "{base}\nSCHEME_INVIS = SCHEME_HYBRIDAUTO\nHY_STYLE = 1\nHY_DP_INTV = 0.5 3.0\n\
+         HY_SMOOTH_DP = 1\nHY_PATCH_ZONE = 1\nHY_ZONE0 = 0 4 0 8 0 8 5.0\n"
+    )
+    .replace("GRID_3D = 32 32 32", "GRID_3D = 8 8 8")
+    .replace("END_TIME = 10", "END_TIME = 0.02");
+    let control = Control::parse(&text, "hybrid.in").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        box_lengths: [std::f64::consts::TAU; 3],
+        origin: [-std::f64::consts::PI; 3],
+        initial: InitialField::TaylorGreen,
+        inputs: out.path().to_path_buf(),
+        out: out.path().to_path_buf(),
+    };
+    let summary = run(&control, &options, |_| {}).unwrap();
+    assert_eq!(summary.steps, 4);
+}
+
+#[test]
 fn keys_of_unimplemented_features_are_refused_by_name() {
     for (line, key) in [
         (
-            "IBC = 124\nBC_NPARA = 1 0 1 0 0\nBC_RPARA = 0 3.8 0.02 0 50 60\n",
+            "IBC = 124\nBC_NPARA = 1 0 1 0 0\nBC_RPARA = 0 3.8 0.02 0 0.1 50 60\n",
             "IBC",
         ),
         ("STREAM = 1\n", "STREAM"),
-        ("CHARTERIC = 1\n", "CHARTERIC"),
+        ("CHARTERIC = 1\nSCHEME_INVIS = WENO7_SYMBO\n", "CHARTERIC"),
     ] {
         let base = SHIPPED
             .lines()
-            .filter(|l| !l.starts_with(key))
+            .filter(|l| {
+                !(l.starts_with(key) || key == "CHARTERIC" && l.starts_with("SCHEME_INVIS"))
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let control = Control::parse(&format!("{base}\n{line}"), "test.in").unwrap();

@@ -118,6 +118,16 @@ impl DisjointWriter {
         unsafe { *self.ptr.add(index) += value };
     }
 
+    /// Reads element `index`.
+    ///
+    /// # Safety
+    /// No other worker may write `index` concurrently.
+    #[inline]
+    pub(crate) unsafe fn get(&self, index: usize) -> f64 {
+        debug_assert!(index < self.len);
+        unsafe { *self.ptr.add(index) }
+    }
+
     /// Overwrites element `index`.
     ///
     /// # Safety

@@ -49,10 +49,10 @@ pub struct ViscousDivergence {
 /// Where a point lies along one direction of a block: its interior index, the number
 /// of interior points and which ends are closed.
 #[derive(Debug, Clone, Copy)]
-struct LinePosition {
-    index: usize,
-    len: usize,
-    closures: [bool; 2],
+pub(crate) struct LinePosition {
+    pub(crate) index: usize,
+    pub(crate) len: usize,
+    pub(crate) closures: [bool; 2],
 }
 
 impl LinePosition {
@@ -70,7 +70,7 @@ impl LinePosition {
 /// The central derivative along `direction` at `at` (spacing `h`), with the
 /// `DIF_BOUND` closures near closed ends, or 0 for a direction with a single point.
 #[inline(always)]
-fn derivative(
+pub(crate) fn derivative(
     scheme: CentralDifference,
     field: &[f64],
     at: usize,

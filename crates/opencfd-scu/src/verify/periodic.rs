@@ -51,9 +51,7 @@ pub(super) fn decomposition(size: SuiteSize) -> CfdResult<CaseResult> {
         SuiteSize::Quick => (16, 5),
         SuiteSize::Full => (32, 10),
     };
-    let hybrid = InviscidScheme::Hybrid(HybridSensor {
-        thresholds: [0.01, 0.2],
-    });
+    let hybrid = InviscidScheme::Hybrid(HybridSensor::jameson([0.01, 0.2]));
     let mut case = CaseResult::new(
         "decomposition",
         format!(
