@@ -291,7 +291,7 @@ impl candle_core::InplaceOp3 for PressureGradient {
                     len: interior[d],
                     closures: self.closures[d],
                 };
-                derivative(
+                derivative::<true>(
                     self.scheme,
                     pressure,
                     at,

@@ -260,22 +260,31 @@ impl InviscidFlux {
                 let at = batch.at(p, lane);
                 let scale = -geometry[JACOBIAN * plane + at] / self.spacing;
                 for c in 0..5 {
-                    let mut difference = scratch.faces[(c * len + p) * lanes + lane]
+                    let difference = scratch.faces[(c * len + p) * lanes + lane]
                         - scratch.faces[(c * len + p - 1) * lanes + lane];
-                    let incoming = match (p == GHOST, p == len - GHOST - 1) {
-                        (true, _) if self.non_reflecting[0] => Some(true),
-                        (_, true) if self.non_reflecting[1] => Some(false),
-                        _ => None,
-                    };
-                    if let Some(plus) = incoming {
-                        let part = |face| {
-                            let (up, down) = self.face_parts(batch, scratch, c, face, lane);
-                            if plus { up } else { down }
-                        };
-                        difference -= part(p) - part(p - 1);
-                    }
                     // SAFETY: each batch owns its lines' interior points.
                     unsafe { rhs.add(c * plane + at, scale * difference) };
+                }
+            }
+        }
+
+        // Non-reflecting ends: the boundary point gives back the part of its difference
+        // carried by the flux travelling into the domain.
+        for (end, p, incoming_is_plus) in [(0, GHOST, true), (1, len - GHOST - 1, false)] {
+            if !self.non_reflecting[end] {
+                continue;
+            }
+            for lane in 0..lanes {
+                let at = batch.at(p, lane);
+                let scale = -geometry[JACOBIAN * plane + at] / self.spacing;
+                for c in 0..5 {
+                    let part = |face| {
+                        let (up, down) = self.face_parts(batch, scratch, c, face, lane);
+                        if incoming_is_plus { up } else { down }
+                    };
+                    let incoming = part(p) - part(p - 1);
+                    // SAFETY: each batch owns its lines' interior points.
+                    unsafe { rhs.add(c * plane + at, -scale * incoming) };
                 }
             }
         }

@@ -70,7 +70,7 @@ impl LinePosition {
 /// The central derivative along `direction` at `at` (spacing `h`), with the
 /// `DIF_BOUND` closures near closed ends, or 0 for a direction with a single point.
 #[inline(always)]
-pub(crate) fn derivative(
+pub(crate) fn derivative<const CLOSED: bool>(
     scheme: CentralDifference,
     field: &[f64],
     at: usize,
@@ -89,10 +89,14 @@ pub(crate) fn derivative(
     // SAFETY: the nine indices lie between `first` and the bound checked above.
     let stencil: [f64; 9] =
         std::array::from_fn(|m| unsafe { *field.get_unchecked(first + m * stride) });
-    match position.near_ends() {
-        (None, None) => scheme.derivative(&stencil, spacing),
-        (low, high) => scheme.derivative_dif_bound(&stencil, spacing, low, high),
+    // A block without closed faces skips the test (it costs 7 % of a step).
+    if CLOSED {
+        let (low, high) = position.near_ends();
+        if low.is_some() || high.is_some() {
+            return scheme.derivative_dif_bound(&stencil, spacing, low, high);
+        }
     }
+    scheme.derivative(&stencil, spacing)
 }
 
 fn check(
@@ -114,31 +118,14 @@ fn check(
     Ok(())
 }
 
-impl InplaceOp3 for ViscousFlux {
-    fn name(&self) -> &'static str {
-        "opencfd-viscous-flux"
-    }
-
-    fn cpu_fwd(
+impl ViscousFlux {
+    fn fluxes<const CLOSED: bool>(
         &self,
-        flux: &mut CpuStorage,
-        flux_layout: &Layout,
-        primitives_storage: &CpuStorage,
-        primitives_layout: &Layout,
-        geometry_storage: &CpuStorage,
-        geometry_layout: &Layout,
-    ) -> candle_core::Result<()> {
-        let shape = FieldShape::of(primitives_layout)?;
-        check(
-            self.name(),
-            FieldShape::of(flux_layout)?,
-            VISCOUS_COMPONENTS,
-            shape,
-            PRIMITIVE_COMPONENTS,
-            FieldShape::of(geometry_layout)?,
-        )?;
-        let primitives = values(primitives_storage, primitives_layout)?;
-        let geometry = values(geometry_storage, geometry_layout)?;
+        shape: &FieldShape,
+        primitives: &[f64],
+        geometry: &[f64],
+        out: DisjointWriter,
+    ) {
         let plane = shape.plane_len();
         let gas = self.gas;
         // Velocity components and temperature, the fields whose gradients are needed.
@@ -150,7 +137,6 @@ impl InplaceOp3 for ViscousFlux {
         let strides = [shape.stride(0), shape.stride(1), shape.stride(2)];
         let closures = self.closures;
         let conductivity_factor = gas.cp() / gas.prandtl;
-        let out = DisjointWriter::new(values_mut(flux, flux_layout)?);
         (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
             for j in GHOST..GHOST + ny {
                 for i in GHOST..GHOST + nx {
@@ -168,7 +154,7 @@ impl InplaceOp3 for ViscousFlux {
                     for (f, row) in gradient.iter_mut().enumerate() {
                         let field = fields[f];
                         let along: [f64; 3] = std::array::from_fn(|d| {
-                            derivative(
+                            derivative::<CLOSED>(
                                 self.scheme,
                                 field,
                                 at,
@@ -218,7 +204,86 @@ impl InplaceOp3 for ViscousFlux {
                 }
             }
         });
+    }
+}
+
+impl InplaceOp3 for ViscousFlux {
+    fn name(&self) -> &'static str {
+        "opencfd-viscous-flux"
+    }
+
+    fn cpu_fwd(
+        &self,
+        flux: &mut CpuStorage,
+        flux_layout: &Layout,
+        primitives_storage: &CpuStorage,
+        primitives_layout: &Layout,
+        geometry_storage: &CpuStorage,
+        geometry_layout: &Layout,
+    ) -> candle_core::Result<()> {
+        let shape = FieldShape::of(primitives_layout)?;
+        check(
+            self.name(),
+            FieldShape::of(flux_layout)?,
+            VISCOUS_COMPONENTS,
+            shape,
+            PRIMITIVE_COMPONENTS,
+            FieldShape::of(geometry_layout)?,
+        )?;
+        let primitives = values(primitives_storage, primitives_layout)?;
+        let geometry = values(geometry_storage, geometry_layout)?;
+        let out = DisjointWriter::new(values_mut(flux, flux_layout)?);
+        if self.closures.iter().flatten().any(|&c| c) {
+            self.fluxes::<true>(&shape, primitives, geometry, out);
+        } else {
+            self.fluxes::<false>(&shape, primitives, geometry, out);
+        }
         Ok(())
+    }
+}
+
+impl ViscousDivergence {
+    fn divergence<const CLOSED: bool>(
+        &self,
+        shape: &FieldShape,
+        flux: &[f64],
+        geometry: &[f64],
+        out: DisjointWriter,
+    ) {
+        let plane = shape.plane_len();
+        let interior = shape.interior();
+        let [nx, ny, nz] = interior;
+        let strides = [shape.stride(0), shape.stride(1), shape.stride(2)];
+        let closures = self.closures;
+        (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
+            for j in GHOST..GHOST + ny {
+                for i in GHOST..GHOST + nx {
+                    let at = shape.at(i, j, k);
+                    let index = [i - GHOST, j - GHOST, k - GHOST];
+                    let jacobian = geometry[JACOBIAN * plane + at];
+                    for c in 0..4 {
+                        let mut sum = 0.0;
+                        for d in 0..3 {
+                            let field = &flux[(4 * d + c) * plane..(4 * d + c + 1) * plane];
+                            sum += derivative::<CLOSED>(
+                                self.scheme,
+                                field,
+                                at,
+                                strides[d],
+                                self.spacing[d],
+                                LinePosition {
+                                    index: index[d],
+                                    len: interior[d],
+                                    closures: closures[d],
+                                },
+                            );
+                        }
+                        // SAFETY: one worker per k-plane.
+                        unsafe { out.add((c + 1) * plane + at, jacobian * sum) };
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -247,41 +312,12 @@ impl InplaceOp3 for ViscousDivergence {
         )?;
         let flux = values(flux_storage, flux_layout)?;
         let geometry = values(geometry_storage, geometry_layout)?;
-        let plane = shape.plane_len();
-        let interior = shape.interior();
-        let [nx, ny, nz] = interior;
-        let strides = [shape.stride(0), shape.stride(1), shape.stride(2)];
-        let closures = self.closures;
         let out = DisjointWriter::new(values_mut(rhs, rhs_layout)?);
-        (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
-            for j in GHOST..GHOST + ny {
-                for i in GHOST..GHOST + nx {
-                    let at = shape.at(i, j, k);
-                    let index = [i - GHOST, j - GHOST, k - GHOST];
-                    let jacobian = geometry[JACOBIAN * plane + at];
-                    for c in 0..4 {
-                        let mut sum = 0.0;
-                        for d in 0..3 {
-                            let field = &flux[(4 * d + c) * plane..(4 * d + c + 1) * plane];
-                            sum += derivative(
-                                self.scheme,
-                                field,
-                                at,
-                                strides[d],
-                                self.spacing[d],
-                                LinePosition {
-                                    index: index[d],
-                                    len: interior[d],
-                                    closures: closures[d],
-                                },
-                            );
-                        }
-                        // SAFETY: one worker per k-plane.
-                        unsafe { out.add((c + 1) * plane + at, jacobian * sum) };
-                    }
-                }
-            }
-        });
+        if self.closures.iter().flatten().any(|&c| c) {
+            self.divergence::<true>(&shape, flux, geometry, out);
+        } else {
+            self.divergence::<false>(&shape, flux, geometry, out);
+        }
         Ok(())
     }
 }
