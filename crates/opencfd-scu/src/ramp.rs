@@ -524,8 +524,12 @@ impl CompressionRamp {
         let mut random = GlibcRandom::new();
         let modes = parameters.spanwise_modes.unsigned_abs() as usize;
         let phases: Vec<f64> = (0..modes).map(|_| random.next_unit()).collect();
+        // Each mode 1.25 times weaker than the one before, normalised to sum 1 (divided
+        // step by step, as officially, for the same rounding).
         let weights = |n: usize| {
-            let raw: Vec<f64> = (0..n).map(|m| 1.25f64.powi(-(m as i32))).collect();
+            let raw: Vec<f64> = std::iter::successors(Some(1.0), |w| Some(w / 1.25))
+                .take(n)
+                .collect();
             let total: f64 = raw.iter().sum();
             raw.into_iter().map(|w| w / total).collect::<Vec<f64>>()
         };
@@ -651,6 +655,11 @@ impl InplaceOp1 for RampBoundaryOp<'_> {
                 state[c * plane + at] = value;
             }
         };
+        if self.wall && ny <= GHOST {
+            candle_core::bail!(
+                "ramp boundary: the wall's ghosts mirror {GHOST} points above it, the block has {ny} in y"
+            );
+        }
         let [i0, j0, k0] = self.offset;
         for k in GHOST..GHOST + nz {
             // Inflow: the profile on the ghosts and the first station.

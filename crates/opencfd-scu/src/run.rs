@@ -151,6 +151,8 @@ pub fn solver_config(control: &Control) -> CfdResult<SolverConfig> {
         }
     });
     if control.ibc == COMPRESSION_RAMP_IBC {
+        // Checked here so that a bad BC_NPARA or BC_RPARA stops the run before it starts.
+        RampParameters::from_control(control)?;
         if control.periodic[0] || control.periodic[1] {
             return Err(CfdError::Config(
                 "IPERIODIC: the compression ramp (IBC = 108) needs x and y non-periodic".into(),

@@ -259,9 +259,11 @@ impl Solver {
                     sensor.inplace_op3(primitives, &block.geometry, &op)?;
                     sums[block.index] = interior_sum(sensor)?;
                 }
-                // Block sums added in block order on every rank, for every decomposition alike.
+                // Block sums added in block order, so every rank gets the same mean (another
+                // decomposition rounds it differently, hence round-off agreement only).
                 self.domain.transport().sum(&mut sums)?;
                 let mean = sums.iter().sum::<f64>() / self.domain.global.len_interior() as f64;
+                // Uniform pressure (the official code divides by zero): the smooth class.
                 let scale = if mean > 0.0 { 1.0 / mean } else { 0.0 };
                 let normalize = NormalizeGradient {
                     scale,

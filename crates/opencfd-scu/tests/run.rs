@@ -14,17 +14,22 @@ fn small_control(extra: &str) -> Control {
     Control::parse(&format!("{text}{extra}"), "test.in").unwrap()
 }
 
+/// The Taylor–Green vortex on the default box, inputs and outputs in `dir`.
+fn taylor_green_options(dir: &std::path::Path) -> RunOptions {
+    RunOptions {
+        box_lengths: [std::f64::consts::TAU; 3],
+        origin: [-std::f64::consts::PI; 3],
+        initial: InitialField::TaylorGreen,
+        inputs: dir.to_path_buf(),
+        out: dir.to_path_buf(),
+    }
+}
+
 #[test]
 fn shipped_control_file_runs_and_writes_statistics_fields_and_summary() {
     let control = small_control("");
     let out = tempfile::tempdir().unwrap();
-    let options = RunOptions {
-        box_lengths: [std::f64::consts::TAU; 3],
-        origin: [-std::f64::consts::PI; 3],
-        initial: InitialField::TaylorGreen,
-        inputs: out.path().to_path_buf(),
-        out: out.path().to_path_buf(),
-    };
+    let options = taylor_green_options(out.path());
     let summary = run(&control, &options, |_| {}).unwrap();
     assert_eq!(summary.steps, 4);
     assert!((summary.time - 0.02).abs() < 1e-12);
@@ -77,13 +82,7 @@ fn gradient_sensor_hybrid_runs_from_the_control_file() {
     .replace("END_TIME = 10", "END_TIME = 0.02");
     let control = Control::parse(&text, "hybrid.in").unwrap();
     let out = tempfile::tempdir().unwrap();
-    let options = RunOptions {
-        box_lengths: [std::f64::consts::TAU; 3],
-        origin: [-std::f64::consts::PI; 3],
-        initial: InitialField::TaylorGreen,
-        inputs: out.path().to_path_buf(),
-        out: out.path().to_path_buf(),
-    };
+    let options = taylor_green_options(out.path());
     let summary = run(&control, &options, |_| {}).unwrap();
     assert_eq!(summary.steps, 4);
 }

@@ -330,7 +330,7 @@ impl InviscidFlux {
         (up, down)
     }
 
-    /// Recomputes the faces near closed ends (at most the first 5 and last 6).
+    /// Recomputes the faces near closed ends (the first 6 and the last 7 of a line).
     fn close_boundary_faces(&self, batch: Batch, scratch: &mut Scratch) {
         let Batch { lanes, len, .. } = batch;
         let (first, last) = (GHOST - 1, len - GHOST - 1);
