@@ -389,6 +389,7 @@ fn time_steps(n: usize, scheme: InviscidScheme, steps: usize) -> Result<Timing> 
         closures: [[false; 2]; 3],
         non_reflecting: [[false; 2]; 3],
         jacobian_closures: None,
+        overlap: false,
     };
     let mut solver = Solver::new(config, &taylor_green_grid(n), taylor_green_initial(gas))?;
     for _ in 0..WARM_UP_STEPS {

@@ -241,19 +241,30 @@ impl Domain {
     /// it by position in [`Domain::blocks`]): halos from neighbours, boundary
     /// conditions on the domain's faces.
     pub fn exchange(&self, field: impl Fn(usize) -> Tensor) -> CfdResult<()> {
-        self.exchange_filling(field, None)
+        self.exchange_filling(field, None, &mut || Ok(()))
     }
 
     /// As [`Domain::exchange`], with zero-gradient ghosts on [`Boundary::Imposed`] faces
     /// too (for derived fields, such as the hybrid sensor, that no boundary condition sets).
     pub fn exchange_to_edges(&self, field: impl Fn(usize) -> Tensor) -> CfdResult<()> {
-        self.exchange_filling(field, Some(SelfFill::Outflow))
+        self.exchange_filling(field, Some(SelfFill::Outflow), &mut || Ok(()))
+    }
+
+    /// As [`Domain::exchange`], running `during` while the slabs between ranks travel
+    /// (`STREAM = 1`); `during` must not read ghost layers.
+    pub fn exchange_during(
+        &self,
+        field: impl Fn(usize) -> Tensor,
+        during: &mut dyn FnMut() -> CfdResult<()>,
+    ) -> CfdResult<()> {
+        self.exchange_filling(field, None, during)
     }
 
     fn exchange_filling(
         &self,
         field: impl Fn(usize) -> Tensor,
         imposed: Option<SelfFill>,
+        during: &mut dyn FnMut() -> CfdResult<()>,
     ) -> CfdResult<()> {
         let mut outgoing = Vec::new();
         let mut incoming = Vec::new();
@@ -309,9 +320,11 @@ impl Domain {
             }
         }
         if outgoing.is_empty() {
-            return Ok(());
+            return during();
         }
-        let received = self.transport.exchange(outgoing, &incoming)?;
+        let received = self
+            .transport
+            .exchange_during(outgoing, &incoming, during)?;
         for ((local, direction, side), data) in targets.into_iter().zip(received) {
             field(local).inplace_op1(&UnpackHalo {
                 direction,

@@ -27,6 +27,7 @@
 //!     closures: [[false; 2]; 3],
 //!     non_reflecting: [[false; 2]; 3],
 //!     jacobian_closures: None,
+//!     overlap: false,
 //! };
 //! let mut solver = Solver::new(config, &taylor_green_grid(16), taylor_green_initial(gas))?;
 //! solver.step()?;

@@ -38,6 +38,16 @@ impl Transport for MpiTransport {
     }
 
     fn exchange(&self, outgoing: Vec<Outgoing>, incoming: &[Incoming]) -> CfdResult<Vec<Vec<f64>>> {
+        self.exchange_during(outgoing, incoming, &mut || Ok(()))
+    }
+
+    fn exchange_during(
+        &self,
+        outgoing: Vec<Outgoing>,
+        incoming: &[Incoming],
+        during: &mut dyn FnMut() -> CfdResult<()>,
+    ) -> CfdResult<Vec<Vec<f64>>> {
+        let mut computed = Ok(());
         let mut received: Vec<Vec<f64>> = incoming
             .iter()
             .map(|expected| vec![0.0; expected.len])
@@ -60,6 +70,8 @@ impl Transport for MpiTransport {
                         .immediate_send_with_tag(scope, &message.data[..], message.tag)
                 })
                 .collect();
+            // The requests are posted: compute while the messages travel.
+            computed = during();
             for request in sends {
                 request.wait();
             }
@@ -67,6 +79,7 @@ impl Transport for MpiTransport {
                 request.wait();
             }
         });
+        computed?;
         Ok(received)
     }
 

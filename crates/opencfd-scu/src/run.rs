@@ -101,9 +101,6 @@ pub fn solver_config(control: &Control) -> CfdResult<SolverConfig> {
             &format!("the user boundary condition {}", control.ibc),
         ));
     }
-    if control.stream == StreamMode::Overlapped {
-        return Err(unsupported("STREAM", "interior/halo overlap (STREAM = 1)"));
-    }
     if control.characteristic {
         return Err(unsupported(
             "CHARTERIC",
@@ -183,6 +180,7 @@ pub fn solver_config(control: &Control) -> CfdResult<SolverConfig> {
         jacobian_closures: Some(std::array::from_fn(|d| {
             control.jac_bound[d] || !control.periodic[d]
         })),
+        overlap: control.stream == StreamMode::Overlapped,
     };
     config.check()?;
     Ok(config)

@@ -11,7 +11,8 @@ use crate::hybrid::{
     SmoothIndicator, StoreSensor, interior_sum,
 };
 use crate::kernels::inviscid::{InviscidFlux, InviscidScheme};
-use crate::kernels::primitives::{PRIMITIVE_COMPONENTS, Primitives};
+use crate::kernels::primitives::{PRIMITIVE_COMPONENTS, PointSet, Primitives};
+use crate::kernels::region::Region;
 use crate::kernels::runge_kutta::RungeKuttaStage;
 use crate::kernels::viscous::{VISCOUS_COMPONENTS, ViscousDivergence, ViscousFlux};
 use crate::metrics::{Coordinates, Extent, Metrics};
@@ -47,6 +48,8 @@ pub struct SolverConfig {
     /// `JAC_BOUND`: one-sided closures of the grid metrics per direction (`None`: in
     /// every non-periodic direction).
     pub jacobian_closures: Option<[bool; 3]>,
+    /// `STREAM = 1`: compute the inner points while the halos travel (same result).
+    pub overlap: bool,
 }
 
 impl SolverConfig {
@@ -306,25 +309,68 @@ impl Solver {
     }
 
     /// `∂U/∂t` of every block from the current state (ghosts filled here); the hybrid
-    /// sensor is updated at the first Runge–Kutta stage only, as officially.
+    /// sensor is updated at the first Runge–Kutta stage only, as officially. With the
+    /// overlap (`STREAM = 1`) the inner points are computed while the halos travel; the
+    /// hybrid sensor's first stage needs the halos first and runs without it.
     fn right_hand_sides(&self, stage: usize) -> CfdResult<Vec<Tensor>> {
         let blocks = &self.domain.blocks;
-        self.domain.exchange(|b| blocks[b].state.clone())?;
-        let primitive_op = Primitives {
-            gas: self.config.gas,
+        let rhs = blocks
+            .iter()
+            .map(|b| b.state.zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let sensor = match self.config.inviscid {
+            InviscidScheme::Hybrid(hybrid) if stage == 0 => Some(hybrid),
+            _ => None,
         };
-        for (block, primitives) in blocks.iter().zip(&self.primitives) {
-            primitives.inplace_op2(&block.state, &primitive_op)?;
+        let overlap = self.config.overlap && sensor.is_none();
+        if overlap {
+            self.update_primitives(PointSet::Interior)?;
+            self.domain
+                .exchange_during(|b| blocks[b].state.clone(), &mut || {
+                    self.fluxes(&rhs, Region::Inner)
+                })?;
+            self.update_primitives(PointSet::Ghosts)?;
+            self.fluxes(&rhs, Region::Outer)?;
+        } else {
+            self.domain.exchange(|b| blocks[b].state.clone())?;
+            self.update_primitives(PointSet::All)?;
+            if let Some(hybrid) = sensor {
+                self.update_sensors(hybrid)?;
+            }
+            self.fluxes(&rhs, Region::All)?;
         }
-        if let InviscidScheme::Hybrid(hybrid) = self.config.inviscid
-            && stage == 0
-        {
-            self.update_sensors(hybrid)?;
+        if let Some(scheme) = self.config.viscous {
+            let fluxes = |b: usize| self.viscous_fluxes[b].clone();
+            if overlap {
+                self.domain.exchange_during(fluxes, &mut || {
+                    self.viscous_divergence(&rhs, scheme, Region::Inner)
+                })?;
+                self.viscous_divergence(&rhs, scheme, Region::Outer)?;
+            } else {
+                self.domain.exchange(fluxes)?;
+                self.viscous_divergence(&rhs, scheme, Region::All)?;
+            }
         }
+        Ok(rhs)
+    }
+
+    fn update_primitives(&self, points: PointSet) -> CfdResult<()> {
+        let op = Primitives {
+            gas: self.config.gas,
+            points,
+        };
+        for (block, primitives) in self.domain.blocks.iter().zip(&self.primitives) {
+            primitives.inplace_op2(&block.state, &op)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the inviscid flux differences of `region`'s points to `rhs` and writes their
+    /// viscous fluxes.
+    fn fluxes(&self, rhs: &[Tensor], region: Region) -> CfdResult<()> {
+        let blocks = &self.domain.blocks;
         let dims = self.domain.global.dims();
-        let mut rhs = Vec::with_capacity(blocks.len());
-        for (block, primitives) in blocks.iter().zip(&self.primitives) {
-            let out = block.state.zeros_like()?;
+        for ((block, primitives), out) in blocks.iter().zip(&self.primitives).zip(rhs) {
             let closures = self.on_block(block, self.config.closures);
             let non_reflecting = self.on_block(block, self.config.non_reflecting);
             for direction in (0..3).filter(|&d| dims[d] > 1) {
@@ -336,10 +382,10 @@ impl Solver {
                     spacing: self.spacing[direction],
                     closures: closures[direction],
                     non_reflecting: non_reflecting[direction],
+                    region,
                 };
                 out.inplace_op3(primitives, &block.geometry, &op)?;
             }
-            rhs.push(out);
         }
         if let Some(scheme) = self.config.viscous {
             for ((block, fluxes), primitives) in blocks
@@ -352,20 +398,32 @@ impl Solver {
                     scheme,
                     spacing: self.spacing,
                     closures: self.on_block(block, self.config.closures),
+                    region,
                 };
                 fluxes.inplace_op3(primitives, &block.geometry, &flux)?;
             }
-            self.domain.exchange(|b| self.viscous_fluxes[b].clone())?;
-            for ((block, fluxes), out) in blocks.iter().zip(&self.viscous_fluxes).zip(&rhs) {
-                let divergence = ViscousDivergence {
-                    scheme,
-                    spacing: self.spacing,
-                    closures: self.on_block(block, self.config.closures),
-                };
-                out.inplace_op3(fluxes, &block.geometry, &divergence)?;
-            }
         }
-        Ok(rhs)
+        Ok(())
+    }
+
+    /// Adds the divergence of the viscous fluxes at `region`'s points to `rhs`.
+    fn viscous_divergence(
+        &self,
+        rhs: &[Tensor],
+        scheme: CentralDifference,
+        region: Region,
+    ) -> CfdResult<()> {
+        let blocks = &self.domain.blocks;
+        for ((block, fluxes), out) in blocks.iter().zip(&self.viscous_fluxes).zip(rhs) {
+            let divergence = ViscousDivergence {
+                scheme,
+                spacing: self.spacing,
+                closures: self.on_block(block, self.config.closures),
+                region,
+            };
+            out.inplace_op3(fluxes, &block.geometry, &divergence)?;
+        }
+        Ok(())
     }
 
     /// One time step of TVD RK3.

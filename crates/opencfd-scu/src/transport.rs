@@ -36,6 +36,17 @@ pub trait Transport {
     fn ranks(&self) -> usize;
     /// Sends every outgoing slab and returns the incoming ones, in the order asked.
     fn exchange(&self, outgoing: Vec<Outgoing>, incoming: &[Incoming]) -> CfdResult<Vec<Vec<f64>>>;
+    /// As [`Transport::exchange`], running `during` while the slabs travel (the
+    /// interior/halo overlap); by default `during` runs first, then the exchange.
+    fn exchange_during(
+        &self,
+        outgoing: Vec<Outgoing>,
+        incoming: &[Incoming],
+        during: &mut dyn FnMut() -> CfdResult<()>,
+    ) -> CfdResult<Vec<Vec<f64>>> {
+        during()?;
+        self.exchange(outgoing, incoming)
+    }
     /// Replaces `values` by their element-wise sum over all ranks.
     fn sum(&self, values: &mut [f64]) -> CfdResult<()>;
 }

@@ -30,6 +30,7 @@ fn sod_solver(smoothing: bool, zones: Vec<HybridZone>) -> Solver {
         closures: [[true; 2], [false; 2], [false; 2]],
         non_reflecting: [[false; 2]; 3],
         jacobian_closures: None,
+        overlap: false,
     };
     let (left, right) = (
         Primitive {

@@ -7,6 +7,7 @@ use opencfd_scu::geometry::{JACOBIAN, geometry_values};
 use opencfd_scu::kernels::halo::{FillGhosts, SelfFill, Side};
 use opencfd_scu::kernels::inviscid::{InviscidFlux, InviscidScheme};
 use opencfd_scu::kernels::primitives::{PRIMITIVE_COMPONENTS, Primitives};
+use opencfd_scu::kernels::region::Region;
 use opencfd_scu::kernels::viscous::{VISCOUS_COMPONENTS, ViscousDivergence, ViscousFlux};
 use opencfd_scu::metrics::{Coordinates, Extent, Metrics};
 use opencfd_scu::scheme::{CentralDifference, Omp6Variant, Reconstruction};
@@ -121,12 +122,7 @@ fn fused_with(
     )
     .unwrap();
     primitives
-        .inplace_op2(
-            &q,
-            &Primitives {
-                gas: Gas::euler_air(),
-            },
-        )
+        .inplace_op2(&q, &Primitives::everywhere(Gas::euler_air()))
         .unwrap();
     for direction in directions {
         let op = InviscidFlux {
@@ -137,6 +133,7 @@ fn fused_with(
             spacing: extent.spacing()[direction],
             closures: closures[direction],
             non_reflecting: non_reflecting[direction],
+            region: Region::All,
         };
         rhs.inplace_op3(&primitives, &g, &op).unwrap();
     }
@@ -337,13 +334,16 @@ fn viscous_closures_read_no_ghost() {
             Tensor::zeros((c, pz, py, px), candle_core::DType::F64, &Device::Cpu).unwrap()
         };
         let primitives = zeros(PRIMITIVE_COMPONENTS);
-        primitives.inplace_op2(&q, &Primitives { gas }).unwrap();
+        primitives
+            .inplace_op2(&q, &Primitives::everywhere(gas))
+            .unwrap();
         let flux = zeros(VISCOUS_COMPONENTS);
         let op = ViscousFlux {
             gas,
             scheme: CentralDifference::Cd8,
             spacing,
             closures,
+            region: Region::All,
         };
         flux.inplace_op3(&primitives, &g, &op).unwrap();
         // The flux's ghosts as a halo exchange would leave them: here constant or poison.
@@ -365,6 +365,7 @@ fn viscous_closures_read_no_ghost() {
             scheme: CentralDifference::Cd8,
             spacing,
             closures,
+            region: Region::All,
         };
         rhs.inplace_op3(&flux, &g, &divergence).unwrap();
         rhs.flatten_all().unwrap().to_vec1().unwrap()

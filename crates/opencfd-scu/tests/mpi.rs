@@ -1,6 +1,6 @@
 //! Multi-process runs over MPI (feature `mpi`, needs Open MPI's `mpirun`): the same
 //! control file on 2 and 4 ranks writes the same flow file, byte for byte, as one
-//! process with one block.
+//! process with one block, also with the interior/halo overlap (`STREAM = 1`).
 #![cfg(feature = "mpi")]
 
 use std::path::Path;
@@ -8,17 +8,20 @@ use std::process::Command;
 
 const SHIPPED: &str = include_str!("../cases/taylor-green-32.in");
 
-fn control(dir: &Path, blocks: &str) -> std::path::PathBuf {
+/// The shipped case on 20³ points (blocks of 10 points still have inner points to
+/// overlap), with the hybrid scheme, `blocks` and `STREAM = stream`.
+fn control(dir: &Path, blocks: &str, stream: u8) -> std::path::PathBuf {
     let text = SHIPPED
-        .replace("GRID_3D = 32 32 32", "GRID_3D = 16 16 16")
+        .replace("GRID_3D = 32 32 32", "GRID_3D = 20 20 20")
         .replace("PARALLEL_3D = 1 1 1", &format!("PARALLEL_3D = {blocks}"))
+        .replace("STREAM = 0", &format!("STREAM = {stream}"))
         .replace(
             "SCHEME_INVIS = UP7",
             "SCHEME_INVIS = SCHEME_HYBRIDAUTO\nHY_DP_INTV = 0.01 0.2\nHY_STYLE = 2",
         )
         .replace("END_TIME = 10", "END_TIME = 0.025")
         .replace("KSTEP_SAVE = 1000", "KSTEP_SAVE = 100");
-    let path = dir.join(format!("case-{}.in", blocks.replace(' ', "x")));
+    let path = dir.join(format!("case-{}-{stream}.in", blocks.replace(' ', "x")));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -64,19 +67,18 @@ fn two_and_four_ranks_write_the_single_block_flow_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let single = run(
         None,
-        &control(dir.path(), "1 1 1"),
+        &control(dir.path(), "1 1 1", 0),
         &dir.path().join("single"),
     );
-    let split = control(dir.path(), "2 2 1");
-    for ranks in ["2", "4"] {
+    for (ranks, stream) in [("2", 0), ("4", 0), ("2", 1), ("4", 1)] {
         let distributed = run(
             Some(ranks),
-            &split,
-            &dir.path().join(format!("ranks-{ranks}")),
+            &control(dir.path(), "2 2 1", stream),
+            &dir.path().join(format!("ranks-{ranks}-stream-{stream}")),
         );
         assert!(
             distributed == single,
-            "{ranks} ranks wrote a different flow"
+            "{ranks} ranks with STREAM = {stream} wrote a different flow"
         );
     }
 }

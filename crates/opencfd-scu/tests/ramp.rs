@@ -12,12 +12,12 @@ const BINARY: &str = env!("CARGO_BIN_EXE_opencfd-scu");
 const EXTENT: Extent = Extent {
     nx: 16,
     ny: 24,
-    nz: 8,
+    nz: 12,
 };
 const WALL_TEMPERATURE: f64 = 2.84;
 
 /// The generator input: the benchmark's geometry with fewer points.
-const GRID: &str = "points nx ny nz, ranks\n16 24 8 1\n\
+const GRID: &str = "points nx ny nz, ranks\n16 24 12 1\n\
     streamwise points: inlet corner buffer\n6 8 2\n\
     dx_inlet Lx_inlet Lx_corner buffer_stretch\n0.05 300. 50. 1.01\n\
     sweep and ramp angles\n0. 24.\n\
@@ -26,9 +26,9 @@ const GRID: &str = "points nx ny nz, ranks\n16 24 8 1\n\
 
 /// The benchmark's control settings (WENO7_SYMBO, CD8, one-sided closures at the outflow
 /// and upper faces, non-reflecting there, isothermal wall with blowing and suction).
-fn control(blocks: &str) -> String {
+fn control(blocks: &str, stream: u8) -> String {
     format!(
-        "GRID_3D = 16 24 8\nPARALLEL_3D = {blocks}\nIPERIODIC = 0 0 1\nJAC_BOUND = 1 1 1\n\
+        "GRID_3D = 16 24 12\nPARALLEL_3D = {blocks}\nSTREAM = {stream}\nIPERIODIC = 0 0 1\nJAC_BOUND = 1 1 1\n\
          DIF_BOUND = 0 1 0 1 0 0\nNON_REFLETION = 0 1 0 1 0 0\n\
          SCHEME_INVIS = WENO7_SYMBO\nSCHEME_VIS = CD8\n\
          RE = 5581.4\nAMA = 2.9\nGAMMA = 1.40\nPR = 0.70\nT_REF = 108.1\nEPSL_SW = 0.0\n\
@@ -65,7 +65,7 @@ fn run(args: &[&str], dir: &Path) {
 
 /// Prepares the inputs in a fresh directory and runs the control file with `blocks`;
 /// returns the directory and the last field file.
-fn ramp_run(blocks: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+fn ramp_run(blocks: &str, stream: u8) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("swept-compression-grid.in"), GRID).unwrap();
     run(&["ramp-inputs", "swept-compression-grid.in"], dir.path());
@@ -84,7 +84,7 @@ fn ramp_run(blocks: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         ],
         dir.path(),
     );
-    std::fs::write(dir.path().join("opencfd-scu.in"), control(blocks)).unwrap();
+    std::fs::write(dir.path().join("opencfd-scu.in"), control(blocks, stream)).unwrap();
     run(&["run", "opencfd-scu.in", "--out", "out"], dir.path());
     let last = dir.path().join("out/flow-00000005.safetensors");
     assert!(last.is_file(), "five steps of 0.01 reach END_TIME = 0.05");
@@ -97,7 +97,7 @@ fn array(fields: &std::collections::HashMap<String, Tensor>, name: &str) -> Vec<
 
 #[test]
 fn benchmark_settings_run_with_wall_inflow_and_closures() {
-    let (dir, last) = ramp_run("1 1 1");
+    let (dir, last) = ramp_run("1 1 1", 0);
     let fields = candle_core::safetensors::load(&last, &Device::Cpu).unwrap();
     let (u, v, t) = (
         array(&fields, "u"),
@@ -133,12 +133,15 @@ fn benchmark_settings_run_with_wall_inflow_and_closures() {
 }
 
 #[test]
-fn decomposed_ramp_runs_are_bitwise_identical() {
-    let (_one, single) = ramp_run("1 1 1");
-    let (_four, blocks) = ramp_run("2 2 1");
-    assert_eq!(
-        std::fs::read(&single).unwrap(),
-        std::fs::read(&blocks).unwrap(),
-        "2 × 2 × 1 blocks change the flow"
-    );
+fn decomposed_and_overlapped_ramp_runs_are_bitwise_identical() {
+    let (_one, single) = ramp_run("1 1 1", 0);
+    let single = std::fs::read(&single).unwrap();
+    // 1 × 2 × 1 blocks of 16 × 12 × 12 points have inner points for the overlap.
+    for (blocks, stream) in [("2 2 1", 0), ("1 2 1", 1), ("1 1 1", 1)] {
+        let (_dir, last) = ramp_run(blocks, stream);
+        assert!(
+            std::fs::read(&last).unwrap() == single,
+            "{blocks} blocks with STREAM = {stream} change the flow"
+        );
+    }
 }

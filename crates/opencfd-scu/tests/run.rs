@@ -94,7 +94,7 @@ fn keys_of_unimplemented_features_are_refused_by_name() {
             "IBC = 124\nBC_NPARA = 1 0 1 0 0\nBC_RPARA = 0 3.8 0.02 0 0.1 50 60\n",
             "IBC",
         ),
-        ("STREAM = 1\n", "STREAM"),
+        ("ANA_EVENT0 = 101 1\n", "ANA_EVENT"),
         ("CHARTERIC = 1\nSCHEME_INVIS = WENO7_SYMBO\n", "CHARTERIC"),
     ] {
         let base = SHIPPED

@@ -15,6 +15,9 @@ use crate::GHOST;
 use crate::geometry::{GEOMETRY_COMPONENTS, JACOBIAN, SENSOR};
 use crate::hybrid::HybridSensor;
 use crate::scheme::{Reconstruction, mirror};
+use std::ops::Range;
+
+use super::region::Region;
 use crate::split::steger_warming_primitive;
 
 /// How the reconstruction is chosen at each face.
@@ -51,6 +54,8 @@ pub struct InviscidFlux {
     /// boundary: the boundary point drops the flux part travelling into the domain (`F⁺`
     /// at the low end, `F⁻` at the high end).
     pub non_reflecting: [bool; 2],
+    /// The points written (all, or one pass of the interior/halo overlap).
+    pub region: Region,
 }
 
 /// One batch of lines along the sweep direction: `lanes` lines whose first points are
@@ -62,6 +67,32 @@ struct Batch {
     lane_stride: usize,
     stride: usize,
     len: usize,
+    segment: Segment,
+}
+
+/// The points of its lines a batch writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    /// The whole interior.
+    Full,
+    /// The inner range ([`Region::inner_range`]).
+    Middle,
+    /// The interior outside the inner range.
+    Ends,
+}
+
+impl Segment {
+    /// Padded index ranges of the written points on a line of padded length `len`.
+    fn writes(self, len: usize) -> [Range<usize>; 2] {
+        let interior = GHOST..len - GHOST;
+        let inner = Region::inner_range(len);
+        match self {
+            Segment::Full => [interior, 0..0],
+            Segment::Middle => [inner, 0..0],
+            Segment::Ends if inner.is_empty() => [interior, 0..0],
+            Segment::Ends => [GHOST..inner.start, inner.end..len - GHOST],
+        }
+    }
 }
 
 impl Batch {
@@ -121,41 +152,61 @@ fn uniform_faces(
 }
 
 impl InviscidFlux {
+    /// The batches of lines of `region`: lines along the sweep direction, batched over
+    /// the lane direction, one batch per plane of the third direction; with the overlap,
+    /// split by lanes so that no batch computes points it does not write.
     fn batches(&self, shape: &FieldShape) -> Vec<Batch> {
-        let [nx, ny, nz] = shape.interior();
-        let stride = shape.stride(self.direction);
-        let len = shape.padded[self.direction];
-        let interior = |n: usize| GHOST..GHOST + n;
-        match self.direction {
-            // x lines batched over y: the lanes are rows, the lines contiguous.
-            0 => interior(nz)
-                .map(|k| Batch {
-                    base: shape.at(0, GHOST, k),
-                    lanes: ny,
-                    lane_stride: shape.stride(1),
-                    stride,
-                    len,
-                })
-                .collect(),
-            1 => interior(nz)
-                .map(|k| Batch {
-                    base: shape.at(GHOST, 0, k),
-                    lanes: nx,
-                    lane_stride: 1,
-                    stride,
-                    len,
-                })
-                .collect(),
-            _ => interior(ny)
-                .map(|j| Batch {
-                    base: shape.at(GHOST, j, 0),
-                    lanes: nx,
-                    lane_stride: 1,
-                    stride,
-                    len,
-                })
-                .collect(),
+        let d = self.direction;
+        // (lane direction, batch direction): rows for x lines, x for y and z lines.
+        let (lane_dim, batch_dim) = match d {
+            0 => (1, 2),
+            1 => (0, 2),
+            _ => (0, 1),
+        };
+        let padded = shape.padded;
+        let interior = |dim: usize| GHOST..padded[dim] - GHOST;
+        let inner = |dim: usize| Region::inner_range(padded[dim]);
+        let batch = |plane: usize, lanes: Range<usize>, segment: Segment| {
+            let mut first = [GHOST; 3];
+            first[d] = 0;
+            first[batch_dim] = plane;
+            first[lane_dim] = lanes.start;
+            Batch {
+                base: shape.at(first[0], first[1], first[2]),
+                lanes: lanes.len(),
+                lane_stride: shape.stride(lane_dim),
+                stride: shape.stride(d),
+                len: padded[d],
+                segment,
+            }
+        };
+        let mut out = Vec::new();
+        for plane in interior(batch_dim) {
+            match self.region {
+                Region::All => out.push(batch(plane, interior(lane_dim), Segment::Full)),
+                Region::Inner => {
+                    if inner(batch_dim).contains(&plane) && !inner(lane_dim).is_empty() {
+                        out.push(batch(plane, inner(lane_dim), Segment::Middle));
+                    }
+                }
+                Region::Outer => {
+                    let lanes = inner(lane_dim);
+                    if !inner(batch_dim).contains(&plane) || lanes.is_empty() {
+                        out.push(batch(plane, interior(lane_dim), Segment::Full));
+                    } else {
+                        out.push(batch(plane, GHOST..lanes.start, Segment::Full));
+                        out.push(batch(
+                            plane,
+                            lanes.end..padded[lane_dim] - GHOST,
+                            Segment::Full,
+                        ));
+                        out.push(batch(plane, lanes, Segment::Ends));
+                    }
+                }
+            }
         }
+        out.retain(|b| b.lanes > 0);
+        out
     }
 
     fn sweep(
@@ -174,7 +225,11 @@ impl InviscidFlux {
         scratch.minus.resize(size, 0.0);
         scratch.faces.resize(size, 0.0);
         let metric_offset = 3 * self.direction;
-        for p in 0..len {
+        let writes = batch.segment.writes(len);
+        let writes = writes.iter().filter(|w| !w.is_empty());
+        // A written point reads the split fluxes of points up to GHOST away.
+        let split_points = writes.clone().flat_map(|w| w.start - GHOST..w.end + GHOST);
+        for p in split_points {
             for lane in 0..lanes {
                 let at = batch.at(p, lane);
                 let density = primitives[DENSITY * plane + at];
@@ -202,49 +257,55 @@ impl InviscidFlux {
             }
         }
 
-        // Face p + ½ for p in GHOST-1 ..= len-GHOST-1 needs points p-3 ..= p+4.
-        let (first, last) = (GHOST - 1, len - GHOST - 1);
-        match self.face_schemes(batch, shape, geometry, scratch) {
-            FaceSchemes::Uniform(scheme) => match scheme {
-                Reconstruction::Up7 => uniform_faces(
-                    |s| Reconstruction::Up7.reconstruct(s),
-                    scratch,
-                    len,
-                    lanes,
-                    first,
-                    last,
-                ),
-                Reconstruction::Weno5 => uniform_faces(
-                    |s| Reconstruction::Weno5.reconstruct(s),
-                    scratch,
-                    len,
-                    lanes,
-                    first,
-                    last,
-                ),
-                Reconstruction::Weno7 => uniform_faces(
-                    |s| Reconstruction::Weno7.reconstruct(s),
-                    scratch,
-                    len,
-                    lanes,
-                    first,
-                    last,
-                ),
-                other => uniform_faces(|s| other.reconstruct(s), scratch, len, lanes, first, last),
-            },
-            FaceSchemes::PerFace => {
-                for c in 0..5 {
-                    for p in first..=last {
-                        for lane in 0..lanes {
-                            let scheme = scratch.schemes[p * lanes + lane];
-                            let upwind: [f64; 8] = std::array::from_fn(|m| {
-                                scratch.plus[(c * len + p + m - 3) * lanes + lane]
-                            });
-                            let downwind: [f64; 8] = std::array::from_fn(|m| {
-                                scratch.minus[(c * len + p + 4 - m) * lanes + lane]
-                            });
-                            scratch.faces[(c * len + p) * lanes + lane] =
-                                scheme.reconstruct(&upwind) + scheme.reconstruct(&downwind);
+        // The faces p + ½ around the written points; face p + ½ reads points p-3 ..= p+4.
+        let face_ranges: Vec<(usize, usize)> =
+            writes.clone().map(|w| (w.start - 1, w.end - 1)).collect();
+        let schemes = self.face_schemes(batch, shape, geometry, scratch);
+        for &(first, last) in &face_ranges {
+            match schemes {
+                FaceSchemes::Uniform(scheme) => match scheme {
+                    Reconstruction::Up7 => uniform_faces(
+                        |s| Reconstruction::Up7.reconstruct(s),
+                        scratch,
+                        len,
+                        lanes,
+                        first,
+                        last,
+                    ),
+                    Reconstruction::Weno5 => uniform_faces(
+                        |s| Reconstruction::Weno5.reconstruct(s),
+                        scratch,
+                        len,
+                        lanes,
+                        first,
+                        last,
+                    ),
+                    Reconstruction::Weno7 => uniform_faces(
+                        |s| Reconstruction::Weno7.reconstruct(s),
+                        scratch,
+                        len,
+                        lanes,
+                        first,
+                        last,
+                    ),
+                    other => {
+                        uniform_faces(|s| other.reconstruct(s), scratch, len, lanes, first, last)
+                    }
+                },
+                FaceSchemes::PerFace => {
+                    for c in 0..5 {
+                        for p in first..=last {
+                            for lane in 0..lanes {
+                                let scheme = scratch.schemes[p * lanes + lane];
+                                let upwind: [f64; 8] = std::array::from_fn(|m| {
+                                    scratch.plus[(c * len + p + m - 3) * lanes + lane]
+                                });
+                                let downwind: [f64; 8] = std::array::from_fn(|m| {
+                                    scratch.minus[(c * len + p + 4 - m) * lanes + lane]
+                                });
+                                scratch.faces[(c * len + p) * lanes + lane] =
+                                    scheme.reconstruct(&upwind) + scheme.reconstruct(&downwind);
+                            }
                         }
                     }
                 }
@@ -252,10 +313,10 @@ impl InviscidFlux {
         }
 
         if self.closures.contains(&true) {
-            self.close_boundary_faces(batch, scratch);
+            self.close_boundary_faces(batch, scratch, &face_ranges);
         }
 
-        for p in GHOST..len - GHOST {
+        for p in writes.clone().flat_map(|w| w.clone()) {
             for lane in 0..lanes {
                 let at = batch.at(p, lane);
                 let scale = -geometry[JACOBIAN * plane + at] / self.spacing;
@@ -271,7 +332,7 @@ impl InviscidFlux {
         // Non-reflecting ends: the boundary point gives back the part of its difference
         // carried by the flux travelling into the domain.
         for (end, p, incoming_is_plus) in [(0, GHOST, true), (1, len - GHOST - 1, false)] {
-            if !self.non_reflecting[end] {
+            if !self.non_reflecting[end] || !writes.clone().any(|w| w.contains(&p)) {
                 continue;
             }
             for lane in 0..lanes {
@@ -331,7 +392,12 @@ impl InviscidFlux {
     }
 
     /// Recomputes the faces near closed ends (the first 6 and the last 7 of a line).
-    fn close_boundary_faces(&self, batch: Batch, scratch: &mut Scratch) {
+    fn close_boundary_faces(
+        &self,
+        batch: Batch,
+        scratch: &mut Scratch,
+        computed: &[(usize, usize)],
+    ) {
         let Batch { lanes, len, .. } = batch;
         let (first, last) = (GHOST - 1, len - GHOST - 1);
         let near_low = first..=(first + 5).min(last);
@@ -345,6 +411,12 @@ impl InviscidFlux {
         }
         faces.sort_unstable();
         faces.dedup();
+        // Only the faces this batch computed (with the overlap, a pass computes a part).
+        faces.retain(|p| {
+            computed
+                .iter()
+                .any(|&(first, last)| (first..=last).contains(p))
+        });
         for c in 0..5 {
             for &p in &faces {
                 for lane in 0..lanes {

@@ -8,6 +8,7 @@
 pub mod halo;
 pub mod inviscid;
 pub mod primitives;
+pub mod region;
 pub mod runge_kutta;
 pub mod storage;
 pub mod viscous;

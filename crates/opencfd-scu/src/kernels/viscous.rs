@@ -17,6 +17,8 @@ use crate::gas::Gas;
 use crate::geometry::{GEOMETRY_COMPONENTS, JACOBIAN};
 use crate::scheme::CentralDifference;
 
+use super::region::Region;
+
 /// Components of the viscous flux field: 4 per direction.
 pub const VISCOUS_COMPONENTS: usize = 12;
 
@@ -33,6 +35,8 @@ pub struct ViscousFlux {
     /// `[direction][low, high]`: the block's faces with the official one-sided
     /// closures (`DIF_BOUND`; see [`CentralDifference::derivative_dif_bound`]).
     pub closures: [[bool; 2]; 3],
+    /// The points written (all, or one pass of the interior/halo overlap).
+    pub region: Region,
 }
 
 /// Adds the divergence of the viscous fluxes (`rhs.inplace_op3(&flux, &geometry, &op)`).
@@ -44,6 +48,8 @@ pub struct ViscousDivergence {
     pub spacing: [f64; 3],
     /// As [`ViscousFlux::closures`].
     pub closures: [[bool; 2]; 3],
+    /// As [`ViscousFlux::region`].
+    pub region: Region,
 }
 
 /// Where a point lies along one direction of a block: its interior index, the number
@@ -140,6 +146,9 @@ impl ViscousFlux {
         (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
             for j in GHOST..GHOST + ny {
                 for i in GHOST..GHOST + nx {
+                    if !self.region.contains(shape.padded, [i, j, k]) {
+                        continue;
+                    }
                     let at = shape.at(i, j, k);
                     let index = [i - GHOST, j - GHOST, k - GHOST];
                     let position = |d: usize| LinePosition {
@@ -258,6 +267,9 @@ impl ViscousDivergence {
         (GHOST..GHOST + nz).into_par_iter().for_each(|k| {
             for j in GHOST..GHOST + ny {
                 for i in GHOST..GHOST + nx {
+                    if !self.region.contains(shape.padded, [i, j, k]) {
+                        continue;
+                    }
                     let at = shape.at(i, j, k);
                     let index = [i - GHOST, j - GHOST, k - GHOST];
                     let jacobian = geometry[JACOBIAN * plane + at];

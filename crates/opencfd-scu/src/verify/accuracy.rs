@@ -37,6 +37,7 @@ fn periodic_config(scheme: Reconstruction, dt: f64) -> SolverConfig {
         closures: [[false; 2]; 3],
         non_reflecting: [[false; 2]; 3],
         jacobian_closures: None,
+        overlap: false,
     }
 }
 

@@ -35,6 +35,7 @@ fn taylor_green_config(
         closures: [[false; 2]; 3],
         non_reflecting: [[false; 2]; 3],
         jacobian_closures: None,
+        overlap: false,
     })
 }
 

@@ -31,6 +31,7 @@ fn euler_config(dt: f64) -> SolverConfig {
         closures: [[false; 2]; 3],
         non_reflecting: [[false; 2]; 3],
         jacobian_closures: None,
+        overlap: false,
     }
 }
 
