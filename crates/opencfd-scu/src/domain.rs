@@ -341,7 +341,9 @@ impl Domain {
         let [nx, ny, nz] = self.global.dims();
         // Every rank owns at least one block (checked when the domain was cut).
         let components = field(&self.blocks[0]).dim(0)?;
-        let mut out = vec![0.0; components * nx * ny * nz];
+        // −0 is the exact identity of addition (x + −0 = x, also for x = −0), so the
+        // sum over ranks below returns each owner's value bit for bit, signed zeros too.
+        let mut out = vec![-0.0; components * nx * ny * nz];
         for block in &self.blocks {
             let values: Vec<f64> = field(block)
                 .to_dtype(DType::F64)?

@@ -3,6 +3,8 @@
 //! process with one block, also with the interior/halo overlap (`STREAM = 1`).
 #![cfg(feature = "mpi")]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -81,4 +83,37 @@ fn two_and_four_ranks_write_the_single_block_flow_byte_for_byte() {
             "{ranks} ranks with STREAM = {stream} wrote a different flow"
         );
     }
+}
+
+#[test]
+fn the_ramp_on_two_ranks_writes_the_single_block_flow_byte_for_byte() {
+    // Wall, inflow, closures and the overlap; its blowing velocity has signed zeros,
+    // which the gather must keep.
+    let dir = common::prepare();
+    let write = |name: &str, blocks: &str, stream: u8| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, common::control(blocks, stream)).unwrap();
+        path
+    };
+    write("single.in", "1 1 1", 0);
+    common::run(&["run", "single.in", "--out", "single"], dir.path());
+    write("split.in", "1 2 1", 1);
+    let output = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-n", "2"])
+        .arg(common::BINARY)
+        .args(["run", "split.in", "--mpi", "--out", "split"])
+        .current_dir(dir.path())
+        .output()
+        .expect("mpirun (Open MPI) must be installed for the mpi feature's tests");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file =
+        |run: &str| std::fs::read(dir.path().join(run).join("flow-00000005.safetensors")).unwrap();
+    assert!(
+        file("split") == file("single"),
+        "2 ranks wrote a different ramp flow"
+    );
 }
