@@ -300,6 +300,13 @@ pub fn run_on(
     let [nx, ny, nz] = control.grid;
     let extent = Extent::new(nx, ny, nz);
     let mesh = options.inputs.join(MESH_FILE);
+    if control.ibc == COMPRESSION_RAMP_IBC && !mesh.is_file() {
+        return Err(CfdError::Config(format!(
+            "IBC = 108 runs on the ramp's grid file {}, which is missing (write it with \
+             `opencfd-scu ramp-inputs`)",
+            mesh.display()
+        )));
+    }
     let (grid, grid_source) = if mesh.is_file() {
         (
             read_mesh(&mesh, extent, control.periodic)?,

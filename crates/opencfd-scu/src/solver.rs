@@ -245,7 +245,6 @@ impl Solver {
                 for (sensor, primitives) in self.sensors.iter().zip(&self.primitives) {
                     sensor.inplace_op2(primitives, &JamesonSensor)?;
                 }
-                self.domain.exchange(|b| self.sensors[b].clone())?;
             }
             HybridStyle::Gradient => {
                 // The official code differentiates with the viscous scheme (CD6 for Euler runs).
@@ -299,9 +298,11 @@ impl Solver {
                         })?;
                     }
                 }
-                self.domain.exchange_to_edges(|b| self.sensors[b].clone())?;
             }
         }
+        // Faces next to a domain edge read the ghost just outside: zero-gradient there,
+        // also on faces whose flow a boundary condition sets.
+        self.domain.exchange_to_edges(|b| self.sensors[b].clone())?;
         for (block, sensor) in blocks.iter().zip(&self.sensors) {
             block.geometry.inplace_op2(sensor, &StoreSensor)?;
         }

@@ -1,5 +1,7 @@
 //! `opencfd-scu run` on control files.
 
+mod common;
+
 use opencfd_scu::control::Control;
 use opencfd_scu::run::{InitialField, RunOptions, run, solver_config};
 
@@ -108,4 +110,14 @@ fn keys_of_unimplemented_features_are_refused_by_name() {
         let error = solver_config(&control).unwrap_err().to_string();
         assert!(error.starts_with(key), "{error}");
     }
+}
+
+#[test]
+fn the_ramp_without_its_grid_file_is_refused_naming_the_file() {
+    let control = Control::parse(&common::control("1 1 1", 0), "ramp.in").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = taylor_green_options(dir.path());
+    options.initial = InitialField::Control;
+    let error = run(&control, &options, |_| {}).unwrap_err().to_string();
+    assert!(error.contains("OCFD3d-Mesh.dat"), "{error}");
 }
